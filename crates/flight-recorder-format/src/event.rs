@@ -1,0 +1,178 @@
+//! Event kinds and the encoding of one event inside a chunk.
+//!
+//! An event is one kind byte, a varint timestamp delta (in clock units, from the previous event of
+//! the same chunk or from the chunk's base time), then as many varint arguments as its kind
+//! declares, then, for kinds that carry one, a varint length and that many payload bytes.
+//!
+//! Every file carries a table of the kinds it uses (byte, argument count, payload flag, name), so
+//! a reader can step over kinds it does not know.
+
+use crate::varint;
+
+/// The most arguments one event carries.
+pub const MAX_ARGS: usize = 4;
+
+/// The largest payload one event carries; longer payloads are cut to this length when recorded.
+pub const MAX_PAYLOAD: usize = 4096;
+
+/// The most bytes one event can take when encoded (kind, delta, arguments, payload length and
+/// payload).
+pub const MAX_EVENT_LEN: usize = 1 + varint::MAX_LEN * (2 + MAX_ARGS) + MAX_PAYLOAD;
+
+macro_rules! event_kinds {
+    ($( $(#[$doc:meta])* $name:ident = $byte:literal, $text:literal, args: $args:literal, payload: $payload:literal; )*) => {
+        /// What an event records. The byte values are part of the file format and never change.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum EventKind {
+            $( $(#[$doc])* $name = $byte, )*
+        }
+
+        impl EventKind {
+            /// Every kind this version of the format defines.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$name,)*];
+
+            /// The kind with this byte value, if this version defines one.
+            pub fn from_byte(byte: u8) -> Option<EventKind> {
+                match byte {
+                    $( $byte => Some(EventKind::$name), )*
+                    _ => None,
+                }
+            }
+
+            /// The kind's name as written in files and shown by tools.
+            pub fn name(self) -> &'static str {
+                match self { $( EventKind::$name => $text, )* }
+            }
+
+            /// How many varint arguments follow the timestamp delta.
+            pub fn arg_count(self) -> usize {
+                match self { $( EventKind::$name => $args, )* }
+            }
+
+            /// Whether a length-prefixed payload follows the arguments.
+            pub fn has_payload(self) -> bool {
+                match self { $( EventKind::$name => $payload, )* }
+            }
+        }
+    };
+}
+
+event_kinds! {
+    /// A thread recorded its first event. Arguments: none (the thread is described in the
+    /// threads table).
+    ThreadStart = 1, "thread_start", args: 0, payload: false;
+    /// A thread is exiting. Arguments: none.
+    ThreadExit = 2, "thread_exit", args: 0, payload: false;
+    /// A user region began on this thread. Arguments: name (string id).
+    RegionBegin = 3, "region_begin", args: 1, payload: false;
+    /// A user region ended on this thread. Arguments: name (string id).
+    RegionEnd = 4, "region_end", args: 1, payload: false;
+    /// A user log message. Arguments: category (string id). Payload: the message, UTF-8.
+    Log = 5, "log", args: 1, payload: true;
+    /// An async task was spawned. Arguments: task id, spawn location id (0 = unknown), parent
+    /// task id (0 = none).
+    TaskSpawn = 16, "task_spawn", args: 3, payload: false;
+    /// A task's poll began on this thread. Arguments: task id.
+    PollStart = 17, "poll_start", args: 1, payload: false;
+    /// A task's poll ended. Arguments: task id, 1 if the task completed (ready), else 0.
+    PollEnd = 18, "poll_end", args: 2, payload: false;
+    /// A task was woken. Arguments: task id, waking task id (0 = woken from outside a task).
+    TaskWake = 19, "task_wake", args: 2, payload: false;
+    /// A task ended and was released. Arguments: task id.
+    TaskTerminate = 20, "task_terminate", args: 1, payload: false;
+    /// A runtime worker thread parked (went idle). Arguments: none.
+    WorkerPark = 21, "worker_park", args: 0, payload: false;
+    /// A runtime worker thread unparked (woke up). Arguments: none.
+    WorkerUnpark = 22, "worker_unpark", args: 0, payload: false;
+}
+
+/// How an event of a given kind byte is laid out; read from a file's kinds table so that kinds
+/// unknown to this reader can still be skipped and named.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KindInfo {
+    /// The kind byte.
+    pub byte: u8,
+    /// How many varint arguments follow the timestamp delta.
+    pub arg_count: u8,
+    /// Whether a length-prefixed payload follows the arguments.
+    pub has_payload: bool,
+    /// The kind's name.
+    pub name: String,
+}
+
+impl From<EventKind> for KindInfo {
+    fn from(kind: EventKind) -> Self {
+        KindInfo {
+            byte: kind as u8,
+            arg_count: kind.arg_count() as u8,
+            has_payload: kind.has_payload(),
+            name: kind.name().to_string(),
+        }
+    }
+}
+
+/// Encodes one event into `out` and returns the number of bytes written.
+///
+/// `args` must hold exactly `kind.arg_count()` values and `payload` must be empty for kinds that
+/// carry none; a payload longer than [`MAX_PAYLOAD`] is cut. `out` needs room for
+/// `1 + 10 * (2 + args.len()) + payload.len()` bytes at most.
+///
+/// # Panics
+///
+/// Panics if `out` is too short.
+#[inline(always)]
+pub fn encode_event(
+    kind: EventKind,
+    delta: u64,
+    args: &[u64],
+    payload: &[u8],
+    out: &mut [u8],
+) -> usize {
+    debug_assert_eq!(args.len(), kind.arg_count());
+    out[0] = kind as u8;
+    let mut n = 1;
+    n += varint::encode(delta, &mut out[n..]);
+    for &arg in args {
+        n += varint::encode(arg, &mut out[n..]);
+    }
+    if kind.has_payload() {
+        let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
+        n += varint::encode(payload.len() as u64, &mut out[n..]);
+        out[n..n + payload.len()].copy_from_slice(payload);
+        n += payload.len();
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_bytes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &kind in EventKind::ALL {
+            assert!(seen.insert(kind as u8), "duplicate byte for {kind:?}");
+            assert_eq!(EventKind::from_byte(kind as u8), Some(kind));
+            assert!(kind.arg_count() <= MAX_ARGS);
+        }
+        assert_eq!(EventKind::from_byte(0), None);
+        assert_eq!(EventKind::from_byte(255), None);
+    }
+
+    #[test]
+    fn poll_start_with_small_delta_takes_three_bytes() {
+        let mut out = [0u8; 64];
+        let n = encode_event(EventKind::PollStart, 100, &[42], &[], &mut out);
+        assert_eq!(&out[..n], &[17, 100, 42]);
+    }
+
+    #[test]
+    fn long_payload_is_cut() {
+        let mut out = vec![0u8; MAX_EVENT_LEN];
+        let payload = vec![b'x'; MAX_PAYLOAD + 100];
+        let n = encode_event(EventKind::Log, 0, &[1], &payload, &mut out);
+        assert_eq!(n, 1 + 1 + 1 + 2 + MAX_PAYLOAD);
+    }
+}

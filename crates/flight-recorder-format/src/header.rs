@@ -1,0 +1,319 @@
+//! The header record: who wrote the file, why, with which settings, and how its clock maps to
+//! real time.
+//!
+//! The payload is a list of fields `(key varint, len varint, value[len])`; integers are varints
+//! inside the value, strings are UTF-8. Readers skip keys they do not know, so fields can be added
+//! in minor versions.
+
+use crate::varint;
+
+/// One reading of the trace clock, the OS monotonic clock and the wall clock, taken together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClockSample {
+    /// The trace clock (CPU timestamp counter ticks, or monotonic nanoseconds).
+    pub ticks: u64,
+    /// `CLOCK_MONOTONIC`, nanoseconds.
+    pub monotonic_ns: u64,
+    /// Wall clock, nanoseconds since the Unix epoch (UTC).
+    pub wall_ns: u64,
+}
+
+/// How the trace clock maps to nanoseconds and to dates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockCalibration {
+    /// The trace clock's source: `"tsc"` (CPU timestamp counter) or `"monotonic"`.
+    pub source: String,
+    /// Event times are stored in units of `2^unit_shift` ticks.
+    pub unit_shift: u8,
+    /// The first calibration sample.
+    pub start: ClockSample,
+    /// The second calibration sample, taken later; the rate between the two gives the tick
+    /// frequency.
+    pub end: ClockSample,
+}
+
+impl ClockCalibration {
+    /// A converter from stored time units to Unix nanoseconds.
+    pub fn converter(&self) -> TimeConverter {
+        let ticks = self.end.ticks.saturating_sub(self.start.ticks);
+        let nanos = self.end.monotonic_ns.saturating_sub(self.start.monotonic_ns);
+        // Nanoseconds per tick in fixed point; a degenerate calibration falls back to 1.
+        let ns_per_tick_fp = if ticks == 0 || nanos == 0 {
+            1u128 << FRAC_BITS
+        } else {
+            (((nanos as u128) << FRAC_BITS) + ticks as u128 / 2) / ticks as u128
+        };
+        TimeConverter {
+            unit_shift: self.unit_shift.min(32),
+            origin_ticks: self.start.ticks,
+            origin_wall_ns: self.start.wall_ns,
+            ns_per_tick_fp,
+        }
+    }
+}
+
+/// Fractional bits of the nanoseconds-per-tick ratio: tick counts below 2^64 times a ratio below
+/// 2^24 stay within 128 bits.
+const FRAC_BITS: u32 = 40;
+
+/// Converts stored time units to nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct TimeConverter {
+    unit_shift: u8,
+    origin_ticks: u64,
+    origin_wall_ns: u64,
+    ns_per_tick_fp: u128,
+}
+
+impl TimeConverter {
+    /// The Unix time in nanoseconds of a stored time value.
+    #[inline]
+    pub fn unix_ns(&self, units: u64) -> u64 {
+        let ticks = units.checked_shl(u32::from(self.unit_shift)).unwrap_or(u64::MAX);
+        let (delta, negative) = if ticks >= self.origin_ticks {
+            (ticks - self.origin_ticks, false)
+        } else {
+            (self.origin_ticks - ticks, true)
+        };
+        let ns = scale(delta, self.ns_per_tick_fp);
+        if negative {
+            self.origin_wall_ns.saturating_sub(ns)
+        } else {
+            self.origin_wall_ns.saturating_add(ns)
+        }
+    }
+
+    /// Nanoseconds spanned by a number of stored time units.
+    #[inline]
+    pub fn units_to_ns(&self, units: u64) -> u64 {
+        let ticks = units.checked_shl(u32::from(self.unit_shift)).unwrap_or(u64::MAX);
+        scale(ticks, self.ns_per_tick_fp)
+    }
+}
+
+/// `ticks * ratio`, rounded to the nearest nanosecond, saturating.
+#[inline]
+fn scale(ticks: u64, ratio_fp: u128) -> u64 {
+    let product = (ticks as u128).saturating_mul(ratio_fp);
+    (product.saturating_add(1 << (FRAC_BITS - 1)) >> FRAC_BITS).min(u64::MAX as u128) as u64
+}
+
+/// The contents of the header record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// `"flight-recorder"` for a snapshot of the in-memory window, `"trace"` for a full trace.
+    pub mode: String,
+    /// Why the file was written (`"manual"`, `"periodic"`, a trigger name, …).
+    pub reason: String,
+    /// A short tag given with the reason (may be empty).
+    pub tag: String,
+    /// The program's name.
+    pub program: String,
+    /// The process id.
+    pub pid: u64,
+    /// The host name.
+    pub host: String,
+    /// The command line, arguments separated by spaces.
+    pub cmdline: String,
+    /// The version of the recorder that wrote the file.
+    pub recorder_version: String,
+    /// The clock calibration.
+    pub clock: ClockCalibration,
+    /// The flight recorder's `min_age` setting, nanoseconds (0 for a full trace).
+    pub min_age_ns: u64,
+    /// The flight recorder's `max_bytes` setting (0 for a full trace).
+    pub max_bytes: u64,
+    /// The size of a thread's event buffer, bytes.
+    pub chunk_size: u64,
+}
+
+mod key {
+    pub const MODE: u64 = 1;
+    pub const REASON: u64 = 2;
+    pub const TAG: u64 = 3;
+    pub const PROGRAM: u64 = 4;
+    pub const PID: u64 = 5;
+    pub const HOST: u64 = 6;
+    pub const CMDLINE: u64 = 7;
+    pub const RECORDER_VERSION: u64 = 8;
+    pub const CLOCK_SOURCE: u64 = 9;
+    pub const UNIT_SHIFT: u64 = 10;
+    pub const START_TICKS: u64 = 11;
+    pub const START_MONOTONIC: u64 = 12;
+    pub const START_WALL: u64 = 13;
+    pub const END_TICKS: u64 = 14;
+    pub const END_MONOTONIC: u64 = 15;
+    pub const END_WALL: u64 = 16;
+    pub const MIN_AGE_NS: u64 = 17;
+    pub const MAX_BYTES: u64 = 18;
+    pub const CHUNK_SIZE: u64 = 19;
+}
+
+impl Header {
+    /// Encodes the header record's payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        let text = |key: u64, value: &str, out: &mut Vec<u8>| {
+            varint::push(key, out);
+            varint::push(value.len() as u64, out);
+            out.extend_from_slice(value.as_bytes());
+        };
+        text(key::MODE, &self.mode, &mut out);
+        text(key::REASON, &self.reason, &mut out);
+        text(key::TAG, &self.tag, &mut out);
+        text(key::PROGRAM, &self.program, &mut out);
+        text(key::HOST, &self.host, &mut out);
+        text(key::CMDLINE, &self.cmdline, &mut out);
+        text(key::RECORDER_VERSION, &self.recorder_version, &mut out);
+        text(key::CLOCK_SOURCE, &self.clock.source, &mut out);
+        let c = &self.clock;
+        let numbers = [
+            (key::PID, self.pid),
+            (key::UNIT_SHIFT, u64::from(c.unit_shift)),
+            (key::START_TICKS, c.start.ticks),
+            (key::START_MONOTONIC, c.start.monotonic_ns),
+            (key::START_WALL, c.start.wall_ns),
+            (key::END_TICKS, c.end.ticks),
+            (key::END_MONOTONIC, c.end.monotonic_ns),
+            (key::END_WALL, c.end.wall_ns),
+            (key::MIN_AGE_NS, self.min_age_ns),
+            (key::MAX_BYTES, self.max_bytes),
+            (key::CHUNK_SIZE, self.chunk_size),
+        ];
+        for (key, value) in numbers {
+            varint::push(key, &mut out);
+            varint::push(varint::encoded_len(value) as u64, &mut out);
+            varint::push(value, &mut out);
+        }
+        out
+    }
+
+    /// Decodes a header record's payload; unknown keys are skipped. Returns a description of the
+    /// problem for a malformed payload.
+    pub fn decode(payload: &[u8]) -> Result<Header, &'static str> {
+        let mut header = Header {
+            mode: String::new(),
+            reason: String::new(),
+            tag: String::new(),
+            program: String::new(),
+            pid: 0,
+            host: String::new(),
+            cmdline: String::new(),
+            recorder_version: String::new(),
+            clock: ClockCalibration {
+                source: String::new(),
+                unit_shift: 0,
+                start: ClockSample::default(),
+                end: ClockSample::default(),
+            },
+            min_age_ns: 0,
+            max_bytes: 0,
+            chunk_size: 0,
+        };
+        let mut pos = 0;
+        while pos < payload.len() {
+            let key = varint::decode(payload, &mut pos).ok_or("bad header field key")?;
+            let len = varint::decode(payload, &mut pos).ok_or("bad header field length")?;
+            let end = pos
+                .checked_add(usize::try_from(len).map_err(|_| "bad header field length")?)
+                .filter(|&end| end <= payload.len())
+                .ok_or("header field runs past the record")?;
+            let value = &payload[pos..end];
+            pos = end;
+            let text = || String::from_utf8_lossy(value).into_owned();
+            let number = || {
+                let mut p = 0;
+                varint::decode(value, &mut p).ok_or("bad header number")
+            };
+            match key {
+                key::MODE => header.mode = text(),
+                key::REASON => header.reason = text(),
+                key::TAG => header.tag = text(),
+                key::PROGRAM => header.program = text(),
+                key::HOST => header.host = text(),
+                key::CMDLINE => header.cmdline = text(),
+                key::RECORDER_VERSION => header.recorder_version = text(),
+                key::CLOCK_SOURCE => header.clock.source = text(),
+                key::PID => header.pid = number()?,
+                key::UNIT_SHIFT => header.clock.unit_shift = number()?.min(32) as u8,
+                key::START_TICKS => header.clock.start.ticks = number()?,
+                key::START_MONOTONIC => header.clock.start.monotonic_ns = number()?,
+                key::START_WALL => header.clock.start.wall_ns = number()?,
+                key::END_TICKS => header.clock.end.ticks = number()?,
+                key::END_MONOTONIC => header.clock.end.monotonic_ns = number()?,
+                key::END_WALL => header.clock.end.wall_ns = number()?,
+                key::MIN_AGE_NS => header.min_age_ns = number()?,
+                key::MAX_BYTES => header.max_bytes = number()?,
+                key::CHUNK_SIZE => header.chunk_size = number()?,
+                _ => {}
+            }
+        }
+        Ok(header)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calibration() -> ClockCalibration {
+        ClockCalibration {
+            source: "tsc".into(),
+            unit_shift: 1,
+            start: ClockSample {
+                ticks: 3_000_000_000,
+                monotonic_ns: 1_000_000_000,
+                wall_ns: 1_700_000_000_000_000_000,
+            },
+            end: ClockSample {
+                ticks: 6_000_000_000,
+                monotonic_ns: 2_000_000_000,
+                wall_ns: 1_700_000_001_000_000_000,
+            },
+        }
+    }
+
+    #[test]
+    fn converter_maps_ticks_to_unix_time() {
+        let conv = calibration().converter();
+        // 3 GHz, units of 2 ticks: 1.5e9 units past the origin's 1.5e9 units = 1 s later.
+        assert_eq!(conv.unix_ns(1_500_000_000), 1_700_000_000_000_000_000);
+        assert_eq!(conv.unix_ns(3_000_000_000), 1_700_000_001_000_000_000);
+        assert_eq!(conv.units_to_ns(3), 2);
+        // Before the origin.
+        assert_eq!(conv.unix_ns(0), 1_699_999_999_000_000_000);
+    }
+
+    #[test]
+    fn header_round_trips_and_skips_unknown_keys() {
+        let header = Header {
+            mode: "flight-recorder".into(),
+            reason: "manual".into(),
+            tag: "slow_request".into(),
+            program: "demo".into(),
+            pid: 4242,
+            host: "box".into(),
+            cmdline: "demo --flag".into(),
+            recorder_version: "0.1.0".into(),
+            clock: calibration(),
+            min_age_ns: 10_000_000_000,
+            max_bytes: 10 << 20,
+            chunk_size: 65536,
+        };
+        let mut payload = header.encode();
+        // An unknown field from a later minor version.
+        varint::push(999, &mut payload);
+        varint::push(3, &mut payload);
+        payload.extend_from_slice(b"new");
+        assert_eq!(Header::decode(&payload), Ok(header));
+    }
+
+    #[test]
+    fn header_field_past_the_end_is_an_error() {
+        let mut payload = Vec::new();
+        varint::push(1, &mut payload);
+        varint::push(100, &mut payload);
+        payload.extend_from_slice(b"short");
+        assert!(Header::decode(&payload).is_err());
+    }
+}

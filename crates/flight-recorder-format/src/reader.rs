@@ -1,0 +1,568 @@
+//! A streaming reader: records are read one at a time, events decoded one at a time, so memory
+//! stays bounded by the largest record whatever the file's size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use crate::event::{EventKind, KindInfo, MAX_ARGS};
+use crate::header::{Header, TimeConverter};
+use crate::record::{
+    RecordType, MAGIC, MAX_RECORD_LEN, PREAMBLE_LEN, VERSION_MAJOR, VERSION_MINOR,
+};
+use crate::tables::{EntryReader, Location, ThreadInfo};
+use crate::varint;
+
+/// What went wrong while reading a trace file.
+#[derive(Debug)]
+pub enum ErrorKind {
+    /// The operating system failed to read the file.
+    Io(io::Error),
+    /// The file does not start with the trace magic: it is not a trace file.
+    BadMagic,
+    /// The file was written by an incompatible version of the format.
+    UnsupportedVersion {
+        /// The file's major version.
+        major: u16,
+        /// The file's minor version.
+        minor: u16,
+    },
+    /// The file ends in the middle of something.
+    Truncated(&'static str),
+    /// A record's checksum does not match its contents.
+    Checksum,
+    /// The contents are not valid for the format.
+    Malformed(&'static str),
+}
+
+/// An error while reading a trace file, with the byte offset where it was found.
+#[derive(Debug)]
+pub struct Error {
+    /// The byte offset in the file where the problem was found.
+    pub offset: u64,
+    /// What the problem is.
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = self.offset;
+        match &self.kind {
+            ErrorKind::Io(e) => write!(f, "read error at byte {at}: {e}"),
+            ErrorKind::BadMagic => write!(f, "not a flight-recorder trace (bad magic at byte {at})"),
+            ErrorKind::UnsupportedVersion { major, minor } => write!(
+                f,
+                "unsupported trace format version {major}.{minor} (this reader reads {VERSION_MAJOR}.x)"
+            ),
+            ErrorKind::Truncated(what) => write!(f, "truncated trace at byte {at}: {what}"),
+            ErrorKind::Checksum => write!(f, "corrupt trace at byte {at}: record checksum mismatch"),
+            ErrorKind::Malformed(what) => write!(f, "corrupt trace at byte {at}: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// One decoded event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// When the event happened, nanoseconds since the Unix epoch (UTC).
+    pub time_ns: u64,
+    /// The thread that recorded it (an id of the threads table).
+    pub thread: u64,
+    /// The kind byte; see [`Event::kind`].
+    pub kind_byte: u8,
+    /// The arguments; only the first [`Event::arg_count`] are meaningful.
+    pub args: [u64; MAX_ARGS],
+    /// How many arguments the event has.
+    pub arg_count: u8,
+    /// The payload (a log message), empty for kinds without one.
+    pub payload: Vec<u8>,
+}
+
+impl Event {
+    /// The event's kind, if this version of the format knows it.
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::from_byte(self.kind_byte)
+    }
+
+    /// The `i`-th argument, or 0 when the event has fewer.
+    pub fn arg(&self, i: usize) -> u64 {
+        if i < usize::from(self.arg_count) {
+            self.args[i]
+        } else {
+            0
+        }
+    }
+}
+
+/// Data the recorder reported as dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Chunks of events lost.
+    pub chunks: u64,
+    /// Bytes of events lost.
+    pub bytes: u64,
+}
+
+/// Reads a trace file record by record and event by event.
+pub struct TraceReader<R> {
+    input: R,
+    offset: u64,
+    header: Header,
+    converter: TimeConverter,
+    kinds: Vec<Option<KindInfo>>,
+    strings: HashMap<u64, String>,
+    locations: HashMap<u64, Location>,
+    threads: BTreeMap<u64, ThreadInfo>,
+    dropped: Dropped,
+    complete: bool,
+    done: bool,
+    chunks: u64,
+    chunk_bytes: u64,
+    record: Vec<u8>,
+    chunk: Chunk,
+}
+
+/// The chunk whose events are being decoded.
+#[derive(Default)]
+struct Chunk {
+    data: Vec<u8>,
+    pos: usize,
+    thread: u64,
+    units: u64,
+    /// File offset of `data[0]`.
+    offset: u64,
+}
+
+impl TraceReader<BufReader<File>> {
+    /// Opens a trace file and reads its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let file = File::open(path).map_err(|e| Error {
+            offset: 0,
+            kind: ErrorKind::Io(e),
+        })?;
+        TraceReader::new(BufReader::with_capacity(256 << 10, file))
+    }
+}
+
+impl<R: Read> TraceReader<R> {
+    /// Reads the magic, version and header record from `input`.
+    pub fn new(mut input: R) -> Result<Self, Error> {
+        let mut preamble = [0u8; PREAMBLE_LEN];
+        let got = read_up_to(&mut input, &mut preamble).map_err(|e| Error {
+            offset: 0,
+            kind: ErrorKind::Io(e),
+        })?;
+        if got < MAGIC.len() || preamble[..8] != MAGIC {
+            if got < MAGIC.len() && preamble[..got] == MAGIC[..got] {
+                return Err(Error {
+                    offset: got as u64,
+                    kind: ErrorKind::Truncated("file ends inside the magic"),
+                });
+            }
+            return Err(Error {
+                offset: 0,
+                kind: ErrorKind::BadMagic,
+            });
+        }
+        if got < PREAMBLE_LEN {
+            return Err(Error {
+                offset: got as u64,
+                kind: ErrorKind::Truncated("file ends inside the version"),
+            });
+        }
+        let major = u16::from_le_bytes([preamble[8], preamble[9]]);
+        let minor = u16::from_le_bytes([preamble[10], preamble[11]]);
+        if major != VERSION_MAJOR {
+            return Err(Error {
+                offset: 8,
+                kind: ErrorKind::UnsupportedVersion { major, minor },
+            });
+        }
+        let _ = VERSION_MINOR;
+        let mut reader = TraceReader {
+            input,
+            offset: PREAMBLE_LEN as u64,
+            header: Header::decode(&[]).expect("an empty header decodes"),
+            converter: crate::header::ClockCalibration {
+                source: String::new(),
+                unit_shift: 0,
+                start: Default::default(),
+                end: Default::default(),
+            }
+            .converter(),
+            kinds: vec![None; 256],
+            strings: HashMap::new(),
+            locations: HashMap::new(),
+            threads: BTreeMap::new(),
+            dropped: Dropped::default(),
+            complete: false,
+            done: false,
+            chunks: 0,
+            chunk_bytes: 0,
+            record: Vec::new(),
+            chunk: Chunk::default(),
+        };
+        for &kind in EventKind::ALL {
+            reader.kinds[kind as usize] = Some(KindInfo::from(kind));
+        }
+        let start = reader.offset;
+        match reader.read_record()? {
+            Some(RecordType::Header) => {
+                reader.header = Header::decode(&reader.record).map_err(|what| Error {
+                    offset: start,
+                    kind: ErrorKind::Malformed(what),
+                })?;
+                reader.converter = reader.header.clock.converter();
+                Ok(reader)
+            }
+            Some(_) => Err(Error {
+                offset: start,
+                kind: ErrorKind::Malformed("the first record is not a header"),
+            }),
+            None => Err(Error {
+                offset: start,
+                kind: ErrorKind::Truncated("file ends before the header"),
+            }),
+        }
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The converter from stored time units to Unix nanoseconds.
+    pub fn time_converter(&self) -> &TimeConverter {
+        &self.converter
+    }
+
+    /// The interned string with this id, as far as the file has been read.
+    pub fn string(&self, id: u64) -> Option<&str> {
+        self.strings.get(&id).map(String::as_str)
+    }
+
+    /// The source location with this id, as far as the file has been read.
+    pub fn location(&self, id: u64) -> Option<&Location> {
+        self.locations.get(&id)
+    }
+
+    /// The threads described so far, by id.
+    pub fn threads(&self) -> &BTreeMap<u64, ThreadInfo> {
+        &self.threads
+    }
+
+    /// The layout and name of an event kind, as far as the file has been read.
+    pub fn kind_info(&self, byte: u8) -> Option<&KindInfo> {
+        self.kinds[usize::from(byte)].as_ref()
+    }
+
+    /// Data the recorder reported as dropped, as far as the file has been read.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped
+    }
+
+    /// Whether the end record has been read (the file is complete).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.offset
+    }
+
+    /// Chunk records read so far and the event bytes they held.
+    pub fn chunk_stats(&self) -> (u64, u64) {
+        (self.chunks, self.chunk_bytes)
+    }
+
+    /// The next event in file order (events of one thread are in time order; threads' chunks
+    /// are interleaved). `Ok(None)` at the end of a complete file; an error for a damaged one,
+    /// after every intact event before the damage.
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        loop {
+            if self.chunk.pos < self.chunk.data.len() {
+                return self.decode_event().map(Some);
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let start = self.offset;
+            match self.read_record() {
+                Ok(Some(kind)) => self.absorb_record(kind, start)?,
+                Ok(None) => {
+                    self.done = true;
+                    if !self.complete {
+                        return Err(Error {
+                            offset: self.offset,
+                            kind: ErrorKind::Truncated("file ends without its end record"),
+                        });
+                    }
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Reads the rest of the file and returns every event, or the first error.
+    pub fn read_all_events(&mut self) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event()? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    fn fail(&mut self, offset: u64, what: &'static str) -> Error {
+        self.done = true;
+        self.chunk.data.clear();
+        self.chunk.pos = 0;
+        Error {
+            offset,
+            kind: ErrorKind::Malformed(what),
+        }
+    }
+
+    fn absorb_record(&mut self, kind: RecordType, start: u64) -> Result<(), Error> {
+        let payload_offset = start + 5;
+        let record = std::mem::take(&mut self.record);
+        let result = self.absorb_payload(kind, &record, payload_offset);
+        self.record = record;
+        result.map_err(|what| self.fail(payload_offset, what))
+    }
+
+    fn absorb_payload(
+        &mut self,
+        kind: RecordType,
+        payload: &[u8],
+        payload_offset: u64,
+    ) -> Result<(), &'static str> {
+        let mut entries = EntryReader::new(payload);
+        match kind {
+            RecordType::Header => return Err("a second header record"),
+            RecordType::Kinds => {
+                while !entries.at_end() {
+                    let byte = entries.byte()?;
+                    let arg_count = entries.byte()?;
+                    let has_payload = entries.byte()? != 0;
+                    let name = entries.text()?;
+                    if usize::from(arg_count) > MAX_ARGS {
+                        return Err("event kind with too many arguments");
+                    }
+                    self.kinds[usize::from(byte)] = Some(KindInfo {
+                        byte,
+                        arg_count,
+                        has_payload,
+                        name,
+                    });
+                }
+            }
+            RecordType::Strings => {
+                while !entries.at_end() {
+                    let id = entries.varint()?;
+                    let text = entries.text()?;
+                    self.strings.insert(id, text);
+                }
+            }
+            RecordType::Locations => {
+                while !entries.at_end() {
+                    let id = entries.varint()?;
+                    let file = entries.text()?;
+                    let line = entries.small()?;
+                    let column = entries.small()?;
+                    self.locations.insert(id, Location { file, line, column });
+                }
+            }
+            RecordType::Threads => {
+                while !entries.at_end() {
+                    let id = entries.varint()?;
+                    let os_tid = entries.varint()?;
+                    let name = entries.text()?;
+                    self.threads.insert(id, ThreadInfo { id, os_tid, name });
+                }
+            }
+            RecordType::Chunk => {
+                let thread = entries.varint()?;
+                let units = entries.varint()?;
+                let header_len = payload.len() - entries.remaining();
+                self.chunks += 1;
+                self.chunk_bytes += entries.remaining() as u64;
+                self.chunk.thread = thread;
+                self.chunk.units = units;
+                self.chunk.offset = payload_offset + header_len as u64;
+                self.chunk.data.clear();
+                self.chunk.data.extend_from_slice(&payload[header_len..]);
+                self.chunk.pos = 0;
+            }
+            RecordType::Dropped => {
+                self.dropped.chunks = self.dropped.chunks.saturating_add(entries.varint()?);
+                self.dropped.bytes = self.dropped.bytes.saturating_add(entries.varint()?);
+            }
+            RecordType::End => {
+                self.complete = true;
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_event(&mut self) -> Result<Event, Error> {
+        let chunk = &mut self.chunk;
+        let data = &chunk.data;
+        let start = chunk.pos;
+        let at = chunk.offset + start as u64;
+        let kind_byte = data[start];
+        let Some(info) = self.kinds[usize::from(kind_byte)].as_ref() else {
+            return Err(self.fail(at, "unknown event kind"));
+        };
+        let arg_count = info.arg_count;
+        let has_payload = info.has_payload;
+        let mut pos = start + 1;
+        let Some(delta) = varint::decode(data, &mut pos) else {
+            return Err(self.fail(at, "event cut short"));
+        };
+        let mut args = [0u64; MAX_ARGS];
+        for arg in args.iter_mut().take(usize::from(arg_count)) {
+            match varint::decode(data, &mut pos) {
+                Some(v) => *arg = v,
+                None => return Err(self.fail(at, "event cut short")),
+            }
+        }
+        let mut payload = Vec::new();
+        if has_payload {
+            let len = varint::decode(data, &mut pos)
+                .and_then(|len| usize::try_from(len).ok())
+                .and_then(|len| pos.checked_add(len))
+                .filter(|&end| end <= data.len());
+            let Some(end) = len else {
+                return Err(self.fail(at, "event payload runs past its chunk"));
+            };
+            payload.extend_from_slice(&data[pos..end]);
+            pos = end;
+        }
+        chunk.pos = pos;
+        chunk.units = chunk.units.saturating_add(delta);
+        Ok(Event {
+            time_ns: self.converter.unix_ns(chunk.units),
+            thread: chunk.thread,
+            kind_byte,
+            args,
+            arg_count,
+            payload,
+        })
+    }
+
+    /// Reads the next record of a known type into `self.record`, skipping record types from
+    /// later minor versions. `Ok(None)` at a clean end of input (between records).
+    fn read_record(&mut self) -> Result<Option<RecordType>, Error> {
+        loop {
+            match self.read_raw_record()? {
+                None => return Ok(None),
+                Some(byte) => {
+                    if let Some(kind) = RecordType::from_byte(byte) {
+                        return Ok(Some(kind));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the next record into `self.record` and returns its type byte.
+    fn read_raw_record(&mut self) -> Result<Option<u8>, Error> {
+        let start = self.offset;
+        let mut head = [0u8; 5];
+        let got = read_up_to(&mut self.input, &mut head).map_err(|e| Error {
+            offset: start,
+            kind: ErrorKind::Io(e),
+        })?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < head.len() {
+            return Err(Error {
+                offset: start,
+                kind: ErrorKind::Truncated("file ends inside a record header"),
+            });
+        }
+        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+        if len > MAX_RECORD_LEN {
+            return Err(Error {
+                offset: start,
+                kind: ErrorKind::Malformed("record length out of range"),
+            });
+        }
+        self.record.clear();
+        // Read through `take` so a corrupt length on a short file allocates only what is there.
+        let got = (&mut self.input)
+            .take(u64::from(len))
+            .read_to_end(&mut self.record)
+            .map_err(|e| Error {
+                offset: start,
+                kind: ErrorKind::Io(e),
+            })?;
+        if got < len as usize {
+            return Err(Error {
+                offset: start,
+                kind: ErrorKind::Truncated("file ends inside a record"),
+            });
+        }
+        let mut crc = [0u8; 4];
+        let got = read_up_to(&mut self.input, &mut crc).map_err(|e| Error {
+            offset: start,
+            kind: ErrorKind::Io(e),
+        })?;
+        if got < crc.len() {
+            return Err(Error {
+                offset: start,
+                kind: ErrorKind::Truncated("file ends inside a record checksum"),
+            });
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&head);
+        hasher.update(&self.record);
+        if hasher.finalize() != u32::from_le_bytes(crc) {
+            return Err(Error {
+                offset: start,
+                kind: ErrorKind::Checksum,
+            });
+        }
+        self.offset = start + 9 + u64::from(len);
+        Ok(Some(head[0]))
+    }
+}
+
+impl<R: Read> Iterator for TraceReader<R> {
+    type Item = Result<Event, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_event().transpose()
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
