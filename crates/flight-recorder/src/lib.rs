@@ -1,1 +1,75 @@
-//! x
+//! An execution tracer and flight recorder for Rust programs.
+//!
+//! Threads record events (regions, logs, task polls, …) into per-thread buffers with no lock and
+//! no allocation. Two consumers can run, alone or together:
+//!
+//! - a [`FlightRecorder`] keeps the last seconds in memory, in a window bounded by `min_age` and
+//!   `max_bytes`, and writes a snapshot on demand — after a slow request, a failed health check, a
+//!   panic;
+//! - a [`FullTrace`] streams every event to a writer from start to stop.
+//!
+//! Files are read with the `flight-recorder-format` crate and summarized by the `flight-recorder`
+//! command.
+//!
+//! ```
+//! use flight_recorder::{FlightRecorder, FlightRecorderConfig};
+//!
+//! let fr = FlightRecorder::new(FlightRecorderConfig::default());
+//! fr.start()?;
+//! {
+//!     let _region = flight_recorder::region("handle_request");
+//!     flight_recorder::log("http", "GET /");
+//! }
+//! let dir = tempfile::tempdir()?;
+//! let path = fr.write_to_dir(dir.path(), "slow_request", "slow")?;
+//! println!("snapshot written to {}", path.display());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With nothing recording, every instrumentation point costs one relaxed load and a branch.
+
+#![cfg_attr(flight_recorder_loom, allow(dead_code, unused_imports))]
+
+mod chunk;
+mod cut;
+mod sync;
+
+#[cfg(not(flight_recorder_loom))]
+mod annotate;
+#[cfg(not(flight_recorder_loom))]
+mod clock;
+#[cfg(not(flight_recorder_loom))]
+mod engine;
+#[cfg(not(flight_recorder_loom))]
+mod error;
+#[cfg(not(flight_recorder_loom))]
+mod file_writer;
+#[cfg(not(flight_recorder_loom))]
+pub mod files;
+#[cfg(not(flight_recorder_loom))]
+mod flight;
+#[cfg(not(flight_recorder_loom))]
+mod intern;
+#[cfg(not(flight_recorder_loom))]
+mod local;
+#[cfg(not(flight_recorder_loom))]
+mod process;
+#[cfg(not(flight_recorder_loom))]
+pub mod raw;
+#[cfg(not(flight_recorder_loom))]
+mod trace;
+mod window;
+
+#[cfg(all(test, flight_recorder_loom))]
+mod loom_tests;
+
+#[cfg(not(flight_recorder_loom))]
+pub use annotate::{log, region, Region};
+#[cfg(not(flight_recorder_loom))]
+pub use engine::{chunk_size, stats, RecorderStats};
+#[cfg(not(flight_recorder_loom))]
+pub use error::Error;
+#[cfg(not(flight_recorder_loom))]
+pub use flight::{FlightRecorder, FlightRecorderConfig};
+#[cfg(not(flight_recorder_loom))]
+pub use trace::{FullTrace, TraceStats};

@@ -1,0 +1,287 @@
+//! Chunks: the buffers threads append encoded events to, and the pool that recycles them.
+//!
+//! A chunk has one writer, the thread it belongs to, and any number of readers (a snapshot, a
+//! full trace's writer). The writer appends bytes past `committed` and then publishes the new
+//! length with a release store; a reader loads `committed` with acquire and reads only below it.
+//! Bytes below `committed` are never written again while the chunk is shared: a buffer is reused
+//! only once its `Arc` is unique. That is the whole protocol, and it is checked with loom
+//! (`loom_tests` in this crate).
+
+use std::sync::atomic::{AtomicUsize as StatCounter, Ordering as StatOrdering};
+
+use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+
+/// The size of a thread's event buffer, as in Go's tracer.
+pub(crate) const CHUNK_SIZE: usize = 64 << 10;
+
+/// Bytes kept free at the end of every chunk for the thread's exit event, written when the thread
+/// ends and can no longer take a new chunk.
+pub(crate) const EXIT_RESERVE: usize = 16;
+
+/// Bytes of chunk buffers allocated in the process (a statistic, not part of the protocol).
+static ALLOCATED_BYTES: StatCounter = StatCounter::new(0);
+
+/// Bytes currently allocated for chunk buffers.
+pub(crate) fn allocated_bytes() -> usize {
+    ALLOCATED_BYTES.load(StatOrdering::Relaxed)
+}
+
+/// A chunk's memory.
+#[cfg(not(flight_recorder_loom))]
+pub(crate) struct Buffer {
+    ptr: std::ptr::NonNull<u8>,
+    capacity: usize,
+}
+
+#[cfg(not(flight_recorder_loom))]
+impl Buffer {
+    /// A zeroed buffer, or `None` if the allocator has no memory (the recorder then drops events
+    /// rather than abort the program).
+    pub(crate) fn zeroed(capacity: usize) -> Option<Buffer> {
+        let layout = std::alloc::Layout::array::<u8>(capacity).ok()?;
+        if capacity == 0 {
+            return None;
+        }
+        // SAFETY: the layout has a non-zero size.
+        let ptr = std::ptr::NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
+        ALLOCATED_BYTES.fetch_add(capacity, StatOrdering::Relaxed);
+        Some(Buffer { ptr, capacity })
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(not(flight_recorder_loom))]
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        ALLOCATED_BYTES.fetch_sub(self.capacity, StatOrdering::Relaxed);
+        let layout = std::alloc::Layout::array::<u8>(self.capacity).expect("layout was valid");
+        // SAFETY: `ptr` was allocated by `alloc_zeroed` with this layout and is freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) }
+    }
+}
+
+// SAFETY: a Buffer is plain memory owned by one Chunk; which thread may touch which bytes is
+// governed by the chunk protocol above, not by the buffer.
+#[cfg(not(flight_recorder_loom))]
+unsafe impl Send for Buffer {}
+// SAFETY: as above.
+#[cfg(not(flight_recorder_loom))]
+unsafe impl Sync for Buffer {}
+
+/// A chunk's memory in the loom model: one tracked cell per byte, so loom reports any read that
+/// races with a write.
+#[cfg(flight_recorder_loom)]
+pub(crate) struct Buffer {
+    cells: Box<[loom::cell::UnsafeCell<u8>]>,
+}
+
+#[cfg(flight_recorder_loom)]
+impl Buffer {
+    pub(crate) fn zeroed(capacity: usize) -> Option<Buffer> {
+        let cells = (0..capacity).map(|_| loom::cell::UnsafeCell::new(0)).collect();
+        Some(Buffer { cells })
+    }
+
+    fn capacity(&self) -> usize {
+        self.cells.len()
+    }
+}
+
+/// One thread's buffer of encoded events, with what the readers need to place it in time.
+pub(crate) struct Chunk {
+    buffer: Buffer,
+    committed: AtomicUsize,
+    last_units: AtomicU64,
+    /// Unique for the process's life; identifies the chunk when it is seen twice in one cut.
+    pub seq: u64,
+    /// The recorder's id of the thread that writes it.
+    pub thread: u64,
+    /// The recorder state (generation) the chunk was taken in.
+    pub generation: u64,
+    /// The time the first event's delta is counted from.
+    pub base_units: u64,
+}
+
+impl Chunk {
+    pub(crate) fn new(
+        buffer: Buffer,
+        seq: u64,
+        thread: u64,
+        generation: u64,
+        base_units: u64,
+    ) -> Chunk {
+        Chunk {
+            buffer,
+            committed: AtomicUsize::new(0),
+            last_units: AtomicU64::new(base_units),
+            seq,
+            thread,
+            generation,
+            base_units,
+        }
+    }
+
+    /// The buffer's size.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buffer.capacity()
+    }
+
+    /// The number of bytes published so far; every byte below it may be read.
+    pub(crate) fn committed(&self) -> usize {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// The publication counter, for the owner's hot path.
+    #[cfg(not(flight_recorder_loom))]
+    pub(crate) fn committed_counter(&self) -> &AtomicUsize {
+        &self.committed
+    }
+
+    /// Publishes the first `len` bytes to readers. Only the owner calls it, with a growing `len`.
+    pub(crate) fn publish(&self, len: usize) {
+        debug_assert!(len <= self.capacity());
+        self.committed.store(len, Ordering::Release);
+    }
+
+    /// The start of the buffer, for the owner's hot path.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning thread may write through the pointer, and only at or past the committed
+    /// length and below the capacity.
+    #[cfg(not(flight_recorder_loom))]
+    pub(crate) unsafe fn write_ptr(&self) -> *mut u8 {
+        self.buffer.ptr.as_ptr()
+    }
+
+    /// Copies `bytes` into the buffer at `at`.
+    ///
+    /// # Safety
+    ///
+    /// Only the owning thread may call it, with `at` at or past the committed length and
+    /// `at + bytes.len()` within the capacity.
+    pub(crate) unsafe fn write(&self, at: usize, bytes: &[u8]) {
+        assert!(at + bytes.len() <= self.capacity());
+        #[cfg(not(flight_recorder_loom))]
+        // SAFETY: in bounds (checked above); the caller guarantees no reader reads these bytes
+        // (they are past `committed`) and no other thread writes them (it is the owner).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.write_ptr().add(at), bytes.len());
+        }
+        #[cfg(flight_recorder_loom)]
+        for (i, &b) in bytes.iter().enumerate() {
+            // SAFETY: as above; loom checks it.
+            self.buffer.cells[at + i].with_mut(|p| unsafe { *p = b });
+        }
+    }
+
+    /// Calls `f` with the first `len` bytes, `len` being at most a value [`Chunk::committed`]
+    /// returned.
+    pub(crate) fn with_prefix<R>(&self, len: usize, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = len.min(self.committed());
+        #[cfg(not(flight_recorder_loom))]
+        {
+            // SAFETY: bytes below `committed` were published with release and read after an
+            // acquire load of `committed` (in `committed()` above), and are never written again
+            // while this chunk is shared (a buffer is recycled only when its Arc is unique).
+            let bytes = unsafe { std::slice::from_raw_parts(self.buffer.ptr.as_ptr(), len) };
+            f(bytes)
+        }
+        #[cfg(flight_recorder_loom)]
+        {
+            // SAFETY: as above; loom checks it.
+            let bytes: Vec<u8> = self.buffer.cells[..len]
+                .iter()
+                .map(|c| c.with(|p| unsafe { *p }))
+                .collect();
+            f(&bytes)
+        }
+    }
+
+    /// The time of the last event, set when the chunk is sealed.
+    pub(crate) fn last_units(&self) -> u64 {
+        self.last_units.load(Ordering::Relaxed)
+    }
+
+    /// Records the time of the last event; the owner calls it when sealing.
+    pub(crate) fn set_last_units(&self, units: u64) {
+        self.last_units.store(units, Ordering::Relaxed);
+    }
+
+    /// A copy that holds just the published bytes, so a chunk left mostly empty (by a thread that
+    /// exits or by a recorder restart) does not pin a whole buffer in the window.
+    pub(crate) fn compacted(&self) -> Option<Chunk> {
+        let len = self.committed();
+        let buffer = Buffer::zeroed(len)?;
+        let copy = Chunk::new(
+            buffer,
+            self.seq,
+            self.thread,
+            self.generation,
+            self.base_units,
+        );
+        self.with_prefix(len, |bytes| {
+            // SAFETY: `copy` is not shared yet; the range is within its capacity.
+            unsafe { copy.write(0, bytes) }
+        });
+        copy.publish(len);
+        copy.set_last_units(self.last_units());
+        Some(copy)
+    }
+}
+
+/// A chunk and the length of it that a reader may use.
+pub(crate) struct ChunkView {
+    pub chunk: Arc<Chunk>,
+    pub len: usize,
+}
+
+/// Free chunk buffers, so a recording thread rarely calls the allocator.
+pub(crate) struct ChunkPool {
+    free: Mutex<Vec<Buffer>>,
+    max_free: usize,
+    capacity: usize,
+}
+
+impl ChunkPool {
+    /// A pool of buffers of `capacity` bytes keeping at most `max_free` of them.
+    pub(crate) fn new(capacity: usize, max_free: usize) -> ChunkPool {
+        ChunkPool {
+            free: Mutex::new(Vec::new()),
+            max_free,
+            capacity,
+        }
+    }
+
+    /// A free buffer, or a new one; `None` when memory is exhausted.
+    pub(crate) fn take(&self) -> Option<Buffer> {
+        if let Some(buffer) = lock(&self.free).pop() {
+            return Some(buffer);
+        }
+        Buffer::zeroed(self.capacity)
+    }
+
+    /// Gives a chunk back: its buffer is kept for reuse if no reader holds the chunk any more,
+    /// the buffer has the pool's size and the pool is not full; otherwise it is freed (by the last
+    /// holder).
+    pub(crate) fn give(&self, chunk: Arc<Chunk>) {
+        let Ok(chunk) = Arc::try_unwrap(chunk) else {
+            return;
+        };
+        if chunk.capacity() != self.capacity {
+            return;
+        }
+        let mut free = lock(&self.free);
+        if free.len() < self.max_free {
+            free.push(chunk.buffer);
+        }
+    }
+
+    /// Buffers currently kept for reuse.
+    pub(crate) fn free_count(&self) -> usize {
+        lock(&self.free).len()
+    }
+}

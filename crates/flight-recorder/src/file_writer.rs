@@ -1,0 +1,158 @@
+//! Writes trace files: the header and tables first, then chunks, each preceded by the table
+//! entries it may refer to that the file does not have yet, then the end record.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use flight_recorder_format::record::{RecordType, RecordWriter};
+use flight_recorder_format::{tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location};
+
+use crate::chunk::{ChunkView, CHUNK_SIZE};
+use crate::clock;
+use crate::engine::engine;
+use crate::intern;
+use crate::process::process_info;
+
+/// Why a file is written and with which settings, for its header.
+pub(crate) struct FileMeta<'a> {
+    pub mode: &'a str,
+    pub reason: &'a str,
+    pub tag: &'a str,
+    pub min_age: Duration,
+    pub max_bytes: u64,
+}
+
+/// A trace file being written.
+pub(crate) struct TraceFileWriter<W: Write> {
+    records: RecordWriter<W>,
+    strings_written: u64,
+    locations_written: u64,
+    threads_written: HashSet<u64>,
+    chunks: u64,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> TraceFileWriter<W> {
+    /// Writes the preamble, the header and the event kinds.
+    pub(crate) fn new(out: W, meta: &FileMeta<'_>) -> io::Result<Self> {
+        let mut records = RecordWriter::new(out)?;
+        let calibration = clock::calibration();
+        let process = process_info();
+        let header = Header {
+            mode: meta.mode.to_string(),
+            reason: meta.reason.to_string(),
+            tag: meta.tag.to_string(),
+            program: process.program.clone(),
+            pid: process.pid,
+            host: process.host.clone(),
+            cmdline: process.cmdline.clone(),
+            recorder_version: env!("CARGO_PKG_VERSION").to_string(),
+            clock: ClockCalibration {
+                source: calibration.source.to_string(),
+                unit_shift: calibration.unit_shift as u8,
+                start: calibration.start,
+                end: clock::sample(),
+            },
+            min_age_ns: meta.min_age.as_nanos().min(u128::from(u64::MAX)) as u64,
+            max_bytes: meta.max_bytes,
+            chunk_size: CHUNK_SIZE as u64,
+        };
+        records.write_record(RecordType::Header, &[&header.encode()])?;
+        let mut kinds = Vec::new();
+        for &kind in EventKind::ALL {
+            tables::push_kind(&KindInfo::from(kind), &mut kinds);
+        }
+        records.write_record(RecordType::Kinds, &[&kinds])?;
+        Ok(TraceFileWriter {
+            records,
+            strings_written: 0,
+            locations_written: 0,
+            threads_written: HashSet::new(),
+            chunks: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Writes the interned strings and locations added since the last call.
+    fn write_new_interned(&mut self) -> io::Result<()> {
+        let strings = intern::strings_after(self.strings_written);
+        if let Some(&(last, _)) = strings.last() {
+            self.scratch.clear();
+            for (id, text) in strings {
+                tables::push_string(id, text, &mut self.scratch);
+            }
+            self.records.write_record(RecordType::Strings, &[&self.scratch])?;
+            self.strings_written = last;
+        }
+        let locations = intern::locations_after(self.locations_written);
+        if let Some(&(last, _)) = locations.last() {
+            self.scratch.clear();
+            for (id, location) in locations {
+                let location = Location {
+                    file: location.file().to_string(),
+                    line: location.line(),
+                    column: location.column(),
+                };
+                tables::push_location(id, &location, &mut self.scratch);
+            }
+            self.records.write_record(RecordType::Locations, &[&self.scratch])?;
+            self.locations_written = last;
+        }
+        Ok(())
+    }
+
+    /// Writes the descriptions of the threads of `views` not described yet.
+    fn write_new_threads<'a>(&mut self, views: impl IntoIterator<Item = &'a ChunkView>) -> io::Result<()> {
+        self.scratch.clear();
+        for view in views {
+            let id = view.chunk.thread;
+            if self.threads_written.insert(id) {
+                let info = engine().thread_info(id).unwrap_or(flight_recorder_format::ThreadInfo {
+                    id,
+                    os_tid: 0,
+                    name: String::new(),
+                });
+                tables::push_thread(&info, &mut self.scratch);
+            }
+        }
+        if !self.scratch.is_empty() {
+            self.records.write_record(RecordType::Threads, &[&self.scratch])?;
+        }
+        Ok(())
+    }
+
+    /// Writes chunks, with the table entries they need before them.
+    pub(crate) fn write_chunks(&mut self, views: &[ChunkView]) -> io::Result<()> {
+        self.write_new_interned()?;
+        self.write_new_threads(views)?;
+        for view in views {
+            let mut prefix = [0u8; 2 * varint::MAX_LEN];
+            let mut n = varint::encode(view.chunk.thread, &mut prefix);
+            n += varint::encode(view.chunk.base_units, &mut prefix[n..]);
+            let records = &mut self.records;
+            view.chunk
+                .with_prefix(view.len, |events| records.write_record(RecordType::Chunk, &[&prefix[..n], events]))?;
+            self.chunks += 1;
+        }
+        Ok(())
+    }
+
+    /// Records that data was lost.
+    pub(crate) fn write_dropped(&mut self, chunks: u64, bytes: u64) -> io::Result<()> {
+        let mut payload = Vec::new();
+        varint::push(chunks, &mut payload);
+        varint::push(bytes, &mut payload);
+        self.records.write_record(RecordType::Dropped, &[&payload])
+    }
+
+    /// Writes the end record, flushes, and returns the writer and the file's size.
+    pub(crate) fn finish(mut self) -> io::Result<(W, u64)> {
+        let mut payload = Vec::new();
+        varint::push(self.chunks, &mut payload);
+        self.records.write_record(RecordType::End, &[&payload])?;
+        self.records.flush()?;
+        let bytes = self.records.bytes_written();
+        Ok((self.records.into_inner(), bytes))
+    }
+}

@@ -1,0 +1,137 @@
+//! Interning of static strings and source locations: events carry small ids, and every file
+//! carries the tables that give them back their text.
+//!
+//! Ids are global and stable for the process's life (so a file can include the whole table and
+//! be self-contained), start at 1 (0 means "none"), and are handed out in order (so a full trace
+//! can write just the entries added since its last write).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::panic::Location;
+use std::sync::{LazyLock, Mutex};
+
+use crate::sync::lock;
+
+#[derive(Default)]
+struct Interner {
+    strings: Vec<&'static str>,
+    string_ids: HashMap<&'static str, u64>,
+    locations: Vec<&'static Location<'static>>,
+    location_ids: HashMap<(&'static str, u32, u32), u64>,
+}
+
+static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(Default::default);
+
+thread_local! {
+    /// Per-thread memo keyed by address, so a call site that interns the same literal on every
+    /// call takes no lock after its first.
+    static STRING_MEMO: RefCell<HashMap<(usize, usize), u64>> = RefCell::new(HashMap::new());
+    static LOCATION_MEMO: RefCell<HashMap<usize, u64>> = RefCell::new(HashMap::new());
+}
+
+/// The id of a static string (the same id for equal strings).
+pub fn intern_str(text: &'static str) -> u64 {
+    let key = (text.as_ptr() as usize, text.len());
+    let memo = STRING_MEMO.try_with(|memo| memo.borrow().get(&key).copied());
+    if let Ok(Some(id)) = memo {
+        return id;
+    }
+    let id = {
+        let mut interner = lock(&INTERNER);
+        match interner.string_ids.get(text) {
+            Some(&id) => id,
+            None => {
+                interner.strings.push(text);
+                let id = interner.strings.len() as u64;
+                interner.string_ids.insert(text, id);
+                id
+            }
+        }
+    };
+    let _ = STRING_MEMO.try_with(|memo| {
+        if let Ok(mut memo) = memo.try_borrow_mut() {
+            memo.insert(key, id);
+        }
+    });
+    id
+}
+
+/// The id of a source location (the same id for equal locations).
+pub fn intern_location(location: &'static Location<'static>) -> u64 {
+    let key = location as *const Location<'static> as usize;
+    let memo = LOCATION_MEMO.try_with(|memo| memo.borrow().get(&key).copied());
+    if let Ok(Some(id)) = memo {
+        return id;
+    }
+    let id = {
+        let mut interner = lock(&INTERNER);
+        let content = (location.file(), location.line(), location.column());
+        match interner.location_ids.get(&content) {
+            Some(&id) => id,
+            None => {
+                interner.locations.push(location);
+                let id = interner.locations.len() as u64;
+                interner.location_ids.insert(content, id);
+                id
+            }
+        }
+    };
+    let _ = LOCATION_MEMO.try_with(|memo| {
+        if let Ok(mut memo) = memo.try_borrow_mut() {
+            memo.insert(key, id);
+        }
+    });
+    id
+}
+
+/// The strings with an id above `after`, with their ids.
+pub(crate) fn strings_after(after: u64) -> Vec<(u64, &'static str)> {
+    let interner = lock(&INTERNER);
+    interner
+        .strings
+        .iter()
+        .enumerate()
+        .skip(after as usize)
+        .map(|(i, &s)| (i as u64 + 1, s))
+        .collect()
+}
+
+/// The locations with an id above `after`, with their ids.
+pub(crate) fn locations_after(after: u64) -> Vec<(u64, &'static Location<'static>)> {
+    let interner = lock(&INTERNER);
+    interner
+        .locations
+        .iter()
+        .enumerate()
+        .skip(after as usize)
+        .map(|(i, &l)| (i as u64 + 1, l))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_strings_share_an_id_and_ids_are_listed() {
+        let a = intern_str("intern-test-a");
+        let owned: &'static str = Box::leak(String::from("intern-test-a").into_boxed_str());
+        assert_eq!(intern_str(owned), a);
+        let b = intern_str("intern-test-b");
+        assert_ne!(a, b);
+        let listed = strings_after(0);
+        assert!(listed.contains(&(a, "intern-test-a")));
+        assert!(listed.contains(&(b, "intern-test-b")));
+        assert!(strings_after(b).iter().all(|&(id, _)| id > b));
+    }
+
+    #[test]
+    fn locations_are_interned_by_content() {
+        let here = Location::caller();
+        let id = intern_location(here);
+        assert_eq!(intern_location(here), id);
+        let listed = locations_after(id - 1);
+        assert_eq!(listed[0].0, id);
+        assert_eq!(listed[0].1.line(), here.line());
+    }
+}

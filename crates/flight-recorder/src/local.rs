@@ -1,0 +1,193 @@
+//! The hot path: a thread appends an encoded event to its own chunk, with no lock, no shared
+//! write and no allocation. Everything else (first use, a full chunk, a recorder change) goes
+//! through the cold `refill`.
+
+use std::cell::{Cell, OnceCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use flight_recorder_format::event::{encode_event, EventKind, MAX_PAYLOAD};
+use flight_recorder_format::varint;
+
+use crate::chunk::EXIT_RESERVE;
+use crate::clock;
+use crate::engine::{engine, ThreadShared, ENABLED, STATE};
+
+/// The calling thread's writing position in its open chunk. The chunk itself is owned by the
+/// thread's slot (`ThreadShared::open`), which only this thread replaces; the raw pointers here
+/// stay valid until it does.
+struct Local {
+    /// The state value the open chunk was taken in; 0 when there is none.
+    generation: Cell<u64>,
+    base: Cell<*mut u8>,
+    pos: Cell<usize>,
+    /// Where events must stop, leaving room for the exit event.
+    limit: Cell<usize>,
+    committed: Cell<*const AtomicUsize>,
+    last_units: Cell<u64>,
+    unit_shift: Cell<u32>,
+    shared: OnceCell<Arc<ThreadShared>>,
+    /// Set while `refill` runs, so an event recorded from inside it (a hook in the allocator, for
+    /// instance) is dropped instead of re-entering it.
+    busy: Cell<bool>,
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            generation: Cell::new(0),
+            base: Cell::new(std::ptr::null_mut()),
+            pos: Cell::new(0),
+            limit: Cell::new(0),
+            committed: Cell::new(std::ptr::null()),
+            last_units: Cell::new(0),
+            unit_shift: Cell::new(0),
+            shared: OnceCell::new(),
+            busy: Cell::new(false),
+        }
+    };
+}
+
+/// The most bytes an event with `arg_count` arguments and this payload can take.
+#[inline(always)]
+fn max_len(kind: EventKind, arg_count: usize, payload: &[u8]) -> usize {
+    let fixed = 1 + varint::MAX_LEN * (1 + arg_count);
+    if kind.has_payload() {
+        fixed + varint::MAX_LEN + payload.len().min(MAX_PAYLOAD)
+    } else {
+        fixed
+    }
+}
+
+/// Records one event on the calling thread. `state` is the value of [`STATE`] the caller loaded
+/// and found enabled.
+#[inline(always)]
+pub(crate) fn record(state: u64, kind: EventKind, args: &[u64], payload: &[u8]) {
+    let ticks = clock::now();
+    let _ = LOCAL.try_with(|local| local.record(state, ticks, kind, args, payload));
+}
+
+impl Local {
+    #[inline(always)]
+    fn record(&self, state: u64, ticks: u64, kind: EventKind, args: &[u64], payload: &[u8]) {
+        let need = max_len(kind, args.len(), payload);
+        if self.generation.get() != state || self.pos.get() + need > self.limit.get() {
+            if !self.refill(ticks) {
+                return;
+            }
+        }
+        let units = ticks >> self.unit_shift.get();
+        let last = self.last_units.get();
+        // The counter can read slightly behind after a migration between cores: clamp, so times
+        // within a chunk never go backwards.
+        let units = units.max(last);
+        self.last_units.set(units);
+        let pos = self.pos.get();
+        // SAFETY: `base` points to the open chunk's buffer, owned by this thread's slot and only
+        // replaced by this thread; `pos + need <= limit <= capacity` (checked above or ensured by
+        // `refill`), and bytes at or past `pos` are past the chunk's committed length, so no
+        // reader reads them and no other thread writes them.
+        let out = unsafe { std::slice::from_raw_parts_mut(self.base.get().add(pos), need) };
+        let pos = pos + encode_event(kind, units - last, args, payload, out);
+        self.pos.set(pos);
+        // SAFETY: `committed` points into the open chunk, alive as long as `base` (above).
+        unsafe { (*self.committed.get()).store(pos, Ordering::Release) };
+    }
+
+    /// Seals the open chunk and takes a fresh one for the current state. Returns false when the
+    /// event must be dropped (recording stopped, re-entered, or no memory).
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, ticks: u64) -> bool {
+        if self.busy.replace(true) {
+            return false;
+        }
+        let ok = self.refill_inner(ticks);
+        self.busy.set(false);
+        ok
+    }
+
+    fn refill_inner(&self, ticks: u64) -> bool {
+        let engine = engine();
+        let mut first = false;
+        let shared = self.shared.get_or_init(|| {
+            first = true;
+            engine.register_thread()
+        });
+        let calibration = clock::calibration();
+        let units = ticks >> calibration.unit_shift;
+        let state = STATE.load(Ordering::Relaxed);
+        let fresh = if state & ENABLED != 0 {
+            engine.new_chunk(shared.id, state, units)
+        } else {
+            None
+        };
+        let last_units = self.last_units.get();
+        shared.open.replace(fresh.clone(), |old| {
+            old.set_last_units(last_units);
+            engine.seal(old, units);
+        });
+        let Some(chunk) = fresh else {
+            self.generation.set(0);
+            self.base.set(std::ptr::null_mut());
+            self.pos.set(0);
+            self.limit.set(0);
+            self.committed.set(std::ptr::null());
+            return false;
+        };
+        // SAFETY: this thread owns the chunk now (it is in this thread's slot).
+        self.base.set(unsafe { chunk.write_ptr() });
+        self.committed.set(chunk.committed_counter());
+        self.pos.set(0);
+        self.limit.set(chunk.capacity() - EXIT_RESERVE);
+        self.last_units.set(units);
+        self.unit_shift.set(calibration.unit_shift);
+        self.generation.set(state);
+        if first {
+            self.write_unchecked(EventKind::ThreadStart, units);
+        }
+        true
+    }
+
+    /// Writes an event without arguments, in space the caller knows is there (the exit reserve or
+    /// a fresh chunk).
+    fn write_unchecked(&self, kind: EventKind, units: u64) {
+        if self.base.get().is_null() {
+            return;
+        }
+        let last = self.last_units.get();
+        let units = units.max(last);
+        let pos = self.pos.get();
+        let mut event = [0u8; 1 + varint::MAX_LEN];
+        let n = encode_event(kind, units - last, &[], &[], &mut event);
+        // SAFETY: this thread owns the open chunk; `pos + n <= limit + EXIT_RESERVE <= capacity`
+        // because every event leaves `EXIT_RESERVE` bytes free and `n <= 11 < EXIT_RESERVE`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(event.as_ptr(), self.base.get().add(pos), n);
+            (*self.committed.get()).store(pos + n, Ordering::Release);
+        }
+        self.pos.set(pos + n);
+        self.last_units.set(units);
+    }
+}
+
+impl Drop for Local {
+    /// The thread is exiting: record it, seal the open chunk (so the window keeps its events) and
+    /// let go of the thread's slot.
+    fn drop(&mut self) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let engine = engine();
+        let units = clock::now() >> self.unit_shift.get();
+        if STATE.load(Ordering::Relaxed) & ENABLED != 0 && !self.busy.get() {
+            self.write_unchecked(EventKind::ThreadExit, units);
+        }
+        let last_units = self.last_units.get();
+        shared.open.replace(None, |old| {
+            old.set_last_units(last_units);
+            engine.seal(old, units);
+        });
+        engine.unregister_thread(shared.id);
+    }
+}

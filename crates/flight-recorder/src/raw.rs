@@ -1,0 +1,52 @@
+//! The low-level recording API, for runtime integrations: record an event of any kind with its
+//! arguments (see [`EventKind`] for each kind's arguments).
+//!
+//! ```
+//! use flight_recorder::raw::{self, EventKind};
+//!
+//! let task_id = 42;
+//! raw::record(EventKind::PollStart, &[task_id]);
+//! ```
+
+use std::sync::atomic::Ordering;
+
+pub use flight_recorder_format::EventKind;
+
+pub use crate::intern::{intern_location, intern_str};
+use crate::engine::{ENABLED, STATE};
+use crate::local;
+
+/// Whether any recorder is running (events are being recorded).
+#[inline(always)]
+pub fn is_enabled() -> bool {
+    STATE.load(Ordering::Relaxed) & ENABLED != 0
+}
+
+/// Records an event on the calling thread. `args` must hold exactly `kind.arg_count()` values and
+/// the kind must carry no payload; otherwise nothing is recorded. With no recorder running this
+/// is one relaxed load and a branch.
+#[inline(always)]
+pub fn record(kind: EventKind, args: &[u64]) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ENABLED == 0 {
+        return;
+    }
+    if args.len() != kind.arg_count() || kind.has_payload() {
+        return;
+    }
+    local::record(state, kind, args, &[]);
+}
+
+/// Records an event that carries a payload (a [`EventKind::Log`] message); a payload over 4 KiB is
+/// cut. Nothing is recorded if `args` does not match the kind.
+#[inline]
+pub fn record_with_payload(kind: EventKind, args: &[u64], payload: &[u8]) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ENABLED == 0 {
+        return;
+    }
+    if args.len() != kind.arg_count() || !kind.has_payload() {
+        return;
+    }
+    local::record(state, kind, args, payload);
+}

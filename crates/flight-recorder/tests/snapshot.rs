@@ -1,0 +1,153 @@
+//! Snapshots of the flight recorder, read back with the format crate's reader.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{read_trace, serial};
+use flight_recorder::raw::{self, EventKind};
+use flight_recorder::{Error, FlightRecorder, FlightRecorderConfig};
+
+#[test]
+fn snapshot_holds_exact_events_in_order() {
+    let _serial = serial();
+    let fr = FlightRecorder::new(FlightRecorderConfig::default());
+    fr.start().unwrap();
+    std::thread::Builder::new()
+        .name("worker-a".into())
+        .spawn(|| {
+            let region = flight_recorder::region("handle_request");
+            flight_recorder::log("http", "GET /index.html");
+            raw::record(EventKind::PollStart, &[42]);
+            raw::record(EventKind::PollEnd, &[42, 1]);
+            drop(region);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let mut bytes = Vec::new();
+    let written = fr.write_to(&mut bytes).unwrap();
+    assert_eq!(written as usize, bytes.len());
+    fr.stop();
+
+    let trace = read_trace(bytes);
+    assert_eq!(trace.reader.header().mode, "flight-recorder");
+    assert_eq!(trace.reader.header().reason, "manual");
+    let worker = trace.thread_named("worker-a");
+    let events = trace.events_of(worker);
+    let described: Vec<String> = events.iter().map(|e| trace.describe(e)).collect();
+    assert_eq!(
+        described,
+        [
+            "thread_start",
+            "region_begin handle_request",
+            "log http GET /index.html",
+            "poll_start 42",
+            "poll_end 42 1",
+            "region_end handle_request",
+            "thread_exit",
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].time_ns <= w[1].time_ns));
+    // The times are real dates: within a minute of now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let first = events[0].time_ns;
+    assert!(now.abs_diff(first) < 60_000_000_000, "event time {first} vs now {now}");
+}
+
+#[test]
+fn start_stop_and_errors() {
+    let _serial = serial();
+    let fr = FlightRecorder::new(FlightRecorderConfig::default());
+    assert!(!fr.enabled());
+    assert!(matches!(fr.write_to(&mut Vec::new()), Err(Error::NotStarted)));
+    fr.start().unwrap();
+    assert!(fr.enabled());
+    assert!(matches!(fr.start(), Err(Error::AlreadyStarted)));
+    let other = FlightRecorder::new(FlightRecorderConfig::default());
+    assert!(matches!(other.start(), Err(Error::AnotherRecorderRunning(_))));
+    assert!(!other.enabled());
+    fr.stop();
+    assert!(!fr.enabled());
+    assert!(!raw::is_enabled());
+    fr.stop();
+    // Restart works, and the old recorder's data is gone.
+    other.start().unwrap();
+    flight_recorder::log("test", "after restart");
+    let mut bytes = Vec::new();
+    other.write_to(&mut bytes).unwrap();
+    other.stop();
+    let trace = read_trace(bytes);
+    let logs: Vec<String> = trace
+        .events
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::Log))
+        .map(|e| trace.describe(e))
+        .collect();
+    assert_eq!(logs, ["log test after restart"]);
+}
+
+#[test]
+fn window_respects_max_bytes() {
+    let _serial = serial();
+    let max_bytes = 1 << 20;
+    let fr = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(3600),
+        max_bytes,
+    });
+    fr.start().unwrap();
+    // About 16 MiB of events, far beyond the window.
+    for i in 0..4_000_000u64 {
+        raw::record(EventKind::PollStart, &[i]);
+    }
+    let stats = flight_recorder::stats();
+    assert!(stats.window_bytes <= max_bytes, "{stats:?}");
+    let mut bytes = Vec::new();
+    fr.write_to(&mut bytes).unwrap();
+    fr.stop();
+    assert!(bytes.len() <= max_bytes + 2 * flight_recorder::chunk_size(), "{}", bytes.len());
+    let trace = read_trace(bytes);
+    let polls: Vec<u64> = trace
+        .events
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::PollStart))
+        .map(|e| e.arg(0))
+        .collect();
+    // The window holds the newest events, contiguous, ending with the last one recorded.
+    assert_eq!(*polls.last().unwrap(), 3_999_999);
+    assert!(polls.windows(2).all(|w| w[1] == w[0] + 1));
+    assert!(polls.len() > 100_000, "only {} events kept", polls.len());
+}
+
+#[test]
+fn old_data_ages_out_after_min_age() {
+    let _serial = serial();
+    let fr = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_millis(200),
+        max_bytes: 64 << 20,
+    });
+    fr.start().unwrap();
+    std::thread::spawn(|| {
+        for i in 0..100_000u64 {
+            raw::record(EventKind::PollStart, &[i]);
+        }
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    raw::record(EventKind::PollStart, &[1_000_000]);
+    let mut bytes = Vec::new();
+    fr.write_to(&mut bytes).unwrap();
+    fr.stop();
+    let trace = read_trace(bytes);
+    let polls: Vec<u64> = trace
+        .events
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::PollStart))
+        .map(|e| e.arg(0))
+        .collect();
+    assert_eq!(polls, [1_000_000], "data older than min_age was kept");
+}
