@@ -35,29 +35,30 @@ pub fn log(category: &'static str, message: &str) {
 #[inline]
 pub fn region(name: &'static str) -> Region {
     let state = STATE.load(Ordering::Relaxed);
-    let recorded = state & ENABLED != 0;
-    if recorded {
-        local::record(state, EventKind::RegionBegin, &[intern_str(name)], &[]);
+    if state & ENABLED == 0 {
+        return Region { name: 0 };
     }
-    Region { name, recorded }
+    let name = intern_str(name);
+    local::record(state, EventKind::RegionBegin, &[name], &[]);
+    Region { name }
 }
 
 /// A region in progress; see [`region`].
 #[must_use = "a region ends when this guard is dropped"]
 pub struct Region {
-    name: &'static str,
-    recorded: bool,
+    /// The name's string id; 0 when the beginning was not recorded.
+    name: u64,
 }
 
 impl Drop for Region {
     #[inline]
     fn drop(&mut self) {
-        if !self.recorded {
+        if self.name == 0 {
             return;
         }
         let state = STATE.load(Ordering::Relaxed);
         if state & ENABLED != 0 {
-            local::record(state, EventKind::RegionEnd, &[intern_str(self.name)], &[]);
+            local::record(state, EventKind::RegionEnd, &[self.name], &[]);
         }
     }
 }

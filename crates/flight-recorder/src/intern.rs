@@ -5,7 +5,7 @@
 //! be self-contained), start at 1 (0 means "none"), and are handed out in order (so a full trace
 //! can write just the entries added since its last write).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::{LazyLock, Mutex};
@@ -22,65 +22,73 @@ struct Interner {
 
 static INTERNER: LazyLock<Mutex<Interner>> = LazyLock::new(Default::default);
 
+/// Entries of the per-thread memo: a direct-mapped cache from a static's address to its id, so
+/// a call site interning the same literal on every call takes no lock and no hash after its
+/// first call.
+const MEMO_SLOTS: usize = 64;
+
 thread_local! {
-    /// Per-thread memo keyed by address, so a call site that interns the same literal on every
-    /// call takes no lock after its first.
-    static STRING_MEMO: RefCell<HashMap<(usize, usize), u64>> = RefCell::new(HashMap::new());
-    static LOCATION_MEMO: RefCell<HashMap<usize, u64>> = RefCell::new(HashMap::new());
+    static STRING_MEMO: [Cell<(usize, usize, u64)>; MEMO_SLOTS] =
+        const { [const { Cell::new((0, 0, 0)) }; MEMO_SLOTS] };
+    static LOCATION_MEMO: [Cell<(usize, u64)>; MEMO_SLOTS] =
+        const { [const { Cell::new((0, 0)) }; MEMO_SLOTS] };
+}
+
+#[inline(always)]
+fn memo_slot(address: usize) -> usize {
+    (address >> 3 ^ address >> 9) % MEMO_SLOTS
 }
 
 /// The id of a static string (the same id for equal strings).
+#[inline]
 pub fn intern_str(text: &'static str) -> u64 {
-    let key = (text.as_ptr() as usize, text.len());
-    let memo = STRING_MEMO.try_with(|memo| memo.borrow().get(&key).copied());
-    if let Ok(Some(id)) = memo {
+    let address = text.as_ptr() as usize;
+    let slot = memo_slot(address);
+    let cached = STRING_MEMO.with(|memo| memo[slot].get());
+    if cached.0 == address && cached.1 == text.len() && cached.2 != 0 {
+        return cached.2;
+    }
+    let id = intern_str_slow(text);
+    STRING_MEMO.with(|memo| memo[slot].set((address, text.len(), id)));
+    id
+}
+
+#[cold]
+fn intern_str_slow(text: &'static str) -> u64 {
+    let mut interner = lock(&INTERNER);
+    if let Some(&id) = interner.string_ids.get(text) {
         return id;
     }
-    let id = {
-        let mut interner = lock(&INTERNER);
-        match interner.string_ids.get(text) {
-            Some(&id) => id,
-            None => {
-                interner.strings.push(text);
-                let id = interner.strings.len() as u64;
-                interner.string_ids.insert(text, id);
-                id
-            }
-        }
-    };
-    let _ = STRING_MEMO.try_with(|memo| {
-        if let Ok(mut memo) = memo.try_borrow_mut() {
-            memo.insert(key, id);
-        }
-    });
+    interner.strings.push(text);
+    let id = interner.strings.len() as u64;
+    interner.string_ids.insert(text, id);
     id
 }
 
 /// The id of a source location (the same id for equal locations).
+#[inline]
 pub fn intern_location(location: &'static Location<'static>) -> u64 {
-    let key = location as *const Location<'static> as usize;
-    let memo = LOCATION_MEMO.try_with(|memo| memo.borrow().get(&key).copied());
-    if let Ok(Some(id)) = memo {
+    let address = location as *const Location<'static> as usize;
+    let slot = memo_slot(address);
+    let cached = LOCATION_MEMO.with(|memo| memo[slot].get());
+    if cached.0 == address && cached.1 != 0 {
+        return cached.1;
+    }
+    let id = intern_location_slow(location);
+    LOCATION_MEMO.with(|memo| memo[slot].set((address, id)));
+    id
+}
+
+#[cold]
+fn intern_location_slow(location: &'static Location<'static>) -> u64 {
+    let mut interner = lock(&INTERNER);
+    let content = (location.file(), location.line(), location.column());
+    if let Some(&id) = interner.location_ids.get(&content) {
         return id;
     }
-    let id = {
-        let mut interner = lock(&INTERNER);
-        let content = (location.file(), location.line(), location.column());
-        match interner.location_ids.get(&content) {
-            Some(&id) => id,
-            None => {
-                interner.locations.push(location);
-                let id = interner.locations.len() as u64;
-                interner.location_ids.insert(content, id);
-                id
-            }
-        }
-    };
-    let _ = LOCATION_MEMO.try_with(|memo| {
-        if let Ok(mut memo) = memo.try_borrow_mut() {
-            memo.insert(key, id);
-        }
-    });
+    interner.locations.push(location);
+    let id = interner.locations.len() as u64;
+    interner.location_ids.insert(content, id);
     id
 }
 

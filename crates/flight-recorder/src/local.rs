@@ -2,7 +2,7 @@
 //! write and no allocation. Everything else (first use, a full chunk, a recorder change) goes
 //! through the cold `refill`.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -16,6 +16,9 @@ use crate::engine::{engine, ThreadShared, ENABLED, STATE};
 /// The calling thread's writing position in its open chunk. The chunk itself is owned by the
 /// thread's slot (`ThreadShared::open`), which only this thread replaces; the raw pointers here
 /// stay valid until it does.
+///
+/// `Local` has no destructor, so its thread-local is a plain TLS slot that the hot path reaches
+/// without a registration check; the thread's exit is handled by the separate [`ExitHook`].
 struct Local {
     /// The state value the open chunk was taken in; 0 when there is none.
     generation: Cell<u64>,
@@ -26,7 +29,8 @@ struct Local {
     committed: Cell<*const AtomicUsize>,
     last_units: Cell<u64>,
     unit_shift: Cell<u32>,
-    shared: OnceCell<Arc<ThreadShared>>,
+    /// The thread's registration, from `Arc::into_raw`; released by [`ExitHook`].
+    shared: Cell<*const ThreadShared>,
     /// Set while `refill` runs, so an event recorded from inside it (a hook in the allocator, for
     /// instance) is dropped instead of re-entering it.
     busy: Cell<bool>,
@@ -42,11 +46,16 @@ thread_local! {
             committed: Cell::new(std::ptr::null()),
             last_units: Cell::new(0),
             unit_shift: Cell::new(0),
-            shared: OnceCell::new(),
+            shared: Cell::new(std::ptr::null()),
             busy: Cell::new(false),
         }
     };
+    static EXIT_HOOK: ExitHook = const { ExitHook };
 }
+
+/// Runs when the thread exits, if it ever recorded (registration touches it, which makes the
+/// runtime register its destructor).
+struct ExitHook;
 
 /// The most bytes an event with `arg_count` arguments and this payload can take.
 #[inline(always)]
@@ -64,7 +73,12 @@ fn max_len(kind: EventKind, arg_count: usize, payload: &[u8]) -> usize {
 #[inline(always)]
 pub(crate) fn record(state: u64, kind: EventKind, args: &[u64], payload: &[u8]) {
     let ticks = clock::now();
-    let _ = LOCAL.try_with(|local| local.record(state, ticks, kind, args, payload));
+    // Taking the address in a tiny closure lets the compiler inline all of `record` at the call
+    // site, where the kind and the argument count are constants.
+    let local: *const Local = LOCAL.with(|local| local as *const Local);
+    // SAFETY: `LOCAL` is const-initialized and has no destructor, so it lives as long as the
+    // thread; the reference is used on this thread, within this call.
+    unsafe { &*local }.record(state, ticks, kind, args, payload);
 }
 
 impl Local {
@@ -109,11 +123,18 @@ impl Local {
 
     fn refill_inner(&self, ticks: u64) -> bool {
         let engine = engine();
-        let mut first = false;
-        let shared = self.shared.get_or_init(|| {
-            first = true;
-            engine.register_thread()
-        });
+        let first = self.shared.get().is_null();
+        if first {
+            // Without a destructor slot (the thread is already exiting) the thread cannot be
+            // cleaned up, so it does not record.
+            if EXIT_HOOK.try_with(|_| ()).is_err() {
+                return false;
+            }
+            self.shared.set(Arc::into_raw(engine.register_thread()));
+        }
+        // SAFETY: set from `Arc::into_raw` above or earlier; released only by `ExitHook`, after
+        // which `shared` is null again and no event is recorded (the hook runs last).
+        let shared = unsafe { &*self.shared.get() };
         let calibration = clock::calibration();
         let units = ticks >> calibration.unit_shift;
         let state = STATE.load(Ordering::Relaxed);
@@ -171,23 +192,39 @@ impl Local {
     }
 }
 
-impl Drop for Local {
+impl Local {
     /// The thread is exiting: record it, seal the open chunk (so the window keeps its events) and
-    /// let go of the thread's slot.
-    fn drop(&mut self) {
-        let Some(shared) = self.shared.get() else {
+    /// let go of the thread's registration.
+    fn exit(&self) {
+        let shared = self.shared.replace(std::ptr::null());
+        if shared.is_null() {
             return;
-        };
+        }
+        // SAFETY: `shared` came from `Arc::into_raw` and is released exactly once, here (the
+        // field is null from now on).
+        let shared = unsafe { Arc::from_raw(shared) };
         let engine = engine();
         let units = clock::now() >> self.unit_shift.get();
         if STATE.load(Ordering::Relaxed) & ENABLED != 0 && !self.busy.get() {
             self.write_unchecked(EventKind::ThreadExit, units);
         }
         let last_units = self.last_units.get();
+        // No more events: the next one would find generation 0 and a null registration, and
+        // `refill` refuses to register a thread whose exit hook is gone.
+        self.generation.set(0);
+        self.base.set(std::ptr::null_mut());
+        self.limit.set(0);
+        self.busy.set(true);
         shared.open.replace(None, |old| {
             old.set_last_units(last_units);
             engine.seal(old, units);
         });
         engine.unregister_thread(shared.id);
+    }
+}
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        let _ = LOCAL.try_with(Local::exit);
     }
 }
