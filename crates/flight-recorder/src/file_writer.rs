@@ -138,6 +138,11 @@ impl<W: Write> TraceFileWriter<W> {
         Ok(())
     }
 
+    /// Flushes what was written so far to the writer.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        self.records.flush()
+    }
+
     /// Records that data was lost.
     pub(crate) fn write_dropped(&mut self, chunks: u64, bytes: u64) -> io::Result<()> {
         let mut payload = Vec::new();

@@ -100,7 +100,9 @@ impl FullTrace {
             min_age: Duration::ZERO,
             max_bytes: 0,
         };
-        let writer = TraceFileWriter::new(BufWriter::with_capacity(32 << 10, out), &meta)?;
+        let mut writer = TraceFileWriter::new(BufWriter::with_capacity(32 << 10, out), &meta)?;
+        // A writer that cannot take the header fails here, not silently later.
+        writer.flush()?;
         let (sender, receiver) = sync_channel(QUEUE_CHUNKS);
         let lost = Arc::new(Lost::default());
         let start_generation = engine().update_consumers(|consumers, state| {

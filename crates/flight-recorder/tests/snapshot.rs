@@ -151,3 +151,72 @@ fn old_data_ages_out_after_min_age() {
         .collect();
     assert_eq!(polls, [1_000_000], "data older than min_age was kept");
 }
+
+#[test]
+fn write_to_dir_writes_a_private_complete_file() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let _serial = serial();
+    let fr = FlightRecorder::new(FlightRecorderConfig::default());
+    fr.start().unwrap();
+    flight_recorder::log("test", "before the incident");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("traces").join("nested");
+    let path = fr.write_to_dir(&dir, "slow_request", "slow_request").unwrap();
+
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert!(name.starts_with("executiontrace.") && name.ends_with(".slow_request.out"), "{name}");
+    // executiontrace.2006-01-02T15_04_05.000.slow_request.out
+    let stamp = &name["executiontrace.".len()..name.len() - ".slow_request.out".len()];
+    assert_eq!(stamp.len(), 23, "{stamp}");
+    assert_eq!(&stamp[10..11], "T");
+    assert_eq!(&stamp[19..20], ".");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    // Nothing else in the directory: the temporary file was renamed.
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+
+    let trace = read_trace(std::fs::read(&path).unwrap());
+    assert_eq!(trace.reader.header().reason, "slow_request");
+    assert_eq!(trace.reader.header().tag, "slow_request");
+    assert_eq!(trace.reader.header().pid, u64::from(std::process::id()));
+    assert!(trace
+        .events
+        .iter()
+        .any(|e| trace.describe(e) == "log test before the incident"));
+
+    // Two snapshots in the same millisecond get two names.
+    let second = fr.write_to_dir(&dir, "manual", "slow_request").unwrap();
+    assert_ne!(second, path);
+    fr.stop();
+}
+
+#[test]
+fn write_to_dir_refuses_bad_tags_and_survives_bad_directories() {
+    let _serial = serial();
+    let fr = FlightRecorder::new(FlightRecorderConfig::default());
+    fr.start().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    for tag in ["../escape", "a/b", "..", "x y"] {
+        let result = fr.write_to_dir(root.path(), "manual", tag);
+        assert!(matches!(result, Err(Error::InvalidTag(_))), "{tag}: {result:?}");
+    }
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    assert!(!root.path().parent().unwrap().join("escape").exists());
+
+    // A directory that cannot be created (its parent is a file).
+    let file = root.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let result = fr.write_to_dir(file.join("traces"), "manual", "");
+    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+    // The recorder keeps recording and the next snapshot succeeds.
+    assert!(fr.enabled());
+    flight_recorder::log("test", "after the failure");
+    let path = fr.write_to_dir(root.path().join("ok"), "manual", "").unwrap();
+    let trace = read_trace(std::fs::read(path).unwrap());
+    assert!(trace.events.iter().any(|e| trace.describe(e) == "log test after the failure"));
+    fr.stop();
+}
