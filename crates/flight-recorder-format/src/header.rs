@@ -36,7 +36,10 @@ impl ClockCalibration {
     /// A converter from stored time units to Unix nanoseconds.
     pub fn converter(&self) -> TimeConverter {
         let ticks = self.end.ticks.saturating_sub(self.start.ticks);
-        let nanos = self.end.monotonic_ns.saturating_sub(self.start.monotonic_ns);
+        let nanos = self
+            .end
+            .monotonic_ns
+            .saturating_sub(self.start.monotonic_ns);
         // Nanoseconds per tick in fixed point; a degenerate calibration falls back to 1.
         let ns_per_tick_fp = if ticks == 0 || nanos == 0 {
             1u128 << FRAC_BITS
@@ -69,7 +72,7 @@ impl TimeConverter {
     /// The Unix time in nanoseconds of a stored time value.
     #[inline]
     pub fn unix_ns(&self, units: u64) -> u64 {
-        let ticks = units.checked_shl(u32::from(self.unit_shift)).unwrap_or(u64::MAX);
+        let ticks = self.ticks(units);
         let (delta, negative) = if ticks >= self.origin_ticks {
             (ticks - self.origin_ticks, false)
         } else {
@@ -83,10 +86,20 @@ impl TimeConverter {
         }
     }
 
+    /// Stored time units to clock ticks, saturating (a plain shift would drop the high bits).
+    #[inline]
+    fn ticks(&self, units: u64) -> u64 {
+        if units > u64::MAX >> self.unit_shift {
+            u64::MAX
+        } else {
+            units << self.unit_shift
+        }
+    }
+
     /// Nanoseconds spanned by a number of stored time units.
     #[inline]
     pub fn units_to_ns(&self, units: u64) -> u64 {
-        let ticks = units.checked_shl(u32::from(self.unit_shift)).unwrap_or(u64::MAX);
+        let ticks = self.ticks(units);
         scale(ticks, self.ns_per_tick_fp)
     }
 }

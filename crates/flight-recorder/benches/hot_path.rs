@@ -13,7 +13,10 @@ use flight_recorder::raw::{self, EventKind};
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[inline(always)]
@@ -70,7 +73,11 @@ fn measure(threads: usize, iters: u64, work: fn(u64)) -> f64 {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .max()
+            .unwrap()
     });
     worst as f64 / iters as f64
 }
@@ -87,9 +94,15 @@ fn main() {
     }
     let rounds = env_or("BENCH_ROUNDS", 15) as usize;
     let iters = env_or("BENCH_ITERS", 2_000_000);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    let cores = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
 
-    let disabled = median((0..rounds).map(|_| measure(1, iters, poll_starts)).collect());
+    let disabled = median(
+        (0..rounds)
+            .map(|_| measure(1, iters, poll_starts))
+            .collect(),
+    );
 
     let fr = FlightRecorder::new(FlightRecorderConfig {
         max_bytes: 64 << 20,
@@ -114,10 +127,28 @@ fn main() {
 
     println!("hot path: median of {rounds} rounds x {iters} operations (ns per operation)");
     println!("{:<44} {:>8} {:>8}", "operation", "ns", "ratio");
-    println!("{:<44} {:>8.2} {:>8}", "bare timestamp read (rdtsc), 1 thread", tsc_1, "1.00");
-    println!("{:<44} {:>8.2} {:>8.2}", "poll_start event, recorder off", disabled, disabled / tsc_1);
-    println!("{:<44} {:>8.2} {:>8.2}", "poll_start event, 1 thread", event_1, event_1 / tsc_1);
-    println!("{:<44} {:>8.2} {:>8.2}", "region begin or end event, 1 thread", region_1, region_1 / tsc_1);
+    println!(
+        "{:<44} {:>8.2} {:>8}",
+        "bare timestamp read (rdtsc), 1 thread", tsc_1, "1.00"
+    );
+    println!(
+        "{:<44} {:>8.2} {:>8.2}",
+        "poll_start event, recorder off",
+        disabled,
+        disabled / tsc_1
+    );
+    println!(
+        "{:<44} {:>8.2} {:>8.2}",
+        "poll_start event, 1 thread",
+        event_1,
+        event_1 / tsc_1
+    );
+    println!(
+        "{:<44} {:>8.2} {:>8.2}",
+        "region begin or end event, 1 thread",
+        region_1,
+        region_1 / tsc_1
+    );
     println!(
         "{:<44} {:>8.2} {:>8}",
         format!("bare timestamp read, {cores} threads"),

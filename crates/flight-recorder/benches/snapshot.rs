@@ -1,1 +1,140 @@
-fn main(){}
+//! `write_to` of a full flight-recorder window: throughput to a file and to a sink, and the worst
+//! stall a recording thread sees while the snapshot runs (against the same thread with no
+//! snapshot running, over the same time).
+//!
+//! Run with `cargo bench -p flight-recorder --bench snapshot` (`BENCH_WINDOW_MIB`, default 64;
+//! `BENCH_ROUNDS`, default 7).
+
+use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flight_recorder::raw::{self, EventKind};
+use flight_recorder::{FlightRecorder, FlightRecorderConfig};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+/// Records events until told to stop; returns the longest time one `record` call took and the
+/// number of calls over 10 µs.
+fn record_and_time(stop: &AtomicBool) -> (Duration, u64) {
+    let mut worst = Duration::ZERO;
+    let mut slow = 0;
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let start = Instant::now();
+        raw::record(EventKind::PollStart, &[i & 0xff]);
+        let took = start.elapsed();
+        if took > Duration::from_micros(10) {
+            slow += 1;
+        }
+        worst = worst.max(took);
+        i += 1;
+    }
+    (worst, slow)
+}
+
+/// Runs `during` while a thread records and times its events.
+fn with_recording_thread(during: impl FnOnce()) -> (Duration, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let recorder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || record_and_time(&stop))
+    };
+    std::thread::sleep(Duration::from_millis(5));
+    during();
+    stop.store(true, Ordering::Relaxed);
+    recorder.join().unwrap()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("snapshot: bench");
+        return;
+    }
+    let window_mib = env_or("BENCH_WINDOW_MIB", 64) as usize;
+    let rounds = env_or("BENCH_ROUNDS", 7) as usize;
+    let max_bytes = window_mib << 20;
+    let fr = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(3600),
+        max_bytes,
+    });
+    fr.start().expect("start");
+    let chunk = flight_recorder::chunk_size();
+    let mut i = 0u64;
+    while flight_recorder::stats().window_bytes + chunk <= max_bytes {
+        for _ in 0..100_000 {
+            raw::record(EventKind::PollStart, &[i & 0xff]);
+            i += 1;
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut to_file = Vec::new();
+    let mut to_sink = Vec::new();
+    let mut sizes = Vec::new();
+    let mut stalls_snapshot = Vec::new();
+    let mut stalls_idle = Vec::new();
+    for round in 0..rounds {
+        let path = dir.path().join(format!("snapshot-{round}.out"));
+        let mut elapsed = Duration::ZERO;
+        let mut size = 0;
+        let stall = with_recording_thread(|| {
+            let mut file = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
+            let start = Instant::now();
+            size = fr.write_to(&mut file).expect("snapshot");
+            file.flush().unwrap();
+            elapsed = start.elapsed();
+        });
+        stalls_snapshot.push(stall);
+        to_file.push(size as f64 / elapsed.as_secs_f64() / 1e9);
+        sizes.push(size);
+        std::fs::remove_file(&path).unwrap();
+
+        let start = Instant::now();
+        let size = fr.write_to(&mut io::sink()).expect("snapshot");
+        to_sink.push(size as f64 / start.elapsed().as_secs_f64() / 1e9);
+
+        // The same recording thread for the same time, with no snapshot.
+        stalls_idle.push(with_recording_thread(|| std::thread::sleep(elapsed)));
+    }
+    fr.stop();
+    let worst = |s: &[(Duration, u64)]| s.iter().map(|x| x.0).max().unwrap();
+    let median_worst =
+        |s: &[(Duration, u64)]| median(s.iter().map(|x| x.0.as_secs_f64() * 1e6).collect());
+    let slow = |s: &[(Duration, u64)]| s.iter().map(|x| x.1).sum::<u64>();
+    println!("snapshot of a full {window_mib} MiB window, median of {rounds} rounds");
+    println!(
+        "  snapshot size: {:.1} MB",
+        median(sizes.iter().map(|&s| s as f64 / 1e6).collect())
+    );
+    println!(
+        "  write_to a file (page cache): {:.2} GB/s",
+        median(to_file)
+    );
+    println!(
+        "  write_to io::sink():          {:.2} GB/s",
+        median(to_sink)
+    );
+    println!(
+        "  recording thread during snapshots: worst event {:.1} us (median of rounds' worst {:.1} us), {} events over 10 us",
+        worst(&stalls_snapshot).as_secs_f64() * 1e6,
+        median_worst(&stalls_snapshot),
+        slow(&stalls_snapshot)
+    );
+    println!(
+        "  same thread without snapshots:     worst event {:.1} us (median of rounds' worst {:.1} us), {} events over 10 us",
+        worst(&stalls_idle).as_secs_f64() * 1e6,
+        median_worst(&stalls_idle),
+        slow(&stalls_idle)
+    );
+}

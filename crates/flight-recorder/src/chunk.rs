@@ -81,7 +81,9 @@ pub(crate) struct Buffer {
 #[cfg(flight_recorder_loom)]
 impl Buffer {
     pub(crate) fn zeroed(capacity: usize) -> Option<Buffer> {
-        let cells = (0..capacity).map(|_| loom::cell::UnsafeCell::new(0)).collect();
+        let cells = (0..capacity)
+            .map(|_| loom::cell::UnsafeCell::new(0))
+            .collect();
         Some(Buffer { cells })
     }
 

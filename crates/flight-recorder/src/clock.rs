@@ -74,7 +74,10 @@ pub(crate) fn monotonic_ns() -> u64 {
     #[cfg(not(unix))]
     {
         static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
-        ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64
+        ORIGIN
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos() as u64
     }
 }
 

@@ -95,10 +95,17 @@ impl Engine {
     }
 
     /// A fresh chunk for `thread`, or `None` when memory is exhausted.
-    pub(crate) fn new_chunk(&self, thread: u64, generation: u64, base_units: u64) -> Option<Arc<Chunk>> {
+    pub(crate) fn new_chunk(
+        &self,
+        thread: u64,
+        generation: u64,
+        base_units: u64,
+    ) -> Option<Arc<Chunk>> {
         let buffer = self.pool.take()?;
         let seq = self.next_seq.fetch_add(1, StdOrdering::Relaxed);
-        Some(Arc::new(Chunk::new(buffer, seq, thread, generation, base_units)))
+        Some(Arc::new(Chunk::new(
+            buffer, seq, thread, generation, base_units,
+        )))
     }
 
     /// Hands a full or retired chunk to the active consumers, then recycles what nobody keeps.
@@ -146,7 +153,10 @@ impl Engine {
         let info = ThreadInfo {
             id,
             os_tid: crate::process::os_thread_id(),
-            name: std::thread::current().name().unwrap_or_default().to_string(),
+            name: std::thread::current()
+                .name()
+                .unwrap_or_default()
+                .to_string(),
         };
         lock(&self.infos).live.insert(id, info);
         let shared = Arc::new(ThreadShared {
@@ -176,7 +186,11 @@ impl Engine {
     /// The descriptions of these threads, those still known.
     pub(crate) fn thread_info(&self, id: u64) -> Option<ThreadInfo> {
         let infos = lock(&self.infos);
-        infos.live.get(&id).or_else(|| infos.exited.get(&id)).cloned()
+        infos
+            .live
+            .get(&id)
+            .or_else(|| infos.exited.get(&id))
+            .cloned()
     }
 
     /// Memory and thread figures.

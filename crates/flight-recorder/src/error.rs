@@ -30,7 +30,10 @@ impl fmt::Display for Error {
                 write!(f, "another {what} is already running in this process")
             }
             Error::SnapshotInProgress => {
-                write!(f, "a snapshot is already being written; try again when it is done")
+                write!(
+                    f,
+                    "a snapshot is already being written; try again when it is done"
+                )
             }
             Error::InvalidTag(tag) => write!(
                 f,

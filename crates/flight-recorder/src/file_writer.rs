@@ -6,7 +6,9 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use flight_recorder_format::record::{RecordType, RecordWriter};
-use flight_recorder_format::{tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location};
+use flight_recorder_format::{
+    tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location,
+};
 
 use crate::chunk::{ChunkView, CHUNK_SIZE};
 use crate::clock;
@@ -82,7 +84,8 @@ impl<W: Write> TraceFileWriter<W> {
             for (id, text) in strings {
                 tables::push_string(id, text, &mut self.scratch);
             }
-            self.records.write_record(RecordType::Strings, &[&self.scratch])?;
+            self.records
+                .write_record(RecordType::Strings, &[&self.scratch])?;
             self.strings_written = last;
         }
         let locations = intern::locations_after(self.locations_written);
@@ -96,28 +99,35 @@ impl<W: Write> TraceFileWriter<W> {
                 };
                 tables::push_location(id, &location, &mut self.scratch);
             }
-            self.records.write_record(RecordType::Locations, &[&self.scratch])?;
+            self.records
+                .write_record(RecordType::Locations, &[&self.scratch])?;
             self.locations_written = last;
         }
         Ok(())
     }
 
     /// Writes the descriptions of the threads of `views` not described yet.
-    fn write_new_threads<'a>(&mut self, views: impl IntoIterator<Item = &'a ChunkView>) -> io::Result<()> {
+    fn write_new_threads<'a>(
+        &mut self,
+        views: impl IntoIterator<Item = &'a ChunkView>,
+    ) -> io::Result<()> {
         self.scratch.clear();
         for view in views {
             let id = view.chunk.thread;
             if self.threads_written.insert(id) {
-                let info = engine().thread_info(id).unwrap_or(flight_recorder_format::ThreadInfo {
-                    id,
-                    os_tid: 0,
-                    name: String::new(),
-                });
+                let info = engine()
+                    .thread_info(id)
+                    .unwrap_or(flight_recorder_format::ThreadInfo {
+                        id,
+                        os_tid: 0,
+                        name: String::new(),
+                    });
                 tables::push_thread(&info, &mut self.scratch);
             }
         }
         if !self.scratch.is_empty() {
-            self.records.write_record(RecordType::Threads, &[&self.scratch])?;
+            self.records
+                .write_record(RecordType::Threads, &[&self.scratch])?;
         }
         Ok(())
     }
@@ -131,8 +141,9 @@ impl<W: Write> TraceFileWriter<W> {
             let mut n = varint::encode(view.chunk.thread, &mut prefix);
             n += varint::encode(view.chunk.base_units, &mut prefix[n..]);
             let records = &mut self.records;
-            view.chunk
-                .with_prefix(view.len, |events| records.write_record(RecordType::Chunk, &[&prefix[..n], events]))?;
+            view.chunk.with_prefix(view.len, |events| {
+                records.write_record(RecordType::Chunk, &[&prefix[..n], events])
+            })?;
             self.chunks += 1;
         }
         Ok(())

@@ -21,10 +21,8 @@ pub const MAX_TAG_LEN: usize = 64;
 /// Checks a tag: empty, or 1 to 64 characters of `[A-Za-z0-9_]` (which also keeps any path
 /// separator or `..` out of file names).
 pub fn validate_tag(tag: &str) -> Result<(), Error> {
-    let valid = tag.len() <= MAX_TAG_LEN
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let valid =
+        tag.len() <= MAX_TAG_LEN && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if valid {
         Ok(())
     } else {

@@ -124,7 +124,12 @@ impl FlightRecorder {
     }
 
     /// Like [`FlightRecorder::write_to`], with the reason and tag recorded in the file's header.
-    pub fn write_snapshot<W: Write>(&self, out: &mut W, reason: &str, tag: &str) -> Result<u64, Error> {
+    pub fn write_snapshot<W: Write>(
+        &self,
+        out: &mut W,
+        reason: &str,
+        tag: &str,
+    ) -> Result<u64, Error> {
         if !self.enabled() {
             return Err(Error::NotStarted);
         }
@@ -165,7 +170,12 @@ impl FlightRecorder {
     /// Writes a snapshot into `dir` (created owner-only if missing) as
     /// `executiontrace.<UTC time>[.<tag>].out`, through a temporary file renamed once complete,
     /// and returns its path. `tag` is empty or `[A-Za-z0-9_]{1,64}`.
-    pub fn write_to_dir(&self, dir: impl AsRef<Path>, reason: &str, tag: &str) -> Result<PathBuf, Error> {
+    pub fn write_to_dir(
+        &self,
+        dir: impl AsRef<Path>,
+        reason: &str,
+        tag: &str,
+    ) -> Result<PathBuf, Error> {
         files::validate_tag(tag)?;
         let now_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -184,7 +194,11 @@ impl Drop for FlightRecorder {
 }
 
 /// Writes a whole trace file made of `views`.
-fn write_views<W: Write>(out: &mut W, meta: &FileMeta<'_>, views: &[ChunkView]) -> Result<u64, Error> {
+fn write_views<W: Write>(
+    out: &mut W,
+    meta: &FileMeta<'_>,
+    views: &[ChunkView],
+) -> Result<u64, Error> {
     let mut writer = TraceFileWriter::new(BufWriter::with_capacity(32 << 10, out), meta)?;
     writer.write_chunks(views)?;
     let (_, bytes) = writer.finish()?;

@@ -85,10 +85,9 @@ impl Local {
     #[inline(always)]
     fn record(&self, state: u64, ticks: u64, kind: EventKind, args: &[u64], payload: &[u8]) {
         let need = max_len(kind, args.len(), payload);
-        if self.generation.get() != state || self.pos.get() + need > self.limit.get() {
-            if !self.refill(ticks) {
-                return;
-            }
+        let fits = self.generation.get() == state && self.pos.get() + need <= self.limit.get();
+        if !fits && !self.refill(ticks) {
+            return;
         }
         let units = ticks >> self.unit_shift.get();
         let last = self.last_units.get();

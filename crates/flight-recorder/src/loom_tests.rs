@@ -30,7 +30,8 @@ fn cut_bytes(views: &[crate::chunk::ChunkView]) -> Vec<u8> {
     ordered.sort_by_key(|v| v.chunk.seq);
     let mut bytes = Vec::new();
     for view in ordered {
-        view.chunk.with_prefix(view.len, |b| bytes.extend_from_slice(b));
+        view.chunk
+            .with_prefix(view.len, |b| bytes.extend_from_slice(b));
     }
     bytes
 }

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 
 pub use flight_recorder_format::EventKind;
 
-pub use crate::intern::{intern_location, intern_str};
 use crate::engine::{ENABLED, STATE};
+pub use crate::intern::{intern_location, intern_str};
 use crate::local;
 
 /// Whether any recorder is running (events are being recorded).

@@ -17,7 +17,9 @@ pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     #[cfg(not(flight_recorder_loom))]
     {
-        mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        mutex
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
     #[cfg(flight_recorder_loom)]
     {

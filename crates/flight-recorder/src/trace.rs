@@ -151,7 +151,9 @@ impl FullTrace {
         drop(sender);
         match thread.join() {
             Ok(result) => result.map_err(Error::Io),
-            Err(_) => Err(Error::Io(io::Error::other("the trace writer thread panicked"))),
+            Err(_) => Err(Error::Io(io::Error::other(
+                "the trace writer thread panicked",
+            ))),
         }
     }
 }
@@ -177,7 +179,8 @@ fn write_trace<W: Write>(
         let chunks = lost.chunks.load(Ordering::Relaxed);
         let bytes = lost.bytes.load(Ordering::Relaxed);
         if chunks > stats.dropped_chunks {
-            let result = writer.write_dropped(chunks - stats.dropped_chunks, bytes - stats.dropped_bytes);
+            let result =
+                writer.write_dropped(chunks - stats.dropped_chunks, bytes - stats.dropped_bytes);
             stats.dropped_chunks = chunks;
             stats.dropped_bytes = bytes;
             return result;

@@ -40,7 +40,12 @@ impl Window {
     /// `max_bytes` wins over `min_age`: the oldest chunks go while the window is over its size,
     /// even if they are younger than `min_age`; the newest chunk always stays. Chunks whose last
     /// event is older than `min_age` go too.
-    pub(crate) fn push(&mut self, chunk: Arc<Chunk>, now_units: u64, evicted: &mut Vec<Arc<Chunk>>) {
+    pub(crate) fn push(
+        &mut self,
+        chunk: Arc<Chunk>,
+        now_units: u64,
+        evicted: &mut Vec<Arc<Chunk>>,
+    ) {
         if chunk.generation < self.start_generation {
             return;
         }

@@ -17,7 +17,10 @@ fn sequences(trace: &ReadTrace) -> std::collections::BTreeMap<u64, Vec<u64>> {
     let mut by_thread = std::collections::BTreeMap::<u64, Vec<u64>>::new();
     for event in &trace.events {
         if event.kind() == Some(EventKind::PollStart) {
-            by_thread.entry(event.thread).or_default().push(event.arg(0));
+            by_thread
+                .entry(event.thread)
+                .or_default()
+                .push(event.arg(0));
         }
     }
     by_thread
@@ -25,7 +28,12 @@ fn sequences(trace: &ReadTrace) -> std::collections::BTreeMap<u64, Vec<u64>> {
 
 fn assert_contiguous(seqs: &[u64]) {
     for pair in seqs.windows(2) {
-        assert_eq!(pair[1], pair[0] + 1, "gap or duplicate in {:?}..", &seqs[..4.min(seqs.len())]);
+        assert_eq!(
+            pair[1],
+            pair[0] + 1,
+            "gap or duplicate in {:?}..",
+            &seqs[..4.min(seqs.len())]
+        );
     }
 }
 
@@ -112,8 +120,14 @@ fn a_second_concurrent_snapshot_fails_at_once() {
     reached_rx.recv().unwrap();
     // The first snapshot is stuck in its writer: the second is refused, and recording goes on.
     let second = fr.write_to(&mut Vec::new());
-    assert!(matches!(second, Err(Error::SnapshotInProgress)), "{second:?}");
-    assert!(second.unwrap_err().to_string().contains("already being written"));
+    assert!(
+        matches!(second, Err(Error::SnapshotInProgress)),
+        "{second:?}"
+    );
+    assert!(second
+        .unwrap_err()
+        .to_string()
+        .contains("already being written"));
     for i in 0..100_000 {
         raw::record(EventKind::PollStart, &[i]);
     }
@@ -134,7 +148,10 @@ struct FailingWriter {
 impl Write for FailingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.left == 0 {
-            return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device",
+            ));
         }
         let n = buf.len().min(self.left);
         self.left -= n;
@@ -173,7 +190,10 @@ fn a_failing_writer_reports_an_error_and_recording_goes_on() {
     }
     assert!(matches!(trace.stop(), Err(Error::Io(_))));
     // And a failure on the header is reported by start.
-    assert!(matches!(FullTrace::start(FailingWriter { left: 3 }), Err(Error::Io(_))));
+    assert!(matches!(
+        FullTrace::start(FailingWriter { left: 3 }),
+        Err(Error::Io(_))
+    ));
     assert!(!raw::is_enabled());
 }
 
@@ -201,7 +221,10 @@ fn full_trace_and_flight_recorder_run_together() {
     fr.start().unwrap();
     let out = SharedBuffer::default();
     let trace = FullTrace::start(out.clone()).unwrap();
-    assert!(matches!(FullTrace::start(SharedBuffer::default()), Err(Error::AnotherRecorderRunning(_))));
+    assert!(matches!(
+        FullTrace::start(SharedBuffer::default()),
+        Err(Error::AnotherRecorderRunning(_))
+    ));
     let threads = 2;
     let per_thread = 300_000u64;
     let barrier = Arc::new(Barrier::new(threads));
@@ -281,8 +304,14 @@ fn memory_stays_bounded_with_many_short_lived_threads() {
     let bound = max_bytes + (after.live_threads + 16 + 1) * chunk;
     assert!(after.allocated_bytes <= bound, "{after:?} over {bound}");
     assert!(after.window_bytes <= max_bytes, "{after:?}");
-    assert_eq!(after.live_threads, before.live_threads, "exited threads still registered");
-    assert!(peak <= max_bytes + (50 + before.live_threads + 16 + 1) * chunk, "peak {peak}");
+    assert_eq!(
+        after.live_threads, before.live_threads,
+        "exited threads still registered"
+    );
+    assert!(
+        peak <= max_bytes + (50 + before.live_threads + 16 + 1) * chunk,
+        "peak {peak}"
+    );
 
     // The exited threads' events are in the window, with their names.
     let mut bytes = Vec::new();
@@ -295,7 +324,12 @@ fn memory_stays_bounded_with_many_short_lived_threads() {
         .filter(|e| e.kind() == Some(EventKind::ThreadExit))
         .count();
     assert!(exits >= 100, "only {exits} thread exits in the window");
-    let named = trace.reader.threads().values().filter(|t| t.name.starts_with("short-9-")).count();
+    let named = trace
+        .reader
+        .threads()
+        .values()
+        .filter(|t| t.name.starts_with("short-9-"))
+        .count();
     assert_eq!(named, 50);
     // Stopping frees the window.
     assert!(flight_recorder::stats().allocated_bytes <= (after.live_threads + 16 + 1) * chunk);
@@ -346,5 +380,8 @@ fn start_and_stop_race_with_recording_threads() {
     let mut bytes = Vec::new();
     fr.write_to(&mut bytes).unwrap();
     fr.stop();
-    assert!(read_trace(bytes).events.iter().any(|e| e.kind() == Some(EventKind::PollStart) && e.arg(0) == 5));
+    assert!(read_trace(bytes)
+        .events
+        .iter()
+        .any(|e| e.kind() == Some(EventKind::PollStart) && e.arg(0) == 5));
 }

@@ -55,7 +55,10 @@ fn snapshot_holds_exact_events_in_order() {
         .unwrap()
         .as_nanos() as u64;
     let first = events[0].time_ns;
-    assert!(now.abs_diff(first) < 60_000_000_000, "event time {first} vs now {now}");
+    assert!(
+        now.abs_diff(first) < 60_000_000_000,
+        "event time {first} vs now {now}"
+    );
 }
 
 #[test]
@@ -63,12 +66,18 @@ fn start_stop_and_errors() {
     let _serial = serial();
     let fr = FlightRecorder::new(FlightRecorderConfig::default());
     assert!(!fr.enabled());
-    assert!(matches!(fr.write_to(&mut Vec::new()), Err(Error::NotStarted)));
+    assert!(matches!(
+        fr.write_to(&mut Vec::new()),
+        Err(Error::NotStarted)
+    ));
     fr.start().unwrap();
     assert!(fr.enabled());
     assert!(matches!(fr.start(), Err(Error::AlreadyStarted)));
     let other = FlightRecorder::new(FlightRecorderConfig::default());
-    assert!(matches!(other.start(), Err(Error::AnotherRecorderRunning(_))));
+    assert!(matches!(
+        other.start(),
+        Err(Error::AnotherRecorderRunning(_))
+    ));
     assert!(!other.enabled());
     fr.stop();
     assert!(!fr.enabled());
@@ -108,7 +117,11 @@ fn window_respects_max_bytes() {
     let mut bytes = Vec::new();
     fr.write_to(&mut bytes).unwrap();
     fr.stop();
-    assert!(bytes.len() <= max_bytes + 2 * flight_recorder::chunk_size(), "{}", bytes.len());
+    assert!(
+        bytes.len() <= max_bytes + 2 * flight_recorder::chunk_size(),
+        "{}",
+        bytes.len()
+    );
     let trace = read_trace(bytes);
     let polls: Vec<u64> = trace
         .events
@@ -162,10 +175,15 @@ fn write_to_dir_writes_a_private_complete_file() {
     flight_recorder::log("test", "before the incident");
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("traces").join("nested");
-    let path = fr.write_to_dir(&dir, "slow_request", "slow_request").unwrap();
+    let path = fr
+        .write_to_dir(&dir, "slow_request", "slow_request")
+        .unwrap();
 
     let name = path.file_name().unwrap().to_str().unwrap();
-    assert!(name.starts_with("executiontrace.") && name.ends_with(".slow_request.out"), "{name}");
+    assert!(
+        name.starts_with("executiontrace.") && name.ends_with(".slow_request.out"),
+        "{name}"
+    );
     // executiontrace.2006-01-02T15_04_05.000.slow_request.out
     let stamp = &name["executiontrace.".len()..name.len() - ".slow_request.out".len()];
     assert_eq!(stamp.len(), 23, "{stamp}");
@@ -202,7 +220,10 @@ fn write_to_dir_refuses_bad_tags_and_survives_bad_directories() {
     let root = tempfile::tempdir().unwrap();
     for tag in ["../escape", "a/b", "..", "x y"] {
         let result = fr.write_to_dir(root.path(), "manual", tag);
-        assert!(matches!(result, Err(Error::InvalidTag(_))), "{tag}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidTag(_))),
+            "{tag}: {result:?}"
+        );
     }
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
     assert!(!root.path().parent().unwrap().join("escape").exists());
@@ -215,8 +236,13 @@ fn write_to_dir_refuses_bad_tags_and_survives_bad_directories() {
     // The recorder keeps recording and the next snapshot succeeds.
     assert!(fr.enabled());
     flight_recorder::log("test", "after the failure");
-    let path = fr.write_to_dir(root.path().join("ok"), "manual", "").unwrap();
+    let path = fr
+        .write_to_dir(root.path().join("ok"), "manual", "")
+        .unwrap();
     let trace = read_trace(std::fs::read(path).unwrap());
-    assert!(trace.events.iter().any(|e| trace.describe(e) == "log test after the failure"));
+    assert!(trace
+        .events
+        .iter()
+        .any(|e| trace.describe(e) == "log test after the failure"));
     fr.stop();
 }

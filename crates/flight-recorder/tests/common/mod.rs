@@ -57,8 +57,12 @@ impl ReadTrace {
                 String::from_utf8_lossy(&event.payload)
             ),
             Some(kind) => {
-                let args: Vec<String> = (0..kind.arg_count()).map(|i| event.arg(i).to_string()).collect();
-                format!("{} {}", kind.name(), args.join(" ")).trim_end().to_string()
+                let args: Vec<String> = (0..kind.arg_count())
+                    .map(|i| event.arg(i).to_string())
+                    .collect();
+                format!("{} {}", kind.name(), args.join(" "))
+                    .trim_end()
+                    .to_string()
             }
             None => format!("unknown {}", event.kind_byte),
         }

@@ -1,0 +1,142 @@
+//! Events as lines of text, in file order:
+//!
+//! ```text
+//! 2026-11-22T02:35:36.001Z      +0.000000ms  1:main                  task_spawn task=1 location=src/main.rs:10:5 parent=0
+//! 2026-11-22T02:35:36.001Z      +0.000010ms  1:main                  poll_start task=1
+//! 2026-11-22T02:35:36.001Z      +0.000013ms  1:main                  region_begin name="handle_request"
+//! 2026-11-22T02:35:36.002Z      +1.000213ms  1:main                  log category="http" message="GET /"
+//! ```
+//!
+//! Each line has the event's UTC date with milliseconds, its offset from the first event of the
+//! file (negative when a later chunk holds earlier events), its thread (id and name), its kind's
+//! name and its arguments, named for the kinds this version of the format defines, with string
+//! and location ids resolved through the file's tables.
+
+use std::fmt::Write as _;
+use std::io::Read;
+
+use flight_recorder_format::time::format_utc_millis;
+use flight_recorder_format::{Event, EventKind, TraceReader};
+
+/// Formats events as lines, measuring offsets from the first event it formats.
+#[derive(Clone, Debug, Default)]
+pub struct Dumper {
+    origin_ns: Option<u64>,
+}
+
+impl Dumper {
+    /// A dumper that has seen no event yet.
+    pub fn new() -> Dumper {
+        Dumper::default()
+    }
+
+    /// The line for `event` (without a newline), read from `reader` (whose tables resolve the
+    /// thread's name and the event's string and location ids).
+    pub fn line<R: Read>(&mut self, reader: &TraceReader<R>, event: &Event) -> String {
+        let origin = *self.origin_ns.get_or_insert(event.time_ns);
+        let thread = match reader.threads().get(&event.thread) {
+            Some(info) if !info.name.is_empty() => format!("{}:{}", event.thread, info.name),
+            _ => event.thread.to_string(),
+        };
+        format!(
+            "{} {:>15}  {thread:<22} {}",
+            format_utc_millis(event.time_ns),
+            format_offset(event.time_ns, origin),
+            describe(reader, event)
+        )
+    }
+}
+
+/// The event's kind name and arguments, e.g. `poll_start task=42` or
+/// `log category="http" message="GET /"`.
+///
+/// Kinds this version of the format defines get named arguments; other kinds (from a later
+/// version, named by the file's kinds table) show their raw arguments `arg0=… arg1=…` and
+/// payload.
+pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
+    let info = reader.kind_info(event.kind_byte);
+    let mut out = info.map_or_else(|| format!("kind_{}", event.kind_byte), |i| i.name.clone());
+    let has_payload = info.is_some_and(|i| i.has_payload);
+    // Named arguments only when the file lays the kind out as this version does.
+    let known = event.kind().filter(|kind| {
+        kind.arg_count() == usize::from(event.arg_count) && kind.has_payload() == has_payload
+    });
+    let a = |i| event.arg(i);
+    let string = |id: u64| match reader.string(id) {
+        Some(text) => format!("{text:?}"),
+        None => format!("#{id}"),
+    };
+    let _ = match known {
+        Some(EventKind::ThreadStart)
+        | Some(EventKind::ThreadExit)
+        | Some(EventKind::WorkerPark)
+        | Some(EventKind::WorkerUnpark) => Ok(()),
+        Some(EventKind::RegionBegin) | Some(EventKind::RegionEnd) => {
+            write!(out, " name={}", string(a(0)))
+        }
+        Some(EventKind::Log) => write!(
+            out,
+            " category={} message={:?}",
+            string(a(0)),
+            String::from_utf8_lossy(&event.payload)
+        ),
+        Some(EventKind::TaskSpawn) => {
+            let location = match (a(1), reader.location(a(1))) {
+                (0, _) => "?".to_string(),
+                (_, Some(l)) => format!("{}:{}:{}", l.file, l.line, l.column),
+                (id, None) => format!("#{id}"),
+            };
+            write!(out, " task={} location={location} parent={}", a(0), a(2))
+        }
+        Some(EventKind::PollStart) | Some(EventKind::TaskTerminate) => {
+            write!(out, " task={}", a(0))
+        }
+        Some(EventKind::PollEnd) => {
+            let result = match a(1) {
+                0 => "pending".to_string(),
+                1 => "ready".to_string(),
+                other => other.to_string(),
+            };
+            write!(out, " task={} result={result}", a(0))
+        }
+        Some(EventKind::TaskWake) => write!(out, " task={} waker={}", a(0), a(1)),
+        None => {
+            for i in 0..usize::from(event.arg_count) {
+                let _ = write!(out, " arg{i}={}", a(i));
+            }
+            if has_payload {
+                let _ = write!(
+                    out,
+                    " payload={:?}",
+                    String::from_utf8_lossy(&event.payload)
+                );
+            }
+            Ok(())
+        }
+    };
+    out
+}
+
+/// `+12.345678ms`: the signed offset of `time_ns` from `origin_ns`, in milliseconds to the
+/// nanosecond.
+fn format_offset(time_ns: u64, origin_ns: u64) -> String {
+    let (sign, ns) = if time_ns >= origin_ns {
+        ('+', time_ns - origin_ns)
+    } else {
+        ('-', origin_ns - time_ns)
+    };
+    format!("{sign}{}.{:06}ms", ns / 1_000_000, ns % 1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_signed_milliseconds_to_the_nanosecond() {
+        assert_eq!(format_offset(5, 5), "+0.000000ms");
+        assert_eq!(format_offset(12_345_678, 0), "+12.345678ms");
+        assert_eq!(format_offset(0, 1_000_000_001), "-1000.000001ms");
+        assert_eq!(format_offset(u64::MAX, 0), "+18446744073709.551615ms");
+    }
+}

@@ -1,0 +1,333 @@
+//! The summary and the dump lines of files built in memory.
+
+#[path = "../../flight-recorder-format/tests/common/mod.rs"]
+mod common;
+
+use common::{header, unix_ns, Ev, TraceBuilder, ORIGIN_TICKS};
+use flight_recorder_analysis::dump::{describe, Dumper};
+use flight_recorder_analysis::{Summary, ThreadSummary, Window};
+use flight_recorder_format::{Dropped, EventKind, KindInfo, TraceReader};
+
+/// One millisecond after the calibration origin: 2026-11-22T02:35:36.001Z.
+const BASE: u64 = ORIGIN_TICKS + 1_000_000;
+
+fn sample() -> Vec<u8> {
+    let mut b = TraceBuilder::standard(
+        &[(1, "handle_request"), (2, "http")],
+        &[(1, "src/main.rs", 10, 5)],
+        &[(1, 101, "main"), (2, 102, "worker"), (3, 103, "idle")],
+    );
+    b.kinds(&[KindInfo {
+        byte: 200,
+        arg_count: 1,
+        has_payload: true,
+        name: "future_kind".into(),
+    }]);
+    b.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::PollStart, 10, &[1]),
+            Ev::new(EventKind::RegionBegin, 3, &[1]),
+            Ev::log(1_000_000, 2, "GET /users/42"),
+            Ev::new(EventKind::RegionEnd, 5, &[1]),
+            Ev::new(EventKind::PollEnd, 5, &[1, 1]),
+        ],
+    )
+    .chunk(
+        2,
+        BASE + 500,
+        &[
+            Ev::new(EventKind::PollStart, 0, &[2]),
+            Ev::new(EventKind::PollEnd, 2_000_000_000, &[2, 0]),
+        ],
+    )
+    .chunk(
+        9,
+        BASE - 100,
+        &[Ev {
+            kind: 200,
+            delta: 0,
+            args: vec![7],
+            payload: b"opaque".to_vec(),
+        }],
+    )
+    .dropped(2, 4096);
+    b.finish()
+}
+
+#[test]
+fn summary_counts_events_kinds_threads_and_sizes() {
+    let bytes = sample();
+    let summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    assert_eq!(summary.header, header());
+    assert!(summary.complete);
+    assert_eq!(summary.error, None);
+    assert_eq!(summary.events, 9);
+    assert_eq!(
+        summary.window,
+        Some(Window {
+            start_ns: unix_ns(BASE - 100),
+            end_ns: unix_ns(BASE + 2_000_000_500),
+        })
+    );
+    assert_eq!(summary.window.unwrap().duration_ns(), 2_000_000_600);
+    assert_eq!(summary.count_of("poll_start"), 2);
+    assert_eq!(summary.count_of("future_kind"), 1);
+    assert_eq!(summary.count_of("thread_exit"), 0);
+    // The most frequent first, ties by kind byte.
+    let names: Vec<&str> = summary.kinds.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "poll_start",
+            "poll_end",
+            "region_begin",
+            "region_end",
+            "log",
+            "task_spawn",
+            "future_kind"
+        ]
+    );
+    assert_eq!(
+        summary.threads,
+        [
+            ThreadSummary {
+                id: 1,
+                os_tid: Some(101),
+                name: "main".into(),
+                events: 6
+            },
+            ThreadSummary {
+                id: 2,
+                os_tid: Some(102),
+                name: "worker".into(),
+                events: 2
+            },
+            ThreadSummary {
+                id: 3,
+                os_tid: Some(103),
+                name: "idle".into(),
+                events: 0
+            },
+            ThreadSummary {
+                id: 9,
+                os_tid: None,
+                name: String::new(),
+                events: 1
+            },
+        ]
+    );
+    assert_eq!(summary.file_bytes, bytes.len() as u64);
+    assert_eq!(summary.chunks, 3);
+    assert!(summary.event_bytes > 0 && summary.event_bytes < 100);
+    assert_eq!(
+        summary.event_bytes_per_event(),
+        Some(summary.event_bytes as f64 / 9.0)
+    );
+    assert_eq!(
+        summary.dropped,
+        Dropped {
+            chunks: 2,
+            bytes: 4096
+        }
+    );
+}
+
+#[test]
+fn text_summary_is_aligned_and_complete() {
+    let bytes = sample();
+    let mut summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    summary.path = Some("trace.out".into());
+    let text = summary.render_text();
+    let facts = [
+        ("trace", "trace.out"),
+        ("mode", "flight-recorder"),
+        ("reason", "manual"),
+        ("tag", "slow_request"),
+        ("program", "demo (pid 4242)"),
+        ("host", "box"),
+        ("command", "demo --flag"),
+        ("recorder", "0.1.0"),
+        ("clock", "monotonic"),
+        (
+            "settings",
+            "min_age 10.000s, max_bytes 10485760, chunk_size 65536",
+        ),
+        ("complete", "yes"),
+        (
+            "window",
+            "2026-11-22T02:35:36.000Z .. 2026-11-22T02:35:38.001Z",
+        ),
+        ("duration", "2.000s"),
+        ("events", "9"),
+        ("dropped", "2 chunks, 4096 bytes"),
+    ];
+    for (key, value) in facts {
+        let expected = format!("{key:<9}  {value}\n");
+        assert!(
+            text.contains(&expected),
+            "{expected:?} missing from\n{text}"
+        );
+    }
+    let chunks = format!(
+        "chunks     3 holding {} event bytes ({:.2} bytes/event)\n",
+        summary.event_bytes,
+        summary.event_bytes as f64 / 9.0
+    );
+    let size = format!(
+        "file size  {} bytes ({:.2} bytes/event)\n",
+        bytes.len(),
+        bytes.len() as f64 / 9.0
+    );
+    for expected in [
+        &*chunks,
+        &*size,
+        "\nevents by kind\n  kind          events  share\n  poll_start         2  22.2%\n",
+        "  future_kind        1  11.1%\n",
+        "\nthreads\n  id  os tid  name    events\n   1     101  main         6\n",
+        "   9       ?               1\n",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from\n{text}");
+    }
+    assert!(!text.contains("error"), "{text}");
+}
+
+#[test]
+fn json_summary_has_stable_keys() {
+    let bytes = sample();
+    let summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    let json = summary.to_json();
+    assert_eq!(json["path"], serde_json::Value::Null);
+    assert_eq!(json["file"]["pid"], 4242);
+    assert_eq!(json["file"]["tag"], "slow_request");
+    assert_eq!(json["file"]["clock_source"], "monotonic");
+    assert_eq!(json["complete"], true);
+    assert_eq!(json["error"], serde_json::Value::Null);
+    assert_eq!(json["window"]["start"], "2026-11-22T02:35:36.000Z");
+    assert_eq!(json["window"]["duration_ns"], 2_000_000_600u64);
+    assert_eq!(json["events"]["total"], 9);
+    assert_eq!(json["events"]["by_kind"]["poll_end"], 2);
+    assert_eq!(json["events"]["by_kind"]["future_kind"], 1);
+    assert_eq!(json["threads"][0]["name"], "main");
+    assert_eq!(json["threads"][3]["os_tid"], serde_json::Value::Null);
+    assert_eq!(json["size"]["file_bytes"], bytes.len() as u64);
+    assert_eq!(json["size"]["chunks"], 3);
+    assert!(json["size"]["file_bytes_per_event"].as_f64().unwrap() > 10.0);
+    assert_eq!(json["dropped"]["bytes"], 4096);
+}
+
+#[test]
+fn a_file_without_events_has_no_window() {
+    let bytes = TraceBuilder::new(&header()).finish();
+    let summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    assert_eq!(summary.window, None);
+    assert_eq!(summary.event_bytes_per_event(), None);
+    assert!(summary.render_text().contains("window     no events\n"));
+    let json = summary.to_json();
+    assert_eq!(json["window"], serde_json::Value::Null);
+    assert_eq!(
+        json["size"]["event_bytes_per_event"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn a_torn_file_is_summarized_up_to_the_damage() {
+    let bytes = sample();
+    for cut in 13..bytes.len() {
+        let Ok(reader) = TraceReader::new(&bytes[..cut]) else {
+            continue; // the header itself is cut
+        };
+        let damaged = Summary::from_reader(reader).unwrap_err();
+        let summary = &damaged.summary;
+        assert!(!summary.complete);
+        assert_eq!(summary.error.as_deref(), Some(&*damaged.error.to_string()));
+        assert!(summary.events <= 9);
+        assert!(summary.file_bytes <= cut as u64);
+        assert!(summary.render_text().contains("complete   no\n"));
+        assert_eq!(damaged.to_string(), damaged.error.to_string());
+    }
+    let cut = &bytes[..bytes.len() - 1];
+    let damaged = Summary::from_reader(TraceReader::new(cut).unwrap()).unwrap_err();
+    assert_eq!(damaged.summary.events, 9, "only the end record is lost");
+    let text = damaged.summary.render_text();
+    assert!(
+        text.contains("error      truncated trace at byte "),
+        "{text}"
+    );
+}
+
+#[test]
+fn events_are_described_with_named_and_resolved_arguments() {
+    let bytes = sample();
+    let mut reader = TraceReader::new(&bytes[..]).unwrap();
+    let mut dumper = Dumper::new();
+    let mut lines = Vec::new();
+    let mut descriptions = Vec::new();
+    while let Some(event) = reader.next_event().unwrap() {
+        descriptions.push(describe(&reader, &event));
+        lines.push(dumper.line(&reader, &event));
+    }
+    assert_eq!(
+        descriptions,
+        [
+            "task_spawn task=1 location=src/main.rs:10:5 parent=0",
+            "poll_start task=1",
+            "region_begin name=\"handle_request\"",
+            "log category=\"http\" message=\"GET /users/42\"",
+            "region_end name=\"handle_request\"",
+            "poll_end task=1 result=ready",
+            "poll_start task=2",
+            "poll_end task=2 result=pending",
+            "future_kind arg0=7 payload=\"opaque\"",
+        ]
+    );
+    assert_eq!(
+        lines[0],
+        "2026-11-22T02:35:36.001Z     +0.000000ms  1:main                 \
+         task_spawn task=1 location=src/main.rs:10:5 parent=0"
+    );
+    assert!(lines[3].contains(" +1.000013ms  1:main "), "{}", lines[3]);
+    assert!(
+        lines[7].contains(" +2000.000500ms  2:worker "),
+        "{}",
+        lines[7]
+    );
+    assert!(lines[8].contains(" -0.000100ms  9 "), "{}", lines[8]);
+}
+
+#[test]
+fn unresolved_ids_are_shown_as_numbers() {
+    let mut b = TraceBuilder::new(&header());
+    b.chunk(
+        4,
+        BASE,
+        &[
+            Ev::new(EventKind::RegionBegin, 0, &[77]),
+            Ev::new(EventKind::TaskSpawn, 0, &[5, 0, 1]),
+            Ev::new(EventKind::TaskSpawn, 0, &[6, 8, 5]),
+            Ev::log(0, 3, "caf\u{e9} \"quoted\"\n"),
+            Ev::new(EventKind::TaskWake, 0, &[5, 0]),
+            Ev::new(EventKind::WorkerPark, 0, &[]),
+        ],
+    );
+    let bytes = b.finish();
+    let mut reader = TraceReader::new(&bytes[..]).unwrap();
+    let mut descriptions = Vec::new();
+    while let Some(event) = reader.next_event().unwrap() {
+        descriptions.push(describe(&reader, &event));
+    }
+    assert_eq!(
+        descriptions,
+        [
+            "region_begin name=#77",
+            "task_spawn task=5 location=? parent=1",
+            "task_spawn task=6 location=#8 parent=5",
+            "log category=#3 message=\"café \\\"quoted\\\"\\n\"",
+            "task_wake task=5 waker=0",
+            "worker_park",
+        ]
+    );
+}

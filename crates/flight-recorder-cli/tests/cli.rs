@@ -1,0 +1,289 @@
+//! The real `flight-recorder` binary on files written to a temporary directory.
+
+#[path = "../../flight-recorder-format/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Ev, TraceBuilder, ORIGIN_TICKS};
+use flight_recorder_format::EventKind;
+use tempfile::TempDir;
+
+/// One millisecond after the calibration origin: 2026-11-22T02:35:36.001Z.
+const BASE: u64 = ORIGIN_TICKS + 1_000_000;
+
+/// A complete file: 9 events on two threads (7 and 2), in three chunks.
+fn sample() -> Vec<u8> {
+    let mut b = TraceBuilder::standard(
+        &[(1, "handle_request"), (2, "http")],
+        &[(1, "src/main.rs", 10, 5)],
+        &[(1, 101, "main"), (2, 102, "tokio-runtime-worker")],
+    );
+    b.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::PollStart, 10, &[42]),
+            Ev::new(EventKind::RegionBegin, 3, &[1]),
+        ],
+    )
+    .chunk(
+        2,
+        BASE + 7,
+        &[
+            Ev::new(EventKind::PollStart, 0, &[2]),
+            Ev::new(EventKind::PollEnd, 5, &[2, 0]),
+        ],
+    )
+    .chunk(
+        1,
+        BASE + 13,
+        &[
+            Ev::log(12_345_665, 2, "GET /users/42"),
+            Ev::new(EventKind::RegionEnd, 5, &[1]),
+            Ev::new(EventKind::PollEnd, 5, &[42, 1]),
+            Ev::new(EventKind::ThreadExit, 2_000_000_000, &[]),
+        ],
+    );
+    b.finish()
+}
+
+/// Writes `bytes` as `name` in a new temporary directory.
+fn write(name: &str, bytes: &[u8]) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+fn run(args: &[&str], path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flight-recorder"))
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Asserts that the command failed with exit status 1 and exactly one line on standard error,
+/// `flight-recorder: <path>: <message>`, and returns the message.
+fn one_error_line(output: &Output, path: &Path) -> String {
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let err = stderr(output);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.ends_with('\n'));
+    let prefix = format!("flight-recorder: {}: ", path.display());
+    err.trim_end()
+        .strip_prefix(&prefix)
+        .unwrap_or_else(|| panic!("{err:?} does not start with {prefix:?}"))
+        .to_string()
+}
+
+#[test]
+fn summary_shows_the_window_kinds_and_threads() {
+    let (_dir, path) = write("trace.out", &sample());
+    let output = run(&["summary"], &path);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stderr(&output), "");
+    let text = stdout(&output);
+    for expected in [
+        format!("trace      {}\n", path.display()),
+        "reason     manual\n".into(),
+        "tag        slow_request\n".into(),
+        "program    demo (pid 4242)\n".into(),
+        "complete   yes\n".into(),
+        "window     2026-11-22T02:35:36.001Z .. 2026-11-22T02:35:38.013Z\n".into(),
+        "duration   2.012s\n".into(),
+        "events     9\n".into(),
+        "chunks     3 holding ".into(),
+        format!("file size  {} bytes", sample().len()),
+        "dropped    nothing\n".into(),
+        "  poll_start         2  22.2%\n".into(),
+        "  poll_end           2  22.2%\n".into(),
+        "  log                1  11.1%\n".into(),
+        "  thread_exit        1  11.1%\n".into(),
+        "  id  os tid  name                  events\n".into(),
+        "   1     101  main                       7\n".into(),
+        "   2     102  tokio-runtime-worker       2\n".into(),
+    ] {
+        assert!(
+            text.contains(&expected),
+            "{expected:?} missing from\n{text}"
+        );
+    }
+}
+
+#[test]
+fn summary_json_parses_and_has_the_numbers() {
+    let (_dir, path) = write("trace.out", &sample());
+    let output = run(&["summary", "--json"], &path);
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["path"], path.display().to_string());
+    assert_eq!(json["complete"], true);
+    assert_eq!(json["error"], serde_json::Value::Null);
+    assert_eq!(json["window"]["start"], "2026-11-22T02:35:36.001Z");
+    assert_eq!(json["window"]["end"], "2026-11-22T02:35:38.013Z");
+    assert_eq!(json["window"]["duration_ns"], 2_012_345_688u64);
+    assert_eq!(json["events"]["total"], 9);
+    assert_eq!(json["events"]["by_kind"]["poll_start"], 2);
+    assert_eq!(json["events"]["by_kind"]["task_spawn"], 1);
+    assert_eq!(json["threads"][1]["name"], "tokio-runtime-worker");
+    assert_eq!(json["threads"][1]["events"], 2);
+    assert_eq!(json["size"]["file_bytes"], sample().len() as u64);
+    assert_eq!(json["size"]["chunks"], 3);
+    assert_eq!(json["dropped"]["chunks"], 0);
+}
+
+#[test]
+fn dump_prints_one_line_per_event() {
+    let (_dir, path) = write("trace.out", &sample());
+    let output = run(&["dump"], &path);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stderr(&output), "");
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 9, "{text}");
+    assert_eq!(
+        lines[0],
+        "2026-11-22T02:35:36.001Z     +0.000000ms  1:main                 \
+         task_spawn task=1 location=src/main.rs:10:5 parent=0"
+    );
+    assert!(lines[1].ends_with(" +0.000010ms  1:main                 poll_start task=42"));
+    assert!(lines[2].ends_with("region_begin name=\"handle_request\""));
+    assert!(lines[3].contains(" +0.000007ms  2:tokio-runtime-worker poll_start task=2"));
+    assert!(lines[4].ends_with("poll_end task=2 result=pending"));
+    assert!(lines[5].starts_with("2026-11-22T02:35:36.013Z    +12.345678ms  1:main "));
+    assert!(lines[5].ends_with("log category=\"http\" message=\"GET /users/42\""));
+    assert!(lines[7].ends_with("poll_end task=42 result=ready"));
+    assert!(lines[8].ends_with(" +2012.345688ms  1:main                 thread_exit"));
+
+    let output = run(&["dump", "--limit", "2"], &path);
+    assert!(output.status.success());
+    assert_eq!(stdout(&output).lines().count(), 2);
+}
+
+#[test]
+fn a_truncated_file_gives_the_summary_of_its_prefix_and_one_error_line() {
+    let bytes = sample();
+    // Cut inside the last chunk: the first two chunks (5 events) are intact.
+    let (_dir, path) = write("torn.out", &bytes[..bytes.len() - 30]);
+    let output = run(&["summary"], &path);
+    let error = one_error_line(&output, &path);
+    assert!(
+        error.starts_with("truncated trace at byte ")
+            && error.ends_with("file ends inside a record"),
+        "{error}"
+    );
+    let text = stdout(&output);
+    assert!(text.contains("complete   no\n"), "{text}");
+    assert!(text.contains(&format!("error      {error}\n")), "{text}");
+    assert!(text.contains("events     5\n"), "{text}");
+    assert!(
+        text.contains("window     2026-11-22T02:35:36.001Z .. "),
+        "{text}"
+    );
+
+    let output = run(&["summary", "--json"], &path);
+    let error = one_error_line(&output, &path);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["error"], error);
+    assert_eq!(json["complete"], false);
+    assert_eq!(json["events"]["total"], 5);
+
+    let output = run(&["dump"], &path);
+    one_error_line(&output, &path);
+    assert_eq!(stdout(&output).lines().count(), 5);
+}
+
+#[test]
+fn a_file_without_its_end_record_names_the_end_offset() {
+    let bytes = sample();
+    let len = bytes.len() - 10; // the end record: 9 bytes of framing and one varint
+    let (_dir, path) = write("cut.out", &bytes[..len]);
+    let output = run(&["summary"], &path);
+    assert_eq!(
+        one_error_line(&output, &path),
+        format!("truncated trace at byte {len}: file ends without its end record")
+    );
+    assert!(stdout(&output).contains("events     9\n"));
+}
+
+#[test]
+fn a_corrupt_record_is_reported_with_its_offset() {
+    let mut bytes = sample();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x01;
+    let (_dir, path) = write("corrupt.out", &bytes);
+    let output = run(&["dump"], &path);
+    let error = one_error_line(&output, &path);
+    assert!(error.starts_with("corrupt trace at byte "), "{error}");
+    assert!(error.ends_with("record checksum mismatch"), "{error}");
+    assert_eq!(stdout(&output).lines().count(), 5);
+}
+
+#[test]
+fn files_that_are_not_traces_give_one_line() {
+    let cases: [(&str, &[u8], &str); 4] = [
+        (
+            "notes.txt",
+            b"just some text\nover two lines\n",
+            "not a flight-recorder trace (bad magic at byte 0)",
+        ),
+        (
+            "empty.out",
+            b"",
+            "truncated trace at byte 0: file ends inside the magic",
+        ),
+        (
+            "future.out",
+            b"FLTRECRD\x02\x00\x00\x00",
+            "unsupported trace format version 2.0 (this reader reads 1.x)",
+        ),
+        (
+            "headless.out",
+            b"FLTRECRD\x01\x00\x00\x00",
+            "truncated trace at byte 12: file ends before the header",
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let (_dir, path) = write(name, bytes);
+        for command in ["summary", "dump"] {
+            let output = run(&[command], &path);
+            assert_eq!(one_error_line(&output, &path), message);
+            assert!(output.stdout.is_empty(), "{output:?}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_file_or_a_directory_gives_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.out");
+    let output = run(&["summary"], &missing);
+    let error = one_error_line(&output, &missing);
+    assert!(error.contains("No such file or directory"), "{error}");
+
+    let output = run(&["summary"], dir.path());
+    one_error_line(&output, dir.path());
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flight-recorder"))
+        .args(["summary"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!stderr(&output).contains("panicked"));
+}

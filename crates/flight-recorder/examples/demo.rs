@@ -1,0 +1,211 @@
+//! The demo: a small service on a tokio runtime runs with the flight recorder on, notices one of
+//! its own requests was slow, writes a snapshot of the seconds before into `./traces/`, and prints
+//! what the snapshot shows.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! ```
+//!
+//! The service has three kinds of work: request handlers (parse, a simulated database query that
+//! waits on a timer, render), a cache refresher and a metrics reporter. Every few hundred
+//! requests one handler blocks its worker thread for 60 ms (a synchronous call in async code, the
+//! classic stall). The handler times itself; the first request over its 50 ms budget triggers the
+//! snapshot.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flight_recorder::raw;
+use flight_recorder::{FlightRecorder, FlightRecorderConfig};
+use flight_recorder_analysis::summary::Summary;
+use flight_recorder_format::{EventKind, TraceReader};
+
+/// A request slower than this writes a snapshot.
+const SLOW_REQUEST: Duration = Duration::from_millis(50);
+
+/// One request in this many blocks its worker (about every 1.5 s).
+const BLOCKING_EVERY: u64 = 3000;
+
+async fn handle_request(id: u64) {
+    {
+        let _parse = flight_recorder::region("parse");
+        std::hint::black_box((0..200u64).sum::<u64>());
+    }
+    let query = flight_recorder::region("db_query");
+    drop(query);
+    tokio::time::sleep(Duration::from_micros(300 + id % 700)).await;
+    if id % BLOCKING_EVERY == BLOCKING_EVERY - 1 {
+        let _stall = flight_recorder::region("blocking_call");
+        flight_recorder::log("handler", "calling the legacy client synchronously");
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    let _render = flight_recorder::region("render");
+    std::hint::black_box((0..500u64).product::<u64>());
+}
+
+async fn cache_refresher(stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        {
+            let _refresh = flight_recorder::region("cache_refresh");
+            std::hint::black_box((0..2_000u64).sum::<u64>());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn metrics_reporter(stop: Arc<AtomicBool>, served: Arc<AtomicU64>) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let _report = flight_recorder::region("metrics_report");
+        let _ = served.load(Ordering::Relaxed);
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let recorder = Arc::new(FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(5),
+        max_bytes: 16 << 20,
+    }));
+    recorder.start()?;
+    println!("flight recorder on: keeping the last 5 s (at most 16 MiB) in memory");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("demo-worker")
+        .on_thread_park(|| raw::record(raw::EventKind::WorkerPark, &[]))
+        .on_thread_unpark(|| raw::record(raw::EventKind::WorkerUnpark, &[]))
+        .enable_all()
+        .build()?;
+
+    let snapshot: Option<PathBuf> = runtime.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let background = [
+            tokio::spawn(cache_refresher(stop.clone())),
+            tokio::spawn(metrics_reporter(stop.clone(), served.clone())),
+        ];
+        let (slow_tx, mut slow_rx) = tokio::sync::mpsc::channel::<(u64, Duration)>(16);
+        let mut id = 0u64;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut interval = tokio::time::interval(Duration::from_micros(500));
+        let slow = loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let slow_tx = slow_tx.clone();
+                    let served = served.clone();
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        handle_request(id).await;
+                        let took = start.elapsed();
+                        served.fetch_add(1, Ordering::Relaxed);
+                        if took > SLOW_REQUEST {
+                            let _ = slow_tx.try_send((id, took));
+                        }
+                    });
+                    id += 1;
+                }
+                Some(slow) = slow_rx.recv() => break Some(slow),
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+        };
+        let path = match slow {
+            Some((id, took)) => {
+                println!(
+                    "request {id} took {:.1} ms (budget {} ms): writing a snapshot",
+                    took.as_secs_f64() * 1e3,
+                    SLOW_REQUEST.as_millis()
+                );
+                flight_recorder::log("demo", "slow request noticed, writing a snapshot");
+                // Let the service run a little more so the file also shows what came after.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let recorder = recorder.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    recorder.write_to_dir("traces", "slow_request", "slow_request")
+                })
+                .await
+                .expect("the snapshot task panicked");
+                match written {
+                    Ok(path) => Some(path),
+                    Err(e) => {
+                        eprintln!("demo: could not write the snapshot: {e}");
+                        None
+                    }
+                }
+            }
+            None => {
+                eprintln!("demo: no request was slow within 10 s");
+                None
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        for task in background {
+            let _ = task.await;
+        }
+        println!("requests served: {}", served.load(Ordering::Relaxed));
+        path
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    recorder.stop();
+
+    let Some(path) = snapshot else {
+        return Err("no snapshot was written".into());
+    };
+    println!("snapshot written to {}\n", path.display());
+    let summary = match Summary::from_reader(TraceReader::open(&path)?) {
+        Ok(summary) => summary,
+        Err(damaged) => return Err(format!("the snapshot is damaged: {damaged}").into()),
+    };
+    print!("{}", summary.render_text());
+    print_longest_regions(&path)?;
+    println!(
+        "\nsee every event with: cargo run --release -p flight-recorder-cli -- dump {}",
+        path.display()
+    );
+    Ok(())
+}
+
+/// What the snapshot shows about the stall: the longest regions, matched begin to end on each
+/// thread.
+fn print_longest_regions(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut reader = TraceReader::open(path)?;
+    let mut open: std::collections::HashMap<u64, Vec<(u64, u64)>> = Default::default();
+    let mut regions = Vec::new();
+    while let Some(event) = reader.next_event()? {
+        match event.kind() {
+            Some(EventKind::RegionBegin) => open
+                .entry(event.thread)
+                .or_default()
+                .push((event.arg(0), event.time_ns)),
+            Some(EventKind::RegionEnd) => {
+                if let Some((name, start)) = open.get_mut(&event.thread).and_then(Vec::pop) {
+                    regions.push((event.time_ns - start, name, event.thread, start));
+                }
+            }
+            _ => {}
+        }
+    }
+    regions.sort_unstable_by(|a, b| b.cmp(a));
+    println!("\nlongest regions");
+    println!(
+        "  {:<16} {:>10}  {:<20} started",
+        "region", "duration", "thread"
+    );
+    for &(duration, name, thread, start) in regions.iter().take(5) {
+        let thread_name = reader
+            .threads()
+            .get(&thread)
+            .map_or(String::new(), |t| format!("{} ({})", t.name, t.os_tid));
+        println!(
+            "  {:<16} {:>8.3}ms  {:<20} {}",
+            reader.string(name).unwrap_or("?"),
+            duration as f64 / 1e6,
+            thread_name,
+            flight_recorder_format::time::format_utc_millis(start)
+        );
+    }
+    Ok(())
+}
