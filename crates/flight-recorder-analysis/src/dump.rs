@@ -66,19 +66,52 @@ pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
         Some(text) => format!("{text:?}"),
         None => format!("#{id}"),
     };
+    let user_task = |id: u64| {
+        if id == 0 {
+            String::new()
+        } else {
+            format!(" user_task={id}")
+        }
+    };
     let _ = match known {
         Some(EventKind::ThreadStart)
         | Some(EventKind::ThreadExit)
         | Some(EventKind::WorkerPark)
         | Some(EventKind::WorkerUnpark) => Ok(()),
-        Some(EventKind::RegionBegin) | Some(EventKind::RegionEnd) => {
-            write!(out, " name={}", string(a(0)))
+        Some(EventKind::RegionBegin) | Some(EventKind::RegionEnd) | Some(EventKind::Mark) => {
+            write!(out, " name={}{}", string(a(0)), user_task(a(1)))
         }
         Some(EventKind::Log) => write!(
             out,
-            " category={} message={:?}",
+            " category={}{} message={:?}",
             string(a(0)),
+            user_task(a(1)),
             String::from_utf8_lossy(&event.payload)
+        ),
+        Some(EventKind::UserTaskBegin) => write!(
+            out,
+            " user_task={} parent={} name={}",
+            a(0),
+            a(1),
+            string(a(2))
+        ),
+        Some(EventKind::UserTaskEnd) => write!(out, " user_task={}", a(0)),
+        Some(EventKind::Counter) => write!(out, " name={} value={}", string(a(0)), a(1)),
+        Some(EventKind::RuntimeThread) => {
+            let role = match a(1) {
+                0 => "worker".to_string(),
+                1 => "blocking".to_string(),
+                2 => "other".to_string(),
+                other => other.to_string(),
+            };
+            write!(out, " runtime={} role={role}", a(0))
+        }
+        Some(EventKind::RuntimeName) => write!(out, " runtime={} name={}", a(0), string(a(1))),
+        Some(EventKind::PollStartScheduled) => write!(
+            out,
+            " task={} scheduled_for={:.3}us",
+            a(0),
+            a(1) as f64 / 1e3
         ),
         Some(EventKind::TaskSpawn) => {
             let location = match (a(1), reader.location(a(1))) {

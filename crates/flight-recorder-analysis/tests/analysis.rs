@@ -29,9 +29,9 @@ fn sample() -> Vec<u8> {
         &[
             Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
             Ev::new(EventKind::PollStart, 10, &[1]),
-            Ev::new(EventKind::RegionBegin, 3, &[1]),
+            Ev::new(EventKind::RegionBegin, 3, &[1, 0]),
             Ev::log(1_000_000, 2, "GET /users/42"),
-            Ev::new(EventKind::RegionEnd, 5, &[1]),
+            Ev::new(EventKind::RegionEnd, 5, &[1, 0]),
             Ev::new(EventKind::PollEnd, 5, &[1, 1]),
         ],
     )
@@ -305,7 +305,7 @@ fn unresolved_ids_are_shown_as_numbers() {
         4,
         BASE,
         &[
-            Ev::new(EventKind::RegionBegin, 0, &[77]),
+            Ev::new(EventKind::RegionBegin, 0, &[77, 0]),
             Ev::new(EventKind::TaskSpawn, 0, &[5, 0, 1]),
             Ev::new(EventKind::TaskSpawn, 0, &[6, 8, 5]),
             Ev::log(0, 3, "caf\u{e9} \"quoted\"\n"),

@@ -26,7 +26,7 @@ fn sample() -> Vec<u8> {
         &[
             Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
             Ev::new(EventKind::PollStart, 10, &[42]),
-            Ev::new(EventKind::RegionBegin, 3, &[1]),
+            Ev::new(EventKind::RegionBegin, 3, &[1, 0]),
         ],
     )
     .chunk(
@@ -42,7 +42,7 @@ fn sample() -> Vec<u8> {
         BASE + 13,
         &[
             Ev::log(12_345_665, 2, "GET /users/42"),
-            Ev::new(EventKind::RegionEnd, 5, &[1]),
+            Ev::new(EventKind::RegionEnd, 5, &[1, 0]),
             Ev::new(EventKind::PollEnd, 5, &[42, 1]),
             Ev::new(EventKind::ThreadExit, 2_000_000_000, &[]),
         ],

@@ -64,12 +64,22 @@ event_kinds! {
     ThreadStart = 1, "thread_start", args: 0, payload: false;
     /// A thread is exiting. Arguments: none.
     ThreadExit = 2, "thread_exit", args: 0, payload: false;
-    /// A user region began on this thread. Arguments: name (string id).
-    RegionBegin = 3, "region_begin", args: 1, payload: false;
-    /// A user region ended on this thread. Arguments: name (string id).
-    RegionEnd = 4, "region_end", args: 1, payload: false;
-    /// A user log message. Arguments: category (string id). Payload: the message, UTF-8.
-    Log = 5, "log", args: 1, payload: true;
+    /// A user region began on this thread. Arguments: name (string id), user task id (0 = none).
+    RegionBegin = 3, "region_begin", args: 2, payload: false;
+    /// A user region ended on this thread. Arguments: name (string id), user task id (0 = none).
+    RegionEnd = 4, "region_end", args: 2, payload: false;
+    /// A user log message. Arguments: category (string id), user task id (0 = none). Payload:
+    /// the message, UTF-8.
+    Log = 5, "log", args: 2, payload: true;
+    /// An instant user mark. Arguments: name (string id), user task id (0 = none).
+    Mark = 6, "mark", args: 2, payload: false;
+    /// A user task (a logical operation such as a request) began. Arguments: user task id,
+    /// parent user task id (0 = none), name (string id).
+    UserTaskBegin = 7, "user_task_begin", args: 3, payload: false;
+    /// A user task ended. Arguments: user task id.
+    UserTaskEnd = 8, "user_task_end", args: 1, payload: false;
+    /// A counter's value. Arguments: name (string id), value.
+    Counter = 9, "counter", args: 2, payload: false;
     /// An async task was spawned. Arguments: task id, spawn location id (0 = unknown), parent
     /// task id (0 = none).
     TaskSpawn = 16, "task_spawn", args: 3, payload: false;
@@ -85,6 +95,14 @@ event_kinds! {
     WorkerPark = 21, "worker_park", args: 0, payload: false;
     /// A runtime worker thread unparked (woke up). Arguments: none.
     WorkerUnpark = 22, "worker_unpark", args: 0, payload: false;
+    /// This thread belongs to a runtime. Arguments: runtime id, role (0 worker, 1 blocking pool,
+    /// 2 other).
+    RuntimeThread = 23, "runtime_thread", args: 2, payload: false;
+    /// A runtime's name. Arguments: runtime id, name (string id).
+    RuntimeName = 24, "runtime_name", args: 2, payload: false;
+    /// A task's poll began, with the time it waited to be polled since it was scheduled (the
+    /// runtime measured it). Arguments: task id, scheduling latency in nanoseconds.
+    PollStartScheduled = 25, "poll_start_scheduled", args: 2, payload: false;
 }
 
 /// How an event of a given kind byte is laid out; read from a file's kinds table so that kinds
@@ -172,7 +190,7 @@ mod tests {
     fn long_payload_is_cut() {
         let mut out = vec![0u8; MAX_EVENT_LEN];
         let payload = vec![b'x'; MAX_PAYLOAD + 100];
-        let n = encode_event(EventKind::Log, 0, &[1], &payload, &mut out);
-        assert_eq!(n, 1 + 1 + 1 + 2 + MAX_PAYLOAD);
+        let n = encode_event(EventKind::Log, 0, &[1, 0], &payload, &mut out);
+        assert_eq!(n, 1 + 1 + 2 + 2 + MAX_PAYLOAD);
     }
 }

@@ -17,9 +17,9 @@ fn events_of_thread_1() -> Vec<Ev> {
         Ev::new(EventKind::ThreadStart, 0, &[]),
         Ev::new(EventKind::TaskSpawn, 10, &[1, 1, 0]),
         Ev::new(EventKind::PollStart, 3, &[1]),
-        Ev::new(EventKind::RegionBegin, 1, &[1]),
+        Ev::new(EventKind::RegionBegin, 1, &[1, 0]),
         Ev::log(200, 2, "GET /users/42"),
-        Ev::new(EventKind::RegionEnd, 1_000_000, &[1]),
+        Ev::new(EventKind::RegionEnd, 1_000_000, &[1, 0]),
         Ev::new(EventKind::PollEnd, 7, &[1, 1]),
         Ev::new(EventKind::TaskTerminate, 1, &[1]),
     ]

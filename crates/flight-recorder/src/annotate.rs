@@ -21,7 +21,7 @@ pub fn log(category: &'static str, message: &str) {
         return;
     }
     let category = intern_str(category);
-    local::record(state, EventKind::Log, &[category], message.as_bytes());
+    local::record(state, EventKind::Log, &[category, 0], message.as_bytes());
 }
 
 /// Begins a region named `name` on this thread; it ends when the returned guard is dropped.
@@ -39,7 +39,7 @@ pub fn region(name: &'static str) -> Region {
         return Region { name: 0 };
     }
     let name = intern_str(name);
-    local::record(state, EventKind::RegionBegin, &[name], &[]);
+    local::record(state, EventKind::RegionBegin, &[name, 0], &[]);
     Region { name }
 }
 
@@ -58,7 +58,7 @@ impl Drop for Region {
         }
         let state = STATE.load(Ordering::Relaxed);
         if state & ENABLED != 0 {
-            local::record(state, EventKind::RegionEnd, &[self.name], &[]);
+            local::record(state, EventKind::RegionEnd, &[self.name, 0], &[]);
         }
     }
 }

@@ -87,7 +87,7 @@ impl Ev {
         Ev {
             kind: EventKind::Log as u8,
             delta,
-            args: vec![category],
+            args: vec![category, 0],
             payload: message.as_bytes().to_vec(),
         }
     }
