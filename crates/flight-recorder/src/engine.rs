@@ -35,6 +35,22 @@ const EXITED_THREADS_KEPT: usize = 4096;
 pub(crate) struct ThreadShared {
     pub id: u64,
     pub open: OpenChunk,
+    /// The task this thread is polling, 0 when none: read by watchdogs looking for polls that
+    /// block their worker, so that a fast poll pays two stores and no check.
+    pub polling_task: StdAtomicU64,
+    /// When the current poll began, in clock units (valid while `polling_task` is not 0).
+    pub poll_started_units: StdAtomicU64,
+}
+
+/// A poll running on some thread, as seen by [`Engine::polls_in_progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PollInProgress {
+    /// The recorder's id of the thread.
+    pub thread: u64,
+    /// The task being polled.
+    pub task: u64,
+    /// When the poll began, in clock units.
+    pub started_units: u64,
 }
 
 /// The active consumers of sealed chunks.
@@ -162,6 +178,8 @@ impl Engine {
         let shared = Arc::new(ThreadShared {
             id,
             open: OpenChunk::new(),
+            polling_task: StdAtomicU64::new(0),
+            poll_started_units: StdAtomicU64::new(0),
         });
         lock(&self.threads).push(shared.clone());
         shared
@@ -191,6 +209,26 @@ impl Engine {
             .get(&id)
             .or_else(|| infos.exited.get(&id))
             .cloned()
+    }
+
+    /// The polls running now, on every live thread that marks its polls.
+    pub(crate) fn polls_in_progress(&self) -> Vec<PollInProgress> {
+        let threads = lock(&self.threads).clone();
+        threads
+            .iter()
+            .filter_map(|t| {
+                let task = t.polling_task.load(StdOrdering::Acquire);
+                let started_units = t.poll_started_units.load(StdOrdering::Relaxed);
+                // Re-read the task: if it changed, the start time may belong to another poll.
+                (task != 0 && t.polling_task.load(StdOrdering::Acquire) == task).then_some(
+                    PollInProgress {
+                        thread: t.id,
+                        task,
+                        started_units,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Memory and thread figures.

@@ -81,6 +81,41 @@ pub(crate) fn record(state: u64, kind: EventKind, args: &[u64], payload: &[u8]) 
     unsafe { &*local }.record(state, ticks, kind, args, payload);
 }
 
+/// Records the start of a task's poll and marks the thread as polling it, for watchdogs.
+#[inline(always)]
+pub(crate) fn record_poll_start(state: u64, task: u64) {
+    record(state, EventKind::PollStart, &[task], &[]);
+    mark_poll(task);
+}
+
+/// Records the end of a task's poll and clears the thread's poll mark.
+#[inline(always)]
+pub(crate) fn record_poll_end(state: u64, task: u64, ready: bool) {
+    mark_poll(0);
+    record(state, EventKind::PollEnd, &[task, u64::from(ready)], &[]);
+}
+
+/// Sets (task != 0) or clears (task == 0) the thread's poll mark, stamped with the time of the
+/// event just recorded.
+#[inline(always)]
+fn mark_poll(task: u64) {
+    LOCAL.with(|local| {
+        let shared = local.shared.get();
+        if shared.is_null() {
+            return;
+        }
+        // SAFETY: a non-null `shared` is a live registration (see `refill_inner`), released only
+        // by the exit hook on this same thread.
+        let shared = unsafe { &*shared };
+        if task != 0 {
+            shared
+                .poll_started_units
+                .store(local.last_units.get(), Ordering::Relaxed);
+        }
+        shared.polling_task.store(task, Ordering::Release);
+    });
+}
+
 impl Local {
     #[inline(always)]
     fn record(&self, state: u64, ticks: u64, kind: EventKind, args: &[u64], payload: &[u8]) {

@@ -50,3 +50,25 @@ pub fn record_with_payload(kind: EventKind, args: &[u64], payload: &[u8]) {
     }
     local::record(state, kind, args, payload);
 }
+
+/// Records the start of a task's poll on the calling thread, and marks the thread as busy with
+/// that task so that watchdogs (the slow-poll trigger) can see a poll that never ends. Pair it
+/// with [`poll_end`] on the same thread.
+#[inline(always)]
+pub fn poll_start(task: u64) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ENABLED == 0 {
+        return;
+    }
+    local::record_poll_start(state, task);
+}
+
+/// Records the end of a task's poll (`ready`: the task completed) and clears the thread's mark.
+#[inline(always)]
+pub fn poll_end(task: u64, ready: bool) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ENABLED == 0 {
+        return;
+    }
+    local::record_poll_end(state, task, ready);
+}
