@@ -102,6 +102,11 @@ impl Engine {
         let enabled = consumers.window.is_some() || consumers.trace.is_some();
         let state = (generation << 1) | if enabled { ENABLED } else { 0 };
         STATE.store(state, StdOrdering::SeqCst);
+        // A poll that began before the change may end unrecorded: forget the marks rather than
+        // let a watchdog see a poll that never ends.
+        for thread in lock(&self.threads).iter() {
+            thread.polling_task.store(0, StdOrdering::Release);
+        }
         result
     }
 
