@@ -85,7 +85,8 @@ event_kinds! {
     TaskSpawn = 16, "task_spawn", args: 3, payload: false;
     /// A task's poll began on this thread. Arguments: task id.
     PollStart = 17, "poll_start", args: 1, payload: false;
-    /// A task's poll ended. Arguments: task id, 1 if the task completed (ready), else 0.
+    /// A task's poll ended. Arguments: task id, result: 1 the task completed (ready), 0 pending,
+    /// 2 not reported by the runtime (tokio's hooks; a `task_terminate` follows the last poll).
     PollEnd = 18, "poll_end", args: 2, payload: false;
     /// A task was woken. Arguments: task id, waking task id (0 = woken from outside a task).
     TaskWake = 19, "task_wake", args: 2, payload: false;

@@ -56,6 +56,8 @@ mod local;
 mod process;
 #[cfg(not(flight_recorder_loom))]
 pub mod raw;
+#[cfg(all(feature = "tokio", not(flight_recorder_loom)))]
+pub mod tokio;
 #[cfg(not(flight_recorder_loom))]
 mod trace;
 mod window;

@@ -34,6 +34,10 @@ struct Local {
     /// Set while `refill` runs, so an event recorded from inside it (a hook in the allocator, for
     /// instance) is dropped instead of re-entering it.
     busy: Cell<bool>,
+    /// The runtime this thread belongs to (0 = none), its role and the runtime's name (string
+    /// id): repeated at the start of every chunk, so every snapshot knows which runtime a thread
+    /// served, however long ago the thread started.
+    runtime: Cell<(u64, u64, u64)>,
 }
 
 thread_local! {
@@ -48,6 +52,7 @@ thread_local! {
             unit_shift: Cell::new(0),
             shared: Cell::new(std::ptr::null()),
             busy: Cell::new(false),
+            runtime: Cell::new((0, 0, 0)),
         }
     };
     static EXIT_HOOK: ExitHook = const { ExitHook };
@@ -81,6 +86,25 @@ pub(crate) fn record(state: u64, kind: EventKind, args: &[u64], payload: &[u8]) 
     unsafe { &*local }.record(state, ticks, kind, args, payload);
 }
 
+/// Tags the calling thread as serving `runtime` (named by the string id `name`) in `role`, and
+/// records it when it changes. Cheap when the tag is already set.
+#[inline]
+pub(crate) fn set_runtime(runtime: u64, role: u64, name: u64) {
+    let changed =
+        LOCAL.with(|local| local.runtime.replace((runtime, role, name)) != (runtime, role, name));
+    let state = STATE.load(Ordering::Relaxed);
+    if changed && state & ENABLED != 0 {
+        record(state, EventKind::RuntimeThread, &[runtime, role], &[]);
+        record(state, EventKind::RuntimeName, &[runtime, name], &[]);
+    }
+}
+
+/// The runtime tag of the calling thread: (runtime, role, name id).
+#[inline]
+pub(crate) fn runtime() -> (u64, u64, u64) {
+    LOCAL.with(|local| local.runtime.get())
+}
+
 /// Records the start of a task's poll and marks the thread as polling it, for watchdogs.
 #[inline(always)]
 pub(crate) fn record_poll_start(state: u64, task: u64) {
@@ -88,11 +112,25 @@ pub(crate) fn record_poll_start(state: u64, task: u64) {
     mark_poll(task);
 }
 
-/// Records the end of a task's poll and clears the thread's poll mark.
+/// Records the start of a task's poll with the time it waited since it was scheduled, and marks
+/// the thread as polling it.
 #[inline(always)]
-pub(crate) fn record_poll_end(state: u64, task: u64, ready: bool) {
+pub(crate) fn record_poll_start_scheduled(state: u64, task: u64, waited_ns: u64) {
+    record(
+        state,
+        EventKind::PollStartScheduled,
+        &[task, waited_ns],
+        &[],
+    );
+    mark_poll(task);
+}
+
+/// Records the end of a task's poll (`result`: 1 ready, 0 pending, 2 not reported) and clears
+/// the thread's poll mark.
+#[inline(always)]
+pub(crate) fn record_poll_end(state: u64, task: u64, result: u64) {
     mark_poll(0);
-    record(state, EventKind::PollEnd, &[task, u64::from(ready)], &[]);
+    record(state, EventKind::PollEnd, &[task, result], &[]);
 }
 
 /// Sets (task != 0) or clears (task == 0) the thread's poll mark, stamped with the time of the
@@ -200,6 +238,18 @@ impl Local {
         self.generation.set(state);
         if first {
             self.write_unchecked(EventKind::ThreadStart, units);
+        }
+        let (runtime, role, name) = self.runtime.get();
+        if runtime != 0 {
+            // A fresh chunk has room for these: no refill can follow.
+            self.record(
+                state,
+                ticks,
+                EventKind::RuntimeThread,
+                &[runtime, role],
+                &[],
+            );
+            self.record(state, ticks, EventKind::RuntimeName, &[runtime, name], &[]);
         }
         true
     }

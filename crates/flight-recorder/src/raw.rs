@@ -70,5 +70,30 @@ pub fn poll_end(task: u64, ready: bool) {
     if state & ENABLED == 0 {
         return;
     }
-    local::record_poll_end(state, task, ready);
+    local::record_poll_end(state, task, u64::from(ready));
 }
+
+/// Records the start of a task's poll with the time the task waited since it was scheduled, as
+/// measured by the runtime, and marks the thread as busy with it (see [`poll_start`]).
+#[inline(always)]
+pub fn poll_start_scheduled(task: u64, waited_ns: u64) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ENABLED == 0 {
+        return;
+    }
+    local::record_poll_start_scheduled(state, task, waited_ns);
+}
+
+/// Records the end of a poll whose result the runtime does not report (tokio's hooks), and clears
+/// the thread's mark.
+#[inline(always)]
+pub(crate) fn poll_end_unreported(task: u64) {
+    let state = STATE.load(Ordering::Relaxed);
+    if state & ENABLED == 0 {
+        return;
+    }
+    local::record_poll_end(state, task, POLL_UNREPORTED);
+}
+
+/// The result argument of a `poll_end` whose result the runtime did not report.
+pub(crate) const POLL_UNREPORTED: u64 = 2;
