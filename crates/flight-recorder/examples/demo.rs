@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The service has three kinds of work: request handlers (parse, a simulated database query that
-//! waits on a timer, render), a cache refresher and a metrics reporter. Every few hundred
+//! waits on a timer, render), a cache refresher and a metrics reporter, on a tokio runtime
+//! instrumented with `flight_recorder::tokio` (task spawns, polls, wakes, worker park and unpark,
+//! runtime counters). Every few hundred
 //! requests one handler blocks its worker thread for 60 ms (a synchronous call in async code, the
 //! classic stall). The handler times itself; the first request over its 50 ms budget triggers the
 //! snapshot.
@@ -17,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flight_recorder::raw;
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 use flight_recorder_analysis::summary::Summary;
 use flight_recorder_format::{EventKind, TraceReader};
@@ -71,20 +72,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     recorder.start()?;
     println!("flight recorder on: keeping the last 5 s (at most 16 MiB) in memory");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("demo-worker")
-        .on_thread_park(|| raw::record(raw::EventKind::WorkerPark, &[]))
-        .on_thread_unpark(|| raw::record(raw::EventKind::WorkerUnpark, &[]))
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).thread_name("demo-worker").enable_all();
+    flight_recorder::tokio::Instrumentation::new()
+        .name("demo")
+        .apply(&mut builder);
+    let runtime = builder.build()?;
+    let _metrics = flight_recorder::tokio::record_runtime_metrics(
+        runtime.handle(),
+        "demo",
+        Duration::from_millis(100),
+    );
 
     let snapshot: Option<PathBuf> = runtime.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
         let background = [
-            tokio::spawn(cache_refresher(stop.clone())),
-            tokio::spawn(metrics_reporter(stop.clone(), served.clone())),
+            flight_recorder::tokio::spawn(cache_refresher(stop.clone())),
+            flight_recorder::tokio::spawn(metrics_reporter(stop.clone(), served.clone())),
         ];
         let (slow_tx, mut slow_rx) = tokio::sync::mpsc::channel::<(u64, Duration)>(16);
         let mut id = 0u64;
@@ -95,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ = interval.tick() => {
                     let slow_tx = slow_tx.clone();
                     let served = served.clone();
-                    tokio::spawn(async move {
+                    flight_recorder::tokio::spawn(async move {
                         let start = Instant::now();
                         handle_request(id).await;
                         let took = start.elapsed();
@@ -123,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 // Let the service run a little more so the file also shows what came after.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let recorder = recorder.clone();
-                let written = tokio::task::spawn_blocking(move || {
+                let written = flight_recorder::tokio::spawn_blocking(move || {
                     recorder.write_to_dir("traces", "slow_request", "slow_request")
                 })
                 .await
