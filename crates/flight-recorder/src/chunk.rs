@@ -7,7 +7,9 @@
 //! only once its `Arc` is unique. That is the whole protocol, and it is checked with loom
 //! (`loom_tests` in this crate).
 
-use std::sync::atomic::{AtomicUsize as StatCounter, Ordering as StatOrdering};
+use std::sync::atomic::{
+    AtomicU64 as StatU64, AtomicUsize as StatCounter, Ordering as StatOrdering,
+};
 
 use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 
@@ -93,9 +95,19 @@ impl Buffer {
 }
 
 /// One thread's buffer of encoded events, with what the readers need to place it in time.
+///
+/// Aligned to 128 bytes (two cache lines, the unit adjacent-line prefetchers fetch) so that the
+/// `committed` counter one thread stores on every event never shares a line with another
+/// thread's chunk.
+#[repr(align(128))]
 pub(crate) struct Chunk {
     buffer: Buffer,
     committed: AtomicUsize,
+    /// The task the owner is polling (0 = none) and since when, in clock units: read by
+    /// watchdogs looking for a poll that blocks its worker. Beside `committed`, so marking a poll
+    /// touches a cache line the event already made exclusive.
+    polling_task: StatU64,
+    poll_started_units: StatU64,
     last_units: AtomicU64,
     /// Unique for the process's life; identifies the chunk when it is seen twice in one cut.
     pub seq: u64,
@@ -118,6 +130,8 @@ impl Chunk {
         Chunk {
             buffer,
             committed: AtomicUsize::new(0),
+            polling_task: StatU64::new(0),
+            poll_started_units: StatU64::new(0),
             last_units: AtomicU64::new(base_units),
             seq,
             thread,
@@ -134,12 +148,6 @@ impl Chunk {
     /// The number of bytes published so far; every byte below it may be read.
     pub(crate) fn committed(&self) -> usize {
         self.committed.load(Ordering::Acquire)
-    }
-
-    /// The publication counter, for the owner's hot path.
-    #[cfg(not(flight_recorder_loom))]
-    pub(crate) fn committed_counter(&self) -> &AtomicUsize {
-        &self.committed
     }
 
     /// Publishes the first `len` bytes to readers. Only the owner calls it, with a growing `len`.
@@ -201,6 +209,24 @@ impl Chunk {
                 .collect();
             f(&bytes)
         }
+    }
+
+    /// Marks the owner as polling `task` since `started_units` (`task` 0: not polling).
+    pub(crate) fn set_poll_mark(&self, task: u64, started_units: u64) {
+        if task != 0 {
+            self.poll_started_units
+                .store(started_units, StatOrdering::Relaxed);
+        }
+        self.polling_task.store(task, StatOrdering::Release);
+    }
+
+    /// The owner's poll in progress: (task, started units), if any.
+    pub(crate) fn poll_mark(&self) -> Option<(u64, u64)> {
+        let task = self.polling_task.load(StatOrdering::Acquire);
+        let started = self.poll_started_units.load(StatOrdering::Relaxed);
+        // Re-read the task: if it changed, the start time may belong to another poll.
+        (task != 0 && self.polling_task.load(StatOrdering::Acquire) == task)
+            .then_some((task, started))
     }
 
     /// The time of the last event, set when the chunk is sealed.

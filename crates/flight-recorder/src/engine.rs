@@ -35,11 +35,6 @@ const EXITED_THREADS_KEPT: usize = 4096;
 pub(crate) struct ThreadShared {
     pub id: u64,
     pub open: OpenChunk,
-    /// The task this thread is polling, 0 when none: read by watchdogs looking for polls that
-    /// block their worker, so that a fast poll pays two stores and no check.
-    pub polling_task: StdAtomicU64,
-    /// When the current poll began, in clock units (valid while `polling_task` is not 0).
-    pub poll_started_units: StdAtomicU64,
 }
 
 /// A poll running on some thread, as seen by [`Engine::polls_in_progress`].
@@ -102,11 +97,6 @@ impl Engine {
         let enabled = consumers.window.is_some() || consumers.trace.is_some();
         let state = (generation << 1) | if enabled { ENABLED } else { 0 };
         STATE.store(state, StdOrdering::SeqCst);
-        // A poll that began before the change may end unrecorded: forget the marks rather than
-        // let a watchdog see a poll that never ends.
-        for thread in lock(&self.threads).iter() {
-            thread.polling_task.store(0, StdOrdering::Release);
-        }
         result
     }
 
@@ -183,8 +173,6 @@ impl Engine {
         let shared = Arc::new(ThreadShared {
             id,
             open: OpenChunk::new(),
-            polling_task: StdAtomicU64::new(0),
-            poll_started_units: StdAtomicU64::new(0),
         });
         lock(&self.threads).push(shared.clone());
         shared
@@ -216,22 +204,25 @@ impl Engine {
             .cloned()
     }
 
-    /// The polls running now, on every live thread that marks its polls.
+    /// The polls running now, on every live thread that marks its polls (the poll marks live in
+    /// each thread's open chunk; a chunk of an older generation does not count, since a poll that
+    /// began before a recorder change may end unrecorded).
     pub(crate) fn polls_in_progress(&self) -> Vec<PollInProgress> {
+        let state = STATE.load(StdOrdering::Relaxed);
         let threads = lock(&self.threads).clone();
         threads
             .iter()
             .filter_map(|t| {
-                let task = t.polling_task.load(StdOrdering::Acquire);
-                let started_units = t.poll_started_units.load(StdOrdering::Relaxed);
-                // Re-read the task: if it changed, the start time may belong to another poll.
-                (task != 0 && t.polling_task.load(StdOrdering::Acquire) == task).then_some(
-                    PollInProgress {
-                        thread: t.id,
-                        task,
-                        started_units,
-                    },
-                )
+                let view = t.open.view()?;
+                if view.chunk.generation != state {
+                    return None;
+                }
+                let (task, started_units) = view.chunk.poll_mark()?;
+                Some(PollInProgress {
+                    thread: t.id,
+                    task,
+                    started_units,
+                })
             })
             .collect()
     }

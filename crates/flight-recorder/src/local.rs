@@ -3,13 +3,13 @@
 //! through the cold `refill`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use flight_recorder_format::event::{encode_event, EventKind, MAX_PAYLOAD};
 use flight_recorder_format::varint;
 
-use crate::chunk::EXIT_RESERVE;
+use crate::chunk::{Chunk, EXIT_RESERVE};
 use crate::clock;
 use crate::engine::{engine, ThreadShared, ENABLED, STATE};
 
@@ -26,7 +26,8 @@ struct Local {
     pos: Cell<usize>,
     /// Where events must stop, leaving room for the exit event.
     limit: Cell<usize>,
-    committed: Cell<*const AtomicUsize>,
+    /// The open chunk, for its `committed` counter and poll mark.
+    chunk: Cell<*const Chunk>,
     last_units: Cell<u64>,
     unit_shift: Cell<u32>,
     /// The thread's registration, from `Arc::into_raw`; released by [`ExitHook`].
@@ -47,7 +48,7 @@ thread_local! {
             base: Cell::new(std::ptr::null_mut()),
             pos: Cell::new(0),
             limit: Cell::new(0),
-            committed: Cell::new(std::ptr::null()),
+            chunk: Cell::new(std::ptr::null()),
             last_units: Cell::new(0),
             unit_shift: Cell::new(0),
             shared: Cell::new(std::ptr::null()),
@@ -78,12 +79,19 @@ fn max_len(kind: EventKind, arg_count: usize, payload: &[u8]) -> usize {
 #[inline(always)]
 pub(crate) fn record(state: u64, kind: EventKind, args: &[u64], payload: &[u8]) {
     let ticks = clock::now();
-    // Taking the address in a tiny closure lets the compiler inline all of `record` at the call
-    // site, where the kind and the argument count are constants.
+    local().record(state, ticks, kind, args, payload);
+}
+
+/// The calling thread's writing position. Taking the address in a tiny closure lets the compiler
+/// inline all of `Local::record` at the call site, where the kind and the argument count are
+/// constants.
+#[inline(always)]
+fn local() -> &'static Local {
     let local: *const Local = LOCAL.with(|local| local as *const Local);
     // SAFETY: `LOCAL` is const-initialized and has no destructor, so it lives as long as the
-    // thread; the reference is used on this thread, within this call.
-    unsafe { &*local }.record(state, ticks, kind, args, payload);
+    // thread. The reference is `'static` only in name: it never leaves this module, whose callers
+    // use it on this thread within one call.
+    unsafe { &*local }
 }
 
 /// Tags the calling thread as serving `runtime` (named by the string id `name`) in `role`, and
@@ -108,50 +116,39 @@ pub(crate) fn runtime() -> (u64, u64, u64) {
 /// Records the start of a task's poll and marks the thread as polling it, for watchdogs.
 #[inline(always)]
 pub(crate) fn record_poll_start(state: u64, task: u64) {
-    record(state, EventKind::PollStart, &[task], &[]);
-    mark_poll(task);
+    let local = local();
+    local.record(state, clock::now(), EventKind::PollStart, &[task], &[]);
+    local.mark_poll(task);
 }
 
 /// Records the start of a task's poll with the time it waited since it was scheduled, and marks
 /// the thread as polling it.
 #[inline(always)]
 pub(crate) fn record_poll_start_scheduled(state: u64, task: u64, waited_ns: u64) {
-    record(
+    let local = local();
+    local.record(
         state,
+        clock::now(),
         EventKind::PollStartScheduled,
         &[task, waited_ns],
         &[],
     );
-    mark_poll(task);
+    local.mark_poll(task);
 }
 
 /// Records the end of a task's poll (`result`: 1 ready, 0 pending, 2 not reported) and clears
 /// the thread's poll mark.
 #[inline(always)]
 pub(crate) fn record_poll_end(state: u64, task: u64, result: u64) {
-    mark_poll(0);
-    record(state, EventKind::PollEnd, &[task, result], &[]);
-}
-
-/// Sets (task != 0) or clears (task == 0) the thread's poll mark, stamped with the time of the
-/// event just recorded.
-#[inline(always)]
-fn mark_poll(task: u64) {
-    LOCAL.with(|local| {
-        let shared = local.shared.get();
-        if shared.is_null() {
-            return;
-        }
-        // SAFETY: a non-null `shared` is a live registration (see `refill_inner`), released only
-        // by the exit hook on this same thread.
-        let shared = unsafe { &*shared };
-        if task != 0 {
-            shared
-                .poll_started_units
-                .store(local.last_units.get(), Ordering::Relaxed);
-        }
-        shared.polling_task.store(task, Ordering::Release);
-    });
+    let local = local();
+    local.mark_poll(0);
+    local.record(
+        state,
+        clock::now(),
+        EventKind::PollEnd,
+        &[task, result],
+        &[],
+    );
 }
 
 impl Local {
@@ -176,8 +173,19 @@ impl Local {
         let out = unsafe { std::slice::from_raw_parts_mut(self.base.get().add(pos), need) };
         let pos = pos + encode_event(kind, units - last, args, payload, out);
         self.pos.set(pos);
-        // SAFETY: `committed` points into the open chunk, alive as long as `base` (above).
-        unsafe { (*self.committed.get()).store(pos, Ordering::Release) };
+        // SAFETY: `chunk` is the open chunk, alive as long as `base` (above).
+        unsafe { &*self.chunk.get() }.publish(pos);
+    }
+
+    /// Sets (`task` != 0) or clears the poll mark of the open chunk, stamped with the time of the
+    /// event just recorded.
+    #[inline(always)]
+    fn mark_poll(&self, task: u64) {
+        let chunk = self.chunk.get();
+        if !chunk.is_null() {
+            // SAFETY: a non-null `chunk` is the open chunk, owned by this thread's slot.
+            unsafe { &*chunk }.set_poll_mark(task, self.last_units.get());
+        }
     }
 
     /// Seals the open chunk and takes a fresh one for the current state. Returns false when the
@@ -216,8 +224,14 @@ impl Local {
             None
         };
         let last_units = self.last_units.get();
+        let mut carried_mark = None;
         shared.open.replace(fresh.clone(), |old| {
             old.set_last_units(last_units);
+            // A poll that spans a full chunk keeps its mark; one that spans a recorder change
+            // loses it (its end may go unrecorded).
+            if old.generation == state {
+                carried_mark = old.poll_mark();
+            }
             engine.seal(old, units);
         });
         let Some(chunk) = fresh else {
@@ -225,12 +239,15 @@ impl Local {
             self.base.set(std::ptr::null_mut());
             self.pos.set(0);
             self.limit.set(0);
-            self.committed.set(std::ptr::null());
+            self.chunk.set(std::ptr::null());
             return false;
         };
         // SAFETY: this thread owns the chunk now (it is in this thread's slot).
         self.base.set(unsafe { chunk.write_ptr() });
-        self.committed.set(chunk.committed_counter());
+        if let Some((task, started)) = carried_mark {
+            chunk.set_poll_mark(task, started);
+        }
+        self.chunk.set(Arc::as_ptr(&chunk));
         self.pos.set(0);
         self.limit.set(chunk.capacity() - EXIT_RESERVE);
         self.last_units.set(units);
@@ -269,7 +286,7 @@ impl Local {
         // because every event leaves `EXIT_RESERVE` bytes free and `n <= 11 < EXIT_RESERVE`.
         unsafe {
             std::ptr::copy_nonoverlapping(event.as_ptr(), self.base.get().add(pos), n);
-            (*self.committed.get()).store(pos + n, Ordering::Release);
+            (*self.chunk.get()).publish(pos + n);
         }
         self.pos.set(pos + n);
         self.last_units.set(units);

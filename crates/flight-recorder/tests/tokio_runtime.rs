@@ -14,18 +14,24 @@ use flight_recorder::raw::EventKind;
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 use flight_recorder_format::Event;
 
-/// Runs `work` with a flight recorder on and returns the snapshot taken after it.
-fn record(work: impl FnOnce()) -> ReadTrace {
+/// Runs `work` on `rt` with a flight recorder on, shuts the runtime down (so every hook has run:
+/// a task's `JoinHandle` can resolve before tokio calls the poll-end hook), and returns the
+/// snapshot taken after it with what `work` returned.
+fn record<T>(
+    rt: tokio::runtime::Runtime,
+    work: impl FnOnce(&tokio::runtime::Runtime) -> T,
+) -> (ReadTrace, T) {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
     });
     fr.start().unwrap();
-    work();
+    let result = work(&rt);
+    rt.shutdown_timeout(Duration::from_secs(5));
     let mut bytes = Vec::new();
     fr.write_to(&mut bytes).unwrap();
     fr.stop();
-    read_trace(bytes)
+    (read_trace(bytes), result)
 }
 
 fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
@@ -109,9 +115,8 @@ fn location_of(trace: &ReadTrace, spawn: &Event) -> (String, u32) {
 #[test]
 fn spawn_locations_are_the_callers() {
     let _serial = serial();
-    let rt = runtime("locations", 2);
-    let mut ids = Vec::new();
-    let trace = record(|| {
+    let (trace, ids) = record(runtime("locations", 2), |rt| {
+        let mut ids = Vec::new();
         rt.block_on(async {
             let line = line!() + 1;
             let handle = flight_recorder::tokio::spawn(async { 7 });
@@ -125,6 +130,7 @@ fn spawn_locations_are_the_callers() {
                 assert_eq!(handle.await.unwrap(), 8);
             }
         });
+        ids
     });
     for (task, line) in ids {
         let (file, recorded_line) = location_of(&trace, spawn_event(&trace, task));
@@ -137,16 +143,15 @@ fn spawn_locations_are_the_callers() {
 #[test]
 fn a_blocking_poll_shows_on_one_worker() {
     let _serial = serial();
-    let rt = runtime("blocking", 2);
-    let mut task = 0;
-    let trace = record(|| {
+    let (trace, task) = record(runtime("blocking", 2), |rt| {
         rt.block_on(async {
             let handle = flight_recorder::tokio::spawn(async {
                 std::thread::sleep(Duration::from_millis(50));
             });
-            task = tokio_id(handle.id());
+            let task = tokio_id(handle.id());
             handle.await.unwrap();
-        });
+            task
+        })
     });
     let polls = polls(&trace, task);
     let (thread, _, longest) = *polls.iter().max_by_key(|p| p.2).expect("no poll");
@@ -160,10 +165,8 @@ fn a_blocking_poll_shows_on_one_worker() {
 #[test]
 fn ping_pong_wakes_are_followed_by_polls_of_the_woken_task() {
     let _serial = serial();
-    let rt = runtime("pingpong", 2);
     let rounds = 20;
-    let (mut ping, mut pong) = (0, 0);
-    let trace = record(|| {
+    let (trace, (ping, pong)) = record(runtime("pingpong", 2), |rt| {
         rt.block_on(async {
             let (to_pong, mut pong_rx) = tokio::sync::mpsc::channel::<u32>(1);
             let (to_ping, mut ping_rx) = tokio::sync::mpsc::channel::<u32>(1);
@@ -180,11 +183,11 @@ fn ping_pong_wakes_are_followed_by_polls_of_the_woken_task() {
                     assert_eq!(ping_rx.recv().await, Some(n));
                 }
             });
-            ping = tokio_id(ping_task.id());
-            pong = tokio_id(pong_task.id());
+            let ids = (tokio_id(ping_task.id()), tokio_id(pong_task.id()));
             ping_task.await.unwrap();
             pong_task.await.unwrap();
-        });
+            ids
+        })
     });
     for (woken, waker) in [(pong, ping), (ping, pong)] {
         let wakes: Vec<&Event> = of_kind(&trace, EventKind::TaskWake)
@@ -209,8 +212,7 @@ fn ping_pong_wakes_are_followed_by_polls_of_the_woken_task() {
 #[test]
 fn workers_park_and_unpark() {
     let _serial = serial();
-    let rt = runtime("parking", 2);
-    let trace = record(|| {
+    let (trace, ()) = record(runtime("parking", 2), |rt| {
         rt.block_on(async {
             for _ in 0..10 {
                 let tasks: Vec<_> = (0..4)
@@ -256,18 +258,17 @@ fn a_task_queued_behind_a_blocked_worker_waits() {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     builder.enable_all();
     flight_recorder::tokio::instrument(&mut builder);
-    let rt = builder.build().unwrap();
-    let mut queued = 0;
-    let trace = record(|| {
+    let (trace, queued) = record(builder.build().unwrap(), |rt| {
         rt.block_on(async {
             let blocker = flight_recorder::tokio::spawn(async {
                 std::thread::sleep(Duration::from_millis(50));
             });
             let behind = flight_recorder::tokio::spawn(async {});
-            queued = tokio_id(behind.id());
+            let queued = tokio_id(behind.id());
             blocker.await.unwrap();
             behind.await.unwrap();
-        });
+            queued
+        })
     });
     let spawned_at = spawn_event(&trace, queued).time_ns;
     let first_poll = poll_starts(&trace, queued)[0];
@@ -286,11 +287,10 @@ fn a_task_queued_behind_a_blocked_worker_waits() {
 #[test]
 fn two_runtimes_are_told_apart() {
     let _serial = serial();
-    let alpha = runtime("alpha", 1);
     let beta = runtime("beta", 1);
-    let mut tasks = BTreeMap::new();
-    let trace = record(|| {
-        for (name, rt) in [("alpha", &alpha), ("beta", &beta)] {
+    let (trace, tasks) = record(runtime("alpha", 1), |alpha| {
+        let mut tasks = BTreeMap::new();
+        for (name, rt) in [("alpha", alpha), ("beta", &beta)] {
             rt.block_on(async {
                 let handle = flight_recorder::tokio::spawn(async {
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -299,7 +299,9 @@ fn two_runtimes_are_told_apart() {
                 handle.await.unwrap();
             });
         }
+        tasks
     });
+    beta.shutdown_timeout(Duration::from_secs(5));
     let names = runtime_names(&trace);
     let roles = thread_roles(&trace);
     for (name, task) in tasks {
@@ -339,8 +341,7 @@ fn application_hooks_are_chained() {
             })
             .apply(&mut builder);
     }
-    let rt = builder.build().unwrap();
-    let trace = record(|| {
+    let (trace, ()) = record(builder.build().unwrap(), |rt| {
         rt.block_on(async {
             tokio::time::sleep(Duration::from_millis(20)).await;
         });
@@ -353,17 +354,16 @@ fn application_hooks_are_chained() {
 #[test]
 fn blocking_pool_work_appears() {
     let _serial = serial();
-    let rt = runtime("pool", 1);
-    let mut task = 0;
-    let trace = record(|| {
+    let (trace, task) = record(runtime("pool", 1), |rt| {
         rt.block_on(async {
             let handle = flight_recorder::tokio::spawn_blocking(|| {
                 std::thread::sleep(Duration::from_millis(20));
                 5
             });
-            task = tokio_id(handle.id());
+            let task = tokio_id(handle.id());
             assert_eq!(handle.await.unwrap(), 5);
-        });
+            task
+        })
     });
     let (file, _) = location_of(&trace, spawn_event(&trace, task));
     assert_eq!(file, file!());
@@ -381,8 +381,7 @@ fn blocking_pool_work_appears() {
 #[test]
 fn runtime_counters_are_sampled() {
     let _serial = serial();
-    let rt = runtime("counted", 2);
-    let trace = record(|| {
+    let (trace, ()) = record(runtime("counted", 2), |rt| {
         let _sampler = flight_recorder::tokio::record_runtime_metrics(
             rt.handle(),
             "counted",

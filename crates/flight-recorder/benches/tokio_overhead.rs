@@ -1,0 +1,345 @@
+//! The recorder's overhead on tokio workloads: each workload runs on a 2-worker runtime in three
+//! configurations, interleaved round by round, and the median round of each is reported:
+//!
+//! - `bare`: a runtime without instrumentation;
+//! - `off`: the runtime instrumented with `flight_recorder::tokio::instrument`, no recorder
+//!   running (what a service pays for having the hooks compiled in);
+//! - `on`: instrumented, with a flight recorder running.
+//!
+//! Built with the workspace's `--cfg tokio_unstable`, so the runtime hooks record every task's
+//! spawn, polls and end. The trace rate of each workload is measured in a separate round with a
+//! full trace into a byte counter.
+//!
+//! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7;
+//! `BENCH_HTTP_SECS`, default 2).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Bare,
+    Off,
+    On,
+}
+
+fn runtime(config: Config) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_all();
+    if config != Config::Bare {
+        flight_recorder::tokio::instrument(&mut builder);
+    }
+    builder.build().unwrap()
+}
+
+async fn spawn_heavy() {
+    let tasks: Vec<_> = (0..100_000u64)
+        .map(|i| tokio::spawn(async move { std::hint::black_box(i) }))
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn yield_heavy() {
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            tokio::spawn(async {
+                for _ in 0..5_000 {
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn ping_pong() {
+    let pairs: Vec<_> = (0..100)
+        .map(|_| {
+            let (to_pong, mut pong_rx) = tokio::sync::mpsc::channel::<u32>(1);
+            let (to_ping, mut ping_rx) = tokio::sync::mpsc::channel::<u32>(1);
+            let pong = tokio::spawn(async move {
+                while let Some(n) = pong_rx.recv().await {
+                    if to_ping.send(n).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let ping = tokio::spawn(async move {
+                for n in 0..1_000 {
+                    to_pong.send(n).await.unwrap();
+                    ping_rx.recv().await.unwrap();
+                }
+            });
+            (ping, pong)
+        })
+        .collect();
+    for (ping, pong) in pairs {
+        ping.await.unwrap();
+        pong.await.unwrap();
+    }
+}
+
+/// Seconds one run of `workload` takes on a fresh runtime of `config`.
+fn time_workload<F: std::future::Future<Output = ()>>(config: Config, workload: fn() -> F) -> f64 {
+    let rt = runtime(config);
+    // Warm the runtime's threads up first.
+    rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    let start = Instant::now();
+    rt.block_on(workload());
+    start.elapsed().as_secs_f64()
+}
+
+/// Serves `GET /` with a short body on a 2-worker runtime of `config`; returns the address and a
+/// handle that shuts the server down when dropped.
+fn http_server(config: Config) -> (SocketAddr, tokio::runtime::Runtime) {
+    let rt = runtime(config);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "hello, world\n" }));
+    rt.spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, rt)
+}
+
+/// Requests per second from `connections` keep-alive HTTP/1.1 clients, each a thread doing
+/// blocking request/response over loopback, for `duration`.
+fn http_load(addr: SocketAddr, connections: usize, duration: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..connections)
+        .map(|_| {
+            let stop = stop.clone();
+            let done = done.clone();
+            std::thread::spawn(move || -> io::Result<()> {
+                let mut stream = TcpStream::connect(addr)?;
+                stream.set_nodelay(true)?;
+                let request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+                let mut buf = vec![0u8; 4096];
+                while !stop.load(Ordering::Relaxed) {
+                    stream.write_all(request)?;
+                    read_response(&mut stream, &mut buf)?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let start_count = done.load(Ordering::Relaxed);
+    let start = Instant::now();
+    std::thread::sleep(duration);
+    let count = done.load(Ordering::Relaxed) - start_count;
+    let elapsed = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap().expect("client failed");
+    }
+    count as f64 / elapsed
+}
+
+/// Reads one response with a `content-length` body.
+fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buf[filled..])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed",
+            ));
+        }
+        filled += n;
+        let text = &buf[..filled];
+        if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&text[..end]).unwrap_or("");
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if filled >= end + 4 + length {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Counts the bytes a full trace writes.
+#[derive(Clone, Default)]
+struct ByteCounter(Arc<AtomicU64>);
+
+impl Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Trace bytes per second while `run` runs, from a full trace into a counter.
+fn trace_rate(run: impl FnOnce()) -> f64 {
+    let counter = ByteCounter::default();
+    let trace = FullTrace::start(counter.clone()).unwrap();
+    let start = Instant::now();
+    run();
+    let elapsed = start.elapsed().as_secs_f64();
+    let stats = trace.stop().unwrap();
+    assert_eq!(stats.dropped_chunks, 0, "the trace dropped data");
+    counter.0.load(Ordering::Relaxed) as f64 / elapsed
+}
+
+struct Row {
+    name: &'static str,
+    unit: &'static str,
+    bare: f64,
+    off: f64,
+    on: f64,
+    higher_is_better: bool,
+    bytes_per_sec: f64,
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("tokio_overhead: bench");
+        return;
+    }
+    let rounds = env_or("BENCH_ROUNDS", 7) as usize;
+    let http_secs = Duration::from_secs(env_or("BENCH_HTTP_SECS", 2));
+    let recorder = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(10),
+        max_bytes: 64 << 20,
+    });
+    let run_config = |config: Config, f: &mut dyn FnMut(Config) -> f64| -> f64 {
+        if config == Config::On {
+            recorder.start().unwrap();
+        }
+        let value = f(config);
+        recorder.stop();
+        value
+    };
+
+    type Workload = (&'static str, fn(Config) -> f64);
+    let micro: [Workload; 3] = [
+        ("spawn-heavy (100k tasks)", |c| {
+            time_workload(c, spawn_heavy)
+        }),
+        ("yield-heavy (100 tasks x 5k yields)", |c| {
+            time_workload(c, yield_heavy)
+        }),
+        ("ping-pong (100 pairs x 1k)", |c| {
+            time_workload(c, ping_pong)
+        }),
+    ];
+    let mut rows = Vec::new();
+    for (name, workload) in micro {
+        let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (i, config) in [Config::Bare, Config::Off, Config::On]
+                .into_iter()
+                .enumerate()
+            {
+                samples[i].push(run_config(config, &mut |c| workload(c)));
+            }
+        }
+        let bytes_per_sec = trace_rate(|| {
+            workload(Config::Off);
+        });
+        rows.push(Row {
+            name,
+            unit: "ms",
+            bare: median(samples[0].clone()) * 1e3,
+            off: median(samples[1].clone()) * 1e3,
+            on: median(samples[2].clone()) * 1e3,
+            higher_is_better: false,
+            bytes_per_sec,
+        });
+    }
+
+    let mut http = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (i, config) in [Config::Bare, Config::Off, Config::On]
+            .into_iter()
+            .enumerate()
+        {
+            http[i].push(run_config(config, &mut |c| {
+                let (addr, rt) = http_server(c);
+                let rps = http_load(addr, 16, http_secs);
+                rt.shutdown_timeout(Duration::from_secs(1));
+                rps
+            }));
+        }
+    }
+    let http_bytes = {
+        let (addr, rt) = http_server(Config::Off);
+        let rate = trace_rate(|| {
+            http_load(addr, 16, http_secs);
+        });
+        rt.shutdown_timeout(Duration::from_secs(1));
+        rate
+    };
+    rows.push(Row {
+        name: "HTTP server (axum, 16 keep-alive clients)",
+        unit: "req/s",
+        bare: median(http[0].clone()),
+        off: median(http[1].clone()),
+        on: median(http[2].clone()),
+        higher_is_better: true,
+        bytes_per_sec: http_bytes,
+    });
+
+    println!("tokio workloads on 2 workers, median of {rounds} interleaved rounds");
+    println!(
+        "{:<44} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10}",
+        "workload", "bare", "off", "on", "off/bare", "on/bare", "trace MB/s"
+    );
+    for row in rows {
+        let ratio = |x: f64| {
+            if row.higher_is_better {
+                row.bare / x
+            } else {
+                x / row.bare
+            }
+        };
+        println!(
+            "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>8.3}x {:>8.3}x {:>10.2}   ({})",
+            row.name,
+            row.bare,
+            row.off,
+            row.on,
+            ratio(row.off),
+            ratio(row.on),
+            row.bytes_per_sec / 1e6,
+            row.unit
+        );
+    }
+    println!("ratios are slowdowns: time / bare time, or bare throughput / throughput");
+}
