@@ -73,7 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("flight recorder on: keeping the last 5 s (at most 16 MiB) in memory");
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(2).thread_name("demo-worker").enable_all();
+    builder
+        .worker_threads(2)
+        .thread_name("demo-worker")
+        .enable_all();
     flight_recorder::tokio::Instrumentation::new()
         .name("demo")
         .apply(&mut builder);

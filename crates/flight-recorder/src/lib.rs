@@ -60,13 +60,15 @@ pub mod raw;
 pub mod tokio;
 #[cfg(not(flight_recorder_loom))]
 mod trace;
+#[cfg(all(feature = "tracing", not(flight_recorder_loom)))]
+pub mod tracing;
 mod window;
 
 #[cfg(all(test, flight_recorder_loom))]
 mod loom_tests;
 
 #[cfg(not(flight_recorder_loom))]
-pub use annotate::{log, region, Region};
+pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, UserTask};
 #[cfg(not(flight_recorder_loom))]
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]

@@ -1,0 +1,141 @@
+//! The cost of annotations: a region begin and end, a log, a user task; and of a `tracing` span
+//! enter + exit and an event through this crate's layer, next to `tracing` with no subscriber,
+//! a bare `registry()`, and `registry()` with `tracing-chrome`'s layer, in the same process.
+//!
+//! Run with `cargo bench -p flight-recorder --bench annotations` (`BENCH_ROUNDS`, default 11;
+//! `BENCH_ITERS`, default 500000).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use flight_recorder::{FlightRecorder, FlightRecorderConfig, UserTask};
+use tracing::dispatcher::{self, Dispatch};
+use tracing_subscriber::prelude::*;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn per_op(iters: u64, work: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    work();
+    start.elapsed().as_nanos() as f64 / iters as f64
+}
+
+/// Span enter + exit under `dispatch`, ns per pair.
+fn span_enter_exit(dispatch: &Dispatch, iters: u64) -> f64 {
+    dispatcher::with_default(dispatch, || {
+        let span = tracing::info_span!("bench_span");
+        per_op(iters, || {
+            for _ in 0..iters {
+                let _entered = span.enter();
+                black_box(&span);
+            }
+        })
+    })
+}
+
+/// One `info!` event with a field inside a span under `dispatch`, ns per event.
+fn event(dispatch: &Dispatch, iters: u64) -> f64 {
+    dispatcher::with_default(dispatch, || {
+        let span = tracing::info_span!("bench_span");
+        let _entered = span.enter();
+        per_op(iters, || {
+            for i in 0..iters {
+                tracing::info!(request = i, "handled");
+            }
+        })
+    })
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("annotations: bench");
+        return;
+    }
+    let rounds = env_or("BENCH_ROUNDS", 11) as usize;
+    let iters = env_or("BENCH_ITERS", 500_000);
+    let fr = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(10),
+        max_bytes: 64 << 20,
+    });
+    fr.start().expect("start");
+
+    let chrome_dir = tempfile::tempdir().unwrap();
+    let (chrome_layer, _chrome_guard) = tracing_chrome::ChromeLayerBuilder::new()
+        .file(chrome_dir.path().join("chrome.json"))
+        .build();
+    let none = Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let registry = Dispatch::new(tracing_subscriber::registry());
+    let ours = Dispatch::new(
+        tracing_subscriber::registry().with(flight_recorder::tracing::FlightRecorderLayer::new()),
+    );
+    let chrome = Dispatch::new(tracing_subscriber::registry().with(chrome_layer));
+
+    let mut rows: Vec<(&str, Vec<f64>)> = [
+        "region begin + end",
+        "log (16-byte message)",
+        "user task begin + end",
+        "span enter + exit, no subscriber",
+        "span enter + exit, registry()",
+        "span enter + exit, registry() + this layer",
+        "span enter + exit, registry() + tracing-chrome",
+        "event, registry()",
+        "event, registry() + this layer",
+        "event, registry() + tracing-chrome",
+    ]
+    .into_iter()
+    .map(|name| (name, Vec::new()))
+    .collect();
+    for _ in 0..rounds {
+        let samples = [
+            per_op(iters, || {
+                for _ in 0..iters {
+                    let _region = flight_recorder::region("bench_region");
+                }
+            }),
+            per_op(iters, || {
+                for _ in 0..iters {
+                    flight_recorder::log("bench", "request handled");
+                }
+            }),
+            per_op(iters, || {
+                for _ in 0..iters {
+                    UserTask::new("bench_task").end();
+                }
+            }),
+            span_enter_exit(&none, iters),
+            span_enter_exit(&registry, iters),
+            span_enter_exit(&ours, iters),
+            span_enter_exit(&chrome, iters / 10),
+            event(&registry, iters),
+            event(&ours, iters),
+            event(&chrome, iters / 10),
+        ];
+        for (row, sample) in rows.iter_mut().zip(samples) {
+            row.1.push(sample);
+        }
+    }
+    fr.stop();
+    let medians: Vec<(&str, f64)> = rows.into_iter().map(|(n, v)| (n, median(v))).collect();
+    let registry_span = medians[4].1;
+    let registry_event = medians[7].1;
+    println!("annotations: median of {rounds} rounds x {iters} operations (tracing-chrome: {} operations), flight recorder on", iters / 10);
+    println!("{:<48} {:>9} {:>14}", "operation", "ns", "vs registry()");
+    for (i, (name, ns)) in medians.iter().enumerate() {
+        let ratio = match i {
+            3..=6 => format!("{:.2}x", ns / registry_span),
+            7..=9 => format!("{:.2}x", ns / registry_event),
+            _ => String::new(),
+        };
+        println!("{name:<48} {ns:>9.1} {ratio:>14}");
+    }
+}

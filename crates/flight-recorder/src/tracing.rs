@@ -1,0 +1,378 @@
+//! A `tracing_subscriber::Layer` that records into the flight recorder (feature `tracing`).
+//!
+//! - A span is a user task, from its creation to its close, with its parent span as parent.
+//! - Each entry into a span (for an instrumented future: each poll) is a region named after the
+//!   span, in that task.
+//! - A span's fields, and fields recorded later, are a log of category `span` in its task.
+//! - An event is a log whose category is its target and whose message is its level, message and
+//!   fields, in the task of the current span.
+//! - `follows_from` is a log of category `follows_from` naming the other span's task.
+//!
+//! Field text is bounded (512 bytes by default); cut text ends with `…[truncated]`. The layer
+//! sees only what the subscriber's filters let through, and composes with other layers.
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! tracing_subscriber::registry()
+//!     .with(flight_recorder::tracing::FlightRecorderLayer::new())
+//!     .init();
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt::{self, Write as _};
+use std::sync::atomic::Ordering;
+
+use flight_recorder_format::EventKind;
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::annotate::next_user_task_id;
+use crate::engine::{ENABLED, STATE};
+use crate::intern::intern_str;
+use crate::local;
+
+/// The default bound on the text of one span's or event's fields.
+pub const DEFAULT_MAX_FIELDS_LEN: usize = 512;
+
+const TRUNCATED: &str = "…[truncated]";
+
+/// The recorder's view of a span, kept in the span's extensions.
+struct SpanTask {
+    id: u64,
+    name: u64,
+}
+
+/// Records spans, events and their fields; see the module documentation.
+#[derive(Clone, Debug)]
+pub struct FlightRecorderLayer {
+    max_fields_len: usize,
+}
+
+impl Default for FlightRecorderLayer {
+    fn default() -> Self {
+        FlightRecorderLayer::new()
+    }
+}
+
+impl FlightRecorderLayer {
+    /// A layer with the default field bound.
+    pub fn new() -> FlightRecorderLayer {
+        FlightRecorderLayer {
+            max_fields_len: DEFAULT_MAX_FIELDS_LEN,
+        }
+    }
+
+    /// Bounds the text of one span's or event's fields to `max` bytes.
+    pub fn max_fields_len(mut self, max: usize) -> FlightRecorderLayer {
+        self.max_fields_len = max;
+        self
+    }
+}
+
+#[inline(always)]
+fn recording() -> Option<u64> {
+    let state = STATE.load(Ordering::Relaxed);
+    (state & ENABLED != 0).then_some(state)
+}
+
+/// Collects fields as `name=value` pairs into a reused buffer, up to a bound.
+struct FieldText<'a> {
+    text: &'a mut String,
+    max: usize,
+    truncated: bool,
+}
+
+impl<'a> FieldText<'a> {
+    fn new(text: &'a mut String, max: usize, prefix: &str) -> FieldText<'a> {
+        text.clear();
+        let mut fields = FieldText {
+            text,
+            max,
+            truncated: false,
+        };
+        fields.push(prefix);
+        fields
+    }
+
+    fn separate(&mut self) {
+        if !self.text.is_empty() {
+            self.push(" ");
+        }
+    }
+
+    fn push(&mut self, part: &str) {
+        let _ = self.write_str(part);
+    }
+}
+
+impl fmt::Write for FieldText<'_> {
+    fn write_str(&mut self, part: &str) -> fmt::Result {
+        if self.truncated {
+            return Err(fmt::Error);
+        }
+        if self.text.len() + part.len() <= self.max {
+            self.text.push_str(part);
+            return Ok(());
+        }
+        let mut cut = self.max.saturating_sub(self.text.len());
+        while cut > 0 && !part.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.push_str(&part[..cut]);
+        self.text.push_str(TRUNCATED);
+        self.truncated = true;
+        Err(fmt::Error)
+    }
+}
+
+impl Visit for FieldText<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.separate();
+        if field.name() != "message" {
+            self.push(field.name());
+            self.push("=");
+        }
+        self.push(value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.separate();
+        if field.name() != "message" {
+            self.push(field.name());
+            self.push("=");
+        }
+        let _ = write!(self, "{value:?}");
+    }
+}
+
+thread_local! {
+    /// The text buffer of field formatting, reused so that an event allocates nothing.
+    static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The spans this thread is in, innermost last: (span id, user task, name), so that exits
+    /// and events find their span without a registry lookup.
+    static ENTERED: RefCell<Vec<(u64, u64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// A direct-mapped memo from span id to (user task, name), filled on a span's first entry on
+    /// this thread. The registry's ids carry a generation, so a reused slot gets a new id.
+    static SPAN_MEMO: [Cell<(u64, u64, u64)>; SPAN_MEMO_SLOTS] =
+        const { [const { Cell::new((0, 0, 0)) }; SPAN_MEMO_SLOTS] };
+}
+
+const SPAN_MEMO_SLOTS: usize = 64;
+
+/// Formats fields with `fill` into the thread's buffer and passes the text to `record`.
+fn with_text(
+    max: usize,
+    prefix: &str,
+    fill: impl FnOnce(&mut FieldText<'_>),
+    record: impl FnOnce(&str),
+) {
+    let mut owned = String::new();
+    let _ = TEXT.try_with(|buffer| {
+        // A re-entrant call (a field's Debug that logs) gets a buffer of its own.
+        let mut borrowed = buffer.try_borrow_mut();
+        let text = match borrowed.as_deref_mut() {
+            Ok(text) => text,
+            Err(_) => &mut owned,
+        };
+        let mut fields = FieldText::new(text, max, prefix);
+        fill(&mut fields);
+        record(fields.text);
+    });
+}
+
+fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+impl<S> Layer<S> for FlightRecorderLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(state) = recording() else {
+            return;
+        };
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let parent = span
+            .parent()
+            .and_then(|parent| parent.extensions().get::<SpanTask>().map(|t| t.id))
+            .unwrap_or(0);
+        let task = next_user_task_id();
+        let name = intern_str(attrs.metadata().name());
+        local::record(state, EventKind::UserTaskBegin, &[task, parent, name], &[]);
+        if !attrs.fields().is_empty() {
+            record_fields(state, task, self.max_fields_len, |fields| {
+                attrs.record(fields)
+            });
+        }
+        span.extensions_mut().insert(SpanTask { id: task, name });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(state) = recording() else {
+            return;
+        };
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let Some(task) = span.extensions().get::<SpanTask>().map(|t| t.id) else {
+            return;
+        };
+        record_fields(state, task, self.max_fields_len, |fields| {
+            values.record(fields)
+        });
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        let Some(state) = recording() else {
+            return;
+        };
+        let task_of = |id: &Id| {
+            ctx.span(id)
+                .and_then(|span| span.extensions().get::<SpanTask>().map(|t| t.id))
+        };
+        if let (Some(task), Some(cause)) = (task_of(id), task_of(follows)) {
+            let message = format!("follows user task {cause}");
+            let category = intern_str("follows_from");
+            local::record(state, EventKind::Log, &[category, task], message.as_bytes());
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(state) = recording() else {
+            return;
+        };
+        let metadata = event.metadata();
+        let task = if let Some(parent) = event.parent() {
+            span_info(parent, &ctx).map_or(0, |(task, _)| task)
+        } else if event.is_contextual() {
+            current_task()
+        } else {
+            0
+        };
+        let category = intern_str(metadata.target());
+        with_text(
+            self.max_fields_len,
+            level_name(metadata.level()),
+            |text| event.record(text),
+            |text| local::record(state, EventKind::Log, &[category, task], text.as_bytes()),
+        );
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(state) = recording() else {
+            return;
+        };
+        if let Some((task, name)) = span_info(id, &ctx) {
+            local::record(state, EventKind::RegionBegin, &[name, task], &[]);
+            let _ = ENTERED.try_with(|entered| {
+                if let Ok(mut entered) = entered.try_borrow_mut() {
+                    entered.push((id.into_u64(), task, name));
+                }
+            });
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let key = id.into_u64();
+        // Spans may exit out of order: take the innermost entry of this span.
+        let entry = ENTERED
+            .try_with(|entered| {
+                let mut entered = entered.try_borrow_mut().ok()?;
+                let at = entered.iter().rposition(|&(span, _, _)| span == key)?;
+                Some(entered.remove(at))
+            })
+            .ok()
+            .flatten();
+        let Some(state) = recording() else {
+            return;
+        };
+        let info = entry
+            .map(|(_, task, name)| (task, name))
+            .or_else(|| span_info(id, &ctx));
+        if let Some((task, name)) = info {
+            local::record(state, EventKind::RegionEnd, &[name, task], &[]);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let Some(task) = span.extensions().get::<SpanTask>().map(|t| t.id) else {
+            return;
+        };
+        let key = id.into_u64();
+        let _ = SPAN_MEMO.try_with(|memo| {
+            let slot = &memo[memo_slot(key)];
+            if slot.get().0 == key {
+                slot.set((0, 0, 0));
+            }
+        });
+        if let Some(state) = recording() {
+            local::record(state, EventKind::UserTaskEnd, &[task], &[]);
+        }
+    }
+}
+
+#[inline(always)]
+fn memo_slot(key: u64) -> usize {
+    (key ^ key >> 7) as usize % SPAN_MEMO_SLOTS
+}
+
+/// A span's (user task, name), from this thread's memo or the span's extensions.
+fn span_info<S>(id: &Id, ctx: &Context<'_, S>) -> Option<(u64, u64)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let key = id.into_u64();
+    let slot = memo_slot(key);
+    if let Ok((cached, task, name)) = SPAN_MEMO.try_with(|memo| memo[slot].get()) {
+        if cached == key {
+            return Some((task, name));
+        }
+    }
+    let span = ctx.span(id)?;
+    let info = span
+        .extensions()
+        .get::<SpanTask>()
+        .map(|t| (t.id, t.name))?;
+    let _ = SPAN_MEMO.try_with(|memo| memo[slot].set((key, info.0, info.1)));
+    Some(info)
+}
+
+/// The user task of the innermost span this thread is in, or 0.
+fn current_task() -> u64 {
+    ENTERED
+        .try_with(|entered| {
+            entered
+                .try_borrow()
+                .ok()
+                .and_then(|e| e.last().map(|&(_, task, _)| task))
+        })
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// Records fields formatted by `fill` as a `span` log of `task`.
+fn record_fields(state: u64, task: u64, max: usize, fill: impl FnOnce(&mut FieldText<'_>)) {
+    with_text(max, "", fill, |text| {
+        if !text.is_empty() {
+            let category = intern_str("span");
+            local::record(state, EventKind::Log, &[category, task], text.as_bytes());
+        }
+    });
+}
