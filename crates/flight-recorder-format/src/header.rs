@@ -138,6 +138,41 @@ pub struct Header {
     pub max_bytes: u64,
     /// The size of a thread's event buffer, bytes.
     pub chunk_size: u64,
+    /// The version of the program that wrote the file, as the program gave it (may be empty).
+    pub program_version: String,
+    /// Details of what triggered the file, as name/value pairs in the writer's order (for a slow
+    /// poll: the task, the thread, how long the poll had run, …). May be empty.
+    pub details: Vec<(String, String)>,
+    /// Triggered dumps suppressed (rate limited or coalesced) since the previous file was written.
+    pub suppressed_triggers: u64,
+}
+
+impl Default for Header {
+    /// An empty header: every text empty, every number 0, no details.
+    fn default() -> Self {
+        Header {
+            mode: String::new(),
+            reason: String::new(),
+            tag: String::new(),
+            program: String::new(),
+            pid: 0,
+            host: String::new(),
+            cmdline: String::new(),
+            recorder_version: String::new(),
+            clock: ClockCalibration {
+                source: String::new(),
+                unit_shift: 0,
+                start: ClockSample::default(),
+                end: ClockSample::default(),
+            },
+            min_age_ns: 0,
+            max_bytes: 0,
+            chunk_size: 0,
+            program_version: String::new(),
+            details: Vec::new(),
+            suppressed_triggers: 0,
+        }
+    }
 }
 
 mod key {
@@ -160,6 +195,9 @@ mod key {
     pub const MIN_AGE_NS: u64 = 17;
     pub const MAX_BYTES: u64 = 18;
     pub const CHUNK_SIZE: u64 = 19;
+    pub const PROGRAM_VERSION: u64 = 20;
+    pub const DETAIL: u64 = 21;
+    pub const SUPPRESSED_TRIGGERS: u64 = 22;
 }
 
 impl Header {
@@ -179,6 +217,20 @@ impl Header {
         text(key::CMDLINE, &self.cmdline, &mut out);
         text(key::RECORDER_VERSION, &self.recorder_version, &mut out);
         text(key::CLOCK_SOURCE, &self.clock.source, &mut out);
+        text(key::PROGRAM_VERSION, &self.program_version, &mut out);
+        for (name, value) in &self.details {
+            // One field per pair: `name:bytes value:bytes`.
+            let len = varint::encoded_len(name.len() as u64)
+                + name.len()
+                + varint::encoded_len(value.len() as u64)
+                + value.len();
+            varint::push(key::DETAIL, &mut out);
+            varint::push(len as u64, &mut out);
+            varint::push(name.len() as u64, &mut out);
+            out.extend_from_slice(name.as_bytes());
+            varint::push(value.len() as u64, &mut out);
+            out.extend_from_slice(value.as_bytes());
+        }
         let c = &self.clock;
         let numbers = [
             (key::PID, self.pid),
@@ -192,6 +244,7 @@ impl Header {
             (key::MIN_AGE_NS, self.min_age_ns),
             (key::MAX_BYTES, self.max_bytes),
             (key::CHUNK_SIZE, self.chunk_size),
+            (key::SUPPRESSED_TRIGGERS, self.suppressed_triggers),
         ];
         for (key, value) in numbers {
             varint::push(key, &mut out);
@@ -204,25 +257,7 @@ impl Header {
     /// Decodes a header record's payload; unknown keys are skipped. Returns a description of the
     /// problem for a malformed payload.
     pub fn decode(payload: &[u8]) -> Result<Header, &'static str> {
-        let mut header = Header {
-            mode: String::new(),
-            reason: String::new(),
-            tag: String::new(),
-            program: String::new(),
-            pid: 0,
-            host: String::new(),
-            cmdline: String::new(),
-            recorder_version: String::new(),
-            clock: ClockCalibration {
-                source: String::new(),
-                unit_shift: 0,
-                start: ClockSample::default(),
-                end: ClockSample::default(),
-            },
-            min_age_ns: 0,
-            max_bytes: 0,
-            chunk_size: 0,
-        };
+        let mut header = Header::default();
         let mut pos = 0;
         while pos < payload.len() {
             let key = varint::decode(payload, &mut pos).ok_or("bad header field key")?;
@@ -258,11 +293,32 @@ impl Header {
                 key::MIN_AGE_NS => header.min_age_ns = number()?,
                 key::MAX_BYTES => header.max_bytes = number()?,
                 key::CHUNK_SIZE => header.chunk_size = number()?,
+                key::PROGRAM_VERSION => header.program_version = text(),
+                key::DETAIL => header.details.push(detail(value)?),
+                key::SUPPRESSED_TRIGGERS => header.suppressed_triggers = number()?,
                 _ => {}
             }
         }
         Ok(header)
     }
+}
+
+/// Decodes one detail field's value, `name:bytes value:bytes` (bytes after them are ignored).
+fn detail(value: &[u8]) -> Result<(String, String), &'static str> {
+    let mut pos = 0;
+    let mut bytes = || -> Result<String, &'static str> {
+        let len = varint::decode(value, &mut pos).ok_or("bad header detail")?;
+        let end = pos
+            .checked_add(usize::try_from(len).map_err(|_| "bad header detail")?)
+            .filter(|&end| end <= value.len())
+            .ok_or("bad header detail")?;
+        let text = String::from_utf8_lossy(&value[pos..end]).into_owned();
+        pos = end;
+        Ok(text)
+    };
+    let name = bytes()?;
+    let value = bytes()?;
+    Ok((name, value))
 }
 
 #[cfg(test)]
@@ -312,6 +368,14 @@ mod tests {
             min_age_ns: 10_000_000_000,
             max_bytes: 10 << 20,
             chunk_size: 65536,
+            program_version: "demo 1.2.3".into(),
+            details: vec![
+                ("trigger".into(), "slow_poll".into()),
+                ("task".into(), "7".into()),
+                ("task".into(), "repeated names are kept".into()),
+                (String::new(), String::new()),
+            ],
+            suppressed_triggers: 49,
         };
         let mut payload = header.encode();
         // An unknown field from a later minor version.
@@ -319,6 +383,30 @@ mod tests {
         varint::push(3, &mut payload);
         payload.extend_from_slice(b"new");
         assert_eq!(Header::decode(&payload), Ok(header));
+    }
+
+    #[test]
+    fn header_without_new_fields_decodes_them_empty() {
+        // A 1.0 header written before keys 20-22 existed.
+        let mut payload = Vec::new();
+        varint::push(2, &mut payload);
+        varint::push(6, &mut payload);
+        payload.extend_from_slice(b"manual");
+        let header = Header::decode(&payload).unwrap();
+        assert_eq!(header.reason, "manual");
+        assert_eq!(header.program_version, "");
+        assert!(header.details.is_empty());
+        assert_eq!(header.suppressed_triggers, 0);
+    }
+
+    #[test]
+    fn a_bad_detail_is_an_error() {
+        let mut payload = Vec::new();
+        varint::push(21, &mut payload);
+        varint::push(2, &mut payload);
+        // A name of 5 bytes in a 2-byte value.
+        payload.extend_from_slice(&[5, b'a']);
+        assert_eq!(Header::decode(&payload), Err("bad header detail"));
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Error {
     InvalidTag(String),
     /// Writing the trace failed.
     Io(io::Error),
+    /// Automatic capture's settings are wrong; the text says which one.
+    InvalidSettings(String),
 }
 
 impl fmt::Display for Error {
@@ -40,6 +42,7 @@ impl fmt::Display for Error {
                 "invalid tag {tag:?}: use 1 to 64 characters of [A-Za-z0-9_]"
             ),
             Error::Io(e) => write!(f, "writing the trace failed: {e}"),
+            Error::InvalidSettings(what) => write!(f, "invalid capture settings: {what}"),
         }
     }
 }

@@ -25,6 +25,15 @@ pub(crate) struct FileMeta<'a> {
     pub max_bytes: u64,
 }
 
+/// Header fields beyond [`FileMeta`], for files written by automatic capture: the program's
+/// version, what triggered the file, and how many triggered dumps were suppressed before it.
+#[derive(Default)]
+pub(crate) struct FileExtra<'a> {
+    pub program_version: &'a str,
+    pub details: &'a [(String, String)],
+    pub suppressed_triggers: u64,
+}
+
 /// A trace file being written.
 pub(crate) struct TraceFileWriter<W: Write> {
     records: RecordWriter<W>,
@@ -38,6 +47,15 @@ pub(crate) struct TraceFileWriter<W: Write> {
 impl<W: Write> TraceFileWriter<W> {
     /// Writes the preamble, the header and the event kinds.
     pub(crate) fn new(out: W, meta: &FileMeta<'_>) -> io::Result<Self> {
+        Self::with_extra(out, meta, &FileExtra::default())
+    }
+
+    /// Like [`TraceFileWriter::new`], with the extra header fields.
+    pub(crate) fn with_extra(
+        out: W,
+        meta: &FileMeta<'_>,
+        extra: &FileExtra<'_>,
+    ) -> io::Result<Self> {
         let mut records = RecordWriter::new(out)?;
         let calibration = clock::calibration();
         let process = process_info();
@@ -59,6 +77,9 @@ impl<W: Write> TraceFileWriter<W> {
             min_age_ns: meta.min_age.as_nanos().min(u128::from(u64::MAX)) as u64,
             max_bytes: meta.max_bytes,
             chunk_size: CHUNK_SIZE as u64,
+            program_version: extra.program_version.to_string(),
+            details: extra.details.to_vec(),
+            suppressed_triggers: extra.suppressed_triggers,
         };
         records.write_record(RecordType::Header, &[&header.encode()])?;
         let mut kinds = Vec::new();

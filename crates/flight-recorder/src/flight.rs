@@ -9,7 +9,7 @@ use crate::chunk::ChunkView;
 use crate::clock;
 use crate::engine::engine;
 use crate::error::Error;
-use crate::file_writer::{FileMeta, TraceFileWriter};
+use crate::file_writer::{FileExtra, FileMeta, TraceFileWriter};
 use crate::files;
 use crate::window::Window;
 
@@ -29,6 +29,63 @@ impl Default for FlightRecorderConfig {
         FlightRecorderConfig {
             min_age: Duration::from_secs(10),
             max_bytes: 10 << 20,
+        }
+    }
+}
+
+/// What a snapshot file says about why it was written, for
+/// [`FlightRecorder::write_snapshot_with`] and [`FlightRecorder::write_to_dir_with`].
+///
+/// ```
+/// use flight_recorder::SnapshotMeta;
+///
+/// let meta = SnapshotMeta::new("deadline exceeded", "slow_request")
+///     .program_version("my-service 1.4.2")
+///     .detail("route", "/users/{id}")
+///     .detail("elapsed_ms", "1520");
+/// assert_eq!(meta.details.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    /// Why the file was written (`manual`, `periodic`, a trigger name, free text).
+    pub reason: String,
+    /// A short tag, empty or `[A-Za-z0-9_]{1,64}`; it also goes into the file name.
+    pub tag: String,
+    /// The version of the program, as it wants it shown (may be empty).
+    pub program_version: String,
+    /// Details of what triggered the file, as name/value pairs.
+    pub details: Vec<(String, String)>,
+    /// Triggered dumps suppressed since the previous file.
+    pub suppressed_triggers: u64,
+}
+
+impl SnapshotMeta {
+    /// A reason and a tag, with no other metadata.
+    pub fn new(reason: impl Into<String>, tag: impl Into<String>) -> SnapshotMeta {
+        SnapshotMeta {
+            reason: reason.into(),
+            tag: tag.into(),
+            ..SnapshotMeta::default()
+        }
+    }
+
+    /// Sets the program's version.
+    pub fn program_version(mut self, version: impl Into<String>) -> SnapshotMeta {
+        self.program_version = version.into();
+        self
+    }
+
+    /// Adds one detail.
+    pub fn detail(mut self, name: impl Into<String>, value: impl ToString) -> SnapshotMeta {
+        self.details.push((name.into(), value.to_string()));
+        self
+    }
+
+    fn extra(&self) -> FileExtra<'_> {
+        FileExtra {
+            program_version: &self.program_version,
+            details: &self.details,
+            suppressed_triggers: self.suppressed_triggers,
         }
     }
 }
@@ -98,6 +155,43 @@ impl FlightRecorder {
         })
     }
 
+    /// Starts this recorder in place of `previous`, which must be running: the window's chunks
+    /// move to this recorder's window (then bounded by this recorder's settings), so changing
+    /// `min_age` or `max_bytes` loses no history. `previous` is stopped.
+    pub(crate) fn start_replacing(&self, previous: &FlightRecorder) -> Result<(), Error> {
+        let calibration = clock::calibration();
+        let min_age_units = calibration.units_in(self.config.min_age);
+        let now = calibration.now_units();
+        let mut evicted = Vec::new();
+        let result = engine().update_consumers(|consumers, _| {
+            if consumers
+                .window
+                .as_ref()
+                .is_some_and(|w| w.owner == self.id)
+            {
+                return Err(Error::AlreadyStarted);
+            }
+            let Some(mut old) = consumers.window.take_if(|w| w.owner == previous.id) else {
+                return Err(Error::NotStarted);
+            };
+            let mut window = Window::new(
+                self.config.max_bytes,
+                min_age_units,
+                old.start_generation,
+                self.id,
+            );
+            for chunk in old.drain() {
+                window.push(chunk, now, &mut evicted);
+            }
+            consumers.window = Some(window);
+            previous.running.store(false, Ordering::SeqCst);
+            self.running.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        engine().recycle(evicted);
+        result
+    }
+
     /// Stops recording and frees the window. Does nothing if the recorder is not running.
     pub fn stop(&self) {
         let drained = engine().update_consumers(|consumers, _| {
@@ -129,6 +223,26 @@ impl FlightRecorder {
         out: &mut W,
         reason: &str,
         tag: &str,
+    ) -> Result<u64, Error> {
+        self.snapshot(out, reason, tag, &FileExtra::default())
+    }
+
+    /// Like [`FlightRecorder::write_snapshot`], with all of `meta` in the file's header (the
+    /// tag is not checked: it is only a header field here).
+    pub fn write_snapshot_with<W: Write>(
+        &self,
+        out: &mut W,
+        meta: &SnapshotMeta,
+    ) -> Result<u64, Error> {
+        self.snapshot(out, &meta.reason, &meta.tag, &meta.extra())
+    }
+
+    fn snapshot<W: Write>(
+        &self,
+        out: &mut W,
+        reason: &str,
+        tag: &str,
+        extra: &FileExtra<'_>,
     ) -> Result<u64, Error> {
         if !self.enabled() {
             return Err(Error::NotStarted);
@@ -162,7 +276,7 @@ impl FlightRecorder {
             min_age: self.config.min_age,
             max_bytes: self.config.max_bytes as u64,
         };
-        let result = write_views(out, &meta, &views);
+        let result = write_views(out, &meta, extra, &views);
         engine().recycle(views.into_iter().map(|v| v.chunk));
         result
     }
@@ -185,6 +299,22 @@ impl FlightRecorder {
             self.write_snapshot(file, reason, tag)
         })
     }
+
+    /// Like [`FlightRecorder::write_to_dir`], with all of `meta` in the file's header.
+    pub fn write_to_dir_with(
+        &self,
+        dir: impl AsRef<Path>,
+        meta: &SnapshotMeta,
+    ) -> Result<PathBuf, Error> {
+        files::validate_tag(&meta.tag)?;
+        let now_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        files::write_trace_file(dir.as_ref(), now_ns, &meta.tag, |file| {
+            self.write_snapshot_with(file, meta)
+        })
+    }
 }
 
 impl Drop for FlightRecorder {
@@ -197,9 +327,11 @@ impl Drop for FlightRecorder {
 fn write_views<W: Write>(
     out: &mut W,
     meta: &FileMeta<'_>,
+    extra: &FileExtra<'_>,
     views: &[ChunkView],
 ) -> Result<u64, Error> {
-    let mut writer = TraceFileWriter::new(BufWriter::with_capacity(32 << 10, out), meta)?;
+    let mut writer =
+        TraceFileWriter::with_extra(BufWriter::with_capacity(32 << 10, out), meta, extra)?;
     writer.write_chunks(views)?;
     let (_, bytes) = writer.finish()?;
     Ok(bytes)

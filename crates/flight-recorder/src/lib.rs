@@ -37,6 +37,8 @@ mod sync;
 #[cfg(not(flight_recorder_loom))]
 mod annotate;
 #[cfg(not(flight_recorder_loom))]
+pub mod capture;
+#[cfg(not(flight_recorder_loom))]
 mod clock;
 #[cfg(not(flight_recorder_loom))]
 mod engine;
@@ -74,6 +76,6 @@ pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
 pub use error::Error;
 #[cfg(not(flight_recorder_loom))]
-pub use flight::{FlightRecorder, FlightRecorderConfig};
+pub use flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 #[cfg(not(flight_recorder_loom))]
 pub use trace::{FullTrace, TraceStats};

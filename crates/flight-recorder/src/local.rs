@@ -96,6 +96,7 @@ fn local() -> &'static Local {
 
 /// Tags the calling thread as serving `runtime` (named by the string id `name`) in `role`, and
 /// records it when it changes. Cheap when the tag is already set.
+#[cfg(feature = "tokio")]
 #[inline]
 pub(crate) fn set_runtime(runtime: u64, role: u64, name: u64) {
     let changed =
@@ -108,6 +109,7 @@ pub(crate) fn set_runtime(runtime: u64, role: u64, name: u64) {
 }
 
 /// The runtime tag of the calling thread: (runtime, role, name id).
+#[cfg(feature = "tokio")]
 #[inline]
 pub(crate) fn runtime() -> (u64, u64, u64) {
     LOCAL.with(|local| local.runtime.get())

@@ -86,6 +86,7 @@ pub fn poll_start_scheduled(task: u64, waited_ns: u64) {
 
 /// Records the end of a poll whose result the runtime does not report (tokio's hooks), and clears
 /// the thread's mark.
+#[cfg(all(feature = "tokio", tokio_unstable))]
 #[inline(always)]
 pub(crate) fn poll_end_unreported(task: u64) {
     let state = STATE.load(Ordering::Relaxed);
@@ -96,4 +97,5 @@ pub(crate) fn poll_end_unreported(task: u64) {
 }
 
 /// The result argument of a `poll_end` whose result the runtime did not report.
+#[cfg(all(feature = "tokio", tokio_unstable))]
 pub(crate) const POLL_UNREPORTED: u64 = 2;

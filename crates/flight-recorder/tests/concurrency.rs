@@ -227,24 +227,28 @@ fn full_trace_and_flight_recorder_run_together() {
     ));
     let threads = 2;
     let per_thread = 300_000u64;
-    let barrier = Arc::new(Barrier::new(threads));
+    let start = Arc::new(Barrier::new(threads));
+    let recorded = Arc::new(Barrier::new(threads + 1));
+    let release = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let barrier = barrier.clone();
+            let (start, recorded, release) = (start.clone(), recorded.clone(), release.clone());
             std::thread::spawn(move || {
-                barrier.wait();
+                start.wait();
                 for i in 0..per_thread {
                     raw::record(EventKind::PollStart, &[i]);
                 }
-                // Stay alive so the last chunk is still open when the trace stops.
-                std::thread::sleep(Duration::from_millis(100));
+                // Stay alive until the trace stops, so the last chunk is still open then.
+                recorded.wait();
+                release.wait();
             })
         })
         .collect();
-    // Stop once the workers have recorded everything but are still alive, so their last chunks
-    // are still open: the trace must take them from the open buffers.
-    std::thread::sleep(Duration::from_millis(80));
+    // Stop once the workers have recorded everything but are still alive: the trace must take
+    // their last chunks from the open buffers.
+    recorded.wait();
     let stats = trace.stop().unwrap();
+    release.wait();
     let full = read_trace(out.0.lock().unwrap().clone());
     assert_eq!(full.reader.header().mode, "trace");
     let seqs = sequences(&full);

@@ -342,8 +342,16 @@ fn application_hooks_are_chained() {
             .apply(&mut builder);
     }
     let (trace, ()) = record(builder.build().unwrap(), |rt| {
+        // Work that wakes the workers, which parked before the recorder started.
         rt.block_on(async {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            for _ in 0..5 {
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(2))))
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            }
         });
     });
     assert!(starts.load(Ordering::SeqCst) >= 2);

@@ -50,6 +50,7 @@ pub fn header() -> Header {
         min_age_ns: 10_000_000_000,
         max_bytes: 10 << 20,
         chunk_size: 65536,
+        ..Header::default()
     }
 }
 

@@ -1,0 +1,434 @@
+//! Configuration from environment variables, so that a service turns capture on with one line at
+//! start-up and operators tune it without a rebuild. Each variable and its format is in
+//! [`ENV_VARS`] (and the table of `docs/CAPTURE.md`). A variable that cannot be parsed is
+//! reported and its default kept: a typo never stops the program.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::settings::DUMP_DIR_NAME;
+use super::{report_error, start, CaptureSettings};
+
+/// The environment variables read by [`config_from_env`]: name, and what it sets.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "FLIGHT_RECORDER_CAPTURE",
+        "on or off (1/0, true/false, yes/no); default on",
+    ),
+    (
+        "FLIGHT_RECORDER_LOG_DIR",
+        "the log directory; the dump directory is <log dir>/executiontrace_dump; default: the current directory",
+    ),
+    (
+        "FLIGHT_RECORDER_DUMP_DIR",
+        "the dump directory itself (wins over FLIGHT_RECORDER_LOG_DIR)",
+    ),
+    (
+        "FLIGHT_RECORDER_INTERVAL",
+        "interval, a duration such as 30s, 5m, 1h; 0 turns periodic traces off; default 0",
+    ),
+    (
+        "FLIGHT_RECORDER_DURATION",
+        "duration, the history each file covers; default 10s",
+    ),
+    (
+        "FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT",
+        "total_dump_size_limit, a size such as 4GiB, 500MB, 1048576; default 4GiB",
+    ),
+    (
+        "FLIGHT_RECORDER_MAX_BYTES",
+        "max_bytes, the in-memory window's size bound; default 10MiB",
+    ),
+    (
+        "FLIGHT_RECORDER_MIN_DUMP_INTERVAL",
+        "min_dump_interval, the minimum time between two triggered dumps; default 10s",
+    ),
+    (
+        "FLIGHT_RECORDER_SLOW_POLL",
+        "slow_poll_threshold; 0 or off turns the watchdog off; default off",
+    ),
+    (
+        "FLIGHT_RECORDER_SLOW_POLL_DELAY",
+        "slow_poll_delay, wait this long after a slow poll before writing; default 0",
+    ),
+    (
+        "FLIGHT_RECORDER_PANIC",
+        "dump on panic, on or off; default on",
+    ),
+    (
+        "FLIGHT_RECORDER_SIGNAL",
+        "the dump signal: USR2, SIGUSR1, a number, or off; default USR2",
+    ),
+    (
+        "FLIGHT_RECORDER_PROGRAM_VERSION",
+        "the program version written into files (wins over the one given in code)",
+    ),
+    (
+        "FLIGHT_RECORDER_ANNOUNCE",
+        "print the start-up line, on or off; default on",
+    ),
+];
+
+/// Settings read from the environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvConfig {
+    /// Whether capture should run (`FLIGHT_RECORDER_CAPTURE`).
+    pub enabled: bool,
+    /// The settings: defaults, overridden by each variable that is set and valid.
+    pub settings: CaptureSettings,
+    /// One line per variable that could not be used (its default was kept).
+    pub problems: Vec<String>,
+}
+
+/// Reads the settings from the process's environment (see [`ENV_VARS`]).
+pub fn config_from_env() -> EnvConfig {
+    config_from_vars(|name| std::env::var(name).ok())
+}
+
+/// Reads the settings through `var`, which returns a variable's value (for tests and for
+/// programs that keep their configuration elsewhere).
+///
+/// ```
+/// use flight_recorder::capture::config_from_vars;
+/// use std::time::Duration;
+///
+/// let config = config_from_vars(|name| match name {
+///     "FLIGHT_RECORDER_INTERVAL" => Some("1m".into()),
+///     "FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT" => Some("512MiB".into()),
+///     "FLIGHT_RECORDER_SIGNAL" => Some("off".into()),
+///     _ => None,
+/// });
+/// assert!(config.enabled);
+/// assert_eq!(config.settings.interval, Duration::from_secs(60));
+/// assert_eq!(config.settings.total_dump_size_limit, 512 << 20);
+/// assert_eq!(config.settings.signal, None);
+/// assert!(config.problems.is_empty());
+/// ```
+pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
+    let mut settings = CaptureSettings::default();
+    let mut problems = Vec::new();
+    let mut enabled = true;
+    let mut read = |name: &str, apply: &mut dyn FnMut(&str) -> Result<(), String>| {
+        if let Some(value) = var(name) {
+            let value = value.trim();
+            if let Err(why) = apply(value) {
+                problems.push(format!("{name}={value:?}: {why}; using the default"));
+            }
+        }
+    };
+    read("FLIGHT_RECORDER_CAPTURE", &mut |v| {
+        enabled = parse_bool(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_LOG_DIR", &mut |v| {
+        settings.dump_dir = PathBuf::from(non_empty(v)?).join(DUMP_DIR_NAME);
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_DUMP_DIR", &mut |v| {
+        settings.dump_dir = PathBuf::from(non_empty(v)?);
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_INTERVAL", &mut |v| {
+        settings.interval = parse_duration(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_DURATION", &mut |v| {
+        let d = parse_duration(v)?;
+        if d.is_zero() {
+            return Err("must be more than zero".into());
+        }
+        settings.duration = d;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT", &mut |v| {
+        settings.total_dump_size_limit = parse_size(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_MAX_BYTES", &mut |v| {
+        let n = parse_size(v)?;
+        if n == 0 {
+            return Err("must be more than zero".into());
+        }
+        settings.max_bytes = usize::try_from(n).map_err(|_| "too large".to_string())?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_MIN_DUMP_INTERVAL", &mut |v| {
+        settings.min_dump_interval = parse_duration(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_SLOW_POLL", &mut |v| {
+        settings.slow_poll_threshold = if is_off(v) {
+            Duration::ZERO
+        } else {
+            parse_duration(v)?
+        };
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_SLOW_POLL_DELAY", &mut |v| {
+        let d = parse_duration(v)?;
+        if d > super::settings::MAX_SLOW_POLL_DELAY {
+            return Err("at most 60s".into());
+        }
+        settings.slow_poll_delay = d;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_PANIC", &mut |v| {
+        settings.panic = parse_bool(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_SIGNAL", &mut |v| {
+        settings.signal = parse_signal(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_PROGRAM_VERSION", &mut |v| {
+        settings.program_version = v.to_string();
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_ANNOUNCE", &mut |v| {
+        settings.announce = parse_bool(v)?;
+        Ok(())
+    });
+    EnvConfig {
+        enabled,
+        settings,
+        problems,
+    }
+}
+
+/// Starts automatic capture as the environment says (see [`ENV_VARS`]); the one line a service
+/// adds at start-up. `program_version` is written into every file unless
+/// `FLIGHT_RECORDER_PROGRAM_VERSION` overrides it; the
+/// [`capture_from_env!`](crate::capture_from_env) macro passes the calling crate's name and
+/// version.
+///
+/// Problems are reported on standard error, never as a panic; returns whether capture runs.
+///
+/// ```no_run
+/// flight_recorder::capture::init_from_env("my-service 1.4.2");
+/// // … the service …
+/// ```
+pub fn init_from_env(program_version: &str) -> bool {
+    let mut config = config_from_env();
+    for problem in &config.problems {
+        report_error("environment", problem);
+    }
+    if !config.enabled {
+        if config.settings.announce {
+            super::log_line("flight-recorder: automatic capture off (FLIGHT_RECORDER_CAPTURE)");
+        }
+        return false;
+    }
+    if config.settings.program_version.is_empty() {
+        config.settings.program_version = program_version.to_string();
+    }
+    match start(config.settings) {
+        Ok(()) => true,
+        Err(e) => {
+            report_error("starting automatic capture", &e);
+            false
+        }
+    }
+}
+
+fn non_empty(v: &str) -> Result<&str, String> {
+    if v.is_empty() {
+        Err("empty".into())
+    } else {
+        Ok(v)
+    }
+}
+
+fn is_off(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "off" | "false" | "no" | "none" | "0"
+    )
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err("expected on or off".into()),
+    }
+}
+
+/// `0`, or a number (with an optional fraction) and a unit: `ns`, `us`, `ms`, `s`, `m`, `h`.
+pub(crate) fn parse_duration(v: &str) -> Result<Duration, String> {
+    if v == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or("a duration needs a unit: ns, us, ms, s, m or h")?;
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("bad number {number:?}"))?;
+    let unit_ns = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        other => return Err(format!("unknown unit {other:?}")),
+    };
+    let ns = number * unit_ns;
+    if !ns.is_finite() || ns > 1e18 {
+        return Err("too long".into());
+    }
+    Ok(Duration::from_nanos(ns.round() as u64))
+}
+
+/// A number of bytes, with an optional unit: `B`, `KB`, `MB`, `GB`, `TB` (powers of 1000) or
+/// `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), case-insensitive.
+pub(crate) fn parse_size(v: &str) -> Result<u64, String> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("bad number {number:?}"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?}")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| "too large".to_string())
+}
+
+/// `off`, a signal number, or a name with or without `SIG` (`USR2`, `SIGUSR1`).
+fn parse_signal(v: &str) -> Result<Option<i32>, String> {
+    if is_off(v) {
+        return Ok(None);
+    }
+    if let Ok(number) = v.parse::<i32>() {
+        return Ok(Some(number));
+    }
+    let upper = v.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    #[cfg(all(unix, feature = "signal"))]
+    for number in 1..65 {
+        if signal_hook::low_level::signal_name(number) == Some(name.as_str()) {
+            return Ok(Some(number));
+        }
+    }
+    Err(format!("unknown signal {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> EnvConfig {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config_from_vars(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_gives_the_defaults() {
+        let c = config(&[]);
+        assert!(c.enabled);
+        assert_eq!(c.settings, CaptureSettings::default());
+        assert!(c.problems.is_empty());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = config(&[
+            ("FLIGHT_RECORDER_CAPTURE", "on"),
+            ("FLIGHT_RECORDER_LOG_DIR", "/var/log/app"),
+            ("FLIGHT_RECORDER_INTERVAL", "5m"),
+            ("FLIGHT_RECORDER_DURATION", "2.5s"),
+            ("FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT", "500MB"),
+            ("FLIGHT_RECORDER_MAX_BYTES", "64MiB"),
+            ("FLIGHT_RECORDER_MIN_DUMP_INTERVAL", "30s"),
+            ("FLIGHT_RECORDER_SLOW_POLL", "100ms"),
+            ("FLIGHT_RECORDER_SLOW_POLL_DELAY", "200ms"),
+            ("FLIGHT_RECORDER_PANIC", "off"),
+            ("FLIGHT_RECORDER_SIGNAL", "usr1"),
+            ("FLIGHT_RECORDER_PROGRAM_VERSION", "svc 2.0"),
+            ("FLIGHT_RECORDER_ANNOUNCE", "no"),
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let s = c.settings;
+        assert_eq!(
+            s.dump_dir,
+            PathBuf::from("/var/log/app/executiontrace_dump")
+        );
+        assert_eq!(s.interval, Duration::from_secs(300));
+        assert_eq!(s.duration, Duration::from_millis(2500));
+        assert_eq!(s.total_dump_size_limit, 500_000_000);
+        assert_eq!(s.max_bytes, 64 << 20);
+        assert_eq!(s.min_dump_interval, Duration::from_secs(30));
+        assert_eq!(s.slow_poll_threshold, Duration::from_millis(100));
+        assert_eq!(s.slow_poll_delay, Duration::from_millis(200));
+        assert!(!s.panic);
+        #[cfg(all(unix, feature = "signal"))]
+        assert_eq!(s.signal, Some(signal_hook::consts::SIGUSR1));
+        assert_eq!(s.program_version, "svc 2.0");
+        assert!(!s.announce);
+    }
+
+    #[test]
+    fn the_dump_dir_wins_over_the_log_dir() {
+        let c = config(&[
+            ("FLIGHT_RECORDER_DUMP_DIR", "/data/traces"),
+            ("FLIGHT_RECORDER_LOG_DIR", "/var/log/app"),
+        ]);
+        assert_eq!(c.settings.dump_dir, PathBuf::from("/data/traces"));
+    }
+
+    #[test]
+    fn bad_values_keep_the_default_and_are_reported() {
+        let c = config(&[
+            ("FLIGHT_RECORDER_CAPTURE", "maybe"),
+            ("FLIGHT_RECORDER_INTERVAL", "10"),
+            ("FLIGHT_RECORDER_DURATION", "0"),
+            ("FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT", "4 potatoes"),
+            ("FLIGHT_RECORDER_SIGNAL", "SIGNOPE"),
+        ]);
+        assert!(c.enabled);
+        assert_eq!(c.settings, CaptureSettings::default());
+        assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
+        assert!(c.problems[1].contains("FLIGHT_RECORDER_INTERVAL"));
+    }
+
+    #[test]
+    fn capture_can_be_turned_off() {
+        assert!(!config(&[("FLIGHT_RECORDER_CAPTURE", "0")]).enabled);
+        let off = config(&[("FLIGHT_RECORDER_SLOW_POLL", "off")]);
+        assert_eq!(off.settings.slow_poll_threshold, Duration::ZERO);
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("s").is_err());
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("10kb"), Ok(10_000));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("99999999999999999999").is_err());
+        assert!(parse_size("1EiB").is_err());
+    }
+}

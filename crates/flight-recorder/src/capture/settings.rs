@@ -1,0 +1,293 @@
+//! The settings of automatic capture, their defaults and checks, and the one-line description
+//! printed when capture starts.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The name of the dump directory inside the log directory.
+pub const DUMP_DIR_NAME: &str = "executiontrace_dump";
+
+/// The settings of automatic capture (after CockroachDB's `obs.execution_tracer.*`). Every field
+/// can be changed while capture runs with [`update_settings`](super::update_settings); a change
+/// takes effect at the next tick of the thread that uses it, never at restart.
+///
+/// ```
+/// use flight_recorder::capture::CaptureSettings;
+/// use std::time::Duration;
+///
+/// let settings = CaptureSettings {
+///     interval: Duration::from_secs(60),
+///     slow_poll_threshold: Duration::from_millis(100),
+///     ..CaptureSettings::default()
+/// };
+/// assert_eq!(settings.duration, Duration::from_secs(10));
+/// assert_eq!(settings.total_dump_size_limit, 4 << 30);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureSettings {
+    /// How often a periodic trace is written; zero (the default) turns periodic capture off.
+    pub interval: Duration,
+    /// How much history each file covers (default 10 s): the in-memory window's `min_age`.
+    /// Must not be zero.
+    pub duration: Duration,
+    /// Soft limit on the total size of the trace files in the dump directory (default 4 GiB);
+    /// enforced after every write by deleting the oldest files, always keeping the newest.
+    pub total_dump_size_limit: u64,
+    /// Where files are written. The default, `executiontrace_dump`, is relative to the current
+    /// directory (the log directory); a relative path is made absolute when capture starts.
+    pub dump_dir: PathBuf,
+    /// The in-memory window's size bound (default 10 MiB, Go's default); it wins over
+    /// `duration`, so a busy program's files may cover less than `duration`.
+    pub max_bytes: usize,
+    /// The minimum time between two triggered dumps (default 10 s). Triggers that come sooner,
+    /// or while a triggered dump is being written, are suppressed, counted and reported in the
+    /// next file. Periodic files are not rate limited.
+    pub min_dump_interval: Duration,
+    /// A poll running longer than this writes a `slow_poll` dump; zero (the default) turns the
+    /// watchdog off. 100 ms is a good start for a tokio service.
+    pub slow_poll_threshold: Duration,
+    /// How long to wait after detecting a slow poll before writing, so that the file also shows
+    /// what happened just after (default zero: write at once). At most 60 s.
+    pub slow_poll_delay: Duration,
+    /// Write a `panic` dump from the panic hook (default on).
+    pub panic: bool,
+    /// The signal that writes a `signal` dump, `None` for none. Default `SIGUSR2` where signals
+    /// are supported (Unix, with the `signal` cargo feature).
+    pub signal: Option<i32>,
+    /// The program's version, written into every file (for example
+    /// `concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"))`).
+    pub program_version: String,
+    /// Print one line on standard error when capture starts, saying what is recorded and where
+    /// (default on).
+    pub announce: bool,
+}
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        CaptureSettings {
+            interval: Duration::ZERO,
+            duration: Duration::from_secs(10),
+            total_dump_size_limit: 4 << 30,
+            dump_dir: PathBuf::from(DUMP_DIR_NAME),
+            max_bytes: 10 << 20,
+            min_dump_interval: Duration::from_secs(10),
+            slow_poll_threshold: Duration::ZERO,
+            slow_poll_delay: Duration::ZERO,
+            panic: true,
+            signal: default_signal(),
+            program_version: String::new(),
+            announce: true,
+        }
+    }
+}
+
+/// `SIGUSR2` where signal capture is built in.
+fn default_signal() -> Option<i32> {
+    #[cfg(all(unix, feature = "signal"))]
+    {
+        Some(signal_hook::consts::SIGUSR2)
+    }
+    #[cfg(not(all(unix, feature = "signal")))]
+    {
+        None
+    }
+}
+
+/// The longest slow-poll delay accepted.
+pub(crate) const MAX_SLOW_POLL_DELAY: Duration = Duration::from_secs(60);
+
+impl CaptureSettings {
+    /// Checks the settings; the error says which one is wrong.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::InvalidSettings(what));
+        if self.duration.is_zero() {
+            return bad("duration must be more than zero".into());
+        }
+        if self.max_bytes == 0 {
+            return bad("max_bytes must be more than zero".into());
+        }
+        if self.slow_poll_delay > MAX_SLOW_POLL_DELAY {
+            return bad(format!(
+                "slow_poll_delay must be at most {}",
+                human_duration(MAX_SLOW_POLL_DELAY)
+            ));
+        }
+        if self.dump_dir.as_os_str().is_empty() {
+            return bad("dump_dir must not be empty".into());
+        }
+        if let Some(signal) = self.signal {
+            if !signal_supported(signal) {
+                return bad(format!("signal {signal} cannot be used for dumps"));
+            }
+        }
+        Ok(())
+    }
+
+    /// One line saying what is recorded and where, as printed when capture starts.
+    pub fn describe(&self) -> String {
+        let mut line = format!(
+            "flight-recorder: recording the last {} in memory (at most {}); ",
+            human_duration(self.duration),
+            human_size(self.max_bytes as u64)
+        );
+        if self.interval.is_zero() {
+            line.push_str("periodic traces off; ");
+        } else {
+            let _ = write!(
+                line,
+                "a periodic trace every {}; ",
+                human_duration(self.interval)
+            );
+        }
+        let mut triggers = vec!["dump_now".to_string()];
+        if !self.slow_poll_threshold.is_zero() {
+            let mut slow = format!("slow poll > {}", human_duration(self.slow_poll_threshold));
+            if !self.slow_poll_delay.is_zero() {
+                let _ = write!(slow, " (+{})", human_duration(self.slow_poll_delay));
+            }
+            triggers.push(slow);
+        }
+        if self.panic {
+            triggers.push("panic".into());
+        }
+        if let Some(signal) = self.signal {
+            triggers.push(signal_name(signal));
+        }
+        let _ = write!(
+            line,
+            "triggers: {} (at most one dump per {}); files in {} (total limit {})",
+            triggers.join(", "),
+            human_duration(self.min_dump_interval),
+            self.dump_dir.display(),
+            human_size(self.total_dump_size_limit)
+        );
+        line
+    }
+}
+
+/// Whether `signal` can trigger dumps in this build.
+fn signal_supported(signal: i32) -> bool {
+    #[cfg(all(unix, feature = "signal"))]
+    {
+        signal > 0 && !signal_hook::consts::FORBIDDEN.contains(&signal)
+    }
+    #[cfg(not(all(unix, feature = "signal")))]
+    {
+        let _ = signal;
+        false
+    }
+}
+
+/// A signal's usual name (`SIGUSR2`), or its number.
+pub(crate) fn signal_name(signal: i32) -> String {
+    #[cfg(all(unix, feature = "signal"))]
+    if let Some(name) = signal_hook::low_level::signal_name(signal) {
+        return name.to_string();
+    }
+    format!("signal {signal}")
+}
+
+/// A duration as people write it: `10s`, `250ms`, `1m30s`, `0s`.
+pub(crate) fn human_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos % 1_000_000_000 == 0 {
+        let secs = d.as_secs();
+        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+        let mut out = String::new();
+        if h > 0 {
+            let _ = write!(out, "{h}h");
+        }
+        if m > 0 {
+            let _ = write!(out, "{m}m");
+        }
+        if s > 0 || out.is_empty() {
+            let _ = write!(out, "{s}s");
+        }
+        out
+    } else if nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
+/// A size in the largest binary unit that divides it: `4 GiB`, `10 MiB`, `35 B`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let s = CaptureSettings::default();
+        assert_eq!(s.interval, Duration::ZERO);
+        assert_eq!(s.duration, Duration::from_secs(10));
+        assert_eq!(s.total_dump_size_limit, 4 << 30);
+        assert_eq!(s.min_dump_interval, Duration::from_secs(10));
+        assert_eq!(s.dump_dir, PathBuf::from("executiontrace_dump"));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let zero = CaptureSettings {
+            duration: Duration::ZERO,
+            ..CaptureSettings::default()
+        };
+        assert!(matches!(zero.validate(), Err(Error::InvalidSettings(_))));
+        let long_delay = CaptureSettings {
+            slow_poll_delay: Duration::from_secs(61),
+            ..CaptureSettings::default()
+        };
+        assert!(long_delay.validate().is_err());
+        let bad_signal = CaptureSettings {
+            signal: Some(9),
+            ..CaptureSettings::default()
+        };
+        assert!(bad_signal.validate().is_err());
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(Duration::ZERO), "0s");
+        assert_eq!(human_size(4 << 30), "4 GiB");
+        assert_eq!(human_size(35), "35 B");
+        assert_eq!(human_size(1536), "1536 B");
+    }
+
+    #[test]
+    fn description_names_what_and_where() {
+        let s = CaptureSettings {
+            interval: Duration::from_secs(60),
+            slow_poll_threshold: Duration::from_millis(100),
+            dump_dir: PathBuf::from("/var/log/app/executiontrace_dump"),
+            ..CaptureSettings::default()
+        };
+        let line = s.describe();
+        assert!(line.contains("last 10s in memory"), "{line}");
+        assert!(line.contains("a periodic trace every 1m"), "{line}");
+        assert!(line.contains("slow poll > 100ms"), "{line}");
+        assert!(line.contains("panic"), "{line}");
+        assert!(line.contains("/var/log/app/executiontrace_dump"), "{line}");
+        assert!(line.contains("4 GiB"), "{line}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Zero-code configuration: a process started with `FLIGHT_RECORDER_*` variables and one line,
+//! `capture_from_env!()`, records as the environment says and says so on standard error.
+
+mod capture_common;
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use capture_common::{detail, dumps, read, wait_until};
+
+/// The body of the child process; does nothing in a normal run.
+#[test]
+fn env_child() {
+    if std::env::var_os("FR_ENV_CHILD").is_none() {
+        return;
+    }
+    let running = flight_recorder::capture_from_env!();
+    println!("capture running: {running}");
+    if !running {
+        return;
+    }
+    flight_recorder::log("test", "configured from the environment");
+    let dir = std::path::PathBuf::from(std::env::var("FLIGHT_RECORDER_DUMP_DIR").unwrap());
+    assert!(wait_until(Duration::from_secs(10), || !dumps(&dir).is_empty()));
+    flight_recorder::capture::stop();
+}
+
+fn run_child(vars: &[(&str, &str)]) -> (std::process::Output, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["env_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env("FR_ENV_CHILD", "1");
+    for (name, _) in flight_recorder::capture::ENV_VARS {
+        command.env_remove(name);
+    }
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stderr)
+}
+
+#[test]
+fn one_line_and_the_environment_turn_capture_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump_dir = dir.path().join("dumps");
+    let (output, stderr) = run_child(&[
+        ("FLIGHT_RECORDER_DUMP_DIR", dump_dir.to_str().unwrap()),
+        ("FLIGHT_RECORDER_INTERVAL", "100ms"),
+        ("FLIGHT_RECORDER_DURATION", "3s"),
+        ("FLIGHT_RECORDER_SIGNAL", "off"),
+        ("FLIGHT_RECORDER_SLOW_POLL", "50ms"),
+        ("FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT", "twelve"),
+    ]);
+    assert!(output.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("capture running: true"));
+    // The start-up line says what is recorded and where.
+    let startup = stderr
+        .lines()
+        .find(|l| l.starts_with("flight-recorder: recording the last 3s in memory"))
+        .unwrap_or_else(|| panic!("no start-up line in {stderr}"));
+    assert!(
+        startup.contains("a periodic trace every 100ms"),
+        "{startup}"
+    );
+    assert!(startup.contains("slow poll > 50ms"), "{startup}");
+    assert!(!startup.contains("SIGUSR2"), "{startup}");
+    assert!(startup.contains(dump_dir.to_str().unwrap()), "{startup}");
+    assert!(startup.contains("total limit 4 GiB"), "{startup}");
+    // The bad value was reported, and its default kept.
+    assert!(
+        stderr.lines().any(|l| l.starts_with(
+            "flight-recorder: environment: FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT=\"twelve\""
+        )),
+        "{stderr}"
+    );
+    let files = dumps(&dump_dir);
+    assert!(!files.is_empty());
+    let trace = read(&files[0]);
+    let header = trace.reader.header();
+    assert_eq!(header.reason, "periodic");
+    assert_eq!(header.min_age_ns, 3_000_000_000);
+    // The macro passed the calling crate's name and version.
+    assert_eq!(
+        header.program_version,
+        concat!("flight-recorder ", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(detail(&trace, "interval"), Some("100ms"));
+}
+
+#[test]
+fn capture_off_in_the_environment_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, stderr) = run_child(&[
+        ("FLIGHT_RECORDER_CAPTURE", "off"),
+        ("FLIGHT_RECORDER_DUMP_DIR", dir.path().to_str().unwrap()),
+    ]);
+    assert!(output.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("capture running: false"));
+    assert!(
+        stderr.contains("flight-recorder: automatic capture off (FLIGHT_RECORDER_CAPTURE)"),
+        "{stderr}"
+    );
+    assert!(dumps(dir.path()).is_empty());
+}
