@@ -128,6 +128,7 @@ pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
             let result = match a(1) {
                 0 => "pending".to_string(),
                 1 => "ready".to_string(),
+                2 => "unreported".to_string(),
                 other => other.to_string(),
             };
             write!(out, " task={} result={result}", a(0))

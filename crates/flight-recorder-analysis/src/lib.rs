@@ -1,12 +1,19 @@
-//! Analyses of flight-recorder trace files.
+//! Analyses of flight-recorder trace files, and exports to other viewers.
 //!
 //! Every analysis reads a [`TraceReader`](flight_recorder_format::TraceReader) in one streaming
-//! pass, so memory does not grow with the file, and still reports on the intact part of a torn
-//! or corrupt file:
+//! pass, with memory bounded by the live state (tasks, threads, open spans) and a fixed lookahead
+//! that puts the threads' events in time order, not by the file's size; and each still reports
+//! on the intact part of a torn or corrupt file.
 //!
-//! - [`summary`]: what the file is, its time window, events by kind, threads, sizes and dropped
-//!   data, as text or JSON;
-//! - [`dump`]: one line of text per event.
+//! - [`merge`]: the events of all threads in time order;
+//! - [`model`]: the state machine of tasks, polls, threads, regions and user tasks;
+//! - [`summary`]: the questions asked after an incident (tasks by spawn location, scheduling
+//!   latency, long polls, worker utilization, user tasks and regions, logs), as text or JSON;
+//! - [`perfetto`]: export to the Perfetto protobuf format (ui.perfetto.dev);
+//! - [`chrome`]: export to the Chrome JSON trace format (chrome://tracing, speedscope);
+//! - [`report`]: a self-contained HTML report with charts;
+//! - [`dump`]: one line of text per event;
+//! - [`histogram`]: percentiles in fixed memory.
 //!
 //! ```no_run
 //! use flight_recorder_analysis::Summary;
@@ -24,7 +31,14 @@
 //! # Ok::<(), flight_recorder_format::Error>(())
 //! ```
 
+pub mod chrome;
 pub mod dump;
+pub mod export;
+pub mod histogram;
+pub mod merge;
+pub mod model;
+pub mod perfetto;
+pub mod report;
 pub mod summary;
 
-pub use summary::{DamagedTrace, KindCount, Summary, ThreadSummary, Window};
+pub use summary::{DamagedTrace, KindCount, Summary, SummaryOptions, ThreadSummary, Window};

@@ -2,7 +2,17 @@
 //!
 //! - `flight-recorder summary FILE [--json]`: what the file is, its window, events by kind,
 //!   threads, sizes and dropped data;
-//! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order.
+//! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order;
+//! - `flight-recorder convert FILE --to perfetto|chrome-json [-o OUT]`: export for a viewer;
+//! - `flight-recorder report FILE -o report.html`: a self-contained HTML report;
+//! - `flight-recorder ls DIR [--json]`: the trace files of a dump directory, with time, size,
+//!   reason, tag and trigger details;
+//! - `flight-recorder bundle DIR -o debug.zip`: the traces of a dump directory, an index and
+//!   their summaries in one zip file for support.
+//!
+//! `summary` also takes a directory (every trace file in it, in name order) and shows the
+//! analyses of `docs/ANALYSIS.md`: tasks by spawn location, scheduling latency, long polls,
+//! worker utilization, user tasks, regions and logs.
 //!
 //! A file that cannot be read gives one line on standard error,
 //! `flight-recorder: <path>: <error>`, and exit status 1. A torn or corrupt file is still
@@ -13,9 +23,13 @@ use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod analyze;
+mod bundle;
+mod ls;
+mod progress;
+
 use clap::{Parser, Subcommand};
 use flight_recorder_analysis::dump::Dumper;
-use flight_recorder_analysis::Summary;
 use flight_recorder_format::TraceReader;
 
 /// Reads flight-recorder trace files.
@@ -28,13 +42,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Summarize a trace file: process, reason, window, events by kind, threads, sizes.
+    /// Summarize a trace file (or every trace file of a directory): window, tasks by spawn
+    /// location, scheduling latency, long polls, worker utilization, user tasks, regions, logs.
     Summary {
-        /// The trace file.
+        /// The trace file, or a directory of trace files.
         file: PathBuf,
-        /// Print the summary as JSON.
+        /// Print the summary as JSON (an array for a directory).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+    /// Convert a trace file for a viewer: Perfetto (ui.perfetto.dev) or Chrome JSON.
+    Convert {
+        /// The trace file.
+        file: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum)]
+        to: analyze::Target,
+        /// The output file (default: FILE with `.perfetto-trace` or `.json` added).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Events held back to put threads' events in time order.
+        #[arg(long, value_name = "N", hide = true)]
+        reorder_events: Option<usize>,
+    },
+    /// Write a self-contained HTML report with charts.
+    Report {
+        /// The trace file.
+        file: PathBuf,
+        /// The HTML file to write.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
     },
     /// Print one line per event, in file order.
     Dump {
@@ -44,10 +85,56 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
     },
+    /// List the trace files of a dump directory: time, size, reason, tag, trigger details.
+    Ls {
+        /// The dump directory.
+        dir: PathBuf,
+        /// Print the list as JSON, with every header field.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put the trace files of a dump directory, an index and their summaries in a zip file.
+    Bundle {
+        /// The dump directory.
+        dir: PathBuf,
+        /// The zip file to write.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+    },
+}
+
+/// Settings of the analyses.
+#[derive(clap::Args)]
+struct AnalysisArgs {
+    /// A poll at least this long (milliseconds) is a long poll.
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    long_poll_ms: f64,
+    /// How many long polls, slowest instances and locations to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Events held back to put threads' events in time order.
+    #[arg(long, value_name = "N", hide = true)]
+    reorder_events: Option<usize>,
+}
+
+impl AnalysisArgs {
+    fn options(&self) -> flight_recorder_analysis::SummaryOptions {
+        let mut options = flight_recorder_analysis::SummaryOptions {
+            long_poll_ns: (self.long_poll_ms.max(0.0) * 1e6) as u64,
+            top: self.top,
+            ..Default::default()
+        };
+        if let Some(n) = self.reorder_events {
+            options.merge.reorder_events = n;
+        }
+        options
+    }
 }
 
 /// Why the command failed; each is reported on one line.
 enum Failure {
+    /// Already reported on standard error: exit status 1.
+    Reported,
     /// The trace file could not be opened or read: `<path>: <error>`.
     Trace(PathBuf, String),
     /// Standard output could not be written (a closed pipe is not a failure).
@@ -65,8 +152,25 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match cli.command {
-        Command::Summary { file, json } => summary(&file, json, &mut out),
+        Command::Summary {
+            file,
+            json,
+            analysis,
+        } => analyze::summary(&file, json, analysis.options(), &mut out),
+        Command::Convert {
+            file,
+            to,
+            output,
+            reorder_events,
+        } => analyze::convert(&file, to, output, reorder_events, &mut out),
+        Command::Report {
+            file,
+            output,
+            analysis,
+        } => analyze::report(&file, &output, analysis.options(), &mut out),
         Command::Dump { file, limit } => dump(&file, limit, &mut out),
+        Command::Ls { dir, json } => ls::ls(&dir, json, &mut out),
+        Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
     };
     // Whatever was printed goes out before the error line.
     let result = result.and_then(|()| out.flush().map_err(Failure::from));
@@ -78,6 +182,7 @@ fn main() -> ExitCode {
             eprintln!("flight-recorder: standard output: {e}");
             ExitCode::FAILURE
         }
+        Err(Failure::Reported) => ExitCode::FAILURE,
         Err(Failure::Trace(path, error)) => {
             eprintln!("flight-recorder: {}: {error}", path.display());
             ExitCode::FAILURE
@@ -89,28 +194,6 @@ fn open(path: &Path) -> Result<TraceReader<BufReader<File>>, Failure> {
     let fail = |error: String| Failure::Trace(path.to_path_buf(), error);
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     TraceReader::new(BufReader::with_capacity(256 << 10, file)).map_err(|e| fail(e.to_string()))
-}
-
-fn summary(path: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let reader = open(path)?;
-    let (mut summary, error) = match Summary::from_reader(reader) {
-        Ok(summary) => (summary, None),
-        Err(damaged) => (*damaged.summary, Some(damaged.error)),
-    };
-    summary.path = Some(path.display().to_string());
-    if json {
-        let text = serde_json::to_string_pretty(&summary.to_json()).map_err(io::Error::from)?;
-        writeln!(out, "{text}")?;
-    } else {
-        write!(out, "{}", summary.render_text())?;
-    }
-    match error {
-        None => Ok(()),
-        Some(e) => {
-            out.flush()?;
-            Err(Failure::Trace(path.to_path_buf(), e.to_string()))
-        }
-    }
 }
 
 fn dump(path: &Path, limit: Option<u64>, out: &mut impl Write) -> Result<(), Failure> {

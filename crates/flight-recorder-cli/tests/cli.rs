@@ -287,3 +287,83 @@ fn usage_errors_exit_with_status_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(!stderr(&output).contains("panicked"));
 }
+
+#[test]
+fn summary_of_a_directory_covers_each_file_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.out"), sample()).unwrap();
+    std::fs::write(dir.path().join("b.out"), sample()).unwrap();
+    std::fs::write(dir.path().join("c.out"), b"not a trace").unwrap();
+    std::fs::write(dir.path().join("d.out.tmp"), b"a dump in progress").unwrap();
+    let output = run(&["summary"], dir.path());
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let text = stdout(&output);
+    assert_eq!(text.matches("events     9\n").count(), 2, "{text}");
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("c.out: not a flight-recorder trace"), "{err}");
+
+    let output = run(&["summary", "--json"], dir.path());
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[1]["events"]["total"], 9);
+}
+
+#[test]
+fn convert_and_report_write_their_files() {
+    let (dir, path) = write("trace.out", &sample());
+    let perfetto = dir.path().join("out.perfetto-trace");
+    let output = run(
+        &[
+            "convert",
+            "--to",
+            "perfetto",
+            "-o",
+            perfetto.to_str().unwrap(),
+        ],
+        &path,
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(stdout(&output).trim(), perfetto.display().to_string());
+    let bytes = std::fs::read(&perfetto).unwrap();
+    // A Trace: packets are field 1, length-delimited.
+    assert_eq!(bytes[0], 0x0a);
+
+    let output = run(&["convert", "--to", "chrome-json"], &path);
+    assert!(output.status.success(), "{output:?}");
+    let json_path = dir.path().join("trace.out.json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "B" && e["name"] == "handle_request"));
+
+    let html = dir.path().join("report.html");
+    let output = run(&["report", "-o", html.to_str().unwrap()], &path);
+    assert!(output.status.success(), "{output:?}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("<section id=\"long-polls\">"));
+}
+
+#[test]
+fn convert_of_a_damaged_file_writes_the_intact_part_and_one_error_line() {
+    let bytes = sample();
+    let (dir, path) = write("torn.out", &bytes[..bytes.len() - 3]);
+    let out = dir.path().join("torn.json");
+    let output = run(
+        &[
+            "convert",
+            "--to",
+            "chrome-json",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &path,
+    );
+    let error = one_error_line(&output, &path);
+    assert!(error.starts_with("truncated trace at byte "), "{error}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(!json["traceEvents"].as_array().unwrap().is_empty());
+}

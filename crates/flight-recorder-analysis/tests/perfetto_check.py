@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""An independent check of a Perfetto trace written by `flight-recorder convert --to perfetto`.
+
+Decodes the file with the Perfetto trace schema of the PyPI package `perfetto` (its Python
+protobuf classes) and fails, with one line per problem on stderr and exit status 1, on:
+
+- fields the schema does not know (at any depth), found by walking the wire format against the
+  schema's descriptors, and a parse error of the real protobuf parser;
+- packed repeated scalar fields (the Perfetto protos are proto2 and not packed);
+- track events on a track that no TrackDescriptor defines, and descriptors whose parent_uuid is
+  not defined; task tracks ("task ...") whose parent is a process or thread track (the UI would
+  not nest them);
+- slices that do not balance on a track (an END without an open BEGIN, or a BEGIN never ended),
+  after sorting each track's events by timestamp (stable, as the trace processor does);
+- interned event names used before the sequence defined them (after its last
+  SEQ_INCREMENTAL_STATE_CLEARED), packets that need incremental state before any CLEARED, and
+  names that are neither interned nor inline;
+- flows with only one end (a flow_ids entry never terminated, or a terminating id never begun);
+- no ClockSnapshot, or a track event without a timestamp.
+
+On success prints a JSON object with counts (packets, tracks by kind, thread names, slices by
+category, instants, counters, flows) on stdout for the calling test to check.
+
+Usage: perfetto_check.py FILE
+"""
+
+import collections
+import json
+import sys
+
+from google.protobuf import descriptor as gpd
+
+try:
+    from perfetto.protos.perfetto.trace import perfetto_trace_pb2 as pb
+except ImportError as e:  # pragma: no cover - reported to the test
+    print(f"cannot import the perfetto protos: {e}", file=sys.stderr)
+    sys.exit(2)
+
+SEQ_CLEARED = 1
+SEQ_NEEDS = 2
+SLICE_BEGIN, SLICE_END, INSTANT, COUNTER = 1, 2, 3, 4
+
+SCALAR_WIRE = {
+    gpd.FieldDescriptor.TYPE_DOUBLE: 1,
+    gpd.FieldDescriptor.TYPE_FLOAT: 5,
+    gpd.FieldDescriptor.TYPE_INT64: 0,
+    gpd.FieldDescriptor.TYPE_UINT64: 0,
+    gpd.FieldDescriptor.TYPE_INT32: 0,
+    gpd.FieldDescriptor.TYPE_FIXED64: 1,
+    gpd.FieldDescriptor.TYPE_FIXED32: 5,
+    gpd.FieldDescriptor.TYPE_BOOL: 0,
+    gpd.FieldDescriptor.TYPE_UINT32: 0,
+    gpd.FieldDescriptor.TYPE_ENUM: 0,
+    gpd.FieldDescriptor.TYPE_SFIXED32: 5,
+    gpd.FieldDescriptor.TYPE_SFIXED64: 1,
+    gpd.FieldDescriptor.TYPE_SINT32: 0,
+    gpd.FieldDescriptor.TYPE_SINT64: 0,
+}
+
+problems = []
+
+
+def problem(text):
+    problems.append(text)
+
+
+def is_repeated(field):
+    # protobuf >= 6 drops `label` in favour of `is_repeated`.
+    if hasattr(field, "is_repeated"):
+        return field.is_repeated
+    return field.label == gpd.FieldDescriptor.LABEL_REPEATED
+
+
+def read_varint(buf, pos):
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("varint runs past the end")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def walk(buf, desc, path):
+    """Walks `buf` as message `desc`: unknown fields, wrong wire types, packed repeats."""
+    pos = 0
+    fields = desc.fields_by_number
+    while pos < len(buf):
+        key, pos = read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = read_varint(buf, pos)
+            payload = None
+        elif wire == 1:
+            pos += 8
+            payload = None
+        elif wire == 5:
+            pos += 4
+            payload = None
+        elif wire == 2:
+            length, pos = read_varint(buf, pos)
+            payload = buf[pos : pos + length]
+            if len(payload) != length:
+                raise ValueError(f"{path}: field {number} runs past the end")
+            pos += length
+        else:
+            raise ValueError(f"{path}: field {number} has wire type {wire}")
+        field = fields.get(number)
+        if field is None:
+            problem(f"unknown field {number} (wire type {wire}) in {path}")
+            continue
+        where = f"{path}.{field.name}"
+        if field.type == gpd.FieldDescriptor.TYPE_MESSAGE:
+            if wire != 2:
+                problem(f"{where}: a message with wire type {wire}")
+                continue
+            walk(payload, field.message_type, where)
+        elif field.type in (gpd.FieldDescriptor.TYPE_STRING, gpd.FieldDescriptor.TYPE_BYTES):
+            if wire != 2:
+                problem(f"{where}: text with wire type {wire}")
+        else:
+            expected = SCALAR_WIRE[field.type]
+            if wire == 2 and is_repeated(field):
+                problem(f"{where}: packed repeated field")
+            elif wire != expected:
+                problem(f"{where}: wire type {wire}, expected {expected}")
+
+
+def main(path):
+    data = open(path, "rb").read()
+    trace_desc = pb.Trace.DESCRIPTOR
+    try:
+        walk(data, trace_desc, "Trace")
+    except ValueError as e:
+        problem(f"malformed protobuf: {e}")
+    trace = pb.Trace()
+    try:
+        trace.ParseFromString(data)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a problem
+        problem(f"the protobuf parser rejects the file: {e}")
+        return finish(None)
+
+    tracks = {}  # uuid -> descriptor
+    interned = {}  # sequence -> {iid: name}
+    cleared = set()
+    clock_snapshots = 0
+    events_by_track = collections.defaultdict(list)
+    flow_starts = collections.Counter()
+    flow_ends = collections.Counter()
+    counts = collections.Counter()
+    slices_by_category = collections.Counter()
+    names_by_category = collections.defaultdict(set)
+
+    for index, packet in enumerate(trace.packet):
+        seq = packet.trusted_packet_sequence_id
+        flags = packet.sequence_flags
+        if flags & SEQ_CLEARED:
+            cleared.add(seq)
+            interned[seq] = {}
+        if flags & SEQ_NEEDS and seq not in cleared:
+            problem(f"packet {index} needs incremental state before sequence {seq} cleared it")
+        if packet.HasField("interned_data"):
+            if seq not in cleared:
+                problem(f"packet {index} interns data before sequence {seq} was cleared")
+            for name in packet.interned_data.event_names:
+                interned.setdefault(seq, {})[name.iid] = name.name
+        if packet.HasField("clock_snapshot"):
+            clock_snapshots += 1
+        if packet.HasField("track_descriptor"):
+            d = packet.track_descriptor
+            if not d.HasField("uuid"):
+                problem(f"packet {index}: a track descriptor without uuid")
+            tracks[d.uuid] = d
+        if packet.HasField("track_event"):
+            e = packet.track_event
+            counts["track_events"] += 1
+            if not packet.HasField("timestamp"):
+                problem(f"packet {index}: a track event without timestamp")
+            name = None
+            if e.HasField("name_iid"):
+                table = interned.get(seq, {}) if seq in cleared else {}
+                if e.name_iid not in table:
+                    problem(
+                        f"packet {index}: name_iid {e.name_iid} used before sequence {seq} "
+                        "defined it"
+                    )
+                else:
+                    name = table[e.name_iid]
+            elif e.HasField("name"):
+                name = e.name
+            elif e.type in (SLICE_BEGIN, INSTANT):
+                problem(f"packet {index}: a slice or instant without a name")
+            category = e.categories[0] if len(e.categories) else ""
+            events_by_track[e.track_uuid].append(
+                (packet.timestamp, index, e.type, name, category)
+            )
+            for flow in e.flow_ids:
+                flow_starts[flow] += 1
+            for flow in e.terminating_flow_ids:
+                flow_ends[flow] += 1
+            if e.type == SLICE_BEGIN:
+                slices_by_category[category] += 1
+                names_by_category[category].add(name)
+            elif e.type == INSTANT:
+                counts["instants"] += 1
+                counts[f"instants_{category}"] += 1
+            elif e.type == COUNTER:
+                counts["counter_values"] += 1
+
+    if clock_snapshots == 0:
+        problem("no ClockSnapshot")
+    for uuid, d in tracks.items():
+        if d.HasField("parent_uuid"):
+            parent = tracks.get(d.parent_uuid)
+            if parent is None:
+                problem(f"track {uuid} ({d.name!r}) has an undefined parent {d.parent_uuid}")
+            elif d.name.startswith("task ") and (
+                parent.HasField("thread") or parent.HasField("process")
+            ):
+                problem(f"task track {d.name!r} sits directly under a process or thread track")
+    for uuid, events in events_by_track.items():
+        if uuid not in tracks:
+            problem(f"{len(events)} track events on undefined track {uuid}")
+            continue
+        events.sort(key=lambda ev: (ev[0], ev[1]))
+        depth = 0
+        for ts, index, kind, name, _ in events:
+            if kind == SLICE_BEGIN:
+                depth += 1
+            elif kind == SLICE_END:
+                if depth == 0:
+                    problem(f"track {uuid}: END without BEGIN at {ts} (packet {index})")
+                else:
+                    depth -= 1
+        if depth != 0:
+            problem(f"track {uuid} ({tracks[uuid].name!r}): {depth} slices never ended")
+    for flow, n in flow_starts.items():
+        if flow_ends[flow] != 1 or n != 1:
+            problem(f"flow {flow}: {n} starts and {flow_ends[flow]} ends")
+    for flow, n in flow_ends.items():
+        if flow not in flow_starts:
+            problem(f"flow {flow}: {n} ends and no start")
+
+    kinds = collections.Counter()
+    thread_names = []
+    for d in tracks.values():
+        if d.HasField("thread"):
+            kinds["thread"] += 1
+            thread_names.append(d.thread.thread_name)
+        elif d.HasField("process"):
+            kinds["process"] += 1
+        elif d.HasField("counter"):
+            kinds["counter"] += 1
+        elif d.name.startswith("task "):
+            kinds["task"] += 1
+        elif d.name.startswith("user task "):
+            kinds["user_task"] += 1
+        else:
+            kinds["other"] += 1
+    return finish(
+        {
+            "packets": len(trace.packet),
+            "tracks": dict(kinds),
+            "thread_names": sorted(thread_names),
+            "slices": dict(slices_by_category),
+            "slice_names": {k: sorted(n for n in v if n) for k, v in names_by_category.items()},
+            "flows": len(flow_starts),
+            "counts": dict(counts),
+        }
+    )
+
+
+def finish(stats):
+    if problems:
+        for p in problems[:50]:
+            print(p, file=sys.stderr)
+        if len(problems) > 50:
+            print(f"... and {len(problems) - 50} more problems", file=sys.stderr)
+        return 1
+    print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))
