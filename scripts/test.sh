@@ -8,18 +8,22 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-features --all-targets -- -D warnings
 
 echo "== loom models of the chunk / window / snapshot protocol"
 RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p flight-recorder --lib --release loom
 
+echo "== the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
+RUSTFLAGS="" CARGO_TARGET_DIR=target/stable-tokio \
+    cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot
+
 echo "== doc tests"
-cargo test --workspace --doc
+cargo test --workspace --all-features --doc
 
 echo "== unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --workspace --all-features --no-fail-fast
 else
-    cargo test --workspace --no-fail-fast
+    cargo test --workspace --all-features --no-fail-fast
 fi
