@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flight_recorder::{FlightRecorder, FlightRecorderConfig};
+use flight_recorder::{FlightRecorder, FlightRecorderConfig, InRegion, UserTask};
 use flight_recorder_analysis::summary::Summary;
-use flight_recorder_format::{EventKind, TraceReader};
+use flight_recorder_format::TraceReader;
 
 /// A request slower than this writes a snapshot.
 const SLOW_REQUEST: Duration = Duration::from_millis(50);
@@ -29,20 +29,23 @@ const SLOW_REQUEST: Duration = Duration::from_millis(50);
 /// One request in this many blocks its worker (about every 1.5 s).
 const BLOCKING_EVERY: u64 = 3000;
 
+/// One request: a user task with its regions; the simulated query is a region across an
+/// `.await`, the blocking call a region on the worker it stalls.
 async fn handle_request(id: u64) {
+    let request = UserTask::new("request");
     {
-        let _parse = flight_recorder::region("parse");
+        let _parse = request.region("parse");
         std::hint::black_box((0..200u64).sum::<u64>());
     }
-    let query = flight_recorder::region("db_query");
-    drop(query);
-    tokio::time::sleep(Duration::from_micros(300 + id % 700)).await;
+    tokio::time::sleep(Duration::from_micros(300 + id % 700))
+        .in_task_region(&request, "db_query")
+        .await;
     if id % BLOCKING_EVERY == BLOCKING_EVERY - 1 {
-        let _stall = flight_recorder::region("blocking_call");
-        flight_recorder::log("handler", "calling the legacy client synchronously");
+        let _stall = request.region("blocking_call");
+        request.log("handler", "calling the legacy client synchronously");
         std::thread::sleep(Duration::from_millis(60));
     }
-    let _render = flight_recorder::region("render");
+    let _render = request.region("render");
     std::hint::black_box((0..500u64).product::<u64>());
 }
 
@@ -168,52 +171,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(damaged) => return Err(format!("the snapshot is damaged: {damaged}").into()),
     };
     print!("{}", summary.render_text());
-    print_longest_regions(&path)?;
     println!(
         "\nsee every event with: cargo run --release -p flight-recorder-cli -- dump {}",
         path.display()
     );
-    Ok(())
-}
-
-/// What the snapshot shows about the stall: the longest regions, matched begin to end on each
-/// thread.
-fn print_longest_regions(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-    let mut reader = TraceReader::open(path)?;
-    let mut open: std::collections::HashMap<u64, Vec<(u64, u64)>> = Default::default();
-    let mut regions = Vec::new();
-    while let Some(event) = reader.next_event()? {
-        match event.kind() {
-            Some(EventKind::RegionBegin) => open
-                .entry(event.thread)
-                .or_default()
-                .push((event.arg(0), event.time_ns)),
-            Some(EventKind::RegionEnd) => {
-                if let Some((name, start)) = open.get_mut(&event.thread).and_then(Vec::pop) {
-                    regions.push((event.time_ns - start, name, event.thread, start));
-                }
-            }
-            _ => {}
-        }
-    }
-    regions.sort_unstable_by(|a, b| b.cmp(a));
-    println!("\nlongest regions");
-    println!(
-        "  {:<16} {:>10}  {:<20} started",
-        "region", "duration", "thread"
-    );
-    for &(duration, name, thread, start) in regions.iter().take(5) {
-        let thread_name = reader
-            .threads()
-            .get(&thread)
-            .map_or(String::new(), |t| format!("{} ({})", t.name, t.os_tid));
-        println!(
-            "  {:<16} {:>8.3}ms  {:<20} {}",
-            reader.string(name).unwrap_or("?"),
-            duration as f64 / 1e6,
-            thread_name,
-            flight_recorder_format::time::format_utc_millis(start)
-        );
-    }
     Ok(())
 }
