@@ -16,7 +16,7 @@ RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom \
 
 echo "== the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
 RUSTFLAGS="" CARGO_TARGET_DIR=target/stable-tokio \
-    cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot
+    cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot --test spawn_allocations
 
 echo "== doc tests"
 cargo test --workspace --all-features --doc
