@@ -5,6 +5,8 @@
 //! Run with `cargo bench -p flight-recorder --bench annotations` (`BENCH_ROUNDS`, default 11;
 //! `BENCH_ITERS`, default 500000).
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -12,17 +14,7 @@ use flight_recorder::{FlightRecorder, FlightRecorderConfig, UserTask};
 use tracing::dispatcher::{self, Dispatch};
 use tracing_subscriber::prelude::*;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
+use common::{env_or, median};
 
 fn per_op(iters: u64, work: impl FnOnce()) -> f64 {
     let start = Instant::now();

@@ -5,6 +5,8 @@
 //! neighbour slows all variants alike. Run with `cargo bench -p flight-recorder --bench hot_path`
 //! (`BENCH_ROUNDS`, `BENCH_ITERS` override the defaults).
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::Instant;
@@ -12,12 +14,7 @@ use std::time::Instant;
 use flight_recorder::raw::{self, EventKind};
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{env_or, median};
 
 #[inline(always)]
 fn timestamp() -> u64 {
@@ -80,11 +77,6 @@ fn measure(threads: usize, iters: u64, work: fn(u64)) -> f64 {
             .unwrap()
     });
     worst as f64 / iters as f64
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
 }
 
 fn main() {

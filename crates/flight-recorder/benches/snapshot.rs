@@ -5,6 +5,8 @@
 //! Run with `cargo bench -p flight-recorder --bench snapshot` (`BENCH_WINDOW_MIB`, default 64;
 //! `BENCH_ROUNDS`, default 7).
 
+mod common;
+
 use std::io::{self, BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,17 +15,7 @@ use std::time::{Duration, Instant};
 use flight_recorder::raw::{self, EventKind};
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
+use common::{env_or, median};
 
 /// Records events until told to stop; returns the longest time one `record` call took and the
 /// number of calls over 10 µs.

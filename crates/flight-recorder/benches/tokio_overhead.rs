@@ -13,6 +13,8 @@
 //! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7;
 //! `BENCH_HTTP_SECS`, default 2).
 
+mod common;
+
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,17 +23,7 @@ use std::time::{Duration, Instant};
 
 use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    values[values.len() / 2]
-}
+use common::{env_or, median};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Config {

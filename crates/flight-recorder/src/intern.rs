@@ -92,6 +92,16 @@ fn intern_location_slow(location: &'static Location<'static>) -> u64 {
     id
 }
 
+/// The id of a string made at run time (a runtime's or a counter's name): a copy is leaked once
+/// per distinct text, so call it for names, not for unbounded data.
+pub(crate) fn intern_name(text: &str) -> u64 {
+    let leaked = {
+        let interner = lock(&INTERNER);
+        interner.string_ids.get_key_value(text).map(|(&k, _)| k)
+    };
+    intern_str(leaked.unwrap_or_else(|| Box::leak(text.to_string().into_boxed_str())))
+}
+
 /// The strings with an id above `after`, with their ids.
 pub(crate) fn strings_after(after: u64) -> Vec<(u64, &'static str)> {
     let interner = lock(&INTERNER);

@@ -1,15 +1,13 @@
 //! Runtime hooks: one call instruments a `tokio::runtime::Builder`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::runtime::Builder;
 
-use crate::intern::intern_str;
+use crate::intern::intern_name;
 use crate::local;
 use crate::raw::{self, EventKind};
-use crate::sync::lock;
 
 /// The role of a runtime thread in the trace: a worker (it parks and unparks).
 pub(crate) const ROLE_WORKER: u64 = 0;
@@ -160,7 +158,7 @@ impl Instrumentation {
     pub fn apply(self, builder: &mut Builder) -> &mut Builder {
         let runtime = NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed);
         let name = self.name.unwrap_or_else(|| format!("runtime-{runtime}"));
-        let name = intern_str(leak_name(name));
+        let name = intern_name(&name);
 
         let user = self.thread_start;
         builder.on_thread_start(move || {
@@ -248,17 +246,4 @@ fn poll_start(meta: &tokio::runtime::TaskMeta<'_>) {
         return;
     }
     raw::poll_start(task);
-}
-
-/// A `&'static str` for a runtime name, leaked once per distinct name.
-fn leak_name(name: String) -> &'static str {
-    static NAMES: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
-    let mut names = lock(&NAMES);
-    let names = names.get_or_insert_with(HashMap::new);
-    if let Some(&leaked) = names.get(&name) {
-        return leaked;
-    }
-    let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
-    names.insert(name, leaked);
-    leaked
 }

@@ -1,15 +1,13 @@
 //! Runtime counters sampled into the trace.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeMetrics};
 
-use crate::intern::intern_str;
+use crate::intern::intern_name;
 use crate::raw::{self, EventKind};
-use crate::sync::lock;
 
 /// Samples `handle`'s runtime metrics every `period` while a recorder runs, as counters named
 /// `tokio.<runtime>.<metric>`: `alive_tasks`, `global_queue_depth`, `busy_workers_permille`
@@ -126,7 +124,7 @@ struct CounterNames {
 
 impl CounterNames {
     fn new(runtime: &str) -> CounterNames {
-        let name = |metric: &str| intern_str(leak(format!("tokio.{runtime}.{metric}")));
+        let name = |metric: &str| intern_name(&format!("tokio.{runtime}.{metric}"));
         CounterNames {
             alive_tasks: name("alive_tasks"),
             global_queue_depth: name("global_queue_depth"),
@@ -140,17 +138,4 @@ impl CounterNames {
             spawned_tasks: name("spawned_tasks"),
         }
     }
-}
-
-/// A `&'static str` for a counter name, leaked once per distinct name.
-fn leak(name: String) -> &'static str {
-    static NAMES: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);
-    let mut names = lock(&NAMES);
-    let names = names.get_or_insert_with(HashMap::new);
-    if let Some(&leaked) = names.get(&name) {
-        return leaked;
-    }
-    let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
-    names.insert(name, leaked);
-    leaked
 }
