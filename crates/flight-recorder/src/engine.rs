@@ -19,8 +19,14 @@ use crate::window::Window;
 /// Bit 0 of [`STATE`]: some consumer is active and threads record events.
 pub(crate) const ENABLED: u64 = 1;
 
-/// The recorder state read on every instrumentation point: [`ENABLED`] and, above it, a
-/// generation that changes whenever the set of consumers changes. A thread whose chunk belongs to
+/// Bit 1 of [`STATE`]: a watchdog reads the poll marks, so polls set them.
+pub(crate) const WATCH_POLLS: u64 = 2;
+
+/// The generation sits above the flag bits.
+const GENERATION_SHIFT: u32 = 2;
+
+/// The recorder state read on every instrumentation point: [`ENABLED`], [`WATCH_POLLS`] and,
+/// above them, a generation that changes whenever the set of consumers (or watchers) changes. A thread whose chunk belongs to
 /// another generation seals it and takes a fresh one, so every consumer's data starts on a clean
 /// cut.
 pub(crate) static STATE: StdAtomicU64 = StdAtomicU64::new(0);
@@ -53,6 +59,8 @@ pub(crate) struct PollInProgress {
 pub(crate) struct Consumers {
     pub window: Option<Window>,
     pub trace: Option<TraceSink>,
+    /// Watchdogs reading the poll marks.
+    poll_watchers: usize,
     generation: u64,
 }
 
@@ -91,13 +99,28 @@ impl Engine {
     pub(crate) fn update_consumers<R>(&self, f: impl FnOnce(&mut Consumers, u64) -> R) -> R {
         let mut consumers = lock(&self.consumers);
         let generation = consumers.generation + 1;
-        let next_state = (generation << 1) | ENABLED;
+        let watch = |c: &Consumers| if c.poll_watchers > 0 { WATCH_POLLS } else { 0 };
+        let next_state = (generation << GENERATION_SHIFT) | ENABLED | watch(&consumers);
         let result = f(&mut consumers, next_state);
         consumers.generation = generation;
         let enabled = consumers.window.is_some() || consumers.trace.is_some();
-        let state = (generation << 1) | if enabled { ENABLED } else { 0 };
+        let state = (generation << GENERATION_SHIFT)
+            | if enabled { ENABLED } else { 0 }
+            | watch(&consumers);
         STATE.store(state, StdOrdering::SeqCst);
         result
+    }
+
+    /// Starts (`on`) or stops one watchdog's reading of the poll marks: polls mark their thread
+    /// only while some watchdog reads the marks.
+    pub(crate) fn watch_polls(&self, on: bool) {
+        self.update_consumers(|consumers, _| {
+            if on {
+                consumers.poll_watchers += 1;
+            } else {
+                consumers.poll_watchers = consumers.poll_watchers.saturating_sub(1);
+            }
+        });
     }
 
     /// Reads the consumers under their lock.

@@ -11,7 +11,7 @@ use flight_recorder_format::varint;
 
 use crate::chunk::{Chunk, EXIT_RESERVE};
 use crate::clock;
-use crate::engine::{engine, ThreadShared, ENABLED, STATE};
+use crate::engine::{engine, ThreadShared, ENABLED, STATE, WATCH_POLLS};
 
 /// The calling thread's writing position in its open chunk. The chunk itself is owned by the
 /// thread's slot (`ThreadShared::open`), which only this thread replaces; the raw pointers here
@@ -115,12 +115,15 @@ pub(crate) fn runtime() -> (u64, u64, u64) {
     LOCAL.with(|local| local.runtime.get())
 }
 
-/// Records the start of a task's poll and marks the thread as polling it, for watchdogs.
+/// Records the start of a task's poll and, while a watchdog reads them, marks the thread as
+/// polling it.
 #[inline(always)]
 pub(crate) fn record_poll_start(state: u64, task: u64) {
     let local = local();
     local.record(state, clock::now(), EventKind::PollStart, &[task], &[]);
-    local.mark_poll(task);
+    if state & WATCH_POLLS != 0 {
+        local.mark_poll(task);
+    }
 }
 
 /// Records the start of a task's poll with the time it waited since it was scheduled, and marks
@@ -135,7 +138,9 @@ pub(crate) fn record_poll_start_scheduled(state: u64, task: u64, waited_ns: u64)
         &[task, waited_ns],
         &[],
     );
-    local.mark_poll(task);
+    if state & WATCH_POLLS != 0 {
+        local.mark_poll(task);
+    }
 }
 
 /// Records the end of a task's poll (`result`: 1 ready, 0 pending, 2 not reported) and clears
@@ -143,7 +148,9 @@ pub(crate) fn record_poll_start_scheduled(state: u64, task: u64, waited_ns: u64)
 #[inline(always)]
 pub(crate) fn record_poll_end(state: u64, task: u64, result: u64) {
     let local = local();
-    local.mark_poll(0);
+    if state & WATCH_POLLS != 0 {
+        local.mark_poll(0);
+    }
     local.record(
         state,
         clock::now(),

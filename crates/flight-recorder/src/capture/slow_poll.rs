@@ -8,7 +8,7 @@
 //! the details: task, thread, how long the poll had run, the threshold.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Capture, Trigger, TriggerKind};
@@ -54,6 +54,20 @@ pub(super) fn run(capture: Arc<Capture>) {
         if !threshold.is_zero() {
             check(&capture, threshold, &mut reported);
         }
+    }
+}
+
+/// Whether polls mark their thread for this watchdog.
+static WATCHING: Mutex<bool> = Mutex::new(false);
+
+/// Turns the engine's poll marks on while a slow-poll threshold is set, and off otherwise; called
+/// with the settings when capture starts, when they change and when capture stops, so that a poll
+/// beginning right after `start` returns is already watched.
+pub(super) fn watch(on: bool) {
+    let mut watching = lock(&WATCHING);
+    if *watching != on {
+        engine().watch_polls(on);
+        *watching = on;
     }
 }
 
