@@ -11,7 +11,7 @@
 //! full trace into a byte counter.
 //!
 //! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7;
-//! `BENCH_HTTP_SECS`, default 2).
+//! `BENCH_HTTP_SECS`, default 2; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part).
 
 mod common;
 
@@ -251,8 +251,12 @@ fn main() {
             time_workload(c, ping_pong)
         }),
     ];
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
     for (name, workload) in micro {
+        if only == "http" {
+            break;
+        }
         let mut samples = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..rounds {
             for (i, config) in [Config::Bare, Config::Off, Config::On]
@@ -277,7 +281,7 @@ fn main() {
     }
 
     let mut http = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..rounds {
+    for _ in 0..if only == "micro" { 0 } else { rounds } {
         for (i, config) in [Config::Bare, Config::Off, Config::On]
             .into_iter()
             .enumerate()
@@ -290,7 +294,9 @@ fn main() {
             }));
         }
     }
-    let http_bytes = {
+    let http_bytes = if only == "micro" {
+        0.0
+    } else {
         let (addr, rt) = http_server(Config::Off);
         let rate = trace_rate(|| {
             http_load(addr, 16, http_secs);
@@ -298,15 +304,17 @@ fn main() {
         rt.shutdown_timeout(Duration::from_secs(1));
         rate
     };
-    rows.push(Row {
-        name: "HTTP server (axum, 16 keep-alive clients)",
-        unit: "req/s",
-        bare: median(http[0].clone()),
-        off: median(http[1].clone()),
-        on: median(http[2].clone()),
-        higher_is_better: true,
-        bytes_per_sec: http_bytes,
-    });
+    if only != "micro" {
+        rows.push(Row {
+            name: "HTTP server (axum, 16 keep-alive clients)",
+            unit: "req/s",
+            bare: median(http[0].clone()),
+            off: median(http[1].clone()),
+            on: median(http[2].clone()),
+            higher_is_better: true,
+            bytes_per_sec: http_bytes,
+        });
+    }
 
     println!("tokio workloads on 2 workers, median of {rounds} interleaved rounds");
     println!(
