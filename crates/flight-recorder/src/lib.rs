@@ -8,8 +8,19 @@
 //!   panic;
 //! - a [`FullTrace`] streams every event to a writer from start to stop.
 //!
-//! Files are read with the `flight-recorder-format` crate and summarized by the `flight-recorder`
-//! command.
+//! Around them:
+//!
+//! - [`capture`]: automatic capture — periodic files in a dump directory with a size budget, and
+//!   snapshots on a slow poll, a panic, a signal or the application's call, rate limited;
+//! - [`tokio`] (feature `tokio`): runtime hooks and an instrumented spawn recording every task's
+//!   spawn, polls, wakes and end, and worker park and unpark;
+//! - annotations after Go's `runtime/trace`: [`UserTask`], [`region`], [`InRegion`], [`log`],
+//!   [`mark`], [`counter`]; and [`tracing`] (feature `tracing`), a `tracing_subscriber::Layer`;
+//! - [`raw`]: any event kind of the format, for other runtimes.
+//!
+//! Files are read with the `flight-recorder-format` crate and analyzed by the
+//! `flight-recorder-analysis` crate and the `flight-recorder` command (summary, Perfetto and
+//! Chrome JSON exports, an HTML report).
 //!
 //! ```
 //! use flight_recorder::{FlightRecorder, FlightRecorderConfig};
