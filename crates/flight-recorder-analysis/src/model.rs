@@ -21,9 +21,12 @@
 //! is dropped and counted in [`EdgeStats`]; what is still open at the end of the window (a poll,
 //! a region, a user task, a task) is closed there and marked `truncated`.
 //!
-//! Regions nest per thread: an end closes the innermost open region of that name on its thread,
-//! else (a region carried across threads by an async task) the open region of that name and
-//! user task on any thread, when the user task is not 0.
+//! Regions nest per thread. An end closes, in this order of preference: the innermost open region
+//! of that name and user task on its thread (skipping regions begun inside a poll of another
+//! task than the one being polled now); else the open region of that name and the same nonzero
+//! user task on any thread; else an open region of that name begun inside a poll of the task
+//! being polled now, on any thread (a future's region held across an `.await` that resumed on
+//! another worker).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -155,6 +158,8 @@ pub struct OpenRegion {
     pub begin: u64,
     /// The thread it began on.
     pub thread: u64,
+    /// The task being polled on that thread when it began ([`TaskRef::uid`]; 0: none).
+    pub task: u64,
 }
 
 /// Something that happened on a thread during a poll, for the annotations of long polls.
@@ -333,6 +338,7 @@ enum WorkerPhase {
 #[derive(Clone, Copy, Debug)]
 struct OpenPoll {
     task: u64,
+    uid: u64,
     start: u64,
 }
 
@@ -525,6 +531,7 @@ impl Model {
                     user_task: ev.arg(1),
                     begin: t,
                     thread: ev.thread,
+                    task: thread.polls.last().map_or(0, |p| p.uid),
                 };
                 thread.regions.push(region);
                 if !thread.polls.is_empty() && thread.notes.len() < MAX_POLL_NOTES {
@@ -716,7 +723,11 @@ impl Model {
         if thread.polls.is_empty() {
             thread.notes.clear();
         }
-        thread.polls.push(OpenPoll { task: id, start: t });
+        thread.polls.push(OpenPoll {
+            task: id,
+            uid: task.uid,
+            start: t,
+        });
         obs.poll_begin(
             names,
             &PollBegin {
@@ -844,20 +855,24 @@ impl Model {
         obs: &mut dyn Observer,
     ) {
         let thread_id = self.threads[th].id;
-        let matches = |r: &OpenRegion| r.name == name && r.user_task == user_task;
+        // The task being polled now on this thread (uid; 0: none).
+        let polled = self.threads[th].polls.last().map_or(0, |p| p.uid);
+        let same = |r: &OpenRegion| r.name == name && r.user_task == user_task;
         let mut found = self.threads[th]
             .regions
             .iter()
-            .rposition(matches)
+            .rposition(|r| same(r) && (r.task == 0 || polled == 0 || r.task == polled))
             .map(|pos| (th, pos));
+        let elsewhere = |threads: &[ThreadState], ok: &dyn Fn(&OpenRegion) -> bool| {
+            threads.iter().enumerate().find_map(|(index, thread)| {
+                thread.regions.iter().rposition(ok).map(|pos| (index, pos))
+            })
+        };
         if found.is_none() && user_task != 0 {
-            found = self.threads.iter().enumerate().find_map(|(index, thread)| {
-                thread
-                    .regions
-                    .iter()
-                    .rposition(matches)
-                    .map(|pos| (index, pos))
-            });
+            found = elsewhere(&self.threads, &same);
+        }
+        if found.is_none() && polled != 0 {
+            found = elsewhere(&self.threads, &|r: &OpenRegion| same(r) && r.task == polled);
         }
         let Some((index, pos)) = found else {
             self.edges.region_ends_without_begin += 1;

@@ -16,7 +16,7 @@
 //! state per live task, thread and open span only, so memory does not grow with the file. A
 //! damaged file is summarized up to the damage, with the error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io::Read;
 
@@ -27,8 +27,8 @@ use serde_json::{json, Value};
 use crate::histogram::{display_labels, Histogram, Percentiles};
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use crate::model::{
-    role, EdgeStats, Model, Note, Observer, OpenRegion, PollEnd, PollResult, RegionSpan, TaskDone,
-    UserTaskSpan,
+    role, EdgeStats, IdMap, Model, Note, Observer, OpenRegion, PollEnd, PollResult, RegionSpan,
+    TaskDone, UserTaskSpan,
 };
 
 /// Settings of a summary.
@@ -551,17 +551,17 @@ struct Builder {
     events: u64,
     runtimes: BTreeMap<u64, RuntimeSummary>,
     tasks: TaskTotals,
-    locations: HashMap<u64, LocationAcc>,
+    locations: IdMap<LocationAcc>,
     latency: Histogram,
     latency_unknown: u64,
     long_polls: LongPolls,
-    threads: BTreeMap<u64, ThreadAcc>,
+    threads: IdMap<ThreadAcc>,
     slices: TimeSlices,
-    user_task_names: HashMap<u64, u64>,
-    user_tasks: HashMap<u64, SpanAcc>,
-    regions: HashMap<u64, SpanAcc>,
+    user_task_names: IdMap<u64>,
+    user_tasks: IdMap<SpanAcc>,
+    regions: IdMap<SpanAcc>,
     logs: Logs,
-    log_categories: HashMap<u64, u64>,
+    log_categories: IdMap<u64>,
     recent_logs: std::collections::VecDeque<LogLine>,
     counters: BTreeMap<u64, CounterSummary>,
     window: Option<(u64, u64)>,
@@ -578,20 +578,20 @@ impl Builder {
             events: 0,
             runtimes: BTreeMap::new(),
             tasks: TaskTotals::default(),
-            locations: HashMap::new(),
+            locations: IdMap::default(),
             latency: Histogram::new(),
             latency_unknown: 0,
             long_polls: LongPolls {
                 threshold_ns: options.long_poll_ns,
                 ..LongPolls::default()
             },
-            threads: BTreeMap::new(),
+            threads: IdMap::default(),
             slices: TimeSlices::new(options.max_slices),
-            user_task_names: HashMap::new(),
-            user_tasks: HashMap::new(),
-            regions: HashMap::new(),
+            user_task_names: IdMap::default(),
+            user_tasks: IdMap::default(),
+            regions: IdMap::default(),
             logs: Logs::default(),
-            log_categories: HashMap::new(),
+            log_categories: IdMap::default(),
             recent_logs: Default::default(),
             counters: BTreeMap::new(),
             window: None,
@@ -609,7 +609,16 @@ impl Builder {
         })
     }
 
-    fn annotations(&self, names: &dyn Names, stack: &[OpenRegion], notes: &[Note]) -> Vec<String> {
+    /// The annotations of a poll of the task with uid `task`: the regions open at its end (but
+    /// not those begun inside polls of other tasks: a future's region left open across an
+    /// `.await` on this thread), then what happened during it.
+    fn annotations(
+        &self,
+        names: &dyn Names,
+        task: u64,
+        stack: &[OpenRegion],
+        notes: &[Note],
+    ) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut push = |text: String| {
             if !out.contains(&text) {
@@ -630,7 +639,7 @@ impl Builder {
                 }
             }
         };
-        for r in stack {
+        for r in stack.iter().filter(|r| r.task == 0 || r.task == task) {
             push(region(r.name, r.user_task));
         }
         for note in notes {
@@ -807,7 +816,7 @@ impl Observer for Builder {
                         PollResult::Truncated => "running at window end",
                     }
                     .to_string(),
-                    annotations: self.annotations(names, stack, notes),
+                    annotations: self.annotations(names, poll.task.uid, stack, notes),
                 };
                 keep_top(&mut self.long_polls.top, long, top, |p| p.duration_ns);
             }
@@ -821,7 +830,7 @@ impl Observer for Builder {
                 id: region.user_task,
                 thread: region.thread,
                 start_ns: region.begin,
-                duration_ns: region.end - region.begin,
+                duration_ns: region.end.saturating_sub(region.begin),
                 unfinished: region.truncated,
             },
             top,
@@ -840,7 +849,7 @@ impl Observer for Builder {
                 id: task.id,
                 thread: task.thread,
                 start_ns: task.begin,
-                duration_ns: task.end - task.begin,
+                duration_ns: task.end.saturating_sub(task.begin),
                 unfinished: task.truncated,
             },
             top,
@@ -853,18 +862,19 @@ impl Observer for Builder {
         t.spawned += u64::from(task.spawned);
         t.ended += u64::from(task.ended);
         t.alive_at_end += u64::from(!task.ended);
-        t.polls += task.polls;
-        t.run_ns += task.run;
-        t.sched_wait_ns += task.sched_wait;
-        t.idle_ns += task.idle;
+        // Saturating: a corrupt file can hold any times (found by fuzzing).
+        t.polls = t.polls.saturating_add(task.polls);
+        t.run_ns = t.run_ns.saturating_add(task.run);
+        t.sched_wait_ns = t.sched_wait_ns.saturating_add(task.sched_wait);
+        t.idle_ns = t.idle_ns.saturating_add(task.idle);
         let l = self.locations.entry(task.task.location).or_default();
         l.tasks += 1;
         l.alive_at_end += u64::from(!task.ended);
-        l.polls += task.polls;
-        l.total += task.end - task.start;
-        l.run += task.run;
-        l.sched_wait += task.sched_wait;
-        l.idle += task.idle;
+        l.polls = l.polls.saturating_add(task.polls);
+        l.total = l.total.saturating_add(task.end.saturating_sub(task.start));
+        l.run = l.run.saturating_add(task.run);
+        l.sched_wait = l.sched_wait.saturating_add(task.sched_wait);
+        l.idle = l.idle.saturating_add(task.idle);
         l.longest_poll = l.longest_poll.max(task.longest_poll);
     }
 
@@ -887,6 +897,14 @@ impl Observer for Builder {
             *self.by_thread.entry(thread).or_default() += n;
         }
         self.window = window;
+        // The slices cover the whole window, so the chart's rows stay within `max` cells however
+        // far the window's end is from the busy times (found by fuzzing: a corrupt time made a
+        // row of billions of cells).
+        if let (Some(origin), Some((_, end))) = (self.slices.origin, window) {
+            while end.saturating_sub(origin) / self.slices.width >= self.slices.max as u64 {
+                self.slices.coarsen();
+            }
+        }
         self.edges = *edges;
     }
 }
@@ -1022,7 +1040,7 @@ impl Builder {
         // Workers first, then the others; by id within each.
         util_threads.sort_by_key(|t| (t.basis != "unparked", t.thread));
 
-        let groups = |map: &HashMap<u64, SpanAcc>| -> Vec<SpanGroup> {
+        let groups = |map: &IdMap<SpanAcc>| -> Vec<SpanGroup> {
             let mut out: Vec<SpanGroup> = map
                 .iter()
                 .map(|(&name, acc)| SpanGroup {
@@ -1131,6 +1149,50 @@ impl Summary {
             .map_or("", |t| t.name.as_str())
     }
 
+    /// The header's details as one line: the `trigger` detail first, then the others as
+    /// `name=value` (the `suppressed.KIND` counts go to the `suppressed` line instead). `None`
+    /// without details.
+    fn trigger_text(&self) -> Option<String> {
+        let details = &self.header.details;
+        let trigger: Vec<&str> = details
+            .iter()
+            .filter(|(k, _)| k == "trigger")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let others: Vec<String> = details
+            .iter()
+            .filter(|(k, _)| k != "trigger" && !k.starts_with("suppressed."))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        match (trigger.is_empty(), others.is_empty()) {
+            (true, true) => None,
+            (true, false) => Some(others.join(", ")),
+            (false, true) => Some(trigger.join(", ")),
+            (false, false) => Some(format!("{} ({})", trigger.join(", "), others.join(", "))),
+        }
+    }
+
+    /// `N triggered dumps since the previous file (KIND N, ...)`.
+    fn suppressed_text(&self) -> String {
+        let kinds: Vec<String> = self
+            .header
+            .details
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("suppressed.")
+                    .map(|kind| format!("{kind} {v}"))
+            })
+            .collect();
+        let mut text = format!(
+            "{} triggered dumps suppressed since the previous file",
+            self.header.suppressed_triggers
+        );
+        if !kinds.is_empty() {
+            let _ = write!(text, " ({})", kinds.join(", "));
+        }
+        text
+    }
+
     fn edge_notes(&self) -> Vec<String> {
         let e = &self.edges;
         let mut notes = Vec::new();
@@ -1182,11 +1244,20 @@ impl Summary {
             facts.push(("tag", h.tag.clone()));
         }
         facts.push(("program", format!("{} (pid {})", h.program, h.pid)));
+        if !h.program_version.is_empty() {
+            facts.push(("version", h.program_version.clone()));
+        }
         facts.push(("host", h.host.clone()));
         if !h.cmdline.is_empty() {
             facts.push(("command", h.cmdline.clone()));
         }
         facts.push(("recorder", h.recorder_version.clone()));
+        if let Some(trigger) = self.trigger_text() {
+            facts.push(("trigger", trigger));
+        }
+        if h.suppressed_triggers != 0 {
+            facts.push(("suppressed", self.suppressed_text()));
+        }
         facts.push(("clock", h.clock.source.clone()));
         if h.min_age_ns != 0 || h.max_bytes != 0 {
             facts.push((
@@ -1648,7 +1719,11 @@ impl Summary {
     /// {
     ///   "path": string | null,
     ///   "file": { "mode", "reason", "tag", "program", "host", "cmdline", "recorder_version",
-    ///             "clock_source": string, "pid", "min_age_ns", "max_bytes", "chunk_size": number },
+    ///             "program_version", "clock_source": string,
+    ///             "details": [ { "name", "value": string } ] (the header's details, in order,
+    ///                          all of them: `trigger`, the trigger's own, `suppressed.KIND`),
+    ///             "pid", "min_age_ns", "max_bytes", "chunk_size",
+    ///             "suppressed_triggers": number },
     ///   "complete": bool,
     ///   "error": string | null,
     ///   "window": { "start_ns", "end_ns", "duration_ns": number,
@@ -1739,6 +1814,12 @@ impl Summary {
                 "host": h.host,
                 "cmdline": h.cmdline,
                 "recorder_version": h.recorder_version,
+                "program_version": h.program_version,
+                "details": h.details.iter().map(|(name, value)| json!({
+                    "name": name,
+                    "value": value,
+                })).collect::<Vec<_>>(),
+                "suppressed_triggers": h.suppressed_triggers,
                 "clock_source": h.clock.source,
                 "min_age_ns": h.min_age_ns,
                 "max_bytes": h.max_bytes,
@@ -1983,8 +2064,12 @@ fn sparkline(cells: &[u64], u: &Utilization, window: Window) -> String {
         .iter()
         .enumerate()
         .map(|(i, &busy)| {
-            let slice_start = u.start_ns + i as u64 * u.slice_ns;
-            let slice_end = (slice_start + u.slice_ns).min(window.end_ns.max(slice_start + 1));
+            let slice_start = u
+                .start_ns
+                .saturating_add((i as u64).saturating_mul(u.slice_ns));
+            let slice_end = slice_start
+                .saturating_add(u.slice_ns)
+                .min(window.end_ns.max(slice_start.saturating_add(1)));
             let width = (slice_end - slice_start).max(1);
             let share = (busy as f64 / width as f64).min(1.0);
             if busy == 0 {
@@ -2047,7 +2132,9 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>], right: &[bool]
     for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
-            let width = widths[i];
+            // The formatter takes widths up to u16::MAX (a longer one panics); a longer cell is
+            // printed whole anyway (found by fuzzing).
+            let width = widths[i].min(usize::from(u16::MAX));
             if right[i] {
                 let _ = write!(line, "  {cell:>width$}");
             } else {

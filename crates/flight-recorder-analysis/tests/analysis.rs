@@ -331,3 +331,42 @@ fn unresolved_ids_are_shown_as_numbers() {
         ]
     );
 }
+
+#[test]
+fn the_header_version_trigger_details_and_suppressed_count_are_shown() {
+    let mut h = header();
+    h.program_version = "svc 2.0".into();
+    h.details = vec![
+        ("trigger".into(), "slow_poll".into()),
+        ("task".into(), "42".into()),
+        ("poll_ms".into(), "120.500".into()),
+        ("suppressed.slow_poll".into(), "2".into()),
+        ("suppressed.signal".into(), "1".into()),
+    ];
+    h.suppressed_triggers = 3;
+    let b = TraceBuilder::new(&h);
+    let summary = Summary::from_reader(TraceReader::new(&b.finish()[..]).unwrap()).unwrap();
+    let text = summary.render_text();
+    for expected in [
+        "version     svc 2.0",
+        "trigger     slow_poll (task=42, poll_ms=120.500)",
+        "suppressed  3 triggered dumps suppressed since the previous file (slow_poll 2, signal 1)",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing from\n{text}");
+    }
+    let json = summary.to_json();
+    assert_eq!(json["file"]["program_version"], "svc 2.0");
+    assert_eq!(json["file"]["suppressed_triggers"], 3);
+    assert_eq!(json["file"]["details"][1]["name"], "task");
+    assert_eq!(json["file"]["details"][1]["value"], "42");
+    assert_eq!(json["file"]["details"].as_array().unwrap().len(), 5);
+
+    // Without them: no lines.
+    let text = Summary::from_reader(TraceReader::new(&sample()[..]).unwrap())
+        .unwrap()
+        .render_text();
+    assert!(
+        !text.contains("trigger") && !text.contains("suppressed"),
+        "{text}"
+    );
+}

@@ -347,3 +347,122 @@ fn tokio_tasks_queued_behind_a_blocking_poll() {
         assert_eq!(l.run_ns + l.sched_wait_ns + l.idle_ns, l.total_ns, "{l:?}");
     }
 }
+
+/// Polls `future` once on the current thread inside a poll of tokio-like task `task`.
+fn poll_once<F: std::future::Future + Unpin>(task: u64, future: &mut F) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    raw::poll_start(task);
+    let ready = std::pin::Pin::new(future).poll(&mut cx).is_ready();
+    raw::poll_end(task, ready);
+    ready
+}
+
+/// A future held across an `.await` that resumes on another thread: its region begins at the
+/// first poll of task 5 on one thread and ends at its last poll, 30 ms later, on another. A
+/// region of a user task does the same outside any poll. Each counts once, with its whole
+/// duration; a region of the same name left open on the second thread by another task is not
+/// taken for it.
+#[test]
+fn regions_held_across_an_await_on_another_thread() {
+    use flight_recorder::{InRegion, UserTask};
+    use std::future::Future;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const HOLD: Duration = Duration::from_millis(30);
+    let _serial = serial();
+    let (task_loc, _) = here();
+    let fr = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(60),
+        max_bytes: 64 << 20,
+    });
+    fr.start().unwrap();
+    let gate = Arc::new(AtomicBool::new(false));
+    let waiting = {
+        let gate = gate.clone();
+        std::future::poll_fn(move |_| {
+            if gate.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    };
+    let mut future = Box::pin(waiting.in_region("fetch_user"));
+    let request = UserTask::new("request");
+    let user_gate = Arc::new(AtomicBool::new(false));
+    let user_waiting = {
+        let gate = user_gate.clone();
+        std::future::poll_fn(move |_| {
+            if gate.load(Ordering::SeqCst) {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    };
+    let mut user_future = Box::pin(user_waiting.in_task_region(&request, "load"));
+    let (begun, elapsed) = std::thread::scope(|s| {
+        let first = std::thread::Builder::new()
+            .name("first-worker".into())
+            .spawn_scoped(s, || {
+                raw::record(EventKind::TaskSpawn, &[5, task_loc, 0]);
+                let begun = Instant::now();
+                assert!(!poll_once(5, &mut future));
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                assert!(user_future.as_mut().poll(&mut cx).is_pending());
+                (begun, future, user_future)
+            })
+            .unwrap();
+        let (begun, mut future, mut user_future) = first.join().unwrap();
+        std::thread::sleep(HOLD);
+        gate.store(true, Ordering::SeqCst);
+        user_gate.store(true, Ordering::SeqCst);
+        let elapsed = std::thread::Builder::new()
+            .name("second-worker".into())
+            .spawn_scoped(s, move || {
+                // Another task leaves a region of the same name open on this thread first.
+                let mut other = Box::pin(std::future::pending::<()>().in_region("fetch_user"));
+                assert!(!poll_once(6, &mut other));
+                std::mem::forget(other);
+                assert!(poll_once(5, &mut future));
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                assert!(user_future.as_mut().poll(&mut cx).is_ready());
+                begun.elapsed()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        (begun, elapsed)
+    });
+    let _ = begun;
+    request.end();
+    let mut bytes = Vec::new();
+    fr.write_to(&mut bytes).unwrap();
+    fr.stop();
+    let summary = summarize(&bytes);
+    let text = summary.render_text();
+
+    let fetch = summary.region("fetch_user").expect("region group");
+    // The held region once, complete; task 6's region is the unfinished one.
+    assert_eq!((fetch.count, fetch.unfinished), (1, 1), "{text}");
+    let held = fetch
+        .slowest
+        .iter()
+        .find(|r| !r.unfinished)
+        .expect("the held region");
+    assert!(held.duration_ns >= 30 * MS, "{text}");
+    assert!(held.duration_ns <= elapsed.as_nanos() as u64, "{text}");
+    assert_eq!(fetch.latency.max, held.duration_ns, "{text}");
+    assert_eq!(fetch.latency.count, 1, "{text}");
+    assert!(fetch.latency.p50 >= 29 * MS, "{text}");
+
+    let load = summary.region("load").expect("region group");
+    assert_eq!((load.count, load.unfinished), (1, 0), "{text}");
+    assert!(load.latency.max >= 30 * MS, "{text}");
+    assert!(load.latency.max <= elapsed.as_nanos() as u64, "{text}");
+    assert_eq!(load.slowest[0].id, request.id(), "{text}");
+
+    assert_eq!(summary.edges.region_ends_without_begin, 0, "{text}");
+    assert_eq!(summary.edges.regions_open_at_end, 1, "{text}");
+}
