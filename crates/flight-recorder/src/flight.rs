@@ -11,6 +11,7 @@ use crate::engine::engine;
 use crate::error::Error;
 use crate::file_writer::{FileExtra, FileMeta, TraceFileWriter};
 use crate::files;
+use crate::snapshot_guard::SnapshotSlot;
 use crate::window::Window;
 
 /// The settings of a [`FlightRecorder`], after Go's `FlightRecorderConfig`.
@@ -91,7 +92,8 @@ impl SnapshotMeta {
 }
 
 static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
-static SNAPSHOT_BUSY: AtomicBool = AtomicBool::new(false);
+/// The process's one snapshot slot.
+static SNAPSHOT: SnapshotSlot = SnapshotSlot::new();
 
 /// An always-on recorder keeping the last seconds of events in memory, so that the moments
 /// before an incident can be written out after it.
@@ -247,7 +249,7 @@ impl FlightRecorder {
         if !self.enabled() {
             return Err(Error::NotStarted);
         }
-        let _busy = SnapshotGuard::acquire()?;
+        let _busy = SNAPSHOT.try_acquire().ok_or(Error::SnapshotInProgress)?;
         let calibration = clock::calibration();
         let now = calibration.now_units();
         let mut expired = Vec::new();
@@ -335,22 +337,4 @@ fn write_views<W: Write>(
     writer.write_chunks(views)?;
     let (_, bytes) = writer.finish()?;
     Ok(bytes)
-}
-
-/// Holds the process's one snapshot slot.
-struct SnapshotGuard;
-
-impl SnapshotGuard {
-    fn acquire() -> Result<SnapshotGuard, Error> {
-        SNAPSHOT_BUSY
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .map(|_| SnapshotGuard)
-            .map_err(|_| Error::SnapshotInProgress)
-    }
-}
-
-impl Drop for SnapshotGuard {
-    fn drop(&mut self) {
-        SNAPSHOT_BUSY.store(false, Ordering::Release);
-    }
 }

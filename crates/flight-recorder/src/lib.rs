@@ -43,6 +43,7 @@
 
 mod chunk;
 mod cut;
+mod snapshot_guard;
 mod sync;
 
 #[cfg(not(flight_recorder_loom))]
@@ -61,6 +62,8 @@ mod file_writer;
 pub mod files;
 #[cfg(not(flight_recorder_loom))]
 mod flight;
+#[cfg(all(feature = "http", not(flight_recorder_loom)))]
+pub mod http;
 #[cfg(not(flight_recorder_loom))]
 mod intern;
 #[cfg(not(flight_recorder_loom))]

@@ -307,7 +307,7 @@ pub(crate) fn parse_size(v: &str) -> Result<u64, String> {
 }
 
 /// `off`, a signal number, or a name with or without `SIG` (`USR2`, `SIGUSR1`).
-fn parse_signal(v: &str) -> Result<Option<i32>, String> {
+pub(crate) fn parse_signal(v: &str) -> Result<Option<i32>, String> {
     if is_off(v) {
         return Ok(None);
     }

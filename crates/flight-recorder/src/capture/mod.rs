@@ -66,7 +66,11 @@ pub use trigger::{DumpOutcome, TriggerKind};
 use crate::error::Error;
 use crate::flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 use crate::sync::lock;
-use settings::human_duration;
+#[cfg(feature = "http")]
+pub(crate) use env::{parse_duration, parse_signal, parse_size};
+pub(crate) use settings::human_duration;
+#[cfg(feature = "http")]
+pub(crate) use settings::signal_name;
 use trigger::{InDump, RateLimiter, Trigger, WriterSlot};
 
 /// The examples of `docs/CAPTURE.md`, compiled as doc tests.
@@ -244,6 +248,29 @@ pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
         },
         None,
     )
+}
+
+/// Writes a snapshot of the window that capture records to `out` (not a file of the dump
+/// directory: no rate limit, no garbage collection, nothing counted in [`status`]), with the
+/// settings' `program_version` in its header, and returns the bytes written. Used by the HTTP
+/// endpoint; handy for tools.
+///
+/// It waits at most `wait` for a dump being written (or a settings change resizing the window),
+/// then fails with [`Error::SnapshotInProgress`], as it does when another snapshot is being
+/// written; it fails with [`Error::NotStarted`] when capture is not running.
+pub fn write_snapshot<W: std::io::Write>(
+    out: &mut W,
+    meta: &SnapshotMeta,
+    wait: Duration,
+) -> Result<u64, Error> {
+    let capture = active().ok_or(Error::NotStarted)?;
+    let Some(_writing) = capture.writer.acquire(Some(wait)) else {
+        return Err(Error::SnapshotInProgress);
+    };
+    let mut meta = meta.clone();
+    meta.program_version = capture.settings().program_version;
+    let recorder = Arc::clone(&lock(&capture.recorder));
+    recorder.write_snapshot_with(out, &meta)
 }
 
 /// What capture has done since it started.

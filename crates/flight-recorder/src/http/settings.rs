@@ -1,0 +1,310 @@
+//! `GET` and `PUT /settings`: automatic capture's settings as JSON.
+//!
+//! Durations are strings in the format of the environment variables (`"30s"`, `"250ms"`, `"0"`),
+//! sizes are numbers of bytes or strings with a unit (`"512MiB"`), the signal a name, a number or
+//! `null`. `PUT` takes any subset of the fields; the whole change is checked before anything is
+//! applied, so a refused change leaves the settings as they were. `dump_dir`, `program_version`
+//! and `announce` are shown but cannot be changed over HTTP (a `PUT` may repeat their current
+//! value, so what `GET` returns can be sent back).
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+use super::error::{json_response, ApiError};
+use crate::capture::{
+    self, parse_duration, parse_signal, parse_size, signal_name, CaptureSettings,
+};
+
+/// The longest `interval` accepted over HTTP.
+const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest `duration` and `min_dump_interval` accepted over HTTP.
+const MAX_DAY: Duration = Duration::from_secs(24 * 3600);
+/// The longest `slow_poll_threshold` accepted over HTTP.
+const MAX_SLOW_POLL: Duration = Duration::from_secs(3600);
+/// The shortest non-zero `slow_poll_threshold` accepted over HTTP.
+const MIN_SLOW_POLL: Duration = Duration::from_millis(1);
+/// The largest in-memory window (`max_bytes`) accepted over HTTP.
+const MAX_WINDOW_BYTES: u64 = 1 << 30;
+/// The smallest in-memory window accepted over HTTP: one thread buffer.
+const MIN_WINDOW_BYTES: u64 = 64 << 10;
+
+const NOT_RUNNING: &str = "automatic capture (flight_recorder::capture) is not running";
+
+/// A duration as `parse_duration` reads it back: `90s`, `250ms`, `0s`.
+fn duration_text(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos % 1_000_000_000 == 0 {
+        format!("{}s", d.as_secs())
+    } else if nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
+fn settings_json(s: &CaptureSettings) -> Value {
+    let signal = match s.signal {
+        None => Value::Null,
+        Some(n) => {
+            let name = signal_name(n);
+            if name.starts_with("SIG") {
+                Value::String(name)
+            } else {
+                Value::from(n)
+            }
+        }
+    };
+    json!({
+        "interval": duration_text(s.interval),
+        "duration": duration_text(s.duration),
+        "total_dump_size_limit": s.total_dump_size_limit,
+        "max_bytes": s.max_bytes,
+        "min_dump_interval": duration_text(s.min_dump_interval),
+        "slow_poll_threshold": duration_text(s.slow_poll_threshold),
+        "slow_poll_delay": duration_text(s.slow_poll_delay),
+        "panic": s.panic,
+        "signal": signal,
+        "dump_dir": s.dump_dir.display().to_string(),
+        "program_version": s.program_version,
+        "announce": s.announce,
+    })
+}
+
+/// `GET /settings`.
+pub(super) async fn get_settings() -> Result<Response, ApiError> {
+    let settings = capture::settings().ok_or_else(|| ApiError::unavailable(NOT_RUNNING))?;
+    Ok(json_response(StatusCode::OK, &settings_json(&settings)))
+}
+
+/// A `null` kept apart from a missing field.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The body of `PUT /settings`: any subset of the fields.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    interval: Option<Value>,
+    duration: Option<Value>,
+    total_dump_size_limit: Option<Value>,
+    max_bytes: Option<Value>,
+    min_dump_interval: Option<Value>,
+    slow_poll_threshold: Option<Value>,
+    slow_poll_delay: Option<Value>,
+    panic: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    signal: Option<Value>,
+    dump_dir: Option<Value>,
+    program_version: Option<Value>,
+    announce: Option<Value>,
+}
+
+fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("{field}: {why}")).with("field", field)
+}
+
+fn duration_value(field: &str, value: &Value, max: Duration) -> Result<Duration, ApiError> {
+    let Value::String(text) = value else {
+        return Err(bad(
+            field,
+            "a duration is a string such as \"30s\", \"250ms\" or \"0\"",
+        ));
+    };
+    let d = parse_duration(text.trim()).map_err(|e| bad(field, e))?;
+    if d > max {
+        return Err(bad(
+            field,
+            format!("must be at most {}", capture::human_duration(max)),
+        ));
+    }
+    Ok(d)
+}
+
+fn size_value(field: &str, value: &Value) -> Result<u64, ApiError> {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| bad(field, "a size is a whole number of bytes, not negative")),
+        Value::String(text) => parse_size(text.trim()).map_err(|e| bad(field, e)),
+        _ => Err(bad(
+            field,
+            "a size is a number of bytes or a string such as \"512MiB\"",
+        )),
+    }
+}
+
+fn bool_value(field: &str, value: &Value) -> Result<bool, ApiError> {
+    value
+        .as_bool()
+        .ok_or_else(|| bad(field, "must be true or false"))
+}
+
+/// The settings with `patch` applied, checked; `current` is not changed.
+fn apply(patch: &Patch, current: &CaptureSettings) -> Result<CaptureSettings, ApiError> {
+    let mut s = current.clone();
+    if let Some(v) = &patch.interval {
+        s.interval = duration_value("interval", v, MAX_INTERVAL)?;
+    }
+    if let Some(v) = &patch.duration {
+        s.duration = duration_value("duration", v, MAX_DAY)?;
+        if s.duration.is_zero() {
+            return Err(bad("duration", "must be more than zero"));
+        }
+    }
+    if let Some(v) = &patch.total_dump_size_limit {
+        s.total_dump_size_limit = size_value("total_dump_size_limit", v)?;
+    }
+    if let Some(v) = &patch.max_bytes {
+        let n = size_value("max_bytes", v)?;
+        if !(MIN_WINDOW_BYTES..=MAX_WINDOW_BYTES).contains(&n) {
+            return Err(bad(
+                "max_bytes",
+                format!("must be from {MIN_WINDOW_BYTES} (64 KiB) to {MAX_WINDOW_BYTES} (1 GiB)"),
+            ));
+        }
+        s.max_bytes = usize::try_from(n).map_err(|_| bad("max_bytes", "too large"))?;
+    }
+    if let Some(v) = &patch.min_dump_interval {
+        s.min_dump_interval = duration_value("min_dump_interval", v, MAX_DAY)?;
+    }
+    if let Some(v) = &patch.slow_poll_threshold {
+        let off = v
+            .as_str()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("off"));
+        s.slow_poll_threshold = if off {
+            Duration::ZERO
+        } else {
+            duration_value("slow_poll_threshold", v, MAX_SLOW_POLL)?
+        };
+        if !s.slow_poll_threshold.is_zero() && s.slow_poll_threshold < MIN_SLOW_POLL {
+            return Err(bad(
+                "slow_poll_threshold",
+                "must be 0 (off) or at least 1ms",
+            ));
+        }
+    }
+    if let Some(v) = &patch.slow_poll_delay {
+        s.slow_poll_delay = duration_value("slow_poll_delay", v, Duration::from_secs(60))?;
+    }
+    if let Some(v) = &patch.panic {
+        s.panic = bool_value("panic", v)?;
+    }
+    if let Some(v) = &patch.signal {
+        s.signal = match v {
+            Value::Null => None,
+            Value::String(text) => parse_signal(text.trim()).map_err(|e| bad("signal", e))?,
+            Value::Number(n) => Some(
+                n.as_i64()
+                    .and_then(|n| i32::try_from(n).ok())
+                    .ok_or_else(|| bad("signal", "not a signal number"))?,
+            ),
+            _ => return Err(bad("signal", "a signal name (\"USR2\"), a number or null")),
+        };
+    }
+    let read_only = |field: &str, given: &Option<Value>, now: Value| match given {
+        Some(given) if *given != now => Err(bad(field, "cannot be changed over HTTP")),
+        _ => Ok(()),
+    };
+    read_only(
+        "dump_dir",
+        &patch.dump_dir,
+        Value::String(current.dump_dir.display().to_string()),
+    )?;
+    read_only(
+        "program_version",
+        &patch.program_version,
+        Value::String(current.program_version.clone()),
+    )?;
+    read_only("announce", &patch.announce, Value::Bool(current.announce))?;
+    s.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(s)
+}
+
+/// `PUT /settings`: changes the fields given, or nothing when anything is wrong.
+pub(super) async fn put_settings(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let patch: Patch = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let current = capture::settings().ok_or_else(|| ApiError::unavailable(NOT_RUNNING))?;
+    let new = apply(&patch, &current)?;
+    if new != current {
+        // Applied as a whole: only the fields of this request change, even if another change
+        // happened since `current` was read.
+        let refused = tokio::task::spawn_blocking(move || {
+            let mut refused = None;
+            capture::update_settings(|s| match apply(&patch, s) {
+                Ok(merged) => *s = merged,
+                Err(e) => refused = Some(e),
+            })
+            .map(|()| refused)
+        })
+        .await
+        .map_err(ApiError::task)?
+        .map_err(|e| ApiError::from_recorder(e, NOT_RUNNING))?;
+        if let Some(error) = refused {
+            return Err(error);
+        }
+    }
+    let settings = capture::settings().ok_or_else(|| ApiError::unavailable(NOT_RUNNING))?;
+    Ok(json_response(StatusCode::OK, &settings_json(&settings)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_back() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_secs(90),
+            Duration::from_millis(250),
+            Duration::from_micros(3),
+            Duration::from_nanos(7),
+        ] {
+            assert_eq!(parse_duration(&duration_text(d)).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn what_get_returns_can_be_put_back() {
+        let current = CaptureSettings::default();
+        let value = settings_json(&current);
+        let patch: Patch = serde_json::from_value(value).unwrap();
+        assert_eq!(apply(&patch, &current).unwrap(), current);
+    }
+
+    #[test]
+    fn wrong_values_are_refused() {
+        let current = CaptureSettings::default();
+        for body in [
+            json!({"interval": "-5s"}),
+            json!({"interval": 5}),
+            json!({"duration": "0"}),
+            json!({"max_bytes": -1}),
+            json!({"max_bytes": "2GiB"}),
+            json!({"total_dump_size_limit": "lots"}),
+            json!({"slow_poll_delay": "61s"}),
+            json!({"interval": "1000h"}),
+            json!({"slow_poll_threshold": "1us"}),
+            json!({"panic": "yes"}),
+            json!({"dump_dir": "/etc"}),
+        ] {
+            let patch: Patch = serde_json::from_value(body.clone()).unwrap();
+            assert!(apply(&patch, &current).is_err(), "{body} accepted");
+        }
+        assert!(serde_json::from_value::<Patch>(json!({"intervall": "5s"})).is_err());
+    }
+}
