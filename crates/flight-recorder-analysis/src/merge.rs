@@ -2,10 +2,11 @@
 //!
 //! A file holds each thread's events in time order, but the chunks of different threads are
 //! interleaved in the order the recorder sealed them, so a chunk can hold events earlier than the
-//! chunk before it. [`OrderedEvents`] keeps a queue per thread and releases the earliest head of
-//! all queues once more than [`MergeOptions::reorder_events`] events are held, or at the end of
-//! the file: a k-way merge over a bounded lookahead. Memory is bounded by that number, not by the
-//! file. An event that arrives after later events were already released (a thread that stayed
+//! chunk before it. [`OrderedEvents`] keeps a queue of chunks per thread and releases the
+//! earliest head of all queues once more than [`MergeOptions::reorder_events`] events are held
+//! (read a whole chunk at a time), or at the end of the file: a k-way merge over a bounded
+//! lookahead. The chunks are held as the file has them and decoded in place, one event ahead;
+//! memory is bounded by the lookahead, not by the file. An event that arrives after later events were already released (a thread that stayed
 //! quiet longer than the lookahead) is released at once and counted in
 //! [`OrderedEvents::late_events`]: analyses see time go backwards for it and must cope.
 
@@ -14,13 +15,14 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Read;
 
 use flight_recorder_format::event::MAX_ARGS;
-use flight_recorder_format::{Error, Event, Header, Location, ThreadInfo, TraceReader};
+use flight_recorder_format::reader::RawChunk;
+use flight_recorder_format::{Error, Header, Location, ThreadInfo, TimeConverter, TraceReader};
 
 /// Lookahead of the merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MergeOptions {
-    /// Events held back, at most, to put the threads' events in time order (about 64 bytes
-    /// each).
+    /// Events held back, at most, to put the threads' events in time order (plus one chunk;
+    /// held undecoded, a few bytes each).
     pub reorder_events: usize,
 }
 
@@ -59,24 +61,6 @@ impl Ev {
             0
         }
     }
-
-    fn from_event(event: Event) -> Ev {
-        let mut args = [0; MAX_ARGS];
-        let n = usize::from(event.arg_count).min(MAX_ARGS);
-        args[..n].copy_from_slice(&event.args[..n]);
-        Ev {
-            time: event.time_ns,
-            thread: event.thread,
-            kind: event.kind_byte,
-            arg_count: event.arg_count,
-            args,
-            payload: if event.payload.is_empty() {
-                None
-            } else {
-                Some(event.payload.into_boxed_slice())
-            },
-        }
-    }
 }
 
 /// Names of the ids that events carry, as far as the file has been read.
@@ -112,8 +96,13 @@ impl<R: Read> Names for TraceReader<R> {
 }
 
 /// The events of a trace in time order (within the lookahead); see the module docs.
+///
+/// The file is read a chunk at a time ([`TraceReader::next_raw_chunk`]) and each held chunk is
+/// decoded in place, one event ahead: the lookahead holds chunk buffers (a few bytes per event),
+/// not decoded events.
 pub struct OrderedEvents<R> {
     reader: TraceReader<R>,
+    converter: TimeConverter,
     options: MergeOptions,
     queues: Queues,
     input_done: bool,
@@ -124,6 +113,7 @@ impl<R: Read> OrderedEvents<R> {
     /// Merges the events `reader` has not returned yet.
     pub fn new(reader: TraceReader<R>, options: MergeOptions) -> OrderedEvents<R> {
         OrderedEvents {
+            converter: *reader.time_converter(),
             reader,
             options: MergeOptions {
                 reorder_events: options.reorder_events.max(1),
@@ -149,12 +139,23 @@ impl<R: Read> OrderedEvents<R> {
         self.error.take()
     }
 
-    /// The next event in time order, `None` at the end of the file or at the first error (see
-    /// [`OrderedEvents::take_error`]): the events before a damaged part are all released.
-    pub fn next_event(&mut self) -> Option<Ev> {
+    /// Reads chunks until the lookahead is full or the input ends.
+    #[inline]
+    fn fill(&mut self) {
         while !self.input_done && self.queues.held <= self.options.reorder_events {
-            match self.reader.next_event() {
-                Ok(Some(event)) => self.queues.push(Ev::from_event(event)),
+            match self.reader.next_raw_chunk() {
+                Ok(Some(chunk)) => {
+                    let (count, valid, error) = chunk.validate();
+                    if count == 0 {
+                        self.reader.recycle_chunk(chunk);
+                    } else if let Some(cursor) = Cursor::new(chunk, valid, count, &self.converter) {
+                        self.queues.push(cursor);
+                    }
+                    if let Some(e) = error {
+                        self.error = Some(e);
+                        self.input_done = true;
+                    }
+                }
                 Ok(None) => self.input_done = true,
                 Err(e) => {
                     self.error = Some(e);
@@ -162,8 +163,114 @@ impl<R: Read> OrderedEvents<R> {
                 }
             }
         }
-        self.queues.pop()
+        if let Some(chunk) = self.queues.spent.take() {
+            self.reader.recycle_chunk(chunk);
+        }
     }
+
+    /// The next event in time order, `None` at the end of the file or at the first error (see
+    /// [`OrderedEvents::take_error`]): the events before a damaged part are all released.
+    pub fn next_event(&mut self) -> Option<Ev> {
+        self.next_event_ref().cloned()
+    }
+
+    /// Like [`OrderedEvents::next_event`], without copying the event: it is decoded in place in
+    /// the merge's buffers and valid until the next call.
+    #[inline]
+    pub fn next_event_ref(&mut self) -> Option<&Ev> {
+        self.next_with_reader().map(|(ev, _)| ev)
+    }
+
+    /// Like [`OrderedEvents::next_event_ref`], with the reader (for its tables).
+    #[inline]
+    pub fn next_with_reader(&mut self) -> Option<(&Ev, &TraceReader<R>)> {
+        self.queues.advance(&self.converter);
+        self.fill();
+        let ev = self.queues.pop()?;
+        Some((ev, &self.reader))
+    }
+}
+
+/// A held chunk: its next event decoded, the rest undecoded.
+struct Cursor {
+    chunk: RawChunk,
+    /// The next event to release.
+    head: Ev,
+    /// Where the event after the head starts in the chunk's bytes.
+    pos: usize,
+    /// The end of the chunk's intact events.
+    end: usize,
+    /// The head's time in stored units.
+    units: u64,
+    /// Events left, the head included.
+    left: usize,
+}
+
+impl Cursor {
+    /// A cursor at the first of the `count` intact events (`valid` bytes) of `chunk`; `None`
+    /// when it has none.
+    fn new(
+        chunk: RawChunk,
+        valid: usize,
+        count: usize,
+        converter: &TimeConverter,
+    ) -> Option<Cursor> {
+        if count == 0 {
+            return None;
+        }
+        let mut cursor = Cursor {
+            head: Ev {
+                time: 0,
+                thread: chunk.thread,
+                kind: 0,
+                arg_count: 0,
+                args: [0; MAX_ARGS],
+                payload: None,
+            },
+            units: chunk.base_units,
+            chunk,
+            pos: 0,
+            end: valid,
+            left: count + 1,
+        };
+        cursor.advance(converter).then_some(cursor)
+    }
+
+    /// Decodes the next event into the head; `false` when the chunk has no more.
+    #[inline]
+    fn advance(&mut self, converter: &TimeConverter) -> bool {
+        self.left -= 1;
+        if self.left == 0 || self.pos >= self.end {
+            self.left = 0;
+            return false;
+        }
+        // Validated when the chunk arrived, so this cannot fail; if it did, the chunk ends.
+        match self.chunk.decode(&mut self.pos, &mut self.units) {
+            Ok(event) => {
+                let head = &mut self.head;
+                head.time = converter.unix_ns(self.units);
+                head.kind = event.kind_byte;
+                head.arg_count = event.arg_count;
+                head.args = event.args;
+                head.payload = if event.payload.is_empty() {
+                    None
+                } else {
+                    Some(Box::from(&self.chunk.bytes()[event.payload]))
+                };
+                true
+            }
+            Err(_) => {
+                self.left = 0;
+                false
+            }
+        }
+    }
+}
+
+/// A thread's held chunks, in file order: the first one apart, for a quick look at its head.
+struct Queue {
+    front: Option<Cursor>,
+    rest: VecDeque<Cursor>,
 }
 
 /// One queue per thread and a heap of their heads. The queue that gave the last event keeps
@@ -171,7 +278,7 @@ impl<R: Read> OrderedEvents<R> {
 /// operations: threads' events come in long runs (a chunk holds thousands).
 #[derive(Default)]
 struct Queues {
-    queues: Vec<VecDeque<Ev>>,
+    queues: Vec<Queue>,
     queue_of: HashMap<u64, usize>,
     last_thread: Option<(u64, usize)>,
     /// Heads of the non-empty queues other than the current one: (time, arrival order, queue).
@@ -182,45 +289,81 @@ struct Queues {
     arrivals: u64,
     released_up_to: u64,
     late: u64,
+    /// A chunk whose events were all released, for its buffer to be reused.
+    spent: Option<RawChunk>,
+    /// The queue whose head was released last and is to be advanced.
+    released: Option<usize>,
 }
 
 impl Queues {
-    fn push(&mut self, ev: Ev) {
+    fn push(&mut self, cursor: Cursor) {
+        let thread = cursor.chunk.thread;
         let queue = match self.last_thread {
-            Some((thread, queue)) if thread == ev.thread => queue,
+            Some((last, queue)) if last == thread => queue,
             _ => {
                 let next = self.queues.len();
-                let queue = *self.queue_of.entry(ev.thread).or_insert(next);
+                let queue = *self.queue_of.entry(thread).or_insert(next);
                 if queue == next {
-                    self.queues.push(VecDeque::new());
+                    self.queues.push(Queue {
+                        front: None,
+                        rest: VecDeque::new(),
+                    });
                 }
-                self.last_thread = Some((ev.thread, queue));
+                self.last_thread = Some((thread, queue));
                 queue
             }
         };
-        if self.queues[queue].is_empty() {
+        let time = cursor.head.time;
+        if self.queues[queue].front.is_none() {
             match &mut self.current {
                 Some((q, _)) if *q == queue => {}
                 Some((_, limit)) => {
-                    *limit = (*limit).min(ev.time);
-                    self.heads.push(Reverse((ev.time, self.arrivals, queue)));
+                    *limit = (*limit).min(time);
+                    self.heads.push(Reverse((time, self.arrivals, queue)));
                 }
-                None => self.heads.push(Reverse((ev.time, self.arrivals, queue))),
+                None => self.heads.push(Reverse((time, self.arrivals, queue))),
             }
         }
-        self.arrivals += 1;
-        self.queues[queue].push_back(ev);
-        self.held += 1;
+        // Arrival numbers only order heads of equal time: they grow with every push.
+        self.arrivals += cursor.left as u64;
+        self.held += cursor.left;
+        let q = &mut self.queues[queue];
+        match q.front {
+            None => q.front = Some(cursor),
+            Some(_) => q.rest.push_back(cursor),
+        }
     }
 
-    fn pop(&mut self) -> Option<Ev> {
+    #[inline]
+    fn front_time(&self, queue: usize) -> Option<u64> {
+        self.queues[queue].front.as_ref().map(|c| c.head.time)
+    }
+
+    /// Moves past the event released last.
+    #[inline]
+    fn advance(&mut self, converter: &TimeConverter) {
+        if let Some(q) = self.released.take() {
+            let q = &mut self.queues[q];
+            if let Some(cursor) = &mut q.front {
+                if !cursor.advance(converter) {
+                    let next = q.rest.pop_front();
+                    self.spent = std::mem::replace(&mut q.front, next).map(|c| c.chunk);
+                }
+            }
+        }
+    }
+
+    /// The earliest event (within the lookahead); it stays at the head of its queue until
+    /// [`Queues::advance`].
+    #[inline]
+    fn pop(&mut self) -> Option<&Ev> {
         let queue = match self.current {
-            Some((q, limit)) if self.queues[q].front().is_some_and(|e| e.time <= limit) => q,
+            Some((q, limit)) if self.front_time(q).is_some_and(|t| t <= limit) => q,
             _ => {
                 // End the run: its queue goes back to the heap.
                 if let Some((q, _)) = self.current.take() {
-                    if let Some(front) = self.queues[q].front() {
-                        self.heads.push(Reverse((front.time, self.arrivals, q)));
+                    if let Some(front) = self.front_time(q) {
+                        self.heads.push(Reverse((front, self.arrivals, q)));
                         self.arrivals += 1;
                     }
                 }
@@ -230,14 +373,15 @@ impl Queues {
                 q
             }
         };
-        let ev = self.queues[queue].pop_front()?;
+        let time = self.front_time(queue)?;
+        self.released = Some(queue);
         self.held -= 1;
-        if ev.time < self.released_up_to {
+        if time < self.released_up_to {
             self.late += 1;
         } else {
-            self.released_up_to = ev.time;
+            self.released_up_to = time;
         }
-        Some(ev)
+        self.queues[queue].front.as_ref().map(|c| &c.head)
     }
 }
 
@@ -245,29 +389,34 @@ impl Queues {
 mod tests {
     use super::*;
 
-    fn ev(time: u64, thread: u64) -> Ev {
-        Ev {
-            time,
-            thread,
-            kind: 17,
-            arg_count: 1,
-            args: [0; MAX_ARGS],
-            payload: None,
-        }
+    fn converter() -> TimeConverter {
+        flight_recorder_format::Header::decode(&[])
+            .unwrap()
+            .clock
+            .converter()
+    }
+
+    /// A chunk of one `poll_start` at `time` on `thread`.
+    fn ev(time: u64, thread: u64) -> Cursor {
+        let chunk = RawChunk::new(thread, time, vec![17, 0, 0]);
+        Cursor::new(chunk, 3, 1, &converter()).unwrap()
     }
 
     /// Drives the merge without a reader: pushes `input`, popping whenever over `cap`.
     fn merge(input: &[(u64, u64)], cap: usize) -> (Vec<u64>, u64) {
+        let c = converter();
         let mut queues = Queues::default();
         let mut out = Vec::new();
         for &(t, th) in input {
             queues.push(ev(t, th));
             while queues.held > cap {
                 out.push(queues.pop().unwrap().time);
+                queues.advance(&c);
             }
         }
         while let Some(e) = queues.pop() {
             out.push(e.time);
+            queues.advance(&c);
         }
         (out, queues.late)
     }
@@ -281,16 +430,21 @@ mod tests {
 
     #[test]
     fn runs_stop_at_the_next_head_and_new_queues_shorten_them() {
+        let c = converter();
         let mut queues = Queues::default();
         for t in [1, 2, 3, 10, 11] {
             queues.push(ev(t, 1));
         }
         queues.push(ev(5, 2));
-        let mut out = vec![queues.pop().unwrap().time, queues.pop().unwrap().time];
+        let mut out = vec![queues.pop().unwrap().time];
+        queues.advance(&c);
+        out.push(queues.pop().unwrap().time);
+        queues.advance(&c);
         // A new thread's head at 2 arrives during the run of thread 1.
         queues.push(ev(2, 3));
         while let Some(e) = queues.pop() {
             out.push(e.time);
+            queues.advance(&c);
         }
         assert_eq!(out, [1, 2, 2, 3, 5, 10, 11]);
         assert_eq!(queues.late, 0);

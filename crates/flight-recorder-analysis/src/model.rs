@@ -662,7 +662,13 @@ impl Model {
         latency: Option<u64>,
         obs: &mut dyn Observer,
     ) {
-        let thread_id = self.threads[th].id;
+        // The common case, in one lookup: a known task that is not running.
+        if let Some(state) = self.tasks.get_mut(&id) {
+            if !matches!(state.phase, Phase::Running) {
+                Self::begin_poll(state, &mut self.threads[th], names, id, t, latency, obs);
+                return;
+            }
+        }
         // A poll of this task still open somewhere lost its end: close it here.
         if let Some(Phase::Running) = self.tasks.get(&id).map(|s| s.phase) {
             for index in 0..self.threads.len() {
@@ -681,6 +687,21 @@ impl Model {
                 self.tasks.entry(id).or_insert(state)
             }
         };
+        Self::begin_poll(state, &mut self.threads[th], names, id, t, latency, obs);
+    }
+
+    /// The poll of `state`'s task starts on `thread`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn begin_poll(
+        state: &mut TaskState,
+        thread: &mut ThreadState,
+        names: &dyn Names,
+        id: u64,
+        t: u64,
+        latency: Option<u64>,
+        obs: &mut dyn Observer,
+    ) {
         let (sched_wait, wake) = match state.phase {
             Phase::Runnable(since, wake) => {
                 let gap = t.saturating_sub(since);
@@ -719,7 +740,7 @@ impl Model {
         state.phase = Phase::Running;
         state.woken_while_running = None;
         let task = state.task;
-        let thread = &mut self.threads[th];
+        let thread_id = thread.id;
         if thread.polls.is_empty() {
             thread.notes.clear();
         }
@@ -793,7 +814,8 @@ impl Model {
             };
             let end = t.max(open.start);
             let duration = end - open.start;
-            let task = match self.tasks.get_mut(&open.task) {
+            let mut state = self.tasks.get_mut(&open.task);
+            let task = match &mut state {
                 Some(state) => {
                     state.run += duration;
                     state.polls += 1;
@@ -819,7 +841,18 @@ impl Model {
                 &thread.regions,
                 &thread.notes,
             );
-            self.after_poll(names, open.task, end, this_result, obs);
+            // What `after_poll` does, without looking the task up again.
+            if let Some(state) = state {
+                if this_result == PollResult::Ready || state.terminate_after_poll {
+                    let state = self.tasks.remove(&open.task).expect("present");
+                    self.done(names, state, end, true, obs);
+                } else {
+                    state.phase = match state.woken_while_running.take() {
+                        Some(wake) => Phase::Runnable(end, Some(wake)),
+                        None => Phase::Idle(end),
+                    };
+                }
+            }
         }
     }
 

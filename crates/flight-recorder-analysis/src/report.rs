@@ -204,8 +204,13 @@ fn workers(out: &mut String, s: &Summary) {
             if busy == 0 {
                 continue;
             }
-            let start = u.start_ns + slot as u64 * u.slice_ns;
-            let end = (start + u.slice_ns).min(window.end_ns.max(start + 1));
+            // Saturating: a corrupt file can hold any times (found by fuzzing).
+            let start = u
+                .start_ns
+                .saturating_add((slot as u64).saturating_mul(u.slice_ns));
+            let end = start
+                .saturating_add(u.slice_ns)
+                .min(window.end_ns.max(start.saturating_add(1)));
             let share = (busy as f64 / (end - start).max(1) as f64).min(1.0);
             let _ = write!(
                 out,

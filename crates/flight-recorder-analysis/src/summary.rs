@@ -414,11 +414,11 @@ pub fn drive<R: Read>(
 ) -> Option<Error> {
     let mut model = Model::new();
     let mut n = 0u32;
-    while let Some(ev) = events.next_event() {
-        model.step(events.reader(), &ev, observer);
+    while let Some((ev, reader)) = events.next_with_reader() {
+        model.step(reader, ev, observer);
         n = n.wrapping_add(1);
         if n & 0xffff == 0 {
-            progress(events.reader().bytes_read());
+            progress(reader.bytes_read());
         }
     }
     model.finish(events.reader(), observer);
@@ -459,19 +459,30 @@ impl TimeSlices {
         if end <= start {
             return;
         }
+        // Within one slot the row already has (rows never outgrow `max`): no coarsening.
+        let slot = (start - origin) / self.width;
+        if (end - origin - 1) / self.width == slot {
+            if let Some(cell) = usize::try_from(slot)
+                .ok()
+                .and_then(|slot| self.rows[row].get_mut(slot))
+            {
+                *cell = cell.saturating_add(end - start);
+                return;
+            }
+        }
         while (end - origin - 1) / self.width >= self.max as u64 {
             self.coarsen();
         }
         let mut t = start;
         while t < end {
             let slot = ((t - origin) / self.width) as usize;
-            let slot_end = origin + (slot as u64 + 1) * self.width;
+            let slot_end = origin.saturating_add((slot as u64 + 1).saturating_mul(self.width));
             let upto = end.min(slot_end);
             let cells = &mut self.rows[row];
             if cells.len() <= slot {
                 cells.resize(slot + 1, 0);
             }
-            cells[slot] += upto - t;
+            cells[slot] = cells[slot].saturating_add(upto - t);
             t = upto;
         }
     }
@@ -479,7 +490,10 @@ impl TimeSlices {
     fn coarsen(&mut self) {
         self.width = self.width.saturating_mul(2);
         for row in &mut self.rows {
-            let merged: Vec<u64> = row.chunks(2).map(|pair| pair.iter().sum()).collect();
+            let merged: Vec<u64> = row
+                .chunks(2)
+                .map(|pair| pair.iter().fold(0u64, |sum, &v| sum.saturating_add(v)))
+                .collect();
             *row = merged;
         }
     }
@@ -556,6 +570,10 @@ struct Builder {
     latency_unknown: u64,
     long_polls: LongPolls,
     threads: IdMap<ThreadAcc>,
+    /// The thread of the last poll end and its row in `slices`.
+    last_poll_thread: Option<(u64, usize)>,
+    /// Time polling and polls per row of `slices` (added to `threads` at the end).
+    poll_totals: Vec<(u64, u64)>,
     slices: TimeSlices,
     user_task_names: IdMap<u64>,
     user_tasks: IdMap<SpanAcc>,
@@ -586,6 +604,8 @@ impl Builder {
                 ..LongPolls::default()
             },
             threads: IdMap::default(),
+            last_poll_thread: None,
+            poll_totals: Vec::new(),
             slices: TimeSlices::new(options.max_slices),
             user_task_names: IdMap::default(),
             user_tasks: IdMap::default(),
@@ -779,24 +799,35 @@ impl Observer for Builder {
         notes: &[Note],
     ) {
         let duration = poll.duration();
-        let thread = self.threads.entry(poll.thread).or_default();
-        thread.polling += duration;
-        thread.polls += 1;
-        let row = match thread.poll_row {
-            Some(row) => row,
-            None => {
-                let row = self.slices.new_row();
-                self.threads
-                    .get_mut(&poll.thread)
-                    .expect("present")
-                    .poll_row = Some(row);
+        // The polling thread's row, looked up only when the thread changes; its totals are
+        // kept by row and added to the thread's at the end.
+        let row = match self.last_poll_thread {
+            Some((thread, row)) if thread == poll.thread => row,
+            _ => {
+                let thread = self.threads.entry(poll.thread).or_default();
+                let row = match thread.poll_row {
+                    Some(row) => row,
+                    None => {
+                        let row = self.slices.new_row();
+                        thread.poll_row = Some(row);
+                        row
+                    }
+                };
+                if self.poll_totals.len() <= row {
+                    self.poll_totals.resize(row + 1, (0, 0));
+                }
+                self.last_poll_thread = Some((poll.thread, row));
                 row
             }
         };
+        let totals = &mut self.poll_totals[row];
+        // Saturating: a corrupt file can hold any times (found by fuzzing).
+        totals.0 = totals.0.saturating_add(duration);
+        totals.1 += 1;
         self.slices.add(row, poll.start, poll.end);
         if duration >= self.options.long_poll_ns {
             self.long_polls.count += 1;
-            self.long_polls.total_ns += duration;
+            self.long_polls.total_ns = self.long_polls.total_ns.saturating_add(duration);
             let top = self.options.top;
             let worth = top > 0
                 && (self.long_polls.top.len() < top
@@ -880,7 +911,7 @@ impl Observer for Builder {
 
     fn busy(&mut self, thread: u64, start: u64, end: u64) {
         let acc = self.threads.entry(thread).or_default();
-        acc.busy += end.saturating_sub(start);
+        acc.busy = acc.busy.saturating_add(end.saturating_sub(start));
         let row = match acc.busy_row {
             Some(row) => row,
             None => {
@@ -896,6 +927,15 @@ impl Observer for Builder {
         if let Some((thread, n)) = self.last_thread.take() {
             *self.by_thread.entry(thread).or_default() += n;
         }
+        for acc in self.threads.values_mut() {
+            if let Some(&(polling, polls)) = acc.poll_row.and_then(|row| self.poll_totals.get(row))
+            {
+                acc.polling = acc.polling.saturating_add(polling);
+                acc.polls += polls;
+            }
+        }
+        self.poll_totals.clear();
+        self.last_poll_thread = None;
         self.window = window;
         // The slices cover the whole window, so the chart's rows stay within `max` cells however
         // far the window's end is from the busy times (found by fuzzing: a corrupt time made a
