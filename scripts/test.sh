@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, the loom models of the recording protocol, the
-# doc tests, then every unit and integration test.
+# doc tests, a short fuzz run and a short soak (docs/RELIABILITY.md), then every unit and
+# integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,12 @@ RUSTFLAGS="" CARGO_TARGET_DIR=target/stable-tokio \
 
 echo "== doc tests"
 cargo test --workspace --all-features --doc
+
+echo "== fuzzing: the trace reader, the analyses, the CLI's file handling (30 s each)"
+scripts/fuzz.sh "${FLIGHT_RECORDER_FUZZ_SECS:-30}"
+
+echo "== soak: automatic capture under a tokio workload (FLIGHT_RECORDER_SOAK_SECS, default 20 s)"
+cargo test --release -p flight-recorder --test soak -- --ignored --nocapture
 
 echo "== unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,0 +1,136 @@
+//! Writes the fuzz targets' seed corpus: small, real trace files made by the recorder, plus
+//! damaged copies of them. `cargo run --manifest-path fuzz/Cargo.toml -p flight-recorder-fuzz-seeds
+//! -- fuzz/corpus` (what `scripts/fuzz.sh --seeds` does) rewrites them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace, SnapshotMeta, UserTask};
+
+fn annotations(round: u64) {
+    let task = UserTask::new("request");
+    let _region = task.region("handle");
+    task.log("http", &format!("GET /users/{round}"));
+    flight_recorder::counter("queue_depth", round * 3);
+    flight_recorder::mark("checkpoint");
+    {
+        let _inner = flight_recorder::region("db_query");
+        flight_recorder::log("db", "SELECT 1");
+    }
+    task.end();
+}
+
+fn tokio_work() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_time();
+    flight_recorder::tokio::instrument(&mut builder);
+    let runtime = builder.build().expect("runtime");
+    runtime.block_on(async {
+        let mut handles = Vec::new();
+        for i in 0..4u64 {
+            handles.push(tokio::spawn(async move {
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    annotations(i);
+                }
+            }));
+        }
+        let blocking = tokio::task::spawn_blocking(|| annotations(99));
+        for handle in handles {
+            handle.await.expect("task");
+        }
+        blocking.await.expect("blocking task");
+    });
+}
+
+fn main() {
+    let out = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "fuzz/corpus".into()),
+    );
+    let mut seeds: Vec<(&str, Vec<u8>)> = Vec::new();
+
+    // A flight-recorder snapshot of annotations on two threads.
+    let recorder = FlightRecorder::new(FlightRecorderConfig::default());
+    recorder.start().expect("start");
+    for round in 0..3 {
+        annotations(round);
+    }
+    std::thread::spawn(|| annotations(7))
+        .join()
+        .expect("thread");
+    let mut snapshot = Vec::new();
+    let meta = SnapshotMeta::new("slow_request", "slow")
+        .program_version("seeds 1.0")
+        .detail("route", "/users/{id}")
+        .detail("elapsed_ms", 1520);
+    recorder
+        .write_snapshot_with(&mut snapshot, &meta)
+        .expect("snapshot");
+    seeds.push(("snapshot_annotations", snapshot.clone()));
+
+    // A snapshot of a tokio runtime: tasks, polls, wakes, workers parking.
+    tokio_work();
+    let mut tokio_snapshot = Vec::new();
+    recorder.write_to(&mut tokio_snapshot).expect("snapshot");
+    recorder.stop();
+    seeds.push(("snapshot_tokio", tokio_snapshot.clone()));
+
+    // A full trace.
+    let full_path = std::env::temp_dir().join(format!("fuzz-seed-{}.trace", std::process::id()));
+    {
+        let file = std::fs::File::create(&full_path).expect("trace file");
+        let trace = FullTrace::start(file).expect("trace");
+        annotations(1);
+        std::thread::spawn(|| annotations(2))
+            .join()
+            .expect("thread");
+        trace.stop().expect("stop");
+    }
+    let full = std::fs::read(&full_path).expect("trace file");
+    let _ = std::fs::remove_file(&full_path);
+    seeds.push(("full_trace", full.clone()));
+
+    // Damaged copies: torn in the middle, torn at the last record, one flipped byte.
+    seeds.push(("torn_half", snapshot[..snapshot.len() / 2].to_vec()));
+    seeds.push(("torn_end", full[..full.len() - 3].to_vec()));
+    let mut flipped = tokio_snapshot.clone();
+    let at = flipped.len() * 2 / 3;
+    flipped[at] ^= 0x40;
+    seeds.push(("flipped_byte", flipped));
+    seeds.push(("preamble_only", snapshot[..12].to_vec()));
+
+    for target in ["reader", "analysis"] {
+        for (name, bytes) in &seeds {
+            write(&out.join(target), name, bytes);
+        }
+    }
+    // The CLI target's input is files: `name \0 contents` separated by FF FE FD FC.
+    let mut dir = Vec::new();
+    for (i, (name, bytes)) in seeds.iter().take(3).enumerate() {
+        if i > 0 {
+            dir.extend_from_slice(b"\xff\xfe\xfd\xfc");
+        }
+        dir.extend_from_slice(
+            format!("executiontrace.2026-01-01T00_00_0{i}.000.{name}.out").as_bytes(),
+        );
+        dir.push(0);
+        dir.extend_from_slice(&bytes[..bytes.len().min(4096)]);
+    }
+    dir.extend_from_slice(b"\xff\xfe\xfd\xfcnotes.txt\0not a trace");
+    write(&out.join("cli_files"), "dump_dir", &dir);
+    let mut torn_dir = b"executiontrace.2026-01-01T00_00_00.000.out\0".to_vec();
+    torn_dir.extend_from_slice(&snapshot[..40.min(snapshot.len())]);
+    write(&out.join("cli_files"), "torn_header", &torn_dir);
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).expect("corpus directory");
+    std::fs::write(dir.join(format!("seed_{name}")), bytes).expect("seed");
+    println!(
+        "{}: {} bytes",
+        dir.join(format!("seed_{name}")).display(),
+        bytes.len()
+    );
+}
