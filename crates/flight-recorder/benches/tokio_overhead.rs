@@ -318,8 +318,8 @@ fn main() {
 
     println!("tokio workloads on 2 workers, median of {rounds} interleaved rounds");
     println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10}",
-        "workload", "bare", "off", "on", "off/bare", "on/bare", "trace MB/s"
+        "{:<44} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}",
+        "workload", "bare", "off", "on", "off/bare", "on/bare", "on/off", "trace MB/s"
     );
     for row in rows {
         let ratio = |x: f64| {
@@ -330,13 +330,14 @@ fn main() {
             }
         };
         println!(
-            "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>8.3}x {:>8.3}x {:>10.2}   ({})",
+            "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>8.3}x {:>8.3}x {:>8.3}x {:>10.2}   ({})",
             row.name,
             row.bare,
             row.off,
             row.on,
             ratio(row.off),
             ratio(row.on),
+            ratio(row.on) / ratio(row.off),
             row.bytes_per_sec / 1e6,
             row.unit
         );
