@@ -217,6 +217,29 @@ struct Row {
     on: f64,
     higher_is_better: bool,
     bytes_per_sec: f64,
+    /// The median over rounds of each round's on/off slowdown (paired, so slow drifts of the
+    /// machine cancel out).
+    paired_on_off: f64,
+}
+
+/// The configurations of one round with their sample index, rotated from round to round so
+/// that no configuration always runs first or last (the machine drifts within a round too).
+fn round_order(round: usize) -> impl Iterator<Item = (usize, Config)> {
+    let configs = [Config::Bare, Config::Off, Config::On];
+    (0..3).map(move |k| {
+        let i = (k + round) % 3;
+        (i, configs[i])
+    })
+}
+
+/// The median of the per-round slowdowns of `on` against `off`.
+fn paired(off: &[f64], on: &[f64], higher_is_better: bool) -> f64 {
+    median(
+        off.iter()
+            .zip(on)
+            .map(|(off, on)| if higher_is_better { off / on } else { on / off })
+            .collect(),
+    )
 }
 
 fn main() {
@@ -258,11 +281,8 @@ fn main() {
             break;
         }
         let mut samples = [Vec::new(), Vec::new(), Vec::new()];
-        for _ in 0..rounds {
-            for (i, config) in [Config::Bare, Config::Off, Config::On]
-                .into_iter()
-                .enumerate()
-            {
+        for round in 0..rounds {
+            for (i, config) in round_order(round) {
                 samples[i].push(run_config(config, &mut |c| workload(c)));
             }
         }
@@ -277,15 +297,13 @@ fn main() {
             on: median(samples[2].clone()) * 1e3,
             higher_is_better: false,
             bytes_per_sec,
+            paired_on_off: paired(&samples[1], &samples[2], false),
         });
     }
 
     let mut http = [Vec::new(), Vec::new(), Vec::new()];
-    for _ in 0..if only == "micro" { 0 } else { rounds } {
-        for (i, config) in [Config::Bare, Config::Off, Config::On]
-            .into_iter()
-            .enumerate()
-        {
+    for round in 0..if only == "micro" { 0 } else { rounds } {
+        for (i, config) in round_order(round) {
             http[i].push(run_config(config, &mut |c| {
                 let (addr, rt) = http_server(c);
                 let rps = http_load(addr, 16, http_secs);
@@ -313,13 +331,14 @@ fn main() {
             on: median(http[2].clone()),
             higher_is_better: true,
             bytes_per_sec: http_bytes,
+            paired_on_off: paired(&http[1], &http[2], true),
         });
     }
 
     println!("tokio workloads on 2 workers, median of {rounds} interleaved rounds");
     println!(
         "{:<44} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}",
-        "workload", "bare", "off", "on", "off/bare", "on/bare", "on/off", "trace MB/s"
+        "workload", "bare", "off", "on", "off/bare", "on/bare", "on/off*", "trace MB/s"
     );
     for row in rows {
         let ratio = |x: f64| {
@@ -337,10 +356,11 @@ fn main() {
             row.on,
             ratio(row.off),
             ratio(row.on),
-            ratio(row.on) / ratio(row.off),
+            row.paired_on_off,
             row.bytes_per_sec / 1e6,
             row.unit
         );
     }
     println!("ratios are slowdowns: time / bare time, or bare throughput / throughput");
+    println!("* on/off: the median of each round's on/off slowdown");
 }
