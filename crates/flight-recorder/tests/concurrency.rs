@@ -5,10 +5,10 @@ mod common;
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{read_trace, serial, ReadTrace};
+use common::{read_trace, serial, BlockingWriter, ReadTrace};
 use flight_recorder::raw::{self, EventKind};
 use flight_recorder::{Error, FlightRecorder, FlightRecorderConfig, FullTrace};
 
@@ -77,45 +77,16 @@ fn snapshots_while_threads_record_are_gap_free() {
     fr.stop();
 }
 
-/// A writer that signals when the snapshot reaches it and then waits to be released.
-struct BlockingWriter {
-    reached: mpsc::Sender<()>,
-    release: mpsc::Receiver<()>,
-    blocked: bool,
-}
-
-impl Write for BlockingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.blocked {
-            self.blocked = true;
-            let _ = self.reached.send(());
-            let _ = self.release.recv();
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_second_concurrent_snapshot_fails_at_once() {
     let _serial = serial();
     let fr = Arc::new(FlightRecorder::new(FlightRecorderConfig::default()));
     fr.start().unwrap();
     raw::record(EventKind::PollStart, &[1]);
-    let (reached_tx, reached_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel();
+    let (mut writer, reached_rx, release_tx) = BlockingWriter::new();
     let first = {
         let fr = fr.clone();
-        std::thread::spawn(move || {
-            let mut writer = BlockingWriter {
-                reached: reached_tx,
-                release: release_rx,
-                blocked: false,
-            };
-            fr.write_to(&mut writer)
-        })
+        std::thread::spawn(move || fr.write_to(&mut writer))
     };
     reached_rx.recv().unwrap();
     // The first snapshot is stuck in its writer: the second is refused, and recording goes on.

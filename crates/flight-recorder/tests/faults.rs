@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::{read_trace, serial};
+use common::{read_trace, serial, BlockingWriter};
 use flight_recorder::raw::{self, EventKind};
 use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace};
 use flight_recorder_format::TraceReader;
@@ -269,29 +268,6 @@ fn a_recorder_stopped_while_threads_write() {
     );
 }
 
-/// A writer that blocks at its first write until released.
-struct BlockingWriter {
-    reached: mpsc::Sender<()>,
-    release: mpsc::Receiver<()>,
-    blocked: bool,
-    bytes: Vec<u8>,
-}
-
-impl Write for BlockingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !self.blocked {
-            self.blocked = true;
-            let _ = self.reached.send(());
-            let _ = self.release.recv();
-        }
-        self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_blocked_snapshot_does_not_stop_recording_or_grow_memory() {
     let _serial = serial();
@@ -305,19 +281,10 @@ fn a_blocked_snapshot_does_not_stop_recording_or_grow_memory() {
     let writers = Writers::start(3);
     let from = writers.progress();
     writers.advance(&from, 20_000);
-    let (reached_tx, reached_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel();
+    let (mut writer, reached_rx, release_tx) = BlockingWriter::new();
     let snapshot = {
         let fr = fr.clone();
-        std::thread::spawn(move || {
-            let mut writer = BlockingWriter {
-                reached: reached_tx,
-                release: release_rx,
-                blocked: false,
-                bytes: Vec::new(),
-            };
-            fr.write_to(&mut writer).map(|_| writer.bytes)
-        })
+        std::thread::spawn(move || fr.write_to(&mut writer).map(|_| writer.bytes))
     };
     reached_rx.recv().unwrap();
     // The snapshot is stuck in its writer. The threads record many times the window meanwhile

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::sync::{Mutex, MutexGuard};
+use std::io::{self, Write};
+use std::sync::{mpsc, Mutex, MutexGuard};
 
 use flight_recorder_format::{Event, EventKind, TraceReader};
 
@@ -66,5 +67,46 @@ impl ReadTrace {
             }
             None => format!("unknown {}", event.kind_byte),
         }
+    }
+}
+
+/// A writer that signals when a snapshot first writes to it, then blocks until released, and
+/// keeps what it was given.
+pub struct BlockingWriter {
+    reached: mpsc::Sender<()>,
+    release: mpsc::Receiver<()>,
+    blocked: bool,
+    /// The bytes written.
+    pub bytes: Vec<u8>,
+}
+
+impl BlockingWriter {
+    /// The writer, the receiver told when it blocks, and the sender that releases it.
+    pub fn new() -> (BlockingWriter, mpsc::Receiver<()>, mpsc::Sender<()>) {
+        let (reached, reached_rx) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let writer = BlockingWriter {
+            reached,
+            release,
+            blocked: false,
+            bytes: Vec::new(),
+        };
+        (writer, reached_rx, release_tx)
+    }
+}
+
+impl Write for BlockingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !self.blocked {
+            self.blocked = true;
+            let _ = self.reached.send(());
+            let _ = self.release.recv();
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
