@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "== the overhead study's crate is formatted; its report arithmetic (bench/, docs/BENCHMARKS.md)"
+cargo fmt --manifest-path bench/compare/Cargo.toml -- --check
+python3 -m unittest discover -s bench -p 'test_*.py'
+
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-features --all-targets -- -D warnings
 

@@ -1,0 +1,3 @@
+module flightrecorder/bench/go
+
+go 1.25

