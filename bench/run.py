@@ -124,10 +124,11 @@ def run_micro(cmd):
         sys.exit(f"bench/run.py: {' '.join(cmd)} failed:\n{result.stderr}")
     out = last_json(result.stdout, cmd)
     return {"value": out["seconds"], "trace_bytes": out["trace_bytes"], "seconds": out["seconds"],
-            "snapshot_seconds": out.get("snapshot_seconds", 0.0)}
+            "snapshot_seconds": out.get("snapshot_seconds", 0.0), "cpu": out["cpu_seconds"]}
 
 
 WRK_RPS = re.compile(r"Requests/sec:\s+([0-9.]+)")
+WRK_REQUESTS = re.compile(r"([0-9]+) requests in")
 
 
 def run_http(cmd, seconds, connections):
@@ -144,6 +145,7 @@ def run_http(cmd, seconds, connections):
         if "Non-2xx" in wrk.stdout or "Socket errors" in wrk.stdout:
             sys.exit(f"bench/run.py: wrk saw errors against {' '.join(cmd)}:\n{wrk.stdout}")
         rps = float(WRK_RPS.search(wrk.stdout).group(1))
+        requests = int(WRK_REQUESTS.search(wrk.stdout).group(1))
         # Closing standard input ends serving.
         out, err = server.communicate(input="", timeout=60)
     except Exception:
@@ -152,8 +154,11 @@ def run_http(cmd, seconds, connections):
     if server.returncode != 0:
         sys.exit(f"bench/run.py: {' '.join(cmd)} failed:\n{err}")
     result = last_json(out, cmd)
+    # The server's CPU time per request: what the recorder costs, whatever else runs on the
+    # machine (throughput at saturation also moves with the load generator's share of the CPUs).
     return {"value": rps, "trace_bytes": result["trace_bytes"], "seconds": result["seconds"],
-            "snapshot_seconds": result.get("snapshot_seconds", 0.0)}
+            "snapshot_seconds": result.get("snapshot_seconds", 0.0),
+            "cpu": result["cpu_seconds"] / max(requests, 1)}
 
 
 def measure(args, binaries):
@@ -187,11 +192,14 @@ def summarize(samples):
         for config, runs in by_config.items():
             base_runs = by_config[baseline(config)]
             ratios = [slowdown(workload, b["value"], s["value"]) for b, s in zip(base_runs, runs)]
+            cpu_ratios = [s["cpu"] / b["cpu"] for b, s in zip(base_runs, runs) if b["cpu"] > 0]
             rates = [s["trace_bytes"] / s["seconds"] for s in runs if s["seconds"] > 0]
             rows[workload][config] = {
                 "median_value": statistics.median(s["value"] for s in runs),
                 "paired_ratio": statistics.median(ratios),
                 "ratios": ratios,
+                "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else float("nan"),
+                "cpu": statistics.median(s["cpu"] for s in runs),
                 "trace_bytes": statistics.median(s["trace_bytes"] for s in runs),
                 "trace_mb_per_s": statistics.median(rates) / 1e6 if rates else 0.0,
                 "snapshot_seconds": statistics.median(s["snapshot_seconds"] for s in runs),
@@ -254,8 +262,18 @@ def markdown(rows, info, args):
             r = rows[workload].get(c)
             cells.append(f"{r['paired_ratio']:.2f}×" if r else "—")
         lines.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
+    lines += ["", "CPU time against no recorder in the same language (the process's user and system time, "
+              "all threads; for HTTP, the server's CPU time per request; median of per-round paired ratios):",
+              "", header, "|---|" + "---:|" * len(configs)]
+    for workload in rows:
+        cells = []
+        for c in configs:
+            r = rows[workload].get(c)
+            cells.append(f"{r['cpu_ratio']:.2f}×" if r else "—")
+        lines.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
     lines += ["", "Medians of the measures themselves (seconds, or requests/s for HTTP) and trace rates:", ""]
-    lines += ["| workload | configuration | median | trace MB/s | window snapshot |", "|---|---|---:|---:|---:|"]
+    lines += ["| workload | configuration | median | CPU | trace MB/s | window snapshot |",
+              "|---|---|---:|---:|---:|---:|"]
     for workload in rows:
         for c in RUST_CONFIGS + GO_CONFIGS:
             r = rows[workload].get(c)
@@ -265,7 +283,8 @@ def markdown(rows, info, args):
             rate = f"{r['trace_mb_per_s']:.1f}" if r["trace_bytes"] else "—"
             snap = (f"{r['trace_bytes'] / 1e6:.1f} MB in {r['snapshot_seconds'] * 1e3:.1f} ms"
                     if r["snapshot_seconds"] else "—")
-            lines.append(f"| {WORKLOADS[workload]} | {LABELS[c]} | {value} | {rate} | {snap} |")
+            cpu = f"{r['cpu'] * 1e6:.1f} µs/req" if workload == "http" else f"{r['cpu'] * 1e3:,.1f} ms"
+            lines.append(f"| {WORKLOADS[workload]} | {LABELS[c]} | {value} | {cpu} | {rate} | {snap} |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,9 +12,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 
 
-def sample(value, trace_bytes=0, seconds=None, snapshot_seconds=0.0):
+def sample(value, trace_bytes=0, seconds=None, snapshot_seconds=0.0, cpu=None):
     return {"value": value, "trace_bytes": trace_bytes,
-            "seconds": value if seconds is None else seconds, "snapshot_seconds": snapshot_seconds}
+            "seconds": value if seconds is None else seconds, "snapshot_seconds": snapshot_seconds,
+            "cpu": value if cpu is None else cpu}
 
 
 class Args:
@@ -43,13 +44,15 @@ class Summarize(unittest.TestCase):
         self.assertAlmostEqual(rows["go-flight"]["paired_ratio"], 1.5)
         self.assertAlmostEqual(rows["none"]["paired_ratio"], 1.0)
 
-    def test_http_ratio_is_lost_throughput(self):
+    def test_http_ratio_is_lost_throughput_and_cpu_per_request(self):
         samples = {"http": {
-            "none": [sample(100_000.0, seconds=5.0)] * 3,
-            "fr-flight": [sample(99_000.0, trace_bytes=5_000_000, seconds=5.0)] * 3,
+            "none": [sample(100_000.0, seconds=5.0, cpu=10e-6), sample(90_000.0, seconds=5.0, cpu=20e-6)],
+            "fr-flight": [sample(99_000.0, trace_bytes=5_000_000, seconds=5.0, cpu=10.1e-6),
+                          sample(89_100.0, trace_bytes=5_000_000, seconds=5.0, cpu=20.2e-6)],
         }}
         rows = run.summarize(samples)["http"]
         self.assertAlmostEqual(rows["fr-flight"]["paired_ratio"], 100_000 / 99_000)
+        self.assertAlmostEqual(rows["fr-flight"]["cpu_ratio"], 1.01)
         self.assertAlmostEqual(rows["fr-flight"]["trace_mb_per_s"], 1.0)
 
 
@@ -73,6 +76,9 @@ class Reports(unittest.TestCase):
         self.assertIn("| yield-heavy (100 tasks × 5k yields) | 1.20× | 10.00× |", text)
         self.assertIn("| HTTP server (wrk, 16 connections) | 1.01× | 1.67× |", text)
         self.assertIn("60.0 ms", text)
+        # The CPU table follows the slowdown table, in the same columns.
+        cpu_table = text.split("CPU time against")[1]
+        self.assertIn("| yield-heavy (100 tasks × 5k yields) | 1.20× | 10.00× |", cpu_table)
         self.assertIn("99,500 req/s", text)
         self.assertIn("3.0 MB in 1.0 ms", text)
 

@@ -13,7 +13,8 @@
 //
 // trace_bytes is the size of the trace file (go-trace) or of the flight recorder's window as
 // written by WriteTo (go-flight), and 0 for go-none; snapshot_seconds is the time WriteTo took
-// (go-flight only, else 0).
+// (go-flight only, else 0); cpu_seconds is the CPU time (user and system, all threads) the process
+// used over the same region as seconds.
 //
 // For http the tracer starts, a server listens on -addr (default 127.0.0.1:0) and prints
 //
@@ -37,6 +38,7 @@ import (
 	"runtime"
 	"runtime/trace"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -55,6 +57,7 @@ type result struct {
 	Seconds         float64 `json:"seconds"`
 	TraceBytes      int64   `json:"trace_bytes"`
 	SnapshotSeconds float64 `json:"snapshot_seconds"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
 }
 
 // cleanups run before the program exits, on success and on error.
@@ -101,6 +104,7 @@ func main() {
 	}
 
 	var seconds float64
+	cpuStart := cpuSeconds()
 	if run != nil {
 		warmUp()
 		start := time.Now()
@@ -113,6 +117,8 @@ func main() {
 		}
 	}
 
+	cpu := cpuSeconds() - cpuStart
+
 	traceBytes, snapshotSeconds, err := t.stop()
 	if err != nil {
 		fail("%v", err)
@@ -123,6 +129,7 @@ func main() {
 		Seconds:         seconds,
 		TraceBytes:      traceBytes,
 		SnapshotSeconds: snapshotSeconds,
+		CPUSeconds:      cpu,
 	})
 	if err != nil {
 		fail("%v", err)
@@ -133,6 +140,15 @@ func main() {
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		cleanups[i]()
 	}
+}
+
+// cpuSeconds is the user and system CPU time the process has used, all threads together.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		fail("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // tracer is one running tracer configuration.

@@ -19,8 +19,9 @@
 //!   runtime with task tracking, as its README shows;
 //! - `dial9-disk`: the same with dial9's rotating files (`DiskBuffer`) in the trace directory.
 //!
-//! The micro workloads print `{"workload","config","seconds","trace_bytes","snapshot_seconds"}`
-//! once they finish. `http` serves `GET /` on loopback, prints `{"listening":"ADDR"}`, serves
+//! The micro workloads print `{"workload","config","seconds","trace_bytes","snapshot_seconds",
+//! "cpu_seconds"}` once they finish (`cpu_seconds`: the process's user and system time over the
+//! same region as `seconds`). `http` serves `GET /` on loopback, prints `{"listening":"ADDR"}`, serves
 //! until standard input reaches end of file (the driver closes it when its load generator is
 //! done) and then prints the same line as the micro workloads, `seconds` being the serving time.
 //! One process runs one measurement, because the peers install process-wide state (a global
@@ -303,6 +304,19 @@ fn detach(attached: Attached, rt: tokio::runtime::Runtime, args: &Args) -> io::R
     Ok(result)
 }
 
+/// The user and system CPU time the process has used, all threads together.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` fills the `rusage` it is given; a zeroed one is a valid value to start
+    // from, and on failure it is left zeroed.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// Bytes of all files under `dir`.
 fn dir_size(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -324,7 +338,9 @@ fn run(args: &Args) -> io::Result<()> {
     rt.block_on(async { tokio::spawn(async {}).await })
         .map_err(io::Error::other)?;
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     rt.block_on(run_workload(args.workload))?;
+    let cpu = cpu_seconds() - cpu_start;
     let seconds = start.elapsed().as_secs_f64();
     let (trace_bytes, snapshot_seconds) = detach(attached, rt, args)?;
     println!(
@@ -335,6 +351,7 @@ fn run(args: &Args) -> io::Result<()> {
             "seconds": seconds,
             "trace_bytes": trace_bytes,
             "snapshot_seconds": snapshot_seconds,
+            "cpu_seconds": cpu,
         })
     );
     Ok(())
