@@ -8,8 +8,9 @@ rounds whose order rotates from round to round. The HTTP workload is loaded by `
 
 Each configuration is compared with the no-recorder run of its own language in the same round
 (a paired ratio, so the machine's slow drifts cancel), and the median of those ratios is
-reported. Writes `results.json`, `overhead.md` (tables) and `overhead.svg` (a chart of the
-ratios) into the output folder.
+reported, for wall-clock time (requests/s for HTTP) and for CPU time (per request for HTTP).
+Writes `results.json`, `overhead.md` (tables), `overhead.svg` and `overhead-cpu.svg` (charts of
+the ratios) into the output folder.
 
     python3 bench/run.py                  # the full study (7 rounds, 5 s of HTTP load)
     python3 bench/run.py --quick          # 3 rounds, 2 s of HTTP load
@@ -288,28 +289,35 @@ def markdown(rows, info, args):
     return "\n".join(lines) + "\n"
 
 
-def svg_chart(rows):
-    """A grouped bar chart of the paired slowdowns, on a log scale (the peers span 1× to 100×+)."""
+def svg_chart(rows, key="paired_ratio", title="Slowdown against no recorder"):
+    """A grouped bar chart of the paired ratios `key`, on a log scale (the peers span 1× to 100×+)."""
     configs = [c for c in ["fr-flight", "fr-trace", "dial9", "dial9-disk", "console", "go-flight", "go-trace"]
                if any(c in rows[w] for w in rows)]
     workloads = list(rows)
-    top = max(max(rows[w][c]["paired_ratio"] for c in configs if c in rows[w]) for w in workloads)
+    top = max(max(rows[w][c][key] for c in configs if c in rows[w]) for w in workloads)
     top = max(2.0, top * 1.15)
     width, height = 900, 420
     left, right, bottom, top_margin = 60, 20, 90, 40
     plot_w, plot_h = width - left - right, height - bottom - top_margin
 
+    floor = 0.9  # bars start at 1×; a recorder that measured faster than none dips below it
+
     def y(v):
-        return top_margin + plot_h * (1 - math.log10(max(v, 1.0)) / math.log10(top))
+        v = min(max(v, floor), top)
+        return top_margin + plot_h * (1 - math.log(v / floor) / math.log(top / floor))
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="15">'
-           'Slowdown against no recorder (log scale; lower is better)</text>']
-    ticks = [t for t in [1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000] if t <= top]
-    for t in ticks:
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="#ddd"/>')
+           f'{title} (log scale; lower is better)</text>']
+    last = None
+    for t in [1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000]:
+        if t > top or (last is not None and y(last) - y(t) < 14):
+            continue  # keep tick labels apart
+        last = t
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
+                   f'stroke="{"#999" if t == 1 else "#ddd"}"/>')
         out.append(f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}×</text>')
     group_w = plot_w / len(workloads)
     bar_w = group_w * 0.8 / len(configs)
@@ -319,18 +327,19 @@ def svg_chart(rows):
             r = rows[w].get(c)
             if not r:
                 continue
-            v = r["paired_ratio"]
+            v = r[key]
             x = x0 + j * bar_w
-            out.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar_w - 2:.1f}" '
-                       f'height="{y(1.0) - y(v):.1f}" fill="{COLORS[c]}"><title>{LABELS[c]}: {v:.2f}×</title></rect>')
-            out.append(f'<text x="{x + bar_w / 2 - 1:.1f}" y="{y(v) - 3:.1f}" text-anchor="middle" '
+            bar_top, bar_bottom = min(y(v), y(1.0)), max(y(v), y(1.0))
+            out.append(f'<rect x="{x:.1f}" y="{bar_top:.1f}" width="{bar_w - 2:.1f}" '
+                       f'height="{bar_bottom - bar_top:.1f}" fill="{COLORS[c]}"><title>{LABELS[c]}: {v:.2f}×</title></rect>')
+            out.append(f'<text x="{x + bar_w / 2 - 1:.1f}" y="{bar_top - 3:.1f}" text-anchor="middle" '
                        f'font-size="9">{v:.2f}</text>')
         out.append(f'<text x="{left + i * group_w + group_w / 2:.1f}" y="{height - bottom + 16}" '
                    f'text-anchor="middle">{WORKLOADS[w].split(" (")[0]}</text>')
     lx, ly = left, height - bottom + 36
     for j, c in enumerate(configs):
-        x = lx + (j % 4) * 210
-        yy = ly + (j // 4) * 18
+        x = lx + (j % 3) * 280
+        yy = ly + (j // 3) * 18
         out.append(f'<rect x="{x}" y="{yy - 10}" width="12" height="12" fill="{COLORS[c]}"/>')
         out.append(f'<text x="{x + 16}" y="{yy}">{LABELS[c]}</text>')
     out.append("</svg>")
@@ -369,8 +378,10 @@ def main():
         f.write(table)
     with open(os.path.join(args.out, "overhead.svg"), "w") as f:
         f.write(svg_chart(rows))
+    with open(os.path.join(args.out, "overhead-cpu.svg"), "w") as f:
+        f.write(svg_chart(rows, "cpu_ratio", "CPU time against no recorder"))
     print(table)
-    log(f"wrote {args.out}/results.json, overhead.md and overhead.svg ({info['seconds']} s of measuring)")
+    log(f"wrote {args.out}/results.json, overhead.md, overhead.svg and overhead-cpu.svg ({info['seconds']} s of measuring)")
 
 
 if __name__ == "__main__":
