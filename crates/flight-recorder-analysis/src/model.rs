@@ -450,7 +450,9 @@ pub struct Model {
     user_tasks: IdMap<UserTaskSpan>,
     next_uid: u64,
     next_flow: u64,
-    window: Option<(u64, u64)>,
+    /// The earliest and latest times seen (`u64::MAX, 0` before the first event: no window).
+    window_start: u64,
+    window_end: u64,
     edges: EdgeStats,
 }
 
@@ -470,14 +472,15 @@ impl Model {
             user_tasks: IdMap::default(),
             next_uid: 1,
             next_flow: 1,
-            window: None,
+            window_start: u64::MAX,
+            window_end: 0,
             edges: EdgeStats::default(),
         }
     }
 
     /// The time span of the events seen so far.
     pub fn window(&self) -> Option<(u64, u64)> {
-        self.window
+        (self.window_start <= self.window_end).then_some((self.window_start, self.window_end))
     }
 
     /// What could not be paired so far.
@@ -535,10 +538,37 @@ impl Model {
         let t = ev.time;
         let th = self.thread(ev.thread, t);
         obs.event_on_thread(names, ev, th);
-        self.window = Some(match self.window {
-            None => (t, t),
-            Some((a, b)) => (a.min(t), b.max(t)),
-        });
+        self.window_start = self.window_start.min(t);
+        self.window_end = self.window_end.max(t);
+        // The kinds of nearly every event, here; the others apart, out of this path. A kind
+        // with fewer arguments than this version knows goes there too, to be ignored.
+        const POLL_START: u8 = EventKind::PollStart as u8;
+        const POLL_START_SCHEDULED: u8 = EventKind::PollStartScheduled as u8;
+        const POLL_END: u8 = EventKind::PollEnd as u8;
+        const TASK_WAKE: u8 = EventKind::TaskWake as u8;
+        match ev.kind {
+            POLL_START if ev.arg_count >= 1 => self.poll_start(names, th, ev.args[0], t, None, obs),
+            POLL_START_SCHEDULED if ev.arg_count >= 2 => {
+                self.poll_start(names, th, ev.args[0], t, Some(ev.args[1]), obs)
+            }
+            POLL_END if ev.arg_count >= 2 => {
+                self.poll_end(names, th, ev.args[0], ev.args[1], t, obs)
+            }
+            TASK_WAKE if ev.arg_count >= 2 => self.wake(ev.args[0], ev.args[1], ev.thread, t),
+            _ => self.step_other(names, ev, th, obs),
+        }
+    }
+
+    /// [`Model::step`] for the kinds other than poll starts and ends and wakes.
+    #[inline(never)]
+    fn step_other<O: Observer + ?Sized>(
+        &mut self,
+        names: &dyn Names,
+        ev: &Ev,
+        th: usize,
+        obs: &mut O,
+    ) {
+        let t = ev.time;
         let Some(kind) = EventKind::from_byte(ev.kind) else {
             return;
         };
@@ -770,7 +800,7 @@ impl Model {
                 }
             }
         }
-        let window_start = self.window.map_or(t, |w| w.0);
+        let window_start = self.window().map_or(t, |w| w.0);
         let slot = match self.tasks.slot(id) {
             Some(slot) => slot,
             None => {
@@ -885,7 +915,7 @@ impl Model {
             None => {
                 self.edges.poll_ends_without_start += 1;
                 // The task's state still moves on.
-                let window_start = self.window.map_or(t, |w| w.0);
+                let window_start = self.window().map_or(t, |w| w.0);
                 match self.tasks.get_mut(id) {
                     Some(state) => state.phase = Phase::Running,
                     None => {
@@ -1067,7 +1097,7 @@ impl Model {
 
     /// Closes everything still open at the end of the window and reports the end.
     pub fn finish<O: Observer + ?Sized>(&mut self, names: &dyn Names, obs: &mut O) {
-        let end = self.window.map_or(0, |w| w.1);
+        let end = self.window().map_or(0, |w| w.1);
         for th in 0..self.threads.len() {
             let open = self.threads[th].polls.len() as u64;
             if open > 0 {
@@ -1115,6 +1145,6 @@ impl Model {
             self.edges.tasks_alive_at_end += 1;
             self.done(names, state, end, false, obs);
         }
-        obs.finish(names, self.window, &self.edges);
+        obs.finish(names, self.window(), &self.edges);
     }
 }

@@ -432,8 +432,8 @@ pub fn drive<R: Read, O: Observer + ?Sized>(
     events.take_error()
 }
 
-/// Events per batch handed from the reading thread to the analyzing one (about 300 KB).
-const BATCH_EVENTS: usize = 4096;
+/// Events per batch handed from the reading thread to the analyzing one (about 74 KB).
+const BATCH_EVENTS: usize = 1024;
 /// Batches queued between the threads, at most: with the one each thread holds, this bounds the
 /// memory of the pipeline.
 const BATCHES_QUEUED: usize = 4;
@@ -446,17 +446,18 @@ struct Batch {
     /// it released it (as [`drive`] does).
     entries: Vec<TableEntry>,
     events: Vec<Ev>,
-    /// Bytes read when progress is due (as in [`drive`]: every 65,536 events).
-    progress: Vec<u64>,
 }
 
-/// Like [`drive`], in two threads: a scoped thread reads the file and releases its events in
-/// time order (reading, checking, merging and decoding cost about as much as the analysis), in
-/// batches through a bounded queue; the calling thread drives the model. The analyzing thread
-/// sees the names as they were when each event was released, so the result is the same as
-/// [`drive`]'s. Returns the merge (with its reader at the end of the file) and the error that
-/// ended the file, if any.
-pub fn drive_pipelined<R: Read + Send, O: Observer + ?Sized>(
+/// Like [`drive`], in two threads: the calling thread reads the file and releases its events in
+/// time order (reading, checking, merging and decoding cost about as much as the analysis) and
+/// hands them in batches through a bounded queue to a scoped thread that drives the model. The
+/// analyzing thread sees the names as they were when each event was released, so the result is
+/// the same as [`drive`]'s. Returns the merge (with its reader at the end of the file) and the
+/// error that ended the file, if any.
+///
+/// The reading stays on the calling thread so that the buffers it frees (the lookahead's chunks)
+/// are reused by what the caller allocates next, such as the summary's text or JSON.
+pub fn drive_pipelined<R: Read, O: Observer + Send + ?Sized>(
     mut events: OrderedEvents<R>,
     observer: &mut O,
     progress: &mut dyn FnMut(u64),
@@ -465,75 +466,69 @@ pub fn drive_pipelined<R: Read + Send, O: Observer + ?Sized>(
     events.reader_mut().log_table_entries(true);
     let (full, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
     let (empty, empty_rx) = mpsc::channel::<Batch>();
-    let mut events = std::thread::scope(|scope| {
-        let reading = scope.spawn(move || {
-            let fresh = |spares: &mpsc::Receiver<Batch>| {
-                spares.try_recv().unwrap_or_else(|_| Batch {
-                    events: Vec::with_capacity(BATCH_EVENTS),
-                    ..Batch::default()
-                })
+    let analyzer = &mut *observer;
+    let mut model = std::thread::scope(|scope| {
+        let analyzing = scope.spawn(move || {
+            let mut model = Model::new();
+            for mut batch in full_rx.iter() {
+                for entry in batch.entries.drain(..) {
+                    names.apply(entry);
+                }
+                for ev in &batch.events {
+                    model.step(&names, ev, analyzer);
+                }
+                batch.events.clear();
+                // The reading thread may be done: the batch is then dropped.
+                let _ = empty.send(batch);
+            }
+            model
+        });
+        let fresh = || {
+            empty_rx.try_recv().unwrap_or_else(|_| Batch {
+                events: Vec::with_capacity(BATCH_EVENTS),
+                ..Batch::default()
+            })
+        };
+        let mut batch = fresh();
+        let mut n = 0u32;
+        while let Some(ev) = events.next_event_mut() {
+            // Moved, not cloned: the merge decodes the next event over it.
+            let ev = Ev {
+                payload: ev.payload.take(),
+                ..*ev
             };
-            let mut batch = fresh(&empty_rx);
-            let mut n = 0u32;
-            loop {
-                let Some(ev) = events.next_event_mut() else {
-                    break;
-                };
-                // Moved, not cloned: the merge decodes the next event over it.
-                let ev = Ev {
-                    payload: ev.payload.take(),
-                    ..*ev
-                };
-                if events.reader().has_table_entries() {
-                    if !batch.events.is_empty() {
-                        let next = fresh(&empty_rx);
-                        if full.send(std::mem::replace(&mut batch, next)).is_err() {
-                            break;
-                        }
-                    }
-                    batch.entries = events.reader_mut().take_table_entries();
-                }
-                batch.events.push(ev);
-                n = n.wrapping_add(1);
-                if n & 0xffff == 0 {
-                    batch.progress.push(events.reader().bytes_read());
-                }
-                if batch.events.len() >= BATCH_EVENTS {
-                    let next = fresh(&empty_rx);
+            if events.reader().has_table_entries() {
+                if !batch.events.is_empty() {
+                    let next = fresh();
                     if full.send(std::mem::replace(&mut batch, next)).is_err() {
                         break;
                     }
                 }
+                batch.entries = events.reader_mut().take_table_entries();
             }
-            if !batch.events.is_empty() {
-                let _ = full.send(batch);
+            batch.events.push(ev);
+            n = n.wrapping_add(1);
+            if n & 0xffff == 0 {
+                progress(events.reader().bytes_read());
             }
-            events.reader_mut().log_table_entries(false);
-            events
-        });
-        let mut model = Model::new();
-        for mut batch in full_rx.iter() {
-            for entry in batch.entries.drain(..) {
-                names.apply(entry);
+            if batch.events.len() >= BATCH_EVENTS {
+                let next = fresh();
+                if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                    break;
+                }
             }
-            for ev in &batch.events {
-                model.step(&names, ev, observer);
-            }
-            for &bytes in &batch.progress {
-                progress(bytes);
-            }
-            batch.events.clear();
-            batch.progress.clear();
-            // The reading thread may be done: the batch is then dropped.
-            let _ = empty.send(batch);
         }
-        let events = match reading.join() {
-            Ok(events) => events,
+        if !batch.events.is_empty() {
+            let _ = full.send(batch);
+        }
+        drop(full);
+        events.reader_mut().log_table_entries(false);
+        match analyzing.join() {
+            Ok(model) => model,
             Err(panic) => std::panic::resume_unwind(panic),
-        };
-        model.finish(events.reader(), observer);
-        events
+        }
     });
+    model.finish(events.reader(), observer);
     progress(events.reader().bytes_read());
     let error = events.take_error();
     (events, error)
@@ -571,21 +566,28 @@ impl TimeSlices {
         self.rows.len() - 1
     }
 
+    #[inline(always)]
     fn add(&mut self, row: usize, start: u64, end: u64) {
+        if let Some(&(low, high, slot)) = self.recent.get(row) {
+            // The origin is set and at most `low`, so `start` is not before it.
+            if start >= low && end <= high && end > start {
+                if let Some(cell) = self.rows.get_mut(row).and_then(|r| r.get_mut(slot)) {
+                    *cell = cell.saturating_add(end - start);
+                    return;
+                }
+            }
+        }
+        self.add_slow(row, start, end);
+    }
+
+    #[inline(never)]
+    fn add_slow(&mut self, row: usize, start: u64, end: u64) {
         let Some(origin) = self.origin else {
             return;
         };
         let start = start.max(origin);
         if end <= start {
             return;
-        }
-        if let Some(&(low, high, slot)) = self.recent.get(row) {
-            if start >= low && end <= high {
-                if let Some(cell) = self.rows[row].get_mut(slot) {
-                    *cell = cell.saturating_add(end - start);
-                    return;
-                }
-            }
         }
         // Within one slot the row already has (rows never outgrow `max`): no coarsening.
         let slot = (start - origin) / self.width;
@@ -1119,13 +1121,13 @@ impl Summary {
     ///
     /// A file that is torn, corrupt or lacks its end record gives a [`DamagedTrace`]: the
     /// summary of the events before the damage, and the error.
-    pub fn from_reader<R: Read + Send>(reader: TraceReader<R>) -> Result<Summary, DamagedTrace> {
+    pub fn from_reader<R: Read>(reader: TraceReader<R>) -> Result<Summary, DamagedTrace> {
         Summary::from_reader_with(reader, SummaryOptions::default(), &mut |_| {})
     }
 
     /// Like [`Summary::from_reader`] with settings, calling `progress` with the bytes read now
     /// and then (for a progress bar).
-    pub fn from_reader_with<R: Read + Send>(
+    pub fn from_reader_with<R: Read>(
         reader: TraceReader<R>,
         options: SummaryOptions,
         progress: &mut dyn FnMut(u64),

@@ -775,13 +775,9 @@ fn fast_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
         let word = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
         let ends = !word & 0x8080_8080_8080_8080;
         if ends != 0 {
-            // The last byte's top bit is bit 8 × len − 1.
+            // The last byte's top bit is bit 8 × len − 1; the bits up to it are the varint's.
             let bits = ends.trailing_zeros() + 1;
-            let word = if bits == 64 {
-                word
-            } else {
-                word & ((1u64 << bits) - 1)
-            };
+            let word = word & (ends ^ ends.wrapping_sub(1));
             // Packs the 7-bit groups together.
             let w = word & 0x7f7f_7f7f_7f7f_7f7f;
             let w = (w & 0x007f_007f_007f_007f) | ((w & 0x7f00_7f00_7f00_7f00) >> 1);
@@ -932,11 +928,24 @@ impl RawChunk {
             // The whole event in the next eight bytes: the end of its last varint is the
             // (1 + arguments)-th byte without the top bit (every varint then fits and is valid).
             if let Some(bytes) = data.get(start + 1..start + 9) {
-                let mut ends = !u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
+                let ends = !u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
                     & 0x8080_8080_8080_8080;
-                for _ in 0..varints {
-                    ends &= ends.wrapping_sub(1);
-                }
+                // Clears the ends of the first `varints` varints (at most MAX_ARGS + 1), without
+                // a loop.
+                let clear = |e: u64| e & e.wrapping_sub(1);
+                let ends = match varints {
+                    0 => ends,
+                    1 => clear(ends),
+                    2 => clear(clear(ends)),
+                    3 => clear(clear(clear(ends))),
+                    _ => {
+                        let mut ends = clear(clear(clear(clear(ends))));
+                        for _ in 4..varints {
+                            ends = clear(ends);
+                        }
+                        ends
+                    }
+                };
                 if ends != 0 {
                     *pos = start + 2 + (ends.trailing_zeros() / 8) as usize;
                     return Ok(());
