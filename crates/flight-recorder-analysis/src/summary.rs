@@ -14,7 +14,9 @@
 //!
 //! [`Summary::from_reader`] reads the events once, in time order (see [`crate::merge`]), and keeps
 //! state per live task, thread and open span only, so memory does not grow with the file. A
-//! damaged file is summarized up to the damage, with the error.
+//! damaged file is summarized up to the damage, with the error. By default the file is read,
+//! checked, merged and decoded on the calling thread while a second thread analyzes the events
+//! ([`drive_pipelined`], [`SummaryOptions::pipeline`]); the summary is the same either way.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
