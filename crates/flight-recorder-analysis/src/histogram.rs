@@ -58,6 +58,7 @@ pub struct Percentiles {
     pub mean: u64,
 }
 
+#[inline(always)]
 fn bucket_of(value: u64) -> usize {
     if value < LINEAR {
         return value as usize;
@@ -94,16 +95,23 @@ impl Histogram {
     }
 
     /// Adds one value.
-    #[inline]
+    #[inline(always)]
     pub fn record(&mut self, value: u64) {
         if self.counts.is_empty() {
-            self.counts = vec![0; BUCKETS];
+            self.allocate();
         }
-        self.counts[bucket_of(value)] += 1;
+        if let Some(count) = self.counts.get_mut(bucket_of(value)) {
+            *count += 1;
+        }
         self.count += 1;
         self.sum += u128::from(value);
         self.min = self.min.min(value);
         self.max = self.max.max(value);
+    }
+
+    #[cold]
+    fn allocate(&mut self) {
+        self.counts = vec![0; BUCKETS];
     }
 
     /// Adds every value of `other`.

@@ -32,6 +32,7 @@
 //! ```
 
 pub mod chrome;
+mod dense;
 pub mod dump;
 pub mod export;
 pub mod histogram;

@@ -10,13 +10,14 @@
 //! quiet longer than the lookahead) is released at once and counted in
 //! [`OrderedEvents::late_events`]: analyses see time go backwards for it and must cope.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 
 use flight_recorder_format::event::MAX_ARGS;
 use flight_recorder_format::reader::RawChunk;
-use flight_recorder_format::{Error, Header, Location, ThreadInfo, TimeConverter, TraceReader};
+use flight_recorder_format::{
+    Error, Header, Location, NameTables, ThreadInfo, TimeConverter, TraceReader,
+};
 
 /// Lookahead of the merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,24 @@ impl<R: Read> Names for TraceReader<R> {
     }
 }
 
+impl Names for NameTables {
+    fn string(&self, id: u64) -> Option<&str> {
+        NameTables::string(self, id)
+    }
+    fn location(&self, id: u64) -> Option<&Location> {
+        NameTables::location(self, id)
+    }
+    fn thread(&self, id: u64) -> Option<&ThreadInfo> {
+        self.threads().get(&id)
+    }
+    fn kind_name(&self, byte: u8) -> Option<&str> {
+        self.kind_info(byte).map(|k| k.name.as_str())
+    }
+    fn header(&self) -> &Header {
+        NameTables::header(self)
+    }
+}
+
 /// The events of a trace in time order (within the lookahead); see the module docs.
 ///
 /// The file is read a chunk at a time ([`TraceReader::next_raw_chunk`]) and each held chunk is
@@ -129,6 +148,11 @@ impl<R: Read> OrderedEvents<R> {
         &self.reader
     }
 
+    /// The reader, to change what it keeps.
+    pub(crate) fn reader_mut(&mut self) -> &mut TraceReader<R> {
+        &mut self.reader
+    }
+
     /// Events released after a later event had been released already.
     pub fn late_events(&self) -> u64 {
         self.queues.late
@@ -140,8 +164,18 @@ impl<R: Read> OrderedEvents<R> {
     }
 
     /// Reads chunks until the lookahead is full or the input ends.
-    #[inline]
+    #[inline(always)]
     fn fill(&mut self) {
+        if !self.input_done && self.queues.held <= self.options.reorder_events
+            || self.queues.spent.is_some()
+        {
+            self.fill_slow();
+        }
+    }
+
+    /// [`OrderedEvents::fill`] when there is something to do (once per chunk).
+    #[inline(never)]
+    fn fill_slow(&mut self) {
         while !self.input_done && self.queues.held <= self.options.reorder_events {
             match self.reader.next_raw_chunk() {
                 Ok(Some(chunk)) => {
@@ -181,6 +215,15 @@ impl<R: Read> OrderedEvents<R> {
         self.next_with_reader().map(|(ev, _)| ev)
     }
 
+    /// Like [`OrderedEvents::next_event_ref`], the event to be taken apart: its payload can be
+    /// moved out (the next call decodes the following event over it).
+    #[inline]
+    pub(crate) fn next_event_mut(&mut self) -> Option<&mut Ev> {
+        self.queues.advance(&self.converter);
+        self.fill();
+        self.queues.pop_mut()
+    }
+
     /// Like [`OrderedEvents::next_event_ref`], with the reader (for its tables).
     #[inline]
     pub fn next_with_reader(&mut self) -> Option<(&Ev, &TraceReader<R>)> {
@@ -202,8 +245,8 @@ struct Cursor {
     end: usize,
     /// The head's time in stored units.
     units: u64,
-    /// Events left, the head included.
-    left: usize,
+    /// The chunk's intact events.
+    count: usize,
 }
 
 impl Cursor {
@@ -231,17 +274,16 @@ impl Cursor {
             chunk,
             pos: 0,
             end: valid,
-            left: count + 1,
+            count,
         };
         cursor.advance(converter).then_some(cursor)
     }
 
     /// Decodes the next event into the head; `false` when the chunk has no more.
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, converter: &TimeConverter) -> bool {
-        self.left -= 1;
-        if self.left == 0 || self.pos >= self.end {
-            self.left = 0;
+        // The intact events end where the check of the chunk stopped.
+        if self.pos >= self.end {
             return false;
         }
         // Validated when the chunk arrived, so this cannot fail; if it did, the chunk ends.
@@ -260,7 +302,7 @@ impl Cursor {
                 true
             }
             Err(_) => {
-                self.left = 0;
+                self.end = 0;
                 false
             }
         }
@@ -273,6 +315,99 @@ struct Queue {
     rest: VecDeque<Cursor>,
 }
 
+/// A min-heap of the queues' heads: (time, arrival order, queue). The arrival orders are all
+/// distinct, so time and arrival order alone decide, compared as one 128-bit key; replacing the
+/// top is one sift down (less work than the standard heap's pop and push).
+#[derive(Default)]
+struct Heads {
+    items: Vec<(u128, usize)>,
+}
+
+impl Heads {
+    #[inline]
+    fn key(time: u64, arrival: u64) -> u128 {
+        u128::from(time) << 64 | u128::from(arrival)
+    }
+
+    #[inline]
+    fn item((key, queue): (u128, usize)) -> (u64, u64, usize) {
+        ((key >> 64) as u64, key as u64, queue)
+    }
+
+    /// The earliest head's time.
+    #[inline]
+    fn first_time(&self) -> Option<u64> {
+        self.items.first().map(|&(key, _)| (key >> 64) as u64)
+    }
+
+    #[cfg(test)]
+    fn peek(&self) -> Option<(u64, u64, usize)> {
+        self.items.first().map(|&item| Self::item(item))
+    }
+
+    fn push(&mut self, (time, arrival, queue): (u64, u64, usize)) {
+        self.items.push((Self::key(time, arrival), queue));
+        let mut i = self.items.len() - 1;
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.items[parent].0 <= self.items[i].0 {
+                break;
+            }
+            self.items.swap(parent, i);
+            i = parent;
+        }
+    }
+
+    fn pop(&mut self) -> Option<(u64, u64, usize)> {
+        if self.items.is_empty() {
+            return None;
+        }
+        let top = self.items.swap_remove(0);
+        self.sift_down();
+        Some(Self::item(top))
+    }
+
+    /// If `(time, arrival)` comes after the top, puts it in the top's place with `queue` and
+    /// returns the top; else `None` and nothing changes.
+    #[inline]
+    fn replace_top_if_later(
+        &mut self,
+        (time, arrival, queue): (u64, u64, usize),
+    ) -> Option<(u64, u64, usize)> {
+        let key = Self::key(time, arrival);
+        let top = self.items.first_mut()?;
+        if key <= top.0 {
+            return None;
+        }
+        let old = std::mem::replace(top, (key, queue));
+        self.sift_down();
+        Some(Self::item(old))
+    }
+
+    #[inline]
+    fn sift_down(&mut self) {
+        let items = &mut self.items[..];
+        let mut i = 0;
+        loop {
+            let left = 2 * i + 1;
+            if left >= items.len() {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < items.len() && items[right].0 < items[left].0 {
+                right
+            } else {
+                left
+            };
+            if items[i].0 <= items[child].0 {
+                break;
+            }
+            items.swap(i, child);
+            i = child;
+        }
+    }
+}
+
 /// One queue per thread and a heap of their heads. The queue that gave the last event keeps
 /// giving while its head is not later than the earliest head in the heap (a run), without heap
 /// operations: threads' events come in long runs (a chunk holds thousands).
@@ -282,7 +417,7 @@ struct Queues {
     queue_of: HashMap<u64, usize>,
     last_thread: Option<(u64, usize)>,
     /// Heads of the non-empty queues other than the current one: (time, arrival order, queue).
-    heads: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    heads: Heads,
     /// The queue of the current run, if any, and the time its head must not pass.
     current: Option<(usize, u64)>,
     held: usize,
@@ -319,14 +454,14 @@ impl Queues {
                 Some((q, _)) if *q == queue => {}
                 Some((_, limit)) => {
                     *limit = (*limit).min(time);
-                    self.heads.push(Reverse((time, self.arrivals, queue)));
+                    self.heads.push((time, self.arrivals, queue));
                 }
-                None => self.heads.push(Reverse((time, self.arrivals, queue))),
+                None => self.heads.push((time, self.arrivals, queue)),
             }
         }
         // Arrival numbers only order heads of equal time: they grow with every push.
-        self.arrivals += cursor.left as u64;
-        self.held += cursor.left;
+        self.arrivals += cursor.count as u64;
+        self.held += cursor.count;
         let q = &mut self.queues[queue];
         match q.front {
             None => q.front = Some(cursor),
@@ -340,38 +475,76 @@ impl Queues {
     }
 
     /// Moves past the event released last.
-    #[inline]
+    #[inline(always)]
     fn advance(&mut self, converter: &TimeConverter) {
         if let Some(q) = self.released.take() {
-            let q = &mut self.queues[q];
-            if let Some(cursor) = &mut q.front {
-                if !cursor.advance(converter) {
-                    let next = q.rest.pop_front();
-                    self.spent = std::mem::replace(&mut q.front, next).map(|c| c.chunk);
+            if let Some(queue) = self.queues.get_mut(q) {
+                if let Some(cursor) = &mut queue.front {
+                    if !cursor.advance(converter) {
+                        self.next_chunk(q);
+                    }
                 }
             }
         }
+    }
+
+    /// The front chunk of queue `q` is spent: the next one takes its place.
+    #[inline(never)]
+    fn next_chunk(&mut self, q: usize) {
+        let queue = &mut self.queues[q];
+        let next = queue.rest.pop_front();
+        self.spent = std::mem::replace(&mut queue.front, next).map(|c| c.chunk);
     }
 
     /// The earliest event (within the lookahead); it stays at the head of its queue until
     /// [`Queues::advance`].
     #[inline]
     fn pop(&mut self) -> Option<&Ev> {
+        let queue = self.pop_queue()?;
+        self.queues[queue].front.as_ref().map(|c| &c.head)
+    }
+
+    /// Like [`Queues::pop`], for the event to be taken apart.
+    #[inline]
+    fn pop_mut(&mut self) -> Option<&mut Ev> {
+        let queue = self.pop_queue()?;
+        self.queues[queue].front.as_mut().map(|c| &mut c.head)
+    }
+
+    /// Ends the current run (if any) and starts the next: the queue with the earliest head.
+    #[inline(never)]
+    fn end_run(&mut self) -> Option<usize> {
+        // End the run: its queue goes back to the heap. Its head is later than the
+        // limit, which is the earliest time in the heap, so it cannot be the minimum:
+        // it takes the top's place (one sift down) instead of a push and a pop, the
+        // same order either way (the keys are unique). Threads whose events interleave
+        // finely end a run every event or two.
+        let mut next = None;
+        if let Some((q, _)) = self.current.take() {
+            if let Some(front) = self.front_time(q) {
+                let entry = (front, self.arrivals, q);
+                self.arrivals += 1;
+                next = self.heads.replace_top_if_later(entry);
+                if next.is_none() {
+                    self.heads.push(entry);
+                }
+            }
+        }
+        let (_, _, q) = match next {
+            Some(top) => top,
+            None => self.heads.pop()?,
+        };
+        let limit = self.heads.first_time().unwrap_or(u64::MAX);
+        self.current = Some((q, limit));
+        Some(q)
+    }
+
+    /// The queue of the earliest event.
+    #[inline(always)]
+    fn pop_queue(&mut self) -> Option<usize> {
         let queue = match self.current {
             Some((q, limit)) if self.front_time(q).is_some_and(|t| t <= limit) => q,
-            _ => {
-                // End the run: its queue goes back to the heap.
-                if let Some((q, _)) = self.current.take() {
-                    if let Some(front) = self.front_time(q) {
-                        self.heads.push(Reverse((front, self.arrivals, q)));
-                        self.arrivals += 1;
-                    }
-                }
-                let Reverse((_, _, q)) = self.heads.pop()?;
-                let limit = self.heads.peek().map_or(u64::MAX, |Reverse(h)| h.0);
-                self.current = Some((q, limit));
-                q
-            }
+            _ => self.end_run()?,
         };
         let time = self.front_time(queue)?;
         self.released = Some(queue);
@@ -381,7 +554,7 @@ impl Queues {
         } else {
             self.released_up_to = time;
         }
-        self.queues[queue].front.as_ref().map(|c| &c.head)
+        Some(queue)
     }
 }
 
@@ -419,6 +592,49 @@ mod tests {
             queues.advance(&c);
         }
         (out, queues.late)
+    }
+
+    #[test]
+    fn the_heads_heap_pops_in_order() {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut heads = Heads::default();
+        let mut reference = BinaryHeap::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for arrival in 0..20_000u64 {
+            let item = (next() % 64, arrival, (next() % 7) as usize);
+            match next() % 3 {
+                0 if !reference.is_empty() => {
+                    assert_eq!(heads.pop(), reference.pop().map(|Reverse(h)| h));
+                }
+                1 => {
+                    let later = reference.peek().is_some_and(|Reverse(top)| item > *top);
+                    let replaced = heads.replace_top_if_later(item);
+                    if later {
+                        let Reverse(top) = reference.pop().unwrap();
+                        reference.push(Reverse(item));
+                        assert_eq!(replaced, Some(top));
+                    } else {
+                        assert_eq!(replaced, None);
+                    }
+                }
+                _ => {
+                    heads.push(item);
+                    reference.push(Reverse(item));
+                }
+            }
+            assert_eq!(heads.peek(), reference.peek().map(|Reverse(h)| *h));
+        }
+        while let Some(Reverse(h)) = reference.pop() {
+            assert_eq!(heads.pop(), Some(h));
+        }
+        assert_eq!(heads.pop(), None);
     }
 
     #[test]

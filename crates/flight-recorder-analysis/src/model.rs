@@ -33,6 +33,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use flight_recorder_format::EventKind;
 
+use crate::dense::DenseIds;
 use crate::merge::{Ev, Names};
 
 /// A fast hasher for integer keys (task and thread ids).
@@ -272,6 +273,13 @@ pub struct EdgeStats {
 pub trait Observer {
     /// Every event, before the model handles it.
     fn event(&mut self, names: &dyn Names, ev: &Ev) {}
+    /// Every event, before the model handles it, with the index of its thread: the model
+    /// numbers threads from 0 in the order of their first events. The model calls this one;
+    /// by default it calls [`Observer::event`].
+    #[inline]
+    fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
+        self.event(names, ev)
+    }
     /// A poll began.
     fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {}
     /// A poll ended; `stack` is the thread's open regions at its end, `notes` what happened on
@@ -328,6 +336,84 @@ struct TaskState {
     longest_poll: u64,
 }
 
+/// The live tasks: their states in a slab (a freed slot is reused), found by id through a map
+/// of small entries (the states stay put when the map grows), so that a poll's end reaches its
+/// task through the slot noted at the poll's start.
+#[derive(Default)]
+struct TaskTable {
+    slots: Vec<Option<TaskState>>,
+    free: Vec<usize>,
+    index: IdMap<usize>,
+}
+
+impl TaskTable {
+    /// The slot of the task with this id.
+    #[inline]
+    fn slot(&self, id: u64) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: u64) -> Option<&mut TaskState> {
+        let slot = self.slot(id)?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    #[inline]
+    fn at(&mut self, slot: usize) -> Option<&mut TaskState> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    /// The task with this id: the one in `slot` when it is still there (the common case, no
+    /// lookup), else looked up.
+    #[inline]
+    fn get_mut_at(&mut self, id: u64, slot: usize) -> Option<(usize, &mut TaskState)> {
+        let slot = match self.slots.get(slot) {
+            Some(Some(state)) if state.task.id == id => slot,
+            _ => self.slot(id)?,
+        };
+        Some((slot, self.slots.get_mut(slot)?.as_mut()?))
+    }
+
+    /// Stores the task with this id (replacing any), returns its slot.
+    fn insert(&mut self, id: u64, state: TaskState) -> usize {
+        if let Some(slot) = self.slot(id) {
+            if let Some(old) = self.slots.get_mut(slot) {
+                *old = Some(state);
+                return slot;
+            }
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(state);
+                slot
+            }
+            None => {
+                self.slots.push(Some(state));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(id, slot);
+        slot
+    }
+
+    fn remove(&mut self, id: u64) -> Option<TaskState> {
+        let slot = self.index.remove(&id)?;
+        let state = self.slots.get_mut(slot)?.take();
+        if state.is_some() {
+            self.free.push(slot);
+        }
+        state
+    }
+
+    /// Every task, in no particular order; the table is left empty.
+    fn drain(&mut self) -> Vec<TaskState> {
+        self.index.clear();
+        self.free.clear();
+        self.slots.drain(..).flatten().collect()
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum WorkerPhase {
     Unknown,
@@ -340,6 +426,8 @@ struct OpenPoll {
     task: u64,
     uid: u64,
     start: u64,
+    /// The task's slot in the task table at the poll's start.
+    slot: usize,
 }
 
 #[derive(Debug)]
@@ -355,14 +443,16 @@ struct ThreadState {
 /// The state machine; feed it events in time order with [`Model::step`], then call
 /// [`Model::finish`].
 pub struct Model {
-    tasks: IdMap<TaskState>,
+    tasks: TaskTable,
     threads: Vec<ThreadState>,
-    thread_index: IdMap<usize>,
-    last_thread: Option<(u64, usize)>,
+    /// Thread ids to indices in `threads`.
+    thread_ids: DenseIds,
     user_tasks: IdMap<UserTaskSpan>,
     next_uid: u64,
     next_flow: u64,
-    window: Option<(u64, u64)>,
+    /// The earliest and latest times seen (`u64::MAX, 0` before the first event: no window).
+    window_start: u64,
+    window_end: u64,
     edges: EdgeStats,
 }
 
@@ -376,21 +466,21 @@ impl Model {
     /// A model that has seen nothing.
     pub fn new() -> Model {
         Model {
-            tasks: IdMap::default(),
+            tasks: TaskTable::default(),
             threads: Vec::new(),
-            thread_index: IdMap::default(),
-            last_thread: None,
+            thread_ids: DenseIds::default(),
             user_tasks: IdMap::default(),
             next_uid: 1,
             next_flow: 1,
-            window: None,
+            window_start: u64::MAX,
+            window_end: 0,
             edges: EdgeStats::default(),
         }
     }
 
     /// The time span of the events seen so far.
     pub fn window(&self) -> Option<(u64, u64)> {
-        self.window
+        (self.window_start <= self.window_end).then_some((self.window_start, self.window_end))
     }
 
     /// What could not be paired so far.
@@ -398,15 +488,10 @@ impl Model {
         &self.edges
     }
 
+    #[inline]
     fn thread(&mut self, id: u64, time: u64) -> usize {
-        if let Some((last, index)) = self.last_thread {
-            if last == id {
-                return index;
-            }
-        }
-        let next = self.threads.len();
-        let index = *self.thread_index.entry(id).or_insert(next);
-        if index == next {
+        let (index, new) = self.thread_ids.index(id);
+        if new {
             self.threads.push(ThreadState {
                 id,
                 polls: Vec::new(),
@@ -416,7 +501,6 @@ impl Model {
                 first: time,
             });
         }
-        self.last_thread = Some((id, index));
         index
     }
 
@@ -450,14 +534,41 @@ impl Model {
     }
 
     /// Handles one event.
-    pub fn step(&mut self, names: &dyn Names, ev: &Ev, obs: &mut dyn Observer) {
-        obs.event(names, ev);
+    pub fn step<O: Observer + ?Sized>(&mut self, names: &dyn Names, ev: &Ev, obs: &mut O) {
         let t = ev.time;
-        self.window = Some(match self.window {
-            None => (t, t),
-            Some((a, b)) => (a.min(t), b.max(t)),
-        });
         let th = self.thread(ev.thread, t);
+        obs.event_on_thread(names, ev, th);
+        self.window_start = self.window_start.min(t);
+        self.window_end = self.window_end.max(t);
+        // The kinds of nearly every event, here; the others apart, out of this path. A kind
+        // with fewer arguments than this version knows goes there too, to be ignored.
+        const POLL_START: u8 = EventKind::PollStart as u8;
+        const POLL_START_SCHEDULED: u8 = EventKind::PollStartScheduled as u8;
+        const POLL_END: u8 = EventKind::PollEnd as u8;
+        const TASK_WAKE: u8 = EventKind::TaskWake as u8;
+        match ev.kind {
+            POLL_START if ev.arg_count >= 1 => self.poll_start(names, th, ev.args[0], t, None, obs),
+            POLL_START_SCHEDULED if ev.arg_count >= 2 => {
+                self.poll_start(names, th, ev.args[0], t, Some(ev.args[1]), obs)
+            }
+            POLL_END if ev.arg_count >= 2 => {
+                self.poll_end(names, th, ev.args[0], ev.args[1], t, obs)
+            }
+            TASK_WAKE if ev.arg_count >= 2 => self.wake(ev.args[0], ev.args[1], ev.thread, t),
+            _ => self.step_other(names, ev, th, obs),
+        }
+    }
+
+    /// [`Model::step`] for the kinds other than poll starts and ends and wakes.
+    #[inline(never)]
+    fn step_other<O: Observer + ?Sized>(
+        &mut self,
+        names: &dyn Names,
+        ev: &Ev,
+        th: usize,
+        obs: &mut O,
+    ) {
+        let t = ev.time;
         let Some(kind) = EventKind::from_byte(ev.kind) else {
             return;
         };
@@ -476,11 +587,11 @@ impl Model {
             }
             EventKind::TaskTerminate => {
                 let id = ev.arg(0);
-                if let Some(state) = self.tasks.get_mut(&id) {
+                if let Some(state) = self.tasks.get_mut(id) {
                     if matches!(state.phase, Phase::Running) {
                         state.terminate_after_poll = true;
                     } else {
-                        let state = self.tasks.remove(&id).expect("present");
+                        let state = self.tasks.remove(id).expect("present");
                         self.done(names, state, t, true, obs);
                     }
                 }
@@ -587,7 +698,7 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn spawn(
+    fn spawn<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         id: u64,
@@ -595,7 +706,7 @@ impl Model {
         parent: u64,
         thread: u64,
         t: u64,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         let wake = WakeRef {
             time: t,
@@ -604,7 +715,7 @@ impl Model {
             spawn: true,
             flow: self.flow(),
         };
-        if let Some(existing) = self.tasks.get_mut(&id) {
+        if let Some(existing) = self.tasks.get_mut(id) {
             if !existing.spawned && existing.start >= t {
                 // The spawn arrived after the task's first events (a late chunk): same task.
                 existing.spawned = true;
@@ -614,7 +725,7 @@ impl Model {
                 return;
             }
             // The id was reused: the old task ended without a terminate in the window.
-            let old = self.tasks.remove(&id).expect("present");
+            let old = self.tasks.remove(id).expect("present");
             self.done(names, old, t, true, obs);
         }
         let mut state = self.new_task(id, t, Phase::Runnable(t, Some(wake)));
@@ -633,7 +744,7 @@ impl Model {
             spawn: false,
             flow,
         };
-        match self.tasks.get_mut(&id) {
+        match self.tasks.get_mut(id) {
             Some(state) => match state.phase {
                 Phase::Idle(since) => {
                     state.idle += t.saturating_sub(since);
@@ -653,24 +764,35 @@ impl Model {
         }
     }
 
-    fn poll_start(
+    fn poll_start<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         th: usize,
         id: u64,
         t: u64,
         latency: Option<u64>,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         // The common case, in one lookup: a known task that is not running.
-        if let Some(state) = self.tasks.get_mut(&id) {
-            if !matches!(state.phase, Phase::Running) {
-                Self::begin_poll(state, &mut self.threads[th], names, id, t, latency, obs);
-                return;
+        if let Some(slot) = self.tasks.slot(id) {
+            if let Some(state) = self.tasks.at(slot) {
+                if !matches!(state.phase, Phase::Running) {
+                    Self::begin_poll(
+                        state,
+                        slot,
+                        &mut self.threads[th],
+                        names,
+                        id,
+                        t,
+                        latency,
+                        obs,
+                    );
+                    return;
+                }
             }
         }
         // A poll of this task still open somewhere lost its end: close it here.
-        if let Some(Phase::Running) = self.tasks.get(&id).map(|s| s.phase) {
+        if let Some(Phase::Running) = self.tasks.get_mut(id).map(|s| s.phase) {
             for index in 0..self.threads.len() {
                 if let Some(pos) = self.threads[index].polls.iter().rposition(|p| p.task == id) {
                     self.close_polls(names, index, pos, t, PollResult::Truncated, obs);
@@ -678,29 +800,41 @@ impl Model {
                 }
             }
         }
-        let window_start = self.window.map_or(t, |w| w.0);
-        let state = match self.tasks.get_mut(&id) {
-            Some(state) => state,
+        let window_start = self.window().map_or(t, |w| w.0);
+        let slot = match self.tasks.slot(id) {
+            Some(slot) => slot,
             None => {
                 let start = latency.map_or(t, |l| t.saturating_sub(l).max(window_start));
                 let state = self.new_task(id, start, Phase::Idle(start));
-                self.tasks.entry(id).or_insert(state)
+                self.tasks.insert(id, state)
             }
         };
-        Self::begin_poll(state, &mut self.threads[th], names, id, t, latency, obs);
+        if let Some(state) = self.tasks.at(slot) {
+            Self::begin_poll(
+                state,
+                slot,
+                &mut self.threads[th],
+                names,
+                id,
+                t,
+                latency,
+                obs,
+            );
+        }
     }
 
     /// The poll of `state`'s task starts on `thread`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    fn begin_poll(
+    fn begin_poll<O: Observer + ?Sized>(
         state: &mut TaskState,
+        slot: usize,
         thread: &mut ThreadState,
         names: &dyn Names,
         id: u64,
         t: u64,
         latency: Option<u64>,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         let (sched_wait, wake) = match state.phase {
             Phase::Runnable(since, wake) => {
@@ -748,6 +882,7 @@ impl Model {
             task: id,
             uid: task.uid,
             start: t,
+            slot,
         });
         obs.poll_begin(
             names,
@@ -761,14 +896,14 @@ impl Model {
         );
     }
 
-    fn poll_end(
+    fn poll_end<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         th: usize,
         id: u64,
         result: u64,
         t: u64,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         let result = match result {
             0 => PollResult::Pending,
@@ -780,15 +915,14 @@ impl Model {
             None => {
                 self.edges.poll_ends_without_start += 1;
                 // The task's state still moves on.
-                let window_start = self.window.map_or(t, |w| w.0);
-                let state = match self.tasks.get_mut(&id) {
-                    Some(state) => state,
+                let window_start = self.window().map_or(t, |w| w.0);
+                match self.tasks.get_mut(id) {
+                    Some(state) => state.phase = Phase::Running,
                     None => {
                         let state = self.new_task(id, window_start, Phase::Running);
-                        self.tasks.entry(id).or_insert(state)
+                        self.tasks.insert(id, state);
                     }
-                };
-                state.phase = Phase::Running;
+                }
                 self.after_poll(names, id, t, result, obs);
             }
         }
@@ -796,14 +930,14 @@ impl Model {
 
     /// Ends the polls of thread `th` from stack position `pos` up (inner ones first; those above
     /// `pos` lost their end and are cut at `t`).
-    fn close_polls(
+    fn close_polls<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         th: usize,
         pos: usize,
         t: u64,
         result: PollResult,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         while self.threads[th].polls.len() > pos {
             let open = self.threads[th].polls.pop().expect("non-empty");
@@ -814,9 +948,9 @@ impl Model {
             };
             let end = t.max(open.start);
             let duration = end - open.start;
-            let mut state = self.tasks.get_mut(&open.task);
+            let mut state = self.tasks.get_mut_at(open.task, open.slot);
             let task = match &mut state {
-                Some(state) => {
+                Some((_, state)) => {
                     state.run += duration;
                     state.polls += 1;
                     state.longest_poll = state.longest_poll.max(duration);
@@ -842,9 +976,9 @@ impl Model {
                 &thread.notes,
             );
             // What `after_poll` does, without looking the task up again.
-            if let Some(state) = state {
+            if let Some((_, state)) = state {
                 if this_result == PollResult::Ready || state.terminate_after_poll {
-                    let state = self.tasks.remove(&open.task).expect("present");
+                    let state = self.tasks.remove(open.task).expect("present");
                     self.done(names, state, end, true, obs);
                 } else {
                     state.phase = match state.woken_while_running.take() {
@@ -856,19 +990,19 @@ impl Model {
         }
     }
 
-    fn after_poll(
+    fn after_poll<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         id: u64,
         t: u64,
         result: PollResult,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
-        let Some(state) = self.tasks.get_mut(&id) else {
+        let Some(state) = self.tasks.get_mut(id) else {
             return;
         };
         if result == PollResult::Ready || state.terminate_after_poll {
-            let state = self.tasks.remove(&id).expect("present");
+            let state = self.tasks.remove(id).expect("present");
             self.done(names, state, t, true, obs);
             return;
         }
@@ -878,14 +1012,14 @@ impl Model {
         };
     }
 
-    fn region_end(
+    fn region_end<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         th: usize,
         name: u64,
         user_task: u64,
         t: u64,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         let thread_id = self.threads[th].id;
         // The task being polled now on this thread (uid; 0: none).
@@ -930,13 +1064,13 @@ impl Model {
         );
     }
 
-    fn done(
+    fn done<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
         mut state: TaskState,
         t: u64,
         ended: bool,
-        obs: &mut dyn Observer,
+        obs: &mut O,
     ) {
         match state.phase {
             Phase::Idle(since) => state.idle += t.saturating_sub(since),
@@ -962,8 +1096,8 @@ impl Model {
     }
 
     /// Closes everything still open at the end of the window and reports the end.
-    pub fn finish(&mut self, names: &dyn Names, obs: &mut dyn Observer) {
-        let end = self.window.map_or(0, |w| w.1);
+    pub fn finish<O: Observer + ?Sized>(&mut self, names: &dyn Names, obs: &mut O) {
+        let end = self.window().map_or(0, |w| w.1);
         for th in 0..self.threads.len() {
             let open = self.threads[th].polls.len() as u64;
             if open > 0 {
@@ -1005,12 +1139,12 @@ impl Model {
             span.truncated = true;
             obs.user_task_end(names, &span);
         }
-        let mut tasks: Vec<TaskState> = self.tasks.drain().map(|(_, s)| s).collect();
+        let mut tasks: Vec<TaskState> = self.tasks.drain();
         tasks.sort_by_key(|s| s.task.uid);
         for state in tasks {
             self.edges.tasks_alive_at_end += 1;
             self.done(names, state, end, false, obs);
         }
-        obs.finish(names, self.window, &self.edges);
+        obs.finish(names, self.window(), &self.edges);
     }
 }

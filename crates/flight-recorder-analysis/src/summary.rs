@@ -14,16 +14,20 @@
 //!
 //! [`Summary::from_reader`] reads the events once, in time order (see [`crate::merge`]), and keeps
 //! state per live task, thread and open span only, so memory does not grow with the file. A
-//! damaged file is summarized up to the damage, with the error.
+//! damaged file is summarized up to the damage, with the error. By default the file is read,
+//! checked, merged and decoded on the calling thread while a second thread analyzes the events
+//! ([`drive_pipelined`], [`SummaryOptions::pipeline`]); the summary is the same either way.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::io::Read;
+use std::sync::mpsc;
 
 use flight_recorder_format::time::format_utc_millis;
-use flight_recorder_format::{Dropped, Error, EventKind, Header, TraceReader};
+use flight_recorder_format::{Dropped, Error, EventKind, Header, TableEntry, TraceReader};
 use serde_json::{json, Value};
 
+use crate::dense::DenseIds;
 use crate::histogram::{display_labels, Histogram, Percentiles};
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use crate::model::{
@@ -45,6 +49,9 @@ pub struct SummaryOptions {
     pub logs: usize,
     /// The lookahead that puts events in time order.
     pub merge: MergeOptions,
+    /// Reads, checks, merges and decodes the file on a second thread while the calling thread
+    /// analyzes the events (default true); the summary is the same either way.
+    pub pipeline: bool,
 }
 
 impl Default for SummaryOptions {
@@ -55,6 +62,7 @@ impl Default for SummaryOptions {
             max_slices: 60,
             logs: 20,
             merge: MergeOptions::default(),
+            pipeline: true,
         }
     }
 }
@@ -407,9 +415,9 @@ impl std::error::Error for DamagedTrace {
 
 /// Drives the model over `events`, calling `progress` with the bytes read now and then, and
 /// returns the error that ended the file, if any.
-pub fn drive<R: Read>(
+pub fn drive<R: Read, O: Observer + ?Sized>(
     events: &mut OrderedEvents<R>,
-    observer: &mut dyn Observer,
+    observer: &mut O,
     progress: &mut dyn FnMut(u64),
 ) -> Option<Error> {
     let mut model = Model::new();
@@ -426,6 +434,108 @@ pub fn drive<R: Read>(
     events.take_error()
 }
 
+/// Events per batch handed from the reading thread to the analyzing one (about 74 KB).
+const BATCH_EVENTS: usize = 1024;
+/// Batches queued between the threads, at most: with the one each thread holds, this bounds the
+/// memory of the pipeline.
+const BATCHES_QUEUED: usize = 4;
+
+/// Events in time order, handed from the reading thread to the analyzing one.
+#[derive(Default)]
+struct Batch {
+    /// Table entries the reader absorbed before it released the first event: applied to the
+    /// analyzing thread's names first, so that every event sees the names the reader had when
+    /// it released it (as [`drive`] does).
+    entries: Vec<TableEntry>,
+    events: Vec<Ev>,
+}
+
+/// Like [`drive`], in two threads: the calling thread reads the file and releases its events in
+/// time order (reading, checking, merging and decoding cost about as much as the analysis) and
+/// hands them in batches through a bounded queue to a scoped thread that drives the model. The
+/// analyzing thread sees the names as they were when each event was released, so the result is
+/// the same as [`drive`]'s. Returns the merge (with its reader at the end of the file) and the
+/// error that ended the file, if any.
+///
+/// The reading stays on the calling thread so that the buffers it frees (the lookahead's chunks)
+/// are reused by what the caller allocates next, such as the summary's text or JSON.
+pub fn drive_pipelined<R: Read, O: Observer + Send + ?Sized>(
+    mut events: OrderedEvents<R>,
+    observer: &mut O,
+    progress: &mut dyn FnMut(u64),
+) -> (OrderedEvents<R>, Option<Error>) {
+    let mut names = events.reader().name_tables();
+    events.reader_mut().log_table_entries(true);
+    let (full, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_QUEUED);
+    let (empty, empty_rx) = mpsc::channel::<Batch>();
+    let analyzer = &mut *observer;
+    let mut model = std::thread::scope(|scope| {
+        let analyzing = scope.spawn(move || {
+            let mut model = Model::new();
+            for mut batch in full_rx.iter() {
+                for entry in batch.entries.drain(..) {
+                    names.apply(entry);
+                }
+                for ev in &batch.events {
+                    model.step(&names, ev, analyzer);
+                }
+                batch.events.clear();
+                // The reading thread may be done: the batch is then dropped.
+                let _ = empty.send(batch);
+            }
+            model
+        });
+        let fresh = || {
+            empty_rx.try_recv().unwrap_or_else(|_| Batch {
+                events: Vec::with_capacity(BATCH_EVENTS),
+                ..Batch::default()
+            })
+        };
+        let mut batch = fresh();
+        let mut n = 0u32;
+        while let Some(ev) = events.next_event_mut() {
+            // Moved, not cloned: the merge decodes the next event over it.
+            let ev = Ev {
+                payload: ev.payload.take(),
+                ..*ev
+            };
+            if events.reader().has_table_entries() {
+                if !batch.events.is_empty() {
+                    let next = fresh();
+                    if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                        break;
+                    }
+                }
+                batch.entries = events.reader_mut().take_table_entries();
+            }
+            batch.events.push(ev);
+            n = n.wrapping_add(1);
+            if n & 0xffff == 0 {
+                progress(events.reader().bytes_read());
+            }
+            if batch.events.len() >= BATCH_EVENTS {
+                let next = fresh();
+                if full.send(std::mem::replace(&mut batch, next)).is_err() {
+                    break;
+                }
+            }
+        }
+        if !batch.events.is_empty() {
+            let _ = full.send(batch);
+        }
+        drop(full);
+        events.reader_mut().log_table_entries(false);
+        match analyzing.join() {
+            Ok(model) => model,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    model.finish(events.reader(), observer);
+    progress(events.reader().bytes_read());
+    let error = events.take_error();
+    (events, error)
+}
+
 /// Busy time per thread and per time slice; slices double in width when the window outgrows
 /// them, so their number stays bounded.
 #[derive(Debug, Default)]
@@ -434,6 +544,10 @@ struct TimeSlices {
     width: u64,
     max: usize,
     rows: Vec<Vec<u64>>,
+    /// Per row, the slot last added to alone and its bounds `[start, end)`: most polls fall in
+    /// the slot of the previous one, found then without a division. Cleared when the slots
+    /// widen.
+    recent: Vec<(u64, u64, usize)>,
 }
 
 impl TimeSlices {
@@ -443,15 +557,33 @@ impl TimeSlices {
             width: 1_000_000,
             max: max.max(2),
             rows: Vec::new(),
+            recent: Vec::new(),
         }
     }
 
     fn new_row(&mut self) -> usize {
         self.rows.push(Vec::new());
+        // An empty range: no poll falls in it.
+        self.recent.push((1, 0, 0));
         self.rows.len() - 1
     }
 
+    #[inline(always)]
     fn add(&mut self, row: usize, start: u64, end: u64) {
+        if let Some(&(low, high, slot)) = self.recent.get(row) {
+            // The origin is set and at most `low`, so `start` is not before it.
+            if start >= low && end <= high && end > start {
+                if let Some(cell) = self.rows.get_mut(row).and_then(|r| r.get_mut(slot)) {
+                    *cell = cell.saturating_add(end - start);
+                    return;
+                }
+            }
+        }
+        self.add_slow(row, start, end);
+    }
+
+    #[inline(never)]
+    fn add_slow(&mut self, row: usize, start: u64, end: u64) {
         let Some(origin) = self.origin else {
             return;
         };
@@ -467,6 +599,11 @@ impl TimeSlices {
                 .and_then(|slot| self.rows[row].get_mut(slot))
             {
                 *cell = cell.saturating_add(end - start);
+                let low = origin.saturating_add(slot.saturating_mul(self.width));
+                let high = low.saturating_add(self.width);
+                if let Some(recent) = self.recent.get_mut(row) {
+                    *recent = (low, high, slot as usize);
+                }
                 return;
             }
         }
@@ -489,6 +626,9 @@ impl TimeSlices {
 
     fn coarsen(&mut self) {
         self.width = self.width.saturating_mul(2);
+        for recent in &mut self.recent {
+            *recent = (1, 0, 0);
+        }
         for row in &mut self.rows {
             let merged: Vec<u64> = row
                 .chunks(2)
@@ -548,6 +688,8 @@ fn keep_top<T>(list: &mut Vec<T>, item: T, top: usize, key: impl Fn(&T) -> u64) 
 
 #[derive(Debug, Default)]
 struct ThreadAcc {
+    /// Events on the thread.
+    events: u64,
     busy: u64,
     polling: u64,
     polls: u64,
@@ -560,20 +702,18 @@ struct ThreadAcc {
 struct Builder {
     options: SummaryOptions,
     by_kind: Vec<u64>,
-    by_thread: BTreeMap<u64, u64>,
-    last_thread: Option<(u64, u64)>,
     events: u64,
     runtimes: BTreeMap<u64, RuntimeSummary>,
     tasks: TaskTotals,
-    locations: IdMap<LocationAcc>,
+    /// Spawn location ids to indices in `locations`.
+    location_ids: DenseIds,
+    locations: Vec<LocationAcc>,
     latency: Histogram,
     latency_unknown: u64,
     long_polls: LongPolls,
-    threads: IdMap<ThreadAcc>,
-    /// The thread of the last poll end and its row in `slices`.
-    last_poll_thread: Option<(u64, usize)>,
-    /// Time polling and polls per row of `slices` (added to `threads` at the end).
-    poll_totals: Vec<(u64, u64)>,
+    /// Thread ids to indices in `threads`: every thread with an event has one.
+    thread_ids: DenseIds,
+    threads: Vec<ThreadAcc>,
     slices: TimeSlices,
     user_task_names: IdMap<u64>,
     user_tasks: IdMap<SpanAcc>,
@@ -591,21 +731,19 @@ impl Builder {
         Builder {
             options,
             by_kind: vec![0; 256],
-            by_thread: BTreeMap::new(),
-            last_thread: None,
             events: 0,
             runtimes: BTreeMap::new(),
             tasks: TaskTotals::default(),
-            locations: IdMap::default(),
+            location_ids: DenseIds::default(),
+            locations: Vec::new(),
             latency: Histogram::new(),
             latency_unknown: 0,
             long_polls: LongPolls {
                 threshold_ns: options.long_poll_ns,
                 ..LongPolls::default()
             },
-            threads: IdMap::default(),
-            last_poll_thread: None,
-            poll_totals: Vec::new(),
+            thread_ids: DenseIds::default(),
+            threads: Vec::new(),
             slices: TimeSlices::new(options.max_slices),
             user_task_names: IdMap::default(),
             user_tasks: IdMap::default(),
@@ -694,22 +832,55 @@ fn thread_name(names: &dyn Names, id: u64) -> String {
     names.thread(id).map(|t| t.name.clone()).unwrap_or_default()
 }
 
-impl Observer for Builder {
-    fn event(&mut self, names: &dyn Names, ev: &Ev) {
+impl Builder {
+    /// The thread's index in `threads`.
+    #[inline]
+    fn thread(&mut self, id: u64) -> usize {
+        let (th, new) = self.thread_ids.index(id);
+        if new {
+            self.threads.push(ThreadAcc::default());
+        }
+        th
+    }
+
+    /// The spawn location's index in `locations`.
+    #[inline]
+    fn location(&mut self, id: u64) -> usize {
+        let (index, new) = self.location_ids.index(id);
+        if new {
+            self.locations.push(LocationAcc::default());
+        }
+        index
+    }
+
+    /// [`Observer::event`] for the thread with index `th`.
+    #[inline]
+    fn event_at(&mut self, names: &dyn Names, ev: &Ev, th: usize) {
         self.events += 1;
         self.by_kind[usize::from(ev.kind)] += 1;
-        match &mut self.last_thread {
-            Some((thread, n)) if *thread == ev.thread => *n += 1,
-            last => {
-                if let Some((thread, n)) = last.take() {
-                    *self.by_thread.entry(thread).or_default() += n;
-                }
-                *last = Some((ev.thread, 1));
-            }
-        }
+        self.threads[th].events += 1;
         if self.slices.origin.is_none() {
             self.slices.origin = Some(ev.time);
         }
+        // Most events are about tasks, which the model reports; only these are counted here.
+        const RUNTIME_THREAD: u8 = EventKind::RuntimeThread as u8;
+        const RUNTIME_NAME: u8 = EventKind::RuntimeName as u8;
+        const WORKER_PARK: u8 = EventKind::WorkerPark as u8;
+        const WORKER_UNPARK: u8 = EventKind::WorkerUnpark as u8;
+        const LOG: u8 = EventKind::Log as u8;
+        const COUNTER: u8 = EventKind::Counter as u8;
+        match ev.kind {
+            RUNTIME_THREAD | RUNTIME_NAME | WORKER_PARK | WORKER_UNPARK | LOG | COUNTER => {
+                self.rare_event(names, ev, th)
+            }
+            _ => {}
+        }
+    }
+
+    /// The events the summary counts itself (runtimes, parks, logs, counters); `th` is the
+    /// thread's index.
+    #[cold]
+    fn rare_event(&mut self, names: &dyn Names, ev: &Ev, th: usize) {
         let Some(kind) = EventKind::from_byte(ev.kind) else {
             return;
         };
@@ -726,7 +897,7 @@ impl Observer for Builder {
                     list.push(ev.thread);
                 }
                 if role == role::WORKER {
-                    self.threads.entry(ev.thread).or_default().worker = true;
+                    self.threads[th].worker = true;
                 }
             }
             EventKind::RuntimeName => {
@@ -734,7 +905,7 @@ impl Observer for Builder {
                 self.runtime(ev.arg(0)).name = name;
             }
             EventKind::WorkerPark | EventKind::WorkerUnpark => {
-                self.threads.entry(ev.thread).or_default().parks = true;
+                self.threads[th].parks = true;
             }
             EventKind::Log => {
                 self.logs.total += 1;
@@ -776,9 +947,29 @@ impl Observer for Builder {
             _ => {}
         }
     }
+}
+
+impl Observer for Builder {
+    fn event(&mut self, names: &dyn Names, ev: &Ev) {
+        let th = self.thread(ev.thread);
+        self.event_at(names, ev, th);
+    }
+
+    #[inline]
+    fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
+        // The model numbers threads as `thread_ids` does (by first event): its index saves the
+        // lookup.
+        let th = if self.thread_ids.ids().get(thread_index) == Some(&ev.thread) {
+            thread_index
+        } else {
+            self.thread(ev.thread)
+        };
+        self.event_at(names, ev, th);
+    }
 
     fn poll_begin(&mut self, _names: &dyn Names, poll: &crate::model::PollBegin) {
-        let location = self.locations.entry(poll.task.location).or_default();
+        let index = self.location(poll.task.location);
+        let location = &mut self.locations[index];
         match poll.sched_wait {
             Some(wait) => {
                 self.latency.record(wait);
@@ -799,31 +990,19 @@ impl Observer for Builder {
         notes: &[Note],
     ) {
         let duration = poll.duration();
-        // The polling thread's row, looked up only when the thread changes; its totals are
-        // kept by row and added to the thread's at the end.
-        let row = match self.last_poll_thread {
-            Some((thread, row)) if thread == poll.thread => row,
-            _ => {
-                let thread = self.threads.entry(poll.thread).or_default();
-                let row = match thread.poll_row {
-                    Some(row) => row,
-                    None => {
-                        let row = self.slices.new_row();
-                        thread.poll_row = Some(row);
-                        row
-                    }
-                };
-                if self.poll_totals.len() <= row {
-                    self.poll_totals.resize(row + 1, (0, 0));
-                }
-                self.last_poll_thread = Some((poll.thread, row));
+        let th = self.thread(poll.thread);
+        let thread = &mut self.threads[th];
+        let row = match thread.poll_row {
+            Some(row) => row,
+            None => {
+                let row = self.slices.new_row();
+                thread.poll_row = Some(row);
                 row
             }
         };
-        let totals = &mut self.poll_totals[row];
         // Saturating: a corrupt file can hold any times (found by fuzzing).
-        totals.0 = totals.0.saturating_add(duration);
-        totals.1 += 1;
+        thread.polling = thread.polling.saturating_add(duration);
+        thread.polls += 1;
         self.slices.add(row, poll.start, poll.end);
         if duration >= self.options.long_poll_ns {
             self.long_polls.count += 1;
@@ -898,7 +1077,8 @@ impl Observer for Builder {
         t.run_ns = t.run_ns.saturating_add(task.run);
         t.sched_wait_ns = t.sched_wait_ns.saturating_add(task.sched_wait);
         t.idle_ns = t.idle_ns.saturating_add(task.idle);
-        let l = self.locations.entry(task.task.location).or_default();
+        let index = self.location(task.task.location);
+        let l = &mut self.locations[index];
         l.tasks += 1;
         l.alive_at_end += u64::from(!task.ended);
         l.polls = l.polls.saturating_add(task.polls);
@@ -910,13 +1090,14 @@ impl Observer for Builder {
     }
 
     fn busy(&mut self, thread: u64, start: u64, end: u64) {
-        let acc = self.threads.entry(thread).or_default();
+        let th = self.thread(thread);
+        let acc = &mut self.threads[th];
         acc.busy = acc.busy.saturating_add(end.saturating_sub(start));
         let row = match acc.busy_row {
             Some(row) => row,
             None => {
                 let row = self.slices.new_row();
-                self.threads.get_mut(&thread).expect("present").busy_row = Some(row);
+                acc.busy_row = Some(row);
                 row
             }
         };
@@ -924,18 +1105,6 @@ impl Observer for Builder {
     }
 
     fn finish(&mut self, _names: &dyn Names, window: Option<(u64, u64)>, edges: &EdgeStats) {
-        if let Some((thread, n)) = self.last_thread.take() {
-            *self.by_thread.entry(thread).or_default() += n;
-        }
-        for acc in self.threads.values_mut() {
-            if let Some(&(polling, polls)) = acc.poll_row.and_then(|row| self.poll_totals.get(row))
-            {
-                acc.polling = acc.polling.saturating_add(polling);
-                acc.polls += polls;
-            }
-        }
-        self.poll_totals.clear();
-        self.last_poll_thread = None;
         self.window = window;
         // The slices cover the whole window, so the chart's rows stay within `max` cells however
         // far the window's end is from the busy times (found by fuzzing: a corrupt time made a
@@ -967,7 +1136,13 @@ impl Summary {
     ) -> Result<Summary, DamagedTrace> {
         let mut events = OrderedEvents::new(reader, options.merge);
         let mut builder = Builder::new(options);
-        let error = drive(&mut events, &mut builder, progress);
+        let error = if options.pipeline {
+            let (merged, error) = drive_pipelined(events, &mut builder, progress);
+            events = merged;
+            error
+        } else {
+            drive(&mut events, &mut builder, progress)
+        };
         let late_events = events.late_events();
         let summary = builder.build(events.reader(), error.as_ref(), late_events);
         match error {
@@ -1008,7 +1183,8 @@ impl Builder {
                 (t.id, summary)
             })
             .collect();
-        for (&id, &count) in &self.by_thread {
+        for (&id, acc) in self.thread_ids.ids().iter().zip(&self.threads) {
+            let count = acc.events;
             threads
                 .entry(id)
                 .or_insert_with(|| ThreadSummary {
@@ -1024,11 +1200,17 @@ impl Builder {
             .window
             .map(|(start_ns, end_ns)| Window { start_ns, end_ns });
 
-        let mut locations: Vec<LocationSummary> = self
-            .locations
+        // Listed in the order of a hash map of the ids, as before the accumulators were kept by
+        // index: the sort below leaves locations of equal names (corrupt files) in that order.
+        // Inserted one by one, in the same order, for the same layout (no reservation ahead).
+        let mut location_order: IdMap<&LocationAcc> = IdMap::default();
+        for (&id, acc) in self.location_ids.ids().iter().zip(&self.locations) {
+            location_order.insert(id, acc);
+        }
+        let mut locations: Vec<LocationSummary> = location_order
             .iter()
             .filter(|(_, l)| l.tasks > 0 || l.latency.count() > 0 || l.unknown > 0)
-            .map(|(&id, l)| LocationSummary {
+            .map(|(&id, &l)| LocationSummary {
                 location: location_name(names, id),
                 tasks: l.tasks,
                 alive_at_end: l.alive_at_end,
@@ -1061,8 +1243,10 @@ impl Builder {
             cells
         };
         let mut util_threads: Vec<ThreadUtilization> = self
-            .threads
+            .thread_ids
+            .ids()
             .iter()
+            .zip(&self.threads)
             .filter(|(_, t)| t.parks || t.worker || t.polls > 0)
             .map(|(&id, t)| {
                 let unparked = t.parks || (t.worker && t.busy > 0);

@@ -5,7 +5,8 @@ mod common;
 
 use common::{header, unix_ns, Ev, TraceBuilder, ORIGIN_TICKS};
 use flight_recorder_analysis::dump::{describe, Dumper};
-use flight_recorder_analysis::{Summary, ThreadSummary, Window};
+use flight_recorder_analysis::merge::MergeOptions;
+use flight_recorder_analysis::{Summary, SummaryOptions, ThreadSummary, Window};
 use flight_recorder_format::{Dropped, EventKind, KindInfo, TraceReader};
 
 /// One millisecond after the calibration origin: 2026-11-22T02:35:36.001Z.
@@ -369,4 +370,94 @@ fn the_header_version_trigger_details_and_suppressed_count_are_shown() {
         !text.contains("trigger") && !text.contains("suppressed"),
         "{text}"
     );
+}
+
+/// A file whose names change between its chunks (tables redefine ids as the file goes on), with
+/// long polls, regions, logs and counters that name things while the events stream.
+fn changing_names() -> Vec<u8> {
+    let mut b = TraceBuilder::new(&header());
+    b.threads(&[(1, 101, "first"), (2, 102, "second")]);
+    for round in 0..40u64 {
+        let name = format!("name{round}");
+        b.strings(&[(1, &name), (2, "category")]);
+        b.locations(&[(1, "src/round.rs", round as u32 + 1, 1)]);
+        if round % 10 == 0 {
+            b.threads(&[(2, 102, &format!("second-{round}"))]);
+        }
+        for thread in [1, 2] {
+            let mut events = Vec::new();
+            for i in 0..60u64 {
+                let task = round * 1000 + i * 2 + thread;
+                events.push(Ev::new(EventKind::TaskSpawn, 3, &[task, 1, 0]));
+                events.push(Ev::new(EventKind::PollStart, 5, &[task]));
+                events.push(Ev::new(EventKind::RegionBegin, 1, &[1, 0]));
+                if i % 7 == 0 {
+                    events.push(Ev::log(1, 2, "message"));
+                    events.push(Ev::new(EventKind::Counter, 1, &[1, i]));
+                    events.push(Ev::new(EventKind::RuntimeName, 1, &[1, 1]));
+                }
+                events.push(Ev::new(EventKind::RegionEnd, 2, &[1, 0]));
+                events.push(Ev::new(EventKind::PollEnd, 50 + i * 10, &[task, 1]));
+            }
+            b.chunk(thread, BASE + round * 100_000 + thread * 7, &events);
+        }
+    }
+    b.finish()
+}
+
+#[test]
+fn the_pipelined_summary_is_the_sequential_one() {
+    let full = changing_names();
+    let files = [full.clone(), full[..full.len() * 2 / 3].to_vec(), sample()];
+    for bytes in &files {
+        for reorder_events in [1 << 19, 100, 8, 1] {
+            let summarize = |pipeline: bool| {
+                let options = SummaryOptions {
+                    long_poll_ns: 100,
+                    top: 30,
+                    merge: MergeOptions { reorder_events },
+                    pipeline,
+                    ..SummaryOptions::default()
+                };
+                let reader = TraceReader::new(&bytes[..]).unwrap();
+                let mut progress = Vec::new();
+                let (summary, error) =
+                    match Summary::from_reader_with(reader, options, &mut |n| progress.push(n)) {
+                        Ok(summary) => (summary, None),
+                        Err(damaged) => (*damaged.summary, Some(damaged.error.to_string())),
+                    };
+                (
+                    summary.render_text(),
+                    summary.to_json().to_string(),
+                    error,
+                    progress,
+                )
+            };
+            let sequential = summarize(false);
+            assert_eq!(
+                summarize(true),
+                sequential,
+                "reorder_events {reorder_events}"
+            );
+        }
+    }
+    // The names seen while the events streamed changed with the file (the test means something).
+    let options = SummaryOptions {
+        long_poll_ns: 100,
+        top: 30,
+        merge: MergeOptions { reorder_events: 8 },
+        ..SummaryOptions::default()
+    };
+    let summary =
+        Summary::from_reader_with(TraceReader::new(&full[..]).unwrap(), options, &mut |_| {})
+            .unwrap();
+    let text = summary.render_text();
+    for seen in [
+        "region name1",
+        "region name9",
+        "src/round.rs:2:1",
+        "src/round.rs:10:1",
+    ] {
+        assert!(text.contains(seen), "{seen}: {text}");
+    }
 }

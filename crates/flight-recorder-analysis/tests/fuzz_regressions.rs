@@ -37,9 +37,21 @@ fn analyze(data: &[u8]) {
                     "unbounded utilization row"
                 );
             }
-            let _ = summary.render_text();
-            let _ = serde_json::to_string(&summary.to_json()).unwrap();
+            let text = summary.render_text();
+            let json = serde_json::to_string(&summary.to_json()).unwrap();
             let _ = render_html(&summary);
+            // The summary read on one thread is the same.
+            let reader = TraceReader::new(data).unwrap();
+            let sequential = SummaryOptions {
+                pipeline: false,
+                ..options
+            };
+            let one_thread = match Summary::from_reader_with(reader, sequential, &mut |_| {}) {
+                Ok(summary) => summary,
+                Err(damaged) => *damaged.summary,
+            };
+            assert_eq!(one_thread.render_text(), text);
+            assert_eq!(serde_json::to_string(&one_thread.to_json()).unwrap(), json);
         }
         if let Ok(reader) = TraceReader::new(data) {
             let _ = write_perfetto(reader, std::io::sink(), merge, &mut |_| {});

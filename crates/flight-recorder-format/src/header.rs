@@ -107,8 +107,15 @@ impl TimeConverter {
 /// `ticks * ratio`, rounded to the nearest nanosecond, saturating.
 #[inline]
 fn scale(ticks: u64, ratio_fp: u128) -> u64 {
-    let product = (ticks as u128).saturating_mul(ratio_fp);
-    (product.saturating_add(1 << (FRAC_BITS - 1)) >> FRAC_BITS).min(u64::MAX as u128) as u64
+    let product = match u64::try_from(ratio_fp) {
+        // The usual ratio fits in 64 bits: one widening multiply, and neither the product nor
+        // the rounding below can overflow ((2^64 - 1)^2 + 2^39 < 2^128). Same result.
+        Ok(ratio) => u128::from(ticks) * u128::from(ratio) + (1 << (FRAC_BITS - 1)),
+        Err(_) => (ticks as u128)
+            .saturating_mul(ratio_fp)
+            .saturating_add(1 << (FRAC_BITS - 1)),
+    };
+    (product >> FRAC_BITS).min(u64::MAX as u128) as u64
 }
 
 /// The contents of the header record.
@@ -323,6 +330,40 @@ fn detail(value: &[u8]) -> Result<(String, String), &'static str> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn scaling_matches_the_saturating_reference() {
+        let reference = |ticks: u64, ratio: u128| -> u64 {
+            let product = (ticks as u128).saturating_mul(ratio);
+            (product.saturating_add(1 << (FRAC_BITS - 1)) >> FRAC_BITS).min(u64::MAX as u128) as u64
+        };
+        let ticks = [
+            0,
+            1,
+            2,
+            3,
+            1 << 20,
+            123_456_789_012,
+            u64::MAX >> 1,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let ratios = [
+            0u128,
+            1,
+            1 << FRAC_BITS,
+            (1 << FRAC_BITS) / 3,
+            u128::from(u64::MAX),
+            u128::from(u64::MAX) + 1,
+            1 << 100,
+            u128::MAX,
+        ];
+        for &t in &ticks {
+            for &r in &ratios {
+                assert_eq!(scale(t, r), reference(t, r), "{t} × {r}");
+            }
+        }
+    }
     use super::*;
 
     fn calibration() -> ClockCalibration {

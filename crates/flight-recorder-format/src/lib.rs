@@ -28,6 +28,6 @@ pub mod varint;
 
 pub use event::{EventKind, KindInfo};
 pub use header::{ClockCalibration, ClockSample, Header, TimeConverter};
-pub use reader::{Dropped, Error, ErrorKind, Event, TraceReader};
+pub use reader::{Dropped, Error, ErrorKind, Event, NameTables, TableEntry, TraceReader};
 pub use record::{RecordType, RecordWriter};
 pub use tables::{Location, ThreadInfo};

@@ -133,6 +133,81 @@ pub struct TraceReader<R> {
     chunk: Chunk,
     /// A buffer handed back by [`TraceReader::recycle_chunk`], for the next record.
     spare: Vec<u8>,
+    /// The table entries absorbed since they were last taken, when asked to keep them.
+    table_log: Option<Vec<TableEntry>>,
+}
+
+/// One entry of a table record, as the reader absorbed it: with [`NameTables::apply`], a copy of
+/// the reader's names follows the reader (see [`TraceReader::log_table_entries`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableEntry {
+    /// An event kind's layout and name.
+    Kind(KindInfo),
+    /// An interned string.
+    String(u64, String),
+    /// A source location.
+    Location(u64, Location),
+    /// A thread.
+    Thread(ThreadInfo),
+}
+
+/// The names a trace defines (its header, event kinds, strings, source locations and threads),
+/// copied from a [`TraceReader`] ([`TraceReader::name_tables`]) and kept up to date with the
+/// entries it absorbs later ([`TraceReader::take_table_entries`]): for a consumer on another
+/// thread that must see the names as they were at a given point of the file.
+#[derive(Clone, Debug)]
+pub struct NameTables {
+    header: Header,
+    kinds: Vec<Option<KindInfo>>,
+    strings: HashMap<u64, String>,
+    locations: HashMap<u64, Location>,
+    threads: BTreeMap<u64, ThreadInfo>,
+}
+
+impl NameTables {
+    /// Absorbs one entry, as the reader did.
+    pub fn apply(&mut self, entry: TableEntry) {
+        match entry {
+            TableEntry::Kind(info) => {
+                let byte = usize::from(info.byte);
+                self.kinds[byte] = Some(info);
+            }
+            TableEntry::String(id, text) => {
+                self.strings.insert(id, text);
+            }
+            TableEntry::Location(id, location) => {
+                self.locations.insert(id, location);
+            }
+            TableEntry::Thread(info) => {
+                self.threads.insert(info.id, info);
+            }
+        }
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The interned string with this id.
+    pub fn string(&self, id: u64) -> Option<&str> {
+        self.strings.get(&id).map(String::as_str)
+    }
+
+    /// The source location with this id.
+    pub fn location(&self, id: u64) -> Option<&Location> {
+        self.locations.get(&id)
+    }
+
+    /// The threads, by id.
+    pub fn threads(&self) -> &BTreeMap<u64, ThreadInfo> {
+        &self.threads
+    }
+
+    /// The layout and name of an event kind.
+    pub fn kind_info(&self, byte: u8) -> Option<&KindInfo> {
+        self.kinds[usize::from(byte)].as_ref()
+    }
 }
 
 /// The chunk whose events are being decoded.
@@ -215,6 +290,7 @@ impl<R: Read> TraceReader<R> {
             record: Vec::new(),
             chunk: Chunk::default(),
             spare: Vec::new(),
+            table_log: None,
         };
         for &kind in EventKind::ALL {
             reader.kinds[kind as usize] = Some(KindInfo::from(kind));
@@ -243,6 +319,37 @@ impl<R: Read> TraceReader<R> {
     /// The file's header.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// A copy of the names read so far (header, kinds, strings, locations, threads).
+    pub fn name_tables(&self) -> NameTables {
+        NameTables {
+            header: self.header.clone(),
+            kinds: self.kinds.clone(),
+            strings: self.strings.clone(),
+            locations: self.locations.clone(),
+            threads: self.threads.clone(),
+        }
+    }
+
+    /// From now on (`true`), keeps a copy of every table entry absorbed, in order, until taken
+    /// with [`TraceReader::take_table_entries`]; `false` stops and drops them.
+    pub fn log_table_entries(&mut self, on: bool) {
+        self.table_log = on.then(Vec::new);
+    }
+
+    /// Whether table entries were absorbed since they were last taken (when kept).
+    #[inline]
+    pub fn has_table_entries(&self) -> bool {
+        self.table_log.as_ref().is_some_and(|log| !log.is_empty())
+    }
+
+    /// The table entries absorbed since the last call, in order (when kept).
+    pub fn take_table_entries(&mut self) -> Vec<TableEntry> {
+        self.table_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The converter from stored time units to Unix nanoseconds.
@@ -454,18 +561,25 @@ impl<R: Read> TraceReader<R> {
                     if usize::from(arg_count) > MAX_ARGS {
                         return Err("event kind with too many arguments");
                     }
-                    self.kinds[usize::from(byte)] = Some(KindInfo {
+                    let info = KindInfo {
                         byte,
                         arg_count,
                         has_payload,
                         name,
-                    });
+                    };
+                    if let Some(log) = &mut self.table_log {
+                        log.push(TableEntry::Kind(info.clone()));
+                    }
+                    self.kinds[usize::from(byte)] = Some(info);
                 }
             }
             RecordType::Strings => {
                 while !entries.at_end() {
                     let id = entries.varint()?;
                     let text = entries.text()?;
+                    if let Some(log) = &mut self.table_log {
+                        log.push(TableEntry::String(id, text.clone()));
+                    }
                     self.strings.insert(id, text);
                 }
             }
@@ -475,7 +589,11 @@ impl<R: Read> TraceReader<R> {
                     let file = entries.text()?;
                     let line = entries.small()?;
                     let column = entries.small()?;
-                    self.locations.insert(id, Location { file, line, column });
+                    let location = Location { file, line, column };
+                    if let Some(log) = &mut self.table_log {
+                        log.push(TableEntry::Location(id, location.clone()));
+                    }
+                    self.locations.insert(id, location);
                 }
             }
             RecordType::Threads => {
@@ -483,7 +601,11 @@ impl<R: Read> TraceReader<R> {
                     let id = entries.varint()?;
                     let os_tid = entries.varint()?;
                     let name = entries.text()?;
-                    self.threads.insert(id, ThreadInfo { id, os_tid, name });
+                    let info = ThreadInfo { id, os_tid, name };
+                    if let Some(log) = &mut self.table_log {
+                        log.push(TableEntry::Thread(info.clone()));
+                    }
+                    self.threads.insert(id, info);
                 }
             }
             RecordType::Chunk => {
@@ -653,13 +775,9 @@ fn fast_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
         let word = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
         let ends = !word & 0x8080_8080_8080_8080;
         if ends != 0 {
-            // The last byte's top bit is bit 8 × len − 1.
+            // The last byte's top bit is bit 8 × len − 1; the bits up to it are the varint's.
             let bits = ends.trailing_zeros() + 1;
-            let word = if bits == 64 {
-                word
-            } else {
-                word & ((1u64 << bits) - 1)
-            };
+            let word = word & (ends ^ ends.wrapping_sub(1));
             // Packs the 7-bit groups together.
             let w = word & 0x7f7f_7f7f_7f7f_7f7f;
             let w = (w & 0x007f_007f_007f_007f) | ((w & 0x7f00_7f00_7f00_7f00) >> 1);
@@ -810,11 +928,24 @@ impl RawChunk {
             // The whole event in the next eight bytes: the end of its last varint is the
             // (1 + arguments)-th byte without the top bit (every varint then fits and is valid).
             if let Some(bytes) = data.get(start + 1..start + 9) {
-                let mut ends = !u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
+                let ends = !u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
                     & 0x8080_8080_8080_8080;
-                for _ in 0..varints {
-                    ends &= ends.wrapping_sub(1);
-                }
+                // Clears the ends of the first `varints` varints (at most MAX_ARGS + 1), without
+                // a loop.
+                let clear = |e: u64| e & e.wrapping_sub(1);
+                let ends = match varints {
+                    0 => ends,
+                    1 => clear(ends),
+                    2 => clear(clear(ends)),
+                    3 => clear(clear(clear(ends))),
+                    _ => {
+                        let mut ends = clear(clear(clear(clear(ends))));
+                        for _ in 4..varints {
+                            ends = clear(ends);
+                        }
+                        ends
+                    }
+                };
                 if ends != 0 {
                     *pos = start + 2 + (ends.trailing_zeros() / 8) as usize;
                     return Ok(());
