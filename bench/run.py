@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import shutil
 import statistics
@@ -40,10 +41,11 @@ WORKLOADS = {
     "pingpong": "ping-pong (1,000 pairs × 200 round trips)",
     "http": "HTTP server (wrk, 16 connections)",
 }
-RUST_CONFIGS = ["none", "fr-flight", "fr-trace", "console", "dial9", "dial9-disk"]
+RUST_CONFIGS = ["none", "fr-hooks", "fr-flight", "fr-trace", "console", "dial9", "dial9-disk"]
 GO_CONFIGS = ["go-none", "go-trace", "go-flight"]
 LABELS = {
     "none": "no recorder",
+    "fr-hooks": "flight-recorder: hooks, recorder off",
     "fr-flight": "flight-recorder: flight recorder",
     "fr-trace": "flight-recorder: full trace to a file",
     "console": "console-subscriber",
@@ -54,6 +56,7 @@ LABELS = {
     "go-flight": "Go: trace.FlightRecorder",
 }
 COLORS = {
+    "fr-hooks": "#d9f0d3",
     "fr-flight": "#1b7837",
     "fr-trace": "#7fbf7b",
     "console": "#c51b7d",
@@ -186,6 +189,16 @@ def slowdown(workload, base, value):
     return base / value if workload == "http" else value / base
 
 
+def bootstrap_interval(values, resamples=2000, seed=1):
+    """A 95 % bootstrap interval of the median of `values` (seeded: the same data, the same
+    interval)."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
+
 def summarize(samples):
     rows = {}
     for workload, by_config in samples.items():
@@ -199,6 +212,8 @@ def summarize(samples):
                 "median_value": statistics.median(s["value"] for s in runs),
                 "paired_ratio": statistics.median(ratios),
                 "ratios": ratios,
+                "interval": bootstrap_interval(ratios),
+                "cpu_interval": bootstrap_interval(cpu_ratios),
                 "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else float("nan"),
                 "cpu": statistics.median(s["cpu"] for s in runs),
                 "trace_bytes": statistics.median(s["trace_bytes"] for s in runs),
@@ -243,6 +258,15 @@ def versions(binaries):
     return info
 
 
+def ratio_cell(row, key, interval_key, intervals):
+    if not row:
+        return "—"
+    if not intervals:
+        return f"{row[key]:.2f}×"
+    low, high = row[interval_key]
+    return f"{row[key]:.3f}× ({low:.3f}–{high:.3f})"
+
+
 def markdown(rows, info, args):
     lines = [
         f"Measured {info['date']} on {info['cpus']} × {info['cpu']} ({info['kernel']}); {info['rustc']}; "
@@ -251,7 +275,8 @@ def markdown(rows, info, args):
         f"{args.rounds} interleaved rounds; HTTP {args.http_secs} s of `wrk -t1 -c{args.connections}` per run.",
         "",
         "Slowdown against no recorder in the same language (median of per-round paired ratios; "
-        "for HTTP, requests/s without the recorder over requests/s with it):",
+        "for HTTP, requests/s without the recorder over requests/s with it"
+        + ("; in brackets, a 95 % bootstrap interval of that median" if args.intervals else "") + "):",
         "",
     ]
     configs = [c for c in RUST_CONFIGS + GO_CONFIGS if any(c in rows[w] for w in rows) and c not in ("none", "go-none")]
@@ -261,16 +286,17 @@ def markdown(rows, info, args):
         cells = []
         for c in configs:
             r = rows[workload].get(c)
-            cells.append(f"{r['paired_ratio']:.2f}×" if r else "—")
+            cells.append(ratio_cell(r, "paired_ratio", "interval", args.intervals))
         lines.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
     lines += ["", "CPU time against no recorder in the same language (the process's user and system time, "
-              "all threads; for HTTP, the server's CPU time per request; median of per-round paired ratios):",
+              "all threads; for HTTP, the server's CPU time per request; median of per-round paired ratios"
+              + ("; in brackets, a 95 % bootstrap interval" if args.intervals else "") + "):",
               "", header, "|---|" + "---:|" * len(configs)]
     for workload in rows:
         cells = []
         for c in configs:
             r = rows[workload].get(c)
-            cells.append(f"{r['cpu_ratio']:.2f}×" if r else "—")
+            cells.append(ratio_cell(r, "cpu_ratio", "cpu_interval", args.intervals))
         lines.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
     lines += ["", "Medians of the measures themselves (seconds, or requests/s for HTTP) and trace rates:", ""]
     lines += ["| workload | configuration | median | CPU | trace MB/s | window snapshot |",
@@ -356,6 +382,8 @@ def main():
     parser.add_argument("--skip", nargs="*", default=[], choices=RUST_CONFIGS[1:] + GO_CONFIGS[1:],
                         help="configurations to leave out")
     parser.add_argument("--no-go", action="store_true", help="leave the Go programs out")
+    parser.add_argument("--intervals", action="store_true",
+                        help="show a 95 %% bootstrap interval beside each median slowdown")
     parser.add_argument("--out", default=os.path.join(ROOT, "target", "overhead"), help="output folder")
     args = parser.parse_args()
     args.rounds = args.rounds or (3 if args.quick else 7)

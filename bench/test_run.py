@@ -4,6 +4,7 @@
 """
 
 import os
+import statistics
 import sys
 import unittest
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ def sample(value, trace_bytes=0, seconds=None, snapshot_seconds=0.0, cpu=None):
 
 
 class Args:
+    intervals = False
     rounds = 3
     http_secs = 2
     connections = 16
@@ -54,6 +56,18 @@ class Summarize(unittest.TestCase):
         self.assertAlmostEqual(rows["fr-flight"]["paired_ratio"], 100_000 / 99_000)
         self.assertAlmostEqual(rows["fr-flight"]["cpu_ratio"], 1.01)
         self.assertAlmostEqual(rows["fr-flight"]["trace_mb_per_s"], 1.0)
+
+
+class Interval(unittest.TestCase):
+    def test_bootstrap_interval_brackets_the_median_and_narrows_with_more_rounds(self):
+        few = [1.00, 1.04, 0.97, 1.02, 1.01]
+        many = few * 8
+        low, high = run.bootstrap_interval(few)
+        self.assertLessEqual(low, statistics.median(few))
+        self.assertGreaterEqual(high, statistics.median(few))
+        low_many, high_many = run.bootstrap_interval(many)
+        self.assertLessEqual(high_many - low_many, high - low)
+        self.assertEqual(run.bootstrap_interval(few), (low, high))
 
 
 class Reports(unittest.TestCase):

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! flight-recorder-compare --workload spawn|yield|pingpong|http \
-//!     --config none|fr-flight|fr-trace|console|dial9|dial9-disk [--trace-dir DIR]
+//!     --config none|fr-hooks|fr-flight|fr-trace|console|dial9|dial9-disk [--trace-dir DIR]
 //! ```
 //!
 //! Every configuration runs the same code on a 2-worker multi-thread runtime; only what is
 //! attached to the runtime differs:
 //!
 //! - `none`: nothing;
+//! - `fr-hooks`: `flight_recorder::tokio::instrument` with no recorder running (what having the
+//!   hooks installed costs);
 //! - `fr-flight`: `flight_recorder::tokio::instrument` and a running `FlightRecorder` (10 s,
 //!   64 MiB window); after the workload the window is written out to a byte counter, and its
 //!   size and the time `write_to` took are reported;
@@ -55,6 +57,7 @@ enum Workload {
 #[derive(Clone, Copy, PartialEq)]
 enum Config {
     None,
+    FrHooks,
     FrFlight,
     FrTrace,
     Console,
@@ -96,6 +99,7 @@ fn parse_args() -> Result<Args, String> {
         },
         config: match config_name.as_str() {
             "none" => Config::None,
+            "fr-hooks" => Config::FrHooks,
             "fr-flight" => Config::FrFlight,
             "fr-trace" => Config::FrTrace,
             "console" => Config::Console,
@@ -211,6 +215,11 @@ fn attach(args: &Args) -> io::Result<(tokio::runtime::Runtime, Attached)> {
     let other = |e: String| io::Error::other(e);
     Ok(match args.config {
         Config::None => (builder().build()?, Attached::Nothing),
+        Config::FrHooks => {
+            let mut b = builder();
+            flight_recorder::tokio::instrument(&mut b);
+            (b.build()?, Attached::Nothing)
+        }
         Config::FrFlight => {
             let mut b = builder();
             flight_recorder::tokio::instrument(&mut b);
