@@ -764,6 +764,33 @@ impl Model {
         }
     }
 
+    /// Makes a task ready for a poll that is not the common case: closes a poll of it still open
+    /// somewhere (its end was lost) and creates the task when it was never seen. Returns its slot.
+    fn prepare_poll<O: Observer + ?Sized>(
+        &mut self,
+        names: &dyn Names,
+        id: u64,
+        t: u64,
+        latency: Option<u64>,
+        obs: &mut O,
+    ) -> usize {
+        if let Some(Phase::Running) = self.tasks.get_mut(id).map(|s| s.phase) {
+            for index in 0..self.threads.len() {
+                if let Some(pos) = self.threads[index].polls.iter().rposition(|p| p.task == id) {
+                    self.close_polls(names, index, pos, t, PollResult::Truncated, obs);
+                    break;
+                }
+            }
+        }
+        if let Some(slot) = self.tasks.slot(id) {
+            return slot;
+        }
+        let window_start = self.window().map_or(t, |w| w.0);
+        let start = latency.map_or(t, |l| t.saturating_sub(l).max(window_start));
+        let state = self.new_task(id, start, Phase::Idle(start));
+        self.tasks.insert(id, state)
+    }
+
     fn poll_start<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
@@ -774,40 +801,13 @@ impl Model {
         obs: &mut O,
     ) {
         // The common case, in one lookup: a known task that is not running.
-        if let Some(slot) = self.tasks.slot(id) {
-            if let Some(state) = self.tasks.at(slot) {
-                if !matches!(state.phase, Phase::Running) {
-                    Self::begin_poll(
-                        state,
-                        slot,
-                        &mut self.threads[th],
-                        names,
-                        id,
-                        t,
-                        latency,
-                        obs,
-                    );
-                    return;
-                }
-            }
-        }
-        // A poll of this task still open somewhere lost its end: close it here.
-        if let Some(Phase::Running) = self.tasks.get_mut(id).map(|s| s.phase) {
-            for index in 0..self.threads.len() {
-                if let Some(pos) = self.threads[index].polls.iter().rposition(|p| p.task == id) {
-                    self.close_polls(names, index, pos, t, PollResult::Truncated, obs);
-                    break;
-                }
-            }
-        }
-        let window_start = self.window().map_or(t, |w| w.0);
-        let slot = match self.tasks.slot(id) {
-            Some(slot) => slot,
-            None => {
-                let start = latency.map_or(t, |l| t.saturating_sub(l).max(window_start));
-                let state = self.new_task(id, start, Phase::Idle(start));
-                self.tasks.insert(id, state)
-            }
+        let known = self.tasks.slot(id);
+        let running = known
+            .and_then(|slot| self.tasks.at(slot))
+            .is_some_and(|state| matches!(state.phase, Phase::Running));
+        let slot = match known {
+            Some(slot) if !running => slot,
+            _ => self.prepare_poll(names, id, t, latency, obs),
         };
         if let Some(state) = self.tasks.at(slot) {
             Self::begin_poll(

@@ -461,3 +461,42 @@ fn the_pipelined_summary_is_the_sequential_one() {
         assert!(text.contains(seen), "{seen}: {text}");
     }
 }
+
+/// A task whose poll end was lost (its chunk was dropped from the window) and that is then polled
+/// again on another worker: the open poll is closed where the next one starts, and both count.
+#[test]
+fn a_poll_whose_end_was_lost_is_closed_by_the_next_poll_of_its_task() {
+    let mut b = TraceBuilder::standard(
+        &[],
+        &[(1, "src/main.rs", 10, 5)],
+        &[(1, 101, "worker-0"), (2, 102, "worker-1")],
+    );
+    b.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::PollStart, 10, &[1]),
+        ],
+    )
+    .chunk(
+        2,
+        BASE + 1_000_000,
+        &[
+            Ev::new(EventKind::PollStart, 0, &[1]),
+            Ev::new(EventKind::PollEnd, 2_000_000, &[1, 1]),
+        ],
+    );
+    let bytes = b.finish();
+    let summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    assert_eq!(summary.tasks.tasks, 1);
+    assert_eq!(summary.tasks.polls, 2);
+    assert_eq!(summary.tasks.ended, 1);
+    assert_eq!(summary.tasks.alive_at_end, 0);
+    // The first poll runs from its start to the second's: 999,990 ns, then 2 ms.
+    assert_eq!(summary.tasks.run_ns, 999_990 + 2_000_000);
+    let location = &summary.locations[0];
+    assert_eq!(location.location, "src/main.rs:10:5");
+    assert_eq!(location.polls, 2);
+    assert_eq!(location.longest_poll_ns, 2_000_000);
+}

@@ -118,12 +118,9 @@ pub struct Dropped {
 pub struct TraceReader<R> {
     input: R,
     offset: u64,
-    header: Header,
     converter: TimeConverter,
-    kinds: Vec<Option<KindInfo>>,
-    strings: HashMap<u64, String>,
-    locations: HashMap<u64, Location>,
-    threads: BTreeMap<u64, ThreadInfo>,
+    /// The header and the tables absorbed so far.
+    names: NameTables,
     dropped: Dropped,
     complete: bool,
     done: bool,
@@ -205,6 +202,7 @@ impl NameTables {
     }
 
     /// The layout and name of an event kind.
+    #[inline]
     pub fn kind_info(&self, byte: u8) -> Option<&KindInfo> {
         self.kinds[usize::from(byte)].as_ref()
     }
@@ -270,7 +268,6 @@ impl<R: Read> TraceReader<R> {
         let mut reader = TraceReader {
             input,
             offset: PREAMBLE_LEN as u64,
-            header: Header::decode(&[]).expect("an empty header decodes"),
             converter: crate::header::ClockCalibration {
                 source: String::new(),
                 unit_shift: 0,
@@ -278,10 +275,13 @@ impl<R: Read> TraceReader<R> {
                 end: Default::default(),
             }
             .converter(),
-            kinds: vec![None; 256],
-            strings: HashMap::new(),
-            locations: HashMap::new(),
-            threads: BTreeMap::new(),
+            names: NameTables {
+                header: Header::decode(&[]).expect("an empty header decodes"),
+                kinds: vec![None; 256],
+                strings: HashMap::new(),
+                locations: HashMap::new(),
+                threads: BTreeMap::new(),
+            },
             dropped: Dropped::default(),
             complete: false,
             done: false,
@@ -293,16 +293,16 @@ impl<R: Read> TraceReader<R> {
             table_log: None,
         };
         for &kind in EventKind::ALL {
-            reader.kinds[kind as usize] = Some(KindInfo::from(kind));
+            reader.names.kinds[kind as usize] = Some(KindInfo::from(kind));
         }
         let start = reader.offset;
         match reader.read_record()? {
             Some(RecordType::Header) => {
-                reader.header = Header::decode(&reader.record).map_err(|what| Error {
+                reader.names.header = Header::decode(&reader.record).map_err(|what| Error {
                     offset: start,
                     kind: ErrorKind::Malformed(what),
                 })?;
-                reader.converter = reader.header.clock.converter();
+                reader.converter = reader.names.header.clock.converter();
                 Ok(reader)
             }
             Some(_) => Err(Error {
@@ -318,18 +318,12 @@ impl<R: Read> TraceReader<R> {
 
     /// The file's header.
     pub fn header(&self) -> &Header {
-        &self.header
+        self.names.header()
     }
 
     /// A copy of the names read so far (header, kinds, strings, locations, threads).
     pub fn name_tables(&self) -> NameTables {
-        NameTables {
-            header: self.header.clone(),
-            kinds: self.kinds.clone(),
-            strings: self.strings.clone(),
-            locations: self.locations.clone(),
-            threads: self.threads.clone(),
-        }
+        self.names.clone()
     }
 
     /// From now on (`true`), keeps a copy of every table entry absorbed, in order, until taken
@@ -359,22 +353,23 @@ impl<R: Read> TraceReader<R> {
 
     /// The interned string with this id, as far as the file has been read.
     pub fn string(&self, id: u64) -> Option<&str> {
-        self.strings.get(&id).map(String::as_str)
+        self.names.string(id)
     }
 
     /// The source location with this id, as far as the file has been read.
     pub fn location(&self, id: u64) -> Option<&Location> {
-        self.locations.get(&id)
+        self.names.location(id)
     }
 
     /// The threads described so far, by id.
     pub fn threads(&self) -> &BTreeMap<u64, ThreadInfo> {
-        &self.threads
+        self.names.threads()
     }
 
     /// The layout and name of an event kind, as far as the file has been read.
+    #[inline]
     pub fn kind_info(&self, byte: u8) -> Option<&KindInfo> {
-        self.kinds[usize::from(byte)].as_ref()
+        self.names.kind_info(byte)
     }
 
     /// Data the recorder reported as dropped, as far as the file has been read.
@@ -508,7 +503,7 @@ impl<R: Read> TraceReader<R> {
     /// The kinds' layouts as [`RawChunk`] keeps them.
     fn layouts(&self) -> [u8; 256] {
         let mut layouts = [0u8; 256];
-        for (layout, info) in layouts.iter_mut().zip(&self.kinds) {
+        for (layout, info) in layouts.iter_mut().zip(&self.names.kinds) {
             if let Some(info) = info {
                 *layout = LAYOUT_KNOWN | u8::from(info.has_payload) << 4 | info.arg_count;
             }
@@ -543,6 +538,14 @@ impl<R: Read> TraceReader<R> {
         result.map_err(|what| self.fail(payload_offset, what))
     }
 
+    /// Adds a table entry to the names, and to the log of entries when one is kept.
+    fn absorb_entry(&mut self, entry: TableEntry) {
+        if let Some(log) = &mut self.table_log {
+            log.push(entry.clone());
+        }
+        self.names.apply(entry);
+    }
+
     fn absorb_payload(
         &mut self,
         kind: RecordType,
@@ -567,20 +570,14 @@ impl<R: Read> TraceReader<R> {
                         has_payload,
                         name,
                     };
-                    if let Some(log) = &mut self.table_log {
-                        log.push(TableEntry::Kind(info.clone()));
-                    }
-                    self.kinds[usize::from(byte)] = Some(info);
+                    self.absorb_entry(TableEntry::Kind(info));
                 }
             }
             RecordType::Strings => {
                 while !entries.at_end() {
                     let id = entries.varint()?;
                     let text = entries.text()?;
-                    if let Some(log) = &mut self.table_log {
-                        log.push(TableEntry::String(id, text.clone()));
-                    }
-                    self.strings.insert(id, text);
+                    self.absorb_entry(TableEntry::String(id, text));
                 }
             }
             RecordType::Locations => {
@@ -590,10 +587,7 @@ impl<R: Read> TraceReader<R> {
                     let line = entries.small()?;
                     let column = entries.small()?;
                     let location = Location { file, line, column };
-                    if let Some(log) = &mut self.table_log {
-                        log.push(TableEntry::Location(id, location.clone()));
-                    }
-                    self.locations.insert(id, location);
+                    self.absorb_entry(TableEntry::Location(id, location));
                 }
             }
             RecordType::Threads => {
@@ -601,11 +595,7 @@ impl<R: Read> TraceReader<R> {
                     let id = entries.varint()?;
                     let os_tid = entries.varint()?;
                     let name = entries.text()?;
-                    let info = ThreadInfo { id, os_tid, name };
-                    if let Some(log) = &mut self.table_log {
-                        log.push(TableEntry::Thread(info.clone()));
-                    }
-                    self.threads.insert(id, info);
+                    self.absorb_entry(TableEntry::Thread(ThreadInfo { id, os_tid, name }));
                 }
             }
             RecordType::Chunk => {
@@ -639,7 +629,7 @@ impl<R: Read> TraceReader<R> {
         let start = chunk.pos;
         let at = chunk.offset + start as u64;
         let kind_byte = data[start];
-        let Some(info) = self.kinds[usize::from(kind_byte)].as_ref() else {
+        let Some(info) = self.names.kinds[usize::from(kind_byte)].as_ref() else {
             return Err(self.fail(at, "unknown event kind"));
         };
         let arg_count = info.arg_count;
