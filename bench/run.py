@@ -280,24 +280,21 @@ def markdown(rows, info, args):
         "",
     ]
     configs = [c for c in RUST_CONFIGS + GO_CONFIGS if any(c in rows[w] for w in rows) and c not in ("none", "go-none")]
-    header = "| workload | " + " | ".join(LABELS[c] for c in configs) + " |"
-    lines += [header, "|---|" + "---:|" * len(configs)]
-    for workload in rows:
-        cells = []
-        for c in configs:
-            r = rows[workload].get(c)
-            cells.append(ratio_cell(r, "paired_ratio", "interval", args.intervals))
-        lines.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
+
+    def ratio_table(key, interval_key):
+        table = ["| workload | " + " | ".join(LABELS[c] for c in configs) + " |",
+                 "|---|" + "---:|" * len(configs)]
+        for workload in rows:
+            cells = [ratio_cell(rows[workload].get(c), key, interval_key, args.intervals) for c in configs]
+            table.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
+        return table
+
+    lines += ratio_table("paired_ratio", "interval")
     lines += ["", "CPU time against no recorder in the same language (the process's user and system time, "
               "all threads; for HTTP, the server's CPU time per request; median of per-round paired ratios"
               + ("; in brackets, a 95 % bootstrap interval" if args.intervals else "") + "):",
-              "", header, "|---|" + "---:|" * len(configs)]
-    for workload in rows:
-        cells = []
-        for c in configs:
-            r = rows[workload].get(c)
-            cells.append(ratio_cell(r, "cpu_ratio", "cpu_interval", args.intervals))
-        lines.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
+              ""]
+    lines += ratio_table("cpu_ratio", "cpu_interval")
     lines += ["", "Medians of the measures themselves (seconds, or requests/s for HTTP) and trace rates:", ""]
     lines += ["| workload | configuration | median | CPU | trace MB/s | window snapshot |",
               "|---|---|---:|---:|---:|---:|"]
