@@ -57,8 +57,10 @@ impl<W: Write> ChromeJson<W> {
         Ok(())
     }
 
-    /// Writes one event: `fields` is the JSON object's body without braces.
-    fn emit(&mut self, fields: std::fmt::Arguments<'_>) -> io::Result<()> {
+    /// Starts one event's line, up to its opening brace: the fields go into the returned buffer,
+    /// then [`ChromeJson::close_line`] writes it. Built in place, without a string per field:
+    /// a large trace becomes tens of millions of lines.
+    fn open_line(&mut self) -> io::Result<&mut Vec<u8>> {
         self.start()?;
         self.line.clear();
         if !self.first_event {
@@ -66,15 +68,12 @@ impl<W: Write> ChromeJson<W> {
         }
         self.first_event = false;
         self.line.push(b'{');
-        self.line.write_fmt(fields)?;
-        self.line.push(b'}');
-        self.out.write_all(&self.line)
+        Ok(&mut self.line)
     }
 
-    /// Microseconds from the first event with nanosecond decimals.
-    fn ts(&self, time: u64) -> String {
-        let rel = time.saturating_sub(self.origin);
-        format!("{}.{:03}", rel / 1000, rel % 1000)
+    fn close_line(&mut self) -> io::Result<()> {
+        self.line.push(b'}');
+        self.out.write_all(&self.line)
     }
 
     fn place(&self, track: Track) -> (u64, u64) {
@@ -86,38 +85,107 @@ impl<W: Write> ChromeJson<W> {
         }
     }
 
-    fn args(args: &[(&str, Arg)]) -> String {
-        let mut out = String::from("{");
-        for (i, (name, value)) in args.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&quote(name));
-            out.push(':');
-            match value {
-                Arg::Uint(v) => out.push_str(&v.to_string()),
-                Arg::Text(t) => out.push_str(&quote(t)),
-            }
-        }
-        out.push('}');
-        out
+    /// An event's `ph`, `name` and `cat` fields, then its place ([`push_place`]).
+    fn slice_line(
+        &mut self,
+        ph: &[u8],
+        name: &str,
+        category: &str,
+        track: Track,
+        time: u64,
+    ) -> io::Result<&mut Vec<u8>> {
+        let (pid, tid) = self.place(track);
+        let rel = time.saturating_sub(self.origin);
+        let line = self.open_line()?;
+        line.extend_from_slice(ph);
+        line.extend_from_slice(b",\"name\":");
+        push_string(line, name);
+        line.extend_from_slice(b",\"cat\":");
+        push_string(line, category);
+        push_place(line, rel, pid, tid);
+        Ok(line)
+    }
+
+    /// A flow's end (`"ph":"f"`) or start (`"ph":"s"`), at the place of the event it binds to.
+    fn flow_line(&mut self, ph: &[u8], flow: u64, track: Track, time: u64) -> io::Result<()> {
+        let (pid, tid) = self.place(track);
+        let rel = time.saturating_sub(self.origin);
+        let line = self.open_line()?;
+        line.extend_from_slice(ph);
+        line.extend_from_slice(b",\"name\":\"wake\",\"cat\":\"wake\",\"id\":");
+        push_u64(line, flow);
+        push_place(line, rel, pid, tid);
+        self.close_line()
     }
 
     fn metadata(&mut self, pid: u64, tid: Option<u64>, name: &str) -> io::Result<()> {
         let (what, tid) = match tid {
-            None => ("process_name", 0),
-            Some(tid) => ("thread_name", tid),
+            None => (&b"process_name"[..], 0),
+            Some(tid) => (&b"thread_name"[..], tid),
         };
-        self.emit(format_args!(
-            "\"ph\":\"M\",\"name\":\"{what}\",\"pid\":{pid},\"tid\":{tid},\"args\":{{\"name\":{}}}",
-            quote(name)
-        ))
+        let line = self.open_line()?;
+        line.extend_from_slice(b"\"ph\":\"M\",\"name\":\"");
+        line.extend_from_slice(what);
+        line.extend_from_slice(b"\",\"pid\":");
+        push_u64(line, pid);
+        line.extend_from_slice(b",\"tid\":");
+        push_u64(line, tid);
+        line.extend_from_slice(b",\"args\":{\"name\":");
+        push_string(line, name);
+        line.push(b'}');
+        self.close_line()
     }
 }
 
 /// A JSON string literal.
-fn quote(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
+fn push_string(line: &mut Vec<u8>, text: &str) {
+    // Most names (spawn locations, categories) need no escape: copied at once.
+    // (A fold without an early exit, which the compiler turns into vector code.)
+    let plain = !text.bytes().fold(false, |special, b| {
+        special | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        line.push(b'"');
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'"');
+        return;
+    }
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *line, text);
+}
+
+fn push_u64(line: &mut Vec<u8>, value: u64) {
+    line.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// `,"ts":…,"pid":…,"tid":…`, with `ts` in microseconds and three decimals (nanoseconds).
+fn push_place(line: &mut Vec<u8>, rel_ns: u64, pid: u64, tid: u64) {
+    line.extend_from_slice(b",\"ts\":");
+    push_u64(line, rel_ns / 1000);
+    let ns = rel_ns % 1000;
+    let digit = |d: u64| b'0' + d as u8; // d < 10
+    line.extend_from_slice(&[b'.', digit(ns / 100), digit(ns / 10 % 10), digit(ns % 10)]);
+    line.extend_from_slice(b",\"pid\":");
+    push_u64(line, pid);
+    line.extend_from_slice(b",\"tid\":");
+    push_u64(line, tid);
+}
+
+/// `,"args":{…}`.
+fn push_args(line: &mut Vec<u8>, args: &[(&str, Arg)]) {
+    line.extend_from_slice(b",\"args\":{");
+    for (i, (name, value)) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        push_string(line, name);
+        line.push(b':');
+        match value {
+            Arg::Uint(v) => push_u64(line, *v),
+            Arg::Text(t) => push_string(line, t),
+        }
+    }
+    line.push(b'}');
 }
 
 impl<W: Write> Format for ChromeJson<W> {
@@ -159,28 +227,18 @@ impl<W: Write> Format for ChromeJson<W> {
         args: &[(&str, Arg)],
         terminating_flow: Option<u64>,
     ) -> io::Result<()> {
-        let (pid, tid) = self.place(track);
-        let ts = self.ts(time);
-        let (name, category) = (quote(name), quote(category));
-        self.emit(format_args!(
-            "\"ph\":\"B\",\"name\":{name},\"cat\":{category},\"ts\":{ts},\"pid\":{pid},\"tid\":{tid},\"args\":{}",
-            Self::args(args)
-        ))?;
+        let line = self.slice_line(b"\"ph\":\"B\"", name, category, track, time)?;
+        push_args(line, args);
+        self.close_line()?;
         if let Some(flow) = terminating_flow {
-            self.emit(format_args!(
-                "\"ph\":\"f\",\"bp\":\"e\",\"name\":\"wake\",\"cat\":\"wake\",\"id\":{flow},\"ts\":{ts},\"pid\":{pid},\"tid\":{tid}"
-            ))?;
+            self.flow_line(b"\"ph\":\"f\",\"bp\":\"e\"", flow, track, time)?;
         }
         Ok(())
     }
 
     fn end(&mut self, track: Track, time: u64, name: &str, category: &str) -> io::Result<()> {
-        let (pid, tid) = self.place(track);
-        let ts = self.ts(time);
-        let (name, category) = (quote(name), quote(category));
-        self.emit(format_args!(
-            "\"ph\":\"E\",\"name\":{name},\"cat\":{category},\"ts\":{ts},\"pid\":{pid},\"tid\":{tid}"
-        ))
+        self.slice_line(b"\"ph\":\"E\"", name, category, track, time)?;
+        self.close_line()
     }
 
     fn instant(
@@ -192,28 +250,26 @@ impl<W: Write> Format for ChromeJson<W> {
         args: &[(&str, Arg)],
         flow: Option<u64>,
     ) -> io::Result<()> {
-        let (pid, tid) = self.place(track);
-        let ts = self.ts(time);
-        let (name, category) = (quote(name), quote(category));
-        self.emit(format_args!(
-            "\"ph\":\"i\",\"s\":\"t\",\"name\":{name},\"cat\":{category},\"ts\":{ts},\"pid\":{pid},\"tid\":{tid},\"args\":{}",
-            Self::args(args)
-        ))?;
+        let line = self.slice_line(b"\"ph\":\"i\",\"s\":\"t\"", name, category, track, time)?;
+        push_args(line, args);
+        self.close_line()?;
         if let Some(flow) = flow {
-            self.emit(format_args!(
-                "\"ph\":\"s\",\"name\":\"wake\",\"cat\":\"wake\",\"id\":{flow},\"ts\":{ts},\"pid\":{pid},\"tid\":{tid}"
-            ))?;
+            self.flow_line(b"\"ph\":\"s\"", flow, track, time)?;
         }
         Ok(())
     }
 
     fn counter(&mut self, track: Track, time: u64, name: &str, value: u64) -> io::Result<()> {
         let (pid, _) = self.place(track);
-        let ts = self.ts(time);
-        let name = quote(name);
-        self.emit(format_args!(
-            "\"ph\":\"C\",\"name\":{name},\"ts\":{ts},\"pid\":{pid},\"tid\":0,\"args\":{{\"value\":{value}}}"
-        ))
+        let rel = time.saturating_sub(self.origin);
+        let line = self.open_line()?;
+        line.extend_from_slice(b"\"ph\":\"C\",\"name\":");
+        push_string(line, name);
+        push_place(line, rel, pid, 0);
+        line.extend_from_slice(b",\"args\":{\"value\":");
+        push_u64(line, value);
+        line.push(b'}');
+        self.close_line()
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -234,4 +290,49 @@ pub fn write_chrome_json<R: Read, W: Write>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<W, ExportError> {
     export(reader, ChromeJson::new(out), merge, progress).map(ChromeJson::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(rel_ns: u64) -> String {
+        let mut line = Vec::new();
+        push_place(&mut line, rel_ns, 7, 9);
+        String::from_utf8(line).unwrap()
+    }
+
+    #[test]
+    fn times_are_microseconds_with_three_decimals() {
+        assert_eq!(place(0), ",\"ts\":0.000,\"pid\":7,\"tid\":9");
+        assert_eq!(place(5), ",\"ts\":0.005,\"pid\":7,\"tid\":9");
+        assert_eq!(place(66_647), ",\"ts\":66.647,\"pid\":7,\"tid\":9");
+        assert_eq!(
+            place(1_234_567_999),
+            ",\"ts\":1234567.999,\"pid\":7,\"tid\":9"
+        );
+        assert_eq!(
+            place(u64::MAX),
+            format!(",\"ts\":{}.615,\"pid\":7,\"tid\":9", u64::MAX / 1000)
+        );
+    }
+
+    #[test]
+    fn strings_and_args_are_escaped_json() {
+        let mut line = Vec::new();
+        push_args(
+            &mut line,
+            &[
+                ("message", Arg::Text("say \"hi\"\n\u{1}é".into())),
+                ("n", Arg::Uint(u64::MAX)),
+            ],
+        );
+        let text = String::from_utf8(line).unwrap();
+        assert_eq!(
+            text,
+            ",\"args\":{\"message\":\"say \\\"hi\\\"\\n\\u0001é\",\"n\":18446744073709551615}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&text[8..]).unwrap();
+        assert_eq!(value["message"], "say \"hi\"\n\u{1}é");
+    }
 }

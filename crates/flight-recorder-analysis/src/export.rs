@@ -8,14 +8,14 @@
 //! open is dropped, and whatever is open at the end of the window is closed there. A wake is an
 //! instant on the waking thread, linked by a flow to the poll it caused.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 
 use flight_recorder_format::{Error, EventKind, Header, TraceReader};
 
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use crate::model::{
-    EdgeStats, Note, Observer, OpenRegion, PollBegin, PollEnd, RegionSpan, TaskDone, UserTaskSpan,
+    EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, RegionSpan, TaskDone,
+    UserTaskSpan,
 };
 use crate::summary::drive;
 
@@ -101,11 +101,11 @@ enum OpenKey {
 pub struct Timeline<F: Format> {
     format: F,
     started: bool,
-    threads: HashMap<u64, Vec<Open>>,
-    tasks: HashMap<u64, String>,
-    user_tasks: HashMap<u64, String>,
-    counters: HashMap<u64, String>,
-    labels: HashMap<u64, std::rc::Rc<str>>,
+    threads: IdMap<Vec<Open>>,
+    tasks: IdMap<String>,
+    user_tasks: IdMap<String>,
+    counters: IdMap<String>,
+    labels: IdMap<std::rc::Rc<str>>,
     error: Option<io::Error>,
 }
 
@@ -115,11 +115,11 @@ impl<F: Format> Timeline<F> {
         Timeline {
             format,
             started: false,
-            threads: HashMap::new(),
-            tasks: HashMap::new(),
-            user_tasks: HashMap::new(),
-            counters: HashMap::new(),
-            labels: HashMap::new(),
+            threads: IdMap::default(),
+            tasks: IdMap::default(),
+            user_tasks: IdMap::default(),
+            counters: IdMap::default(),
+            labels: IdMap::default(),
             error: None,
         }
     }
@@ -394,7 +394,9 @@ impl<F: Format> Observer for Timeline<F> {
 
     fn finish(&mut self, _names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
         let end = window.map_or(0, |w| w.1);
-        let threads: Vec<u64> = self.threads.keys().copied().collect();
+        // In thread order, so that the same trace always gives the same file.
+        let mut threads: Vec<u64> = self.threads.keys().copied().collect();
+        threads.sort_unstable();
         for thread in threads {
             self.close_from(thread, 0, end);
         }
