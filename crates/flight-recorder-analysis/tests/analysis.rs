@@ -500,3 +500,52 @@ fn a_poll_whose_end_was_lost_is_closed_by_the_next_poll_of_its_task() {
     assert_eq!(location.polls, 2);
     assert_eq!(location.longest_poll_ns, 2_000_000);
 }
+
+/// Regions still open at the end of the window are closed there, thread by thread in id order:
+/// the same trace always gives the same export, byte for byte.
+#[test]
+fn slices_open_at_the_end_are_closed_in_thread_order() {
+    let threads: Vec<(u64, u64, &str)> = (1..=12).map(|id| (id, 100 + id, "worker")).collect();
+    let mut b = TraceBuilder::standard(&[(1, "load")], &[(1, "src/main.rs", 10, 5)], &threads);
+    for &(thread, _, _) in threads.iter().rev() {
+        b.chunk(
+            thread,
+            BASE + thread,
+            &[
+                Ev::new(EventKind::TaskSpawn, 0, &[thread, 1, 0]),
+                Ev::new(EventKind::PollStart, 1, &[thread]),
+                Ev::new(EventKind::PollEnd, 1, &[thread, 0]),
+                Ev::new(EventKind::RegionBegin, 1, &[1, 0]),
+            ],
+        );
+    }
+    let bytes = b.finish();
+    let export = || {
+        let reader = TraceReader::new(&bytes[..]).unwrap();
+        let out = flight_recorder_analysis::chrome::write_chrome_json(
+            reader,
+            Vec::new(),
+            MergeOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let first = export();
+    for _ in 0..3 {
+        assert_eq!(export(), first);
+    }
+    // The thread tracks' ends (the process's pid; its tasks' tracks have the next one), in order.
+    let thread_track = format!("\"pid\":{},", header().pid);
+    let ends: Vec<u64> = first
+        .lines()
+        .filter(|line| {
+            line.contains("\"ph\":\"E\",\"name\":\"load\"") && line.contains(&thread_track)
+        })
+        .map(|line| {
+            let tid = line.split("\"tid\":").nth(1).unwrap();
+            tid.trim_end_matches(['}', ',']).parse().unwrap()
+        })
+        .collect();
+    assert_eq!(ends, (1..=12).collect::<Vec<u64>>());
+}
