@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, lints, the loom models of the recording protocol, the
-# doc tests, a short fuzz run and a short soak (docs/RELIABILITY.md), then every unit and
-# integration test.
+# The project's test command: formatting, lints, the loom models of the recording protocol, a Miri
+# run of the recorder's unit tests, the feature matrix, the minimum Rust version, the doc tests, a
+# short fuzz run and a short soak (docs/RELIABILITY.md), then every unit and integration test.
+# `.ci/run` installs the tools it needs (nightly's miri, cargo-hack, the minimum toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,18 @@ cargo clippy --workspace --all-features --all-targets -- -D warnings
 echo "== loom models of the chunk / window / snapshot protocol"
 RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p flight-recorder --lib --release loom
+
+echo "== Miri: the recorder's unit tests, the unsafe code among them, on the monotonic clock"
+FLIGHT_RECORDER_CLOCK=monotonic MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+    cargo +nightly miri test -p flight-recorder --lib --all-features
+
+echo "== features: every crate's library with each feature alone, none, and all (warnings are errors)"
+RUSTFLAGS="--cfg tokio_unstable -D warnings" CARGO_TARGET_DIR=target/features \
+    cargo hack check --workspace --lib --each-feature --no-dev-deps
+
+echo "== the declared minimum Rust version (rust-version in Cargo.toml) builds the workspace"
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+CARGO_TARGET_DIR=target/msrv cargo "+$msrv" build --workspace --all-features
 
 echo "== the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
 RUSTFLAGS="" CARGO_TARGET_DIR=target/stable-tokio \
