@@ -2,9 +2,11 @@
 # The project's test command: formatting, lints, the loom models of the recording protocol, a Miri
 # run of the recorder's unit tests, the feature matrix, the minimum Rust version, the doc tests, a
 # short fuzz run and a short soak (docs/RELIABILITY.md), then every unit and integration test.
-# `.ci/run` installs the tools it needs (nightly's miri, cargo-hack, the minimum toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== tools: nextest, Miri, cargo-hack, the minimum Rust version (installed when missing)"
+scripts/install-test-tools.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

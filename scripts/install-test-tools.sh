@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the test command needs beyond the stable toolchain, when it is missing: Miri on
+# the nightly toolchain, cargo-hack for the feature matrix, and the minimum Rust version that
+# Cargo.toml declares. Quick when everything is there already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    if rustup toolchain list | grep -q '^nightly'; then
+        rustup component add --toolchain nightly miri rust-src
+    else
+        rustup toolchain install nightly --profile minimal --component miri,rust-src
+    fi
+fi
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if ! rustup toolchain list | grep -q "^$msrv"; then
+    rustup toolchain install "$msrv" --profile minimal
+fi
+if ! cargo hack --version >/dev/null 2>&1; then
+    cargo install cargo-hack --locked
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+    cargo install cargo-nextest --locked
+fi
