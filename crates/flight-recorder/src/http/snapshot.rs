@@ -83,21 +83,67 @@ pub(super) fn download_response(body: Body, file_name: &str) -> Response {
     response
 }
 
+/// Whether a `/snapshot` query asks for Perfetto.
+fn wants_perfetto(query: Result<Query<SnapshotQuery>, QueryRejection>) -> Result<bool, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    match query.format.as_deref() {
+        None | Some("") | Some("trace") => Ok(false),
+        Some("perfetto") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "format must be \"trace\" (the default) or \"perfetto\"",
+        )),
+    }
+}
+
+/// The download name of a snapshot taken now.
+fn snapshot_name(perfetto: bool) -> String {
+    let name = trace_file_name(now_ns(), "http");
+    if perfetto {
+        format!(
+            "{}.pftrace",
+            name.strip_suffix(FILE_SUFFIX).unwrap_or(&name)
+        )
+    } else {
+        name
+    }
+}
+
+/// Why no snapshot can be taken now, when nothing records.
+fn not_recording(recorder: Option<&FlightRecorder>) -> &'static str {
+    match recorder {
+        Some(_) => "the flight recorder given to the HTTP endpoint is not running",
+        None => {
+            "nothing is recording: automatic capture (flight_recorder::capture) is not \
+             running and no flight recorder was given to the HTTP endpoint"
+        }
+    }
+}
+
+/// `HEAD /snapshot[?format=perfetto]`: the headers a `GET` would answer with, without taking a
+/// snapshot or holding the snapshot slot (so a health check or a link checker costs nothing).
+/// 503 when nothing records, as for `GET`; a `GET` may still meet a snapshot in progress (409).
+pub(super) async fn snapshot_head(
+    State(state): State<AppState>,
+    query: Result<Query<SnapshotQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let perfetto = wants_perfetto(query)?;
+    let recorder = state.config.recorder.as_deref();
+    let recording = match recorder {
+        Some(recorder) => recorder.enabled(),
+        None => crate::capture::is_running(),
+    };
+    if !recording {
+        return Err(ApiError::unavailable(not_recording(recorder)));
+    }
+    Ok(download_response(Body::empty(), &snapshot_name(perfetto)))
+}
+
 /// `GET /snapshot[?format=perfetto]`.
 pub(super) async fn snapshot(
     State(state): State<AppState>,
     query: Result<Query<SnapshotQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
-    let perfetto = match query.format.as_deref() {
-        None | Some("") | Some("trace") => false,
-        Some("perfetto") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "format must be \"trace\" (the default) or \"perfetto\"",
-            ))
-        }
-    };
+    let perfetto = wants_perfetto(query)?;
     let busy = Busy::acquire().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -110,16 +156,11 @@ pub(super) async fn snapshot(
     let bytes = tokio::task::spawn_blocking(move || take_snapshot(recorder.as_deref(), limit))
         .await
         .map_err(ApiError::task)??;
-    let stamp = now_ns();
-    let name = trace_file_name(stamp, "http");
+    let name = snapshot_name(perfetto);
     if !perfetto {
         drop(busy);
         return Ok(download_response(Body::from(bytes), &name));
     }
-    let name = format!(
-        "{}.pftrace",
-        name.strip_suffix(FILE_SUFFIX).unwrap_or(&name)
-    );
     let (writer, body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let _busy = busy;
@@ -141,16 +182,7 @@ fn take_snapshot(recorder: Option<&FlightRecorder>, limit: usize) -> Result<Vec<
         Err(_) if out.overflowed => Err(ApiError::internal(format!(
             "the snapshot is larger than the endpoint's max_snapshot_bytes ({limit} bytes)"
         ))),
-        Err(e) => Err(ApiError::from_recorder(
-            e,
-            match recorder {
-                Some(_) => "the flight recorder given to the HTTP endpoint is not running",
-                None => {
-                    "nothing is recording: automatic capture (flight_recorder::capture) is not \
-                     running and no flight recorder was given to the HTTP endpoint"
-                }
-            },
-        )),
+        Err(e) => Err(ApiError::from_recorder(e, not_recording(recorder))),
     }
 }
 
