@@ -40,6 +40,9 @@ pub const MAX_TAG_LEN: usize = 64;
 /// The length of a file-name time stamp, `2006-01-02T15_04_05.000`.
 pub const STAMP_LEN: usize = 23;
 
+/// The longest dump file name: prefix, stamp, a tag of [`MAX_TAG_LEN`] and the extension.
+pub const MAX_NAME_LEN: usize = FILE_PREFIX.len() + STAMP_LEN + 1 + MAX_TAG_LEN + FILE_SUFFIX.len();
+
 /// The prefix of a temporary file name (hidden on Unix).
 const TEMP_PREFIX: &str = ".";
 
@@ -295,6 +298,12 @@ mod tests {
             "x".repeat(65)
         );
         assert_eq!(parse_name(&long), None);
+        let longest = format!(
+            "executiontrace.2026-11-28T02_35_36.123.{}.out",
+            "x".repeat(64)
+        );
+        assert!(parse_name(&longest).is_some());
+        assert_eq!(longest.len(), MAX_NAME_LEN);
     }
 
     #[test]

@@ -1308,3 +1308,38 @@ fn a_real_sigterm_still_ends_a_process_whose_capture_runs() {
     // SIGTERM wrote no dump: it is not the dump signal.
     assert!(capture::list_dumps(dir.path()).unwrap().is_empty());
 }
+
+#[test]
+fn head_on_a_trace_answers_headers_and_starts_none() {
+    run(async {
+        let server = server(HttpConfig::default()).await;
+        let addr = server.local_addr();
+        let started = std::time::Instant::now();
+        let reply = send(
+            addr,
+            Method::HEAD,
+            &format!("{BASE}/trace?seconds=60"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.body.is_empty());
+        assert_eq!(reply.header("x-flight-recorder-seconds"), Some("60"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // No trace runs: the next one starts at once.
+        let reply = get(addr, &format!("{BASE}/trace?seconds=1")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        read_trace(reply.body);
+        let reply = send(
+            addr,
+            Method::HEAD,
+            &format!("{BASE}/trace?seconds=0"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        server.shutdown().await.unwrap();
+    });
+}

@@ -208,25 +208,52 @@ fn convert_to_perfetto(bytes: Vec<u8>, writer: ChannelWriter) {
     }
 }
 
+/// The `seconds` of a `/trace` query, checked.
+fn trace_seconds(
+    state: &AppState,
+    query: Result<Query<TraceQuery>, QueryRejection>,
+) -> Result<u64, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let max = state.config.max_trace_seconds;
+    match query.seconds.as_deref() {
+        None => Ok(1),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "seconds must be a whole number from 1 to {max}"
+            ))
+            .with("max_seconds", max)),
+        },
+    }
+}
+
+/// The response of a `/trace` request: a download of `body`, with the seconds in a header.
+fn trace_response(body: Body, seconds: u64) -> Response {
+    let name = trace_file_name(now_ns(), "http_trace");
+    let mut response = download_response(body, &name);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response
+            .headers_mut()
+            .insert("x-flight-recorder-seconds", value);
+    }
+    response
+}
+
+/// `HEAD /trace?seconds=N`: the headers `GET` would answer with, without starting a trace.
+pub(super) async fn trace_head(
+    State(state): State<AppState>,
+    query: Result<Query<TraceQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let seconds = trace_seconds(&state, query)?;
+    Ok(trace_response(Body::empty(), seconds))
+}
+
 /// `GET /trace?seconds=N`.
 pub(super) async fn trace(
     State(state): State<AppState>,
     query: Result<Query<TraceQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
-    let max = state.config.max_trace_seconds;
-    let seconds = match query.seconds.as_deref() {
-        None => 1,
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "seconds must be a whole number from 1 to {max}"
-                ))
-                .with("max_seconds", max))
-            }
-        },
-    };
+    let seconds = trace_seconds(&state, query)?;
     let (writer, body) = body::channel();
     let (started_tx, started_rx) = oneshot::channel();
     std::thread::Builder::new()
@@ -246,14 +273,7 @@ pub(super) async fn trace(
         Ok(Err(e)) => return Err(ApiError::from_recorder(e, "the trace did not start")),
         Err(_) => return Err(ApiError::internal("the trace's thread ended early")),
     }
-    let name = trace_file_name(now_ns(), "http_trace");
-    let mut response = download_response(Body::new(body), &name);
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response
-            .headers_mut()
-            .insert("x-flight-recorder-seconds", value);
-    }
-    Ok(response)
+    Ok(trace_response(Body::new(body), seconds))
 }
 
 /// When the trace of a `/trace` request ends, milliseconds since the Unix epoch (0: none runs).
