@@ -108,6 +108,7 @@ pub(crate) struct Capture {
     files_deleted: AtomicU64,
     last_file: Mutex<Option<PathBuf>>,
     /// The dump signal given to `start`: the only one HTTP may set.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     start_signal: Option<i32>,
 }
 

@@ -174,6 +174,10 @@ impl CaptureSettings {
 
 /// The signals that may trigger dumps, for messages: `SIGUSR1, SIGUSR2 or a real-time signal
 /// (SIGRTMIN..=SIGRTMAX, 34..=64 here)`.
+#[cfg_attr(
+    not(any(feature = "http", all(unix, feature = "signal"))),
+    allow(dead_code)
+)]
 pub(crate) fn dump_signals_text() -> String {
     match realtime_signals() {
         Some((min, max)) => format!(
