@@ -2,24 +2,29 @@
 //! each was written, its size, why it was written (reason and tag) and the trigger's details,
 //! read from each file's header.
 //!
-//! A trace file is a regular file named `executiontrace.<…>.out` (the recorder's dump names);
-//! other files, and the hidden temporary files of dumps in progress, are left out. A file whose
+//! A trace file is a regular file named `executiontrace.<UTC time>[.<tag>].out`, the recorder's
+//! dump names (the rules of `flight_recorder_format::dump_files`); other files, and the hidden
+//! temporary files of dumps in progress, are left out. A file whose
 //! header cannot be read is listed with the error (and the error is printed on standard error;
 //! the exit status is then 1).
+//!
+//! `--verify` also reads every byte of each file and says whether it is complete: its end record
+//! is there, every record's checksum matches and every event decodes (`complete`), or it is
+//! `truncated` (a crash or a full disk while writing, or a partial copy), `corrupt`,
+//! `unsupported` (a newer format version) or `unreadable`. A file that is not complete is
+//! reported on standard error and the exit status is 1. It is opt-in because it reads the whole
+//! directory.
 
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use flight_recorder_format::dump_files;
 use flight_recorder_format::time::format_utc_millis;
-use flight_recorder_format::{Header, TraceReader};
+use flight_recorder_format::{ErrorKind, Header, TraceReader};
 use serde_json::{json, Value};
 
 use crate::Failure;
-
-/// The prefix and extension of the recorder's file names.
-const PREFIX: &str = "executiontrace.";
-const SUFFIX: &str = ".out";
 
 /// The longest details text shown in the table.
 const MAX_DETAILS: usize = 80;
@@ -34,6 +39,86 @@ pub struct Entry {
     pub size: u64,
     /// Its header, or why it could not be read.
     pub header: Result<Header, String>,
+    /// What `--verify` found, when asked.
+    pub check: Option<Check>,
+}
+
+/// Whether a trace file is whole, as `ls --verify` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The end record is there, every checksum matches and every event decodes.
+    Complete,
+    /// The file ends early (no end record, or a record cut short).
+    Truncated(String),
+    /// A checksum does not match, or the contents are not valid for the format.
+    Corrupt(String),
+    /// Written by a format version this tool does not read.
+    Unsupported(String),
+    /// The file could not be read.
+    Unreadable(String),
+}
+
+impl Check {
+    /// One word for the table and the JSON: `complete`, `truncated`, `corrupt`, `unsupported`,
+    /// `unreadable`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Check::Complete => "complete",
+            Check::Truncated(_) => "truncated",
+            Check::Corrupt(_) => "corrupt",
+            Check::Unsupported(_) => "unsupported",
+            Check::Unreadable(_) => "unreadable",
+        }
+    }
+
+    /// What is wrong, for a file that is not complete.
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            Check::Complete => None,
+            Check::Truncated(e)
+            | Check::Corrupt(e)
+            | Check::Unsupported(e)
+            | Check::Unreadable(e) => Some(e),
+        }
+    }
+
+    fn from_error(error: flight_recorder_format::Error) -> Check {
+        let text = error.to_string();
+        match error.kind {
+            ErrorKind::Truncated(_) => Check::Truncated(text),
+            ErrorKind::Checksum | ErrorKind::Malformed(_) | ErrorKind::BadMagic => {
+                Check::Corrupt(text)
+            }
+            ErrorKind::UnsupportedVersion { .. } => Check::Unsupported(text),
+            ErrorKind::Io(_) => Check::Unreadable(text),
+        }
+    }
+}
+
+/// Reads the whole file at `path`: every record (its checksum is checked as it is read) and
+/// every event of every chunk, up to the end record.
+pub fn verify(path: &Path) -> Check {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) => return Check::Unreadable(e.to_string()),
+    };
+    let mut reader = match TraceReader::new(BufReader::with_capacity(256 << 10, file)) {
+        Ok(reader) => reader,
+        Err(e) => return Check::from_error(e),
+    };
+    loop {
+        match reader.next_raw_chunk() {
+            Ok(Some(chunk)) => {
+                if let (_, _, Some(e)) = chunk.validate() {
+                    return Check::from_error(e);
+                }
+                reader.recycle_chunk(chunk);
+            }
+            // The reader fails a file that ends without its end record, so this one is whole.
+            Ok(None) => return Check::Complete,
+            Err(e) => return Check::from_error(e),
+        }
+    }
 }
 
 impl Entry {
@@ -45,38 +130,33 @@ impl Entry {
     }
 }
 
-/// Whether `name` is one of the recorder's trace file names.
+/// Whether `name` is one of the recorder's trace file names (for the tests and the fuzz target,
+/// which check what [`list`] keeps).
+#[allow(dead_code)]
 pub fn is_trace_name(name: &str) -> bool {
-    name.starts_with(PREFIX) && name.ends_with(SUFFIX) && name.len() > PREFIX.len() + SUFFIX.len()
+    dump_files::parse_name(name).is_some()
 }
 
-/// The trace files of `dir`, in name order (which is time order), with their headers.
+/// The trace files of `dir`, oldest first (name order, which is time order), with their
+/// headers. A directory that cannot be read is an error (a missing one too).
 pub fn list(dir: &Path) -> Result<Vec<Entry>, Failure> {
     let fail = |e: std::io::Error| Failure::Trace(dir.to_path_buf(), e.to_string());
+    // `dump_files::list` takes a missing directory as an empty one; `ls` says it is missing.
+    std::fs::read_dir(dir).map_err(fail)?;
     let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(fail)? {
-        let entry = entry.map_err(fail)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_trace_name(&name) {
-            continue;
-        }
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
-        let path = entry.path();
-        let header = File::open(&path)
+    for file in dump_files::list(dir).map_err(fail)? {
+        let header = File::open(&file.path)
             .map_err(|e| e.to_string())
             .and_then(|f| TraceReader::new(BufReader::new(f)).map_err(|e| e.to_string()))
             .map(|reader| reader.header().clone());
         entries.push(Entry {
-            path,
-            name,
-            size: meta.len(),
+            name: file.name().to_string(),
+            path: file.path,
+            size: file.size,
             header,
+            check: None,
         });
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(entries)
 }
 
@@ -116,9 +196,10 @@ fn details_text(header: &Header) -> String {
     }
 }
 
-/// The table printed by `ls`.
+/// The table printed by `ls`; with a CHECK column after SIZE when the entries were verified.
 pub fn render_table(entries: &[Entry]) -> String {
-    let mut rows: Vec<[String; 6]> = vec![[
+    let verified = entries.iter().any(|e| e.check.is_some());
+    let mut rows: Vec<Vec<String>> = vec![vec![
         "TIME (UTC)".into(),
         "SIZE".into(),
         "REASON".into(),
@@ -126,6 +207,9 @@ pub fn render_table(entries: &[Entry]) -> String {
         "FILE".into(),
         "DETAILS".into(),
     ]];
+    if verified {
+        rows[0].insert(2, "CHECK".into());
+    }
     for entry in entries {
         let time = entry
             .written_unix_ns()
@@ -143,16 +227,21 @@ pub fn render_table(entries: &[Entry]) -> String {
             ),
             Err(e) => ("?".into(), "?".into(), format!("unreadable: {e}")),
         };
-        rows.push([
+        let mut row = vec![
             time,
             human_size(entry.size),
             reason,
             tag,
             entry.name.clone(),
             details,
-        ]);
+        ];
+        if verified {
+            let check = entry.check.as_ref().map_or("-", Check::word);
+            row.insert(2, check.into());
+        }
+        rows.push(row);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = vec![0usize; rows[0].len()];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -196,6 +285,12 @@ pub fn to_json(entries: &[Entry]) -> Value {
                     "time": entry.written_unix_ns().map(format_utc_millis),
                     "time_unix_ns": entry.written_unix_ns(),
                 });
+                if let Some(check) = &entry.check {
+                    value["check"] = json!(check.word());
+                    if let Some(problem) = check.problem() {
+                        value["check_error"] = json!(problem);
+                    }
+                }
                 match &entry.header {
                     Ok(h) => {
                         let details: Vec<Value> = h
@@ -221,9 +316,14 @@ pub fn to_json(entries: &[Entry]) -> Value {
     )
 }
 
-/// `flight-recorder ls DIR [--json]`.
-pub fn ls(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure> {
-    let entries = list(dir)?;
+/// `flight-recorder ls DIR [--json] [--verify]`.
+pub fn ls(dir: &Path, json: bool, verify_files: bool, out: &mut impl Write) -> Result<(), Failure> {
+    let mut entries = list(dir)?;
+    if verify_files {
+        for entry in &mut entries {
+            entry.check = Some(verify(&entry.path));
+        }
+    }
     if json {
         let text =
             serde_json::to_string_pretty(&to_json(&entries)).map_err(std::io::Error::from)?;
@@ -236,6 +336,10 @@ pub fn ls(dir: &Path, json: bool, out: &mut impl Write) -> Result<(), Failure> {
         if let Err(e) = &entry.header {
             out.flush()?;
             eprintln!("flight-recorder: {}: {e}", entry.path.display());
+            unreadable = true;
+        } else if let Some(problem) = entry.check.as_ref().and_then(Check::problem) {
+            out.flush()?;
+            eprintln!("flight-recorder: {}: {problem}", entry.path.display());
             unreadable = true;
         }
     }

@@ -5,8 +5,9 @@
 //! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order;
 //! - `flight-recorder convert FILE --to perfetto|chrome-json [-o OUT]`: export for a viewer;
 //! - `flight-recorder report FILE -o report.html`: a self-contained HTML report;
-//! - `flight-recorder ls DIR [--json]`: the trace files of a dump directory, with time, size,
-//!   reason, tag and trigger details;
+//! - `flight-recorder ls DIR [--json] [--verify]`: the trace files of a dump directory, with
+//!   time, size, reason, tag and trigger details; `--verify` reads each file whole and says
+//!   whether it is complete (end record present, checksums right) or truncated or corrupt;
 //! - `flight-recorder bundle DIR -o debug.zip`: the traces of a dump directory, an index and
 //!   their summaries in one zip file for support.
 //!
@@ -92,6 +93,10 @@ enum Command {
         /// Print the list as JSON, with every header field.
         #[arg(long)]
         json: bool,
+        /// Read every file whole and say whether it is complete (end record present, checksums
+        /// right), truncated or corrupt; exit status 1 if one is not complete.
+        #[arg(long)]
+        verify: bool,
     },
     /// Put the trace files of a dump directory, an index and their summaries in a zip file.
     Bundle {
@@ -169,7 +174,7 @@ fn main() -> ExitCode {
             analysis,
         } => analyze::report(&file, &output, analysis.options(), &mut out),
         Command::Dump { file, limit } => dump(&file, limit, &mut out),
-        Command::Ls { dir, json } => ls::ls(&dir, json, &mut out),
+        Command::Ls { dir, json, verify } => ls::ls(&dir, json, verify, &mut out),
         Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
     };
     // Whatever was printed goes out before the error line.

@@ -233,3 +233,76 @@ fn bundle_of_an_empty_directory_fails() {
     assert!(text(&output.stderr).contains("holds no trace files"));
     assert!(!dir.path().join("debug.zip").exists());
 }
+
+#[test]
+fn ls_verify_marks_complete_truncated_and_corrupt_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = &capture::list_dumps(dump_dir()).unwrap()[1].path;
+    let bytes = std::fs::read(source).unwrap();
+    let complete = "executiontrace.2026-01-01T00_00_01.000.complete.out";
+    let truncated = "executiontrace.2026-01-01T00_00_02.000.truncated.out";
+    let corrupt = "executiontrace.2026-01-01T00_00_03.000.corrupt.out";
+    std::fs::write(dir.path().join(complete), &bytes).unwrap();
+    // A crash while writing: the end record (and more) is missing.
+    std::fs::write(dir.path().join(truncated), &bytes[..bytes.len() * 3 / 4]).unwrap();
+    // One bit flipped in the middle of the largest record (a chunk of events): its CRC fails.
+    let mut flipped = bytes.clone();
+    let (mut at, mut largest) = (flight_recorder_format::record::PREAMBLE_LEN, (0, 0));
+    while at + 5 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
+        if len > largest.1 {
+            largest = (at + 5, len);
+        }
+        at += flight_recorder_format::record::RECORD_OVERHEAD + len;
+    }
+    assert_eq!(at, bytes.len(), "records cover the file");
+    flipped[largest.0 + largest.1 / 2] ^= 0x10;
+    std::fs::write(dir.path().join(corrupt), &flipped).unwrap();
+
+    // Without --verify only the headers are read: all three look fine.
+    let output = run(&["ls", dir.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stdout).contains("CHECK"));
+
+    let output = run(&["ls", "--verify", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(lines[0].contains(" CHECK "), "{stdout}");
+    let check = |line: &str| line.split_whitespace().nth(3).unwrap().to_string();
+    assert!(lines[1].contains(complete), "{stdout}");
+    assert_eq!(check(lines[1]), "complete", "{stdout}");
+    assert!(lines[2].contains(truncated), "{stdout}");
+    assert_eq!(check(lines[2]), "truncated", "{stdout}");
+    assert!(lines[3].contains(corrupt), "{stdout}");
+    assert_eq!(check(lines[3]), "corrupt", "{stdout}");
+    // The damaged ones are named on standard error, with what is wrong.
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert!(errors[0].contains(truncated) && errors[0].contains("truncated trace at byte"));
+    assert!(errors[1].contains(corrupt) && errors[1].contains("checksum mismatch"));
+
+    let output = run(&["ls", "--verify", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let files: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let checks: Vec<&str> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["complete", "truncated", "corrupt"]);
+    assert!(files[0].get("check_error").is_none());
+    assert!(files[1]["check_error"]
+        .as_str()
+        .unwrap()
+        .contains("truncated"));
+
+    // A directory of whole files verifies with status 0.
+    std::fs::remove_file(dir.path().join(truncated)).unwrap();
+    std::fs::remove_file(dir.path().join(corrupt)).unwrap();
+    let output = run(&["ls", "--verify", dir.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

@@ -5,25 +5,23 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use flight_recorder_format::time::format_file_stamp;
+use flight_recorder_format::dump_files;
 
 use crate::error::Error;
 
 /// The prefix of every trace file name the recorder writes.
-pub const FILE_PREFIX: &str = "executiontrace.";
+pub const FILE_PREFIX: &str = dump_files::FILE_PREFIX;
 
 /// The extension of every trace file name the recorder writes.
-pub const FILE_SUFFIX: &str = ".out";
+pub const FILE_SUFFIX: &str = dump_files::FILE_SUFFIX;
 
 /// The longest tag accepted.
-pub const MAX_TAG_LEN: usize = 64;
+pub const MAX_TAG_LEN: usize = dump_files::MAX_TAG_LEN;
 
 /// Checks a tag: empty, or 1 to 64 characters of `[A-Za-z0-9_]` (which also keeps any path
 /// separator or `..` out of file names).
 pub fn validate_tag(tag: &str) -> Result<(), Error> {
-    let valid =
-        tag.len() <= MAX_TAG_LEN && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if valid {
+    if dump_files::is_valid_tag(tag) {
         Ok(())
     } else {
         Err(Error::InvalidTag(tag.to_string()))
@@ -31,14 +29,10 @@ pub fn validate_tag(tag: &str) -> Result<(), Error> {
 }
 
 /// The file name for a trace written at `unix_ns`:
-/// `executiontrace.<UTC 2006-01-02T15_04_05.000>[.<tag>].out`.
+/// `executiontrace.<UTC 2006-01-02T15_04_05.000>[.<tag>].out` (the rules live in
+/// [`flight_recorder_format::dump_files`]).
 pub fn trace_file_name(unix_ns: u64, tag: &str) -> String {
-    let stamp = format_file_stamp(unix_ns);
-    if tag.is_empty() {
-        format!("{FILE_PREFIX}{stamp}{FILE_SUFFIX}")
-    } else {
-        format!("{FILE_PREFIX}{stamp}.{tag}{FILE_SUFFIX}")
-    }
+    dump_files::file_name(unix_ns, tag)
 }
 
 /// Creates `dir` (and its parents) if missing, owner-only.
@@ -67,10 +61,9 @@ pub(crate) fn write_trace_file(
         stamp += 1_000_000;
         final_path = dir.join(trace_file_name(stamp, tag));
     }
-    let temp_path = dir.join(format!(
-        ".{}.{}.tmp",
-        trace_file_name(stamp, tag),
-        std::process::id()
+    let temp_path = dir.join(dump_files::temp_name(
+        &trace_file_name(stamp, tag),
+        std::process::id(),
     ));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);

@@ -5,10 +5,13 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use capture_common::{dumps, entries, read, settings, start};
 use common::serial;
-use flight_recorder::capture::{self, collect_garbage, list_dumps, parse_dump_name, DumpOutcome};
+use flight_recorder::capture::{
+    self, collect_garbage, list_dumps, parse_dump_name, DumpOutcome, TEMP_FILE_MAX_AGE,
+};
 use flight_recorder::Error;
 
 /// Writes `executiontrace.2026-01-01T00_00_0<second>.000[.tag].out` of `size` bytes.
@@ -48,7 +51,8 @@ fn gc_never_deletes_or_counts_foreign_files() {
         "notes.txt",
         "executiontrace.latest.out",
         "executiontrace.2026-01-01T00_00_01.000.out.bak",
-        ".executiontrace.2026-01-01T00_00_09.000.out.123.tmp",
+        // Not a temporary name of ours: no pid.
+        ".executiontrace.2026-01-01T00_00_09.000.out.tmp",
         "executiontrace.2026-01-01T00_00_01.000.bad-tag.out",
     ];
     for name in foreign {
@@ -201,4 +205,74 @@ fn the_docs_list_every_environment_variable() {
             "{name} is not in docs/CAPTURE.md"
         );
     }
+}
+
+/// Writes `size` bytes to `name` in `dir`, last modified `age` ago.
+fn file_aged(dir: &Path, name: &str, size: usize, age: Duration) {
+    let path = dir.join(name);
+    fs::write(&path, vec![7u8; size]).unwrap();
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+#[test]
+fn stale_temporary_files_are_gone_after_the_next_dump_and_foreign_ones_stay() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let _running = start(settings(dir.path()));
+    let stale_age = TEMP_FILE_MAX_AGE + Duration::from_secs(60);
+    let stale = [
+        ".executiontrace.2026-01-01T00_00_01.000.out.4242.tmp",
+        ".executiontrace.2026-01-01T00_00_02.000.slow_poll.out.77.tmp",
+    ];
+    // Younger than the bound: may be a write in progress in another process.
+    let young = ".executiontrace.2026-01-01T00_00_03.000.out.4243.tmp";
+    // Similar names, as old, that are not ours.
+    let foreign = [
+        ".executiontrace.2026-01-01T00_00_01.000.out.tmp",
+        ".executiontrace.2026-01-01T00_00_01.000.out.4242.tmp.bak",
+        ".executiontrace.2026-01-01T00_00_01.000.out.42a.tmp",
+        "executiontrace.2026-01-01T00_00_01.000.out.4242.tmp",
+        ".executiontrace.latest.out.4242.tmp",
+        ".executiontrace.2026-01-01T00_00_01.000.bad-tag.out.1.tmp",
+        ".app.4242.tmp",
+    ];
+    for name in stale.iter().chain(&foreign) {
+        file_aged(dir.path(), name, 100, stale_age);
+    }
+    file_aged(
+        dir.path(),
+        young,
+        100,
+        TEMP_FILE_MAX_AGE - Duration::from_secs(600),
+    );
+    let DumpOutcome::Written(path) = capture::dump_now("after a crash", "check").unwrap() else {
+        panic!("no file written");
+    };
+    for name in stale {
+        assert!(!dir.path().join(name).exists(), "{name} is still there");
+    }
+    assert!(
+        dir.path().join(young).exists(),
+        "a young temporary file went"
+    );
+    for name in foreign {
+        assert!(dir.path().join(name).exists(), "{name} was deleted");
+    }
+    assert!(path.exists());
+    assert_eq!(capture::status().files_deleted, 2);
+}
+
+#[test]
+fn temporary_files_count_in_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours: Vec<String> = (1..=3).map(|s| dump_file(dir.path(), s, "", 10)).collect();
+    let young = ".executiontrace.2026-01-01T00_00_04.000.out.99.tmp";
+    file_aged(dir.path(), young, 15, Duration::from_secs(1));
+    // 15 for the write in progress, then 10 and 10 fit in 35; the oldest file goes.
+    let report = collect_garbage(dir.path(), 35).unwrap();
+    assert_eq!(report.temp_bytes, 15);
+    assert_eq!(report.kept, 2);
+    assert_eq!(report.deleted, vec![dir.path().join(&ours[0])]);
+    assert!(dir.path().join(young).exists());
 }

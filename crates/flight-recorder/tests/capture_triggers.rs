@@ -255,6 +255,61 @@ fn a_signal_to_the_process_writes_one_file() {
     assert_eq!(detail(&trace, "signal"), Some("SIGUSR1"));
 }
 
+#[cfg(all(target_os = "linux", feature = "signal"))]
+#[test]
+fn only_user_and_real_time_signals_trigger_dumps() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    capture::stop();
+    for taken in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGPIPE,
+        libc::SIGCHLD,
+        libc::SIGALRM,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGABRT,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGKILL,
+        libc::SIGRTMIN() - 1,
+        libc::SIGRTMAX() + 1,
+    ] {
+        let refused = capture::start(CaptureSettings {
+            signal: Some(taken),
+            ..settings(dir.path())
+        });
+        let Err(flight_recorder::Error::InvalidSettings(why)) = refused else {
+            panic!("signal {taken} accepted: {refused:?}");
+        };
+        assert!(
+            why.contains("cannot trigger dumps; use SIGUSR1, SIGUSR2"),
+            "{why}"
+        );
+        assert!(!capture::is_running());
+    }
+    // A real-time signal, taken at run time.
+    let realtime = libc::SIGRTMIN() + 1;
+    let _running = start(CaptureSettings {
+        signal: Some(realtime),
+        ..settings(dir.path())
+    });
+    // SAFETY: a signal to this process, whose capture handles it.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), realtime) }, 0);
+    assert!(wait_until(Duration::from_secs(5), || dumps(dir.path())
+        .len()
+        == 1));
+    let trace = read(&dumps(dir.path())[0]);
+    assert_eq!(detail(&trace, "signal"), Some("SIGRTMIN+1"));
+    // Code cannot move it to a signal the program relies on.
+    let refused = capture::update_settings(|s| s.signal = Some(libc::SIGTERM));
+    assert!(refused.is_err());
+    assert_eq!(capture::settings().unwrap().signal, Some(realtime));
+}
+
 /// Runs this test binary again, running only [`child_process`] in `mode`.
 fn run_child(mode: &str, dir: &Path) -> Output {
     Command::new(std::env::current_exe().unwrap())

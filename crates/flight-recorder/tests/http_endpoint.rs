@@ -953,3 +953,393 @@ fn serve_refuses_public_addresses_by_default() {
         task.abort();
     });
 }
+
+/// The signals a caller of the endpoint must never take from the process.
+const TAKEN_SIGNALS: [&str; 7] = ["TERM", "INT", "HUP", "QUIT", "PIPE", "SEGV", "ABRT"];
+
+#[cfg(all(target_os = "linux", feature = "signal"))]
+#[test]
+fn over_http_the_signal_is_only_turned_off_or_set_back() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let _capture = capture_in(dir.path(), |s| s.signal = Some(libc::SIGUSR2));
+        let before = capture::settings().unwrap();
+        let server = server(HttpConfig::default()).await;
+        let addr = server.local_addr();
+        let url = format!("{BASE}/settings");
+        let mut refused: Vec<Value> = TAKEN_SIGNALS.iter().map(|s| json!(s)).collect();
+        refused.extend([
+            json!("SIGTERM"),
+            json!("sigkill"),
+            json!(libc::SIGTERM),
+            json!(libc::SIGCHLD),
+            json!("ALRM"),
+            json!("BUS"),
+            json!("FPE"),
+            json!("ILL"),
+            // Allowed in code, but not the one chosen at start.
+            json!("USR1"),
+            json!("RTMIN+1"),
+        ]);
+        for signal in refused {
+            let reply = put_json(addr, &url, json!({ "signal": signal })).await;
+            let body = reply.expect_error(StatusCode::BAD_REQUEST);
+            let error = body["error"].as_str().unwrap();
+            assert!(error.contains(&signal.to_string()), "{error}");
+            assert!(
+                error.contains("SIGUSR2, the one chosen at start"),
+                "{error}"
+            );
+            assert_eq!(body["field"], "signal");
+            assert_eq!(capture::settings().unwrap(), before, "{signal} changed it");
+        }
+        // Off, and back to the one chosen at start.
+        let reply = put_json(addr, &url, json!({"signal": null})).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(capture::settings().unwrap().signal, None);
+        let reply = put_json(addr, &url, json!({"signal": "TERM"})).await;
+        reply.expect_error(StatusCode::BAD_REQUEST);
+        assert_eq!(capture::settings().unwrap().signal, None);
+        let reply = put_json(addr, &url, json!({"signal": "USR2"})).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json()["signal"], "SIGUSR2");
+        assert_eq!(capture::settings().unwrap(), before);
+        // Code may still choose another dump signal, and HTTP may repeat it.
+        capture::update_settings(|s| s.signal = Some(libc::SIGUSR1)).unwrap();
+        let reply = put_json(addr, &url, json!({"signal": "SIGUSR1"})).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(capture::update_settings(|s| s.signal = Some(libc::SIGTERM)).is_err());
+        assert_eq!(capture::settings().unwrap().signal, Some(libc::SIGUSR1));
+        server.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn with_no_signal_chosen_at_start_http_can_only_keep_it_off() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let _capture = capture_in(dir.path(), |_| {});
+        let before = capture::settings().unwrap();
+        assert_eq!(before.signal, None);
+        let server = server(HttpConfig::default()).await;
+        let addr = server.local_addr();
+        let url = format!("{BASE}/settings");
+        for signal in TAKEN_SIGNALS.iter().chain(&["USR2"]) {
+            let reply = put_json(addr, &url, json!({ "signal": signal })).await;
+            let body = reply.expect_error(StatusCode::BAD_REQUEST);
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("none was chosen at start"),
+                "{body}"
+            );
+            assert_eq!(capture::settings().unwrap(), before);
+        }
+        let reply = put_json(addr, &url, json!({"signal": null})).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        server.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn every_setting_s_parse_error_names_the_value_given() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let _capture = capture_in(dir.path(), |_| {});
+        let before = capture::settings().unwrap();
+        let server = server(HttpConfig::default()).await;
+        let addr = server.local_addr();
+        let url = format!("{BASE}/settings");
+        let cases = [
+            (
+                "interval",
+                json!("bogus"),
+                "\"bogus\" is not a duration; use e.g. 30s, 5m, 0",
+            ),
+            ("interval", json!(5), "5 is not a duration; use e.g."),
+            ("interval", json!("1000h"), "\"1000h\" is too long"),
+            ("duration", json!("soon"), "\"soon\" is not a duration"),
+            ("duration", json!("0"), "\"0\" is not allowed"),
+            (
+                "total_dump_size_limit",
+                json!("lots"),
+                "\"lots\" is not a size; use e.g. 4GiB, 500MB, 1048576",
+            ),
+            ("total_dump_size_limit", json!(-1), "-1 is not a size"),
+            ("max_bytes", json!("many"), "\"many\" is not a size"),
+            ("max_bytes", json!("64GiB"), "\"64GiB\" is out of range"),
+            (
+                "min_dump_interval",
+                json!("later"),
+                "\"later\" is not a duration",
+            ),
+            (
+                "slow_poll_threshold",
+                json!("slow"),
+                "\"slow\" is not a duration",
+            ),
+            ("slow_poll_threshold", json!("1ns"), "\"1ns\" is too short"),
+            (
+                "slow_poll_delay",
+                json!("2 fortnights"),
+                "\"2 fortnights\" is not a duration",
+            ),
+            ("slow_poll_delay", json!("2m"), "\"2m\" is too long"),
+            (
+                "panic",
+                json!("sometimes"),
+                "\"sometimes\" is not true or false; use e.g. true",
+            ),
+            (
+                "signal",
+                json!("SIGNOPE"),
+                "\"SIGNOPE\" is not a signal; use e.g. USR2",
+            ),
+            ("signal", json!([15]), "[15] is not a signal"),
+            (
+                "dump_dir",
+                json!("/etc"),
+                "\"/etc\" cannot be set over HTTP",
+            ),
+            (
+                "program_version",
+                json!("evil"),
+                "\"evil\" cannot be set over HTTP",
+            ),
+            ("announce", json!(true), "true cannot be set over HTTP"),
+        ];
+        for (field, value, says) in cases {
+            let reply = put_json(addr, &url, json!({ field: value })).await;
+            let body = reply.expect_error(StatusCode::BAD_REQUEST);
+            let error = body["error"].as_str().unwrap();
+            assert!(error.starts_with(&format!("{field}: ")), "{error}");
+            assert!(error.contains(says), "{field}={value}: {error}");
+            assert_eq!(body["field"], field);
+            assert_eq!(capture::settings().unwrap(), before);
+        }
+        // An unknown field lists only what can be changed.
+        let reply = put_json(addr, &url, json!({"output_dir": "/tmp"})).await;
+        let body = reply.expect_error(StatusCode::BAD_REQUEST);
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains("\"output_dir\""), "{error}");
+        assert!(error.contains("interval, duration"), "{error}");
+        for shown_only in ["dump_dir", "program_version", "announce"] {
+            assert!(!error.contains(shown_only), "{error}");
+        }
+        server.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn head_on_a_snapshot_answers_headers_and_takes_none() {
+    run(async {
+        let dir = tempfile::tempdir().unwrap();
+        let _capture = capture_in(dir.path(), |_| {});
+        some_events("head");
+        let server = server(HttpConfig::default()).await;
+        let addr = server.local_addr();
+        let url = format!("{BASE}/snapshot");
+        let before = FlightRecorder::snapshots_written();
+        for path in [url.clone(), format!("{url}?format=perfetto")] {
+            let reply = send(addr, Method::HEAD, &path, None, None).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            assert!(reply.body.is_empty());
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/octet-stream")
+            );
+            assert!(reply
+                .header("content-disposition")
+                .unwrap()
+                .starts_with("attachment; filename=\"executiontrace."));
+        }
+        assert_eq!(FlightRecorder::snapshots_written(), before);
+        // A bad query is refused as for GET.
+        let reply = send(addr, Method::HEAD, &format!("{url}?format=pdf"), None, None).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+        // HEAD holds no slot: it answers while a snapshot is being written, when GET cannot.
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let mut stuck = Stuck {
+                entered: Some(entered_tx),
+                release: release_rx,
+            };
+            capture::write_snapshot(
+                &mut stuck,
+                &flight_recorder::SnapshotMeta::new("test", "test"),
+                Duration::from_secs(5),
+            )
+            .map(|_| ())
+        });
+        entered_rx.recv().unwrap();
+        let reply = send(addr, Method::HEAD, &url, None, None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        get(addr, &url).await.expect_error(StatusCode::CONFLICT);
+        release_tx.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        let written = FlightRecorder::snapshots_written();
+        assert_eq!(written, before + 1, "only the program's own snapshot");
+
+        // GET takes one, and the count shows it.
+        let reply = get(addr, &url).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(FlightRecorder::snapshots_written(), written + 1);
+        server.shutdown().await.unwrap();
+    });
+    // Nothing recording: 503, as for GET.
+    run(async {
+        capture::stop();
+        let server = server(HttpConfig::default()).await;
+        let reply = send(
+            server.local_addr(),
+            Method::HEAD,
+            &format!("{BASE}/snapshot"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        server.shutdown().await.unwrap();
+    });
+}
+
+/// The environment variable that makes [`sigterm_child`] serve the endpoint; the value is a
+/// directory for its address.
+const SIGTERM_CHILD_DIR: &str = "FLIGHT_RECORDER_HTTP_SIGTERM_CHILD_DIR";
+
+/// In the child process of [`a_real_sigterm_still_ends_a_process_whose_capture_runs`]: capture
+/// with `SIGUSR2` as its dump signal and the endpoint on a loopback port (written to `addr` in
+/// the directory), until a signal ends the process. In a normal test run, does nothing.
+#[cfg(all(target_os = "linux", feature = "signal"))]
+#[test]
+fn sigterm_child() {
+    let Some(dir) = std::env::var_os(SIGTERM_CHILD_DIR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    // Code cannot choose SIGTERM either.
+    let taken = capture::start(CaptureSettings {
+        signal: Some(libc::SIGTERM),
+        ..settings(&dir)
+    });
+    assert!(matches!(taken, Err(Error::InvalidSettings(_))), "{taken:?}");
+    capture::start(CaptureSettings {
+        signal: Some(libc::SIGUSR2),
+        ..settings(&dir)
+    })
+    .unwrap();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let server = server(HttpConfig::default()).await;
+            let addr = server.local_addr().to_string();
+            std::fs::write(dir.join("addr.tmp"), addr).unwrap();
+            std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
+            loop {
+                some_events("child");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+}
+
+#[cfg(all(target_os = "linux", feature = "signal"))]
+#[test]
+fn a_real_sigterm_still_ends_a_process_whose_capture_runs() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigterm_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SIGTERM_CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr_file = dir.path().join("addr");
+    let started = capture_common::wait_until(Duration::from_secs(60), || {
+        addr_file.exists() || child.try_wait().unwrap().is_some()
+    });
+    assert!(started && addr_file.exists(), "the child did not start");
+    let addr: SocketAddr = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The endpoint refuses to take SIGTERM (or any other signal) from the process.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let url = format!("{BASE}/settings");
+            for signal in TAKEN_SIGNALS {
+                let reply = put_json(addr, &url, json!({ "signal": signal })).await;
+                reply.expect_error(StatusCode::BAD_REQUEST);
+            }
+            let shown = get(addr, &url).await.json();
+            assert_eq!(shown["signal"], "SIGUSR2");
+        });
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut ended = None;
+    capture_common::wait_until(Duration::from_secs(20), || {
+        ended = child.try_wait().unwrap();
+        ended.is_some()
+    });
+    let Some(ended) = ended else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the child survived SIGTERM");
+    };
+    assert_eq!(ended.signal(), Some(libc::SIGTERM), "{ended:?}");
+    // SIGTERM wrote no dump: it is not the dump signal.
+    assert!(capture::list_dumps(dir.path()).unwrap().is_empty());
+}
+
+#[test]
+fn head_on_a_trace_answers_headers_and_starts_none() {
+    run(async {
+        let server = server(HttpConfig::default()).await;
+        let addr = server.local_addr();
+        let started = std::time::Instant::now();
+        let reply = send(
+            addr,
+            Method::HEAD,
+            &format!("{BASE}/trace?seconds=60"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert!(reply.body.is_empty());
+        assert_eq!(reply.header("x-flight-recorder-seconds"), Some("60"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // No trace runs: the next one starts at once.
+        let reply = get(addr, &format!("{BASE}/trace?seconds=1")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        read_trace(reply.body);
+        let reply = send(
+            addr,
+            Method::HEAD,
+            &format!("{BASE}/trace?seconds=0"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        server.shutdown().await.unwrap();
+    });
+}

@@ -3,30 +3,28 @@
 //!
 //! A file is ours when its whole name matches `executiontrace.<stamp>[.<tag>].out`, with
 //! `<stamp>` exactly Go's layout `2006-01-02T15_04_05.000` (UTC) and `<tag>` 1 to 64 characters
-//! of `[A-Za-z0-9_]`. Any other file (including the hidden temporary files of writes in
-//! progress) is never deleted and never counted.
+//! of `[A-Za-z0-9_]`, or when it is the hidden temporary name of such a file,
+//! `.<name>.<pid>.tmp` (the rules live in [`flight_recorder_format::dump_files`]). Any other
+//! file is never deleted and never counted.
+//!
+//! A temporary file is a write in progress, or one left behind by a process that crashed while
+//! writing. Its size counts in the budget; once it is older than [`TEMP_FILE_MAX_AGE`] (by its
+//! modification time: a pid cannot be checked across containers) it is deleted.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use crate::files::{FILE_PREFIX, FILE_SUFFIX, MAX_TAG_LEN};
+use flight_recorder_format::dump_files;
 
-/// The length of a file-name time stamp, `2006-01-02T15_04_05.000`.
-const STAMP_LEN: usize = 23;
+pub use flight_recorder_format::dump_files::DumpFile;
 
-/// A trace file of the dump directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DumpFile {
-    /// The file's path.
-    pub path: PathBuf,
-    /// The UTC time stamp of its name, `2006-01-02T15_04_05.000`.
-    pub stamp: String,
-    /// The tag of its name, empty for a periodic file.
-    pub tag: String,
-    /// Its size, bytes.
-    pub size: u64,
-}
+/// How old (by modification time) a temporary file of the dump directory must be before garbage
+/// collection deletes it: one hour, far above the longest write (a snapshot of the largest
+/// window accepted, 1 GiB, takes seconds). A younger temporary file may be a write in progress,
+/// here or in another process sharing the directory.
+pub const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// What a garbage collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,12 +33,15 @@ pub struct GcReport {
     pub kept: usize,
     /// The total size of the files kept, bytes.
     pub kept_bytes: u64,
-    /// The files deleted.
+    /// The files deleted: dump files over the budget and stale temporary files.
     pub deleted: Vec<PathBuf>,
+    /// The total size of the temporary files kept (writes in progress), bytes; counted in the
+    /// budget.
+    pub temp_bytes: u64,
 }
 
 /// Splits a dump file name into its time stamp and tag, or `None` when the name is not one of
-/// the recorder's.
+/// the recorder's (the rules live in [`flight_recorder_format::dump_files`]).
 ///
 /// ```
 /// use flight_recorder::capture::parse_dump_name;
@@ -56,77 +57,13 @@ pub struct GcReport {
 /// assert_eq!(parse_dump_name("executiontrace.latest.out"), None);
 /// ```
 pub fn parse_dump_name(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix(FILE_PREFIX)?.strip_suffix(FILE_SUFFIX)?;
-    if rest.len() < STAMP_LEN || !rest.is_char_boundary(STAMP_LEN) {
-        return None;
-    }
-    let (stamp, tail) = rest.split_at(STAMP_LEN);
-    if !valid_stamp(stamp) {
-        return None;
-    }
-    let tag = match tail {
-        "" => "",
-        _ => {
-            let tag = tail.strip_prefix('.')?;
-            let valid = !tag.is_empty()
-                && tag.len() <= MAX_TAG_LEN
-                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid {
-                return None;
-            }
-            tag
-        }
-    };
-    Some((stamp, tag))
-}
-
-/// Whether `stamp` has the shape `dddd-dd-ddTdd_dd_dd.ddd`.
-fn valid_stamp(stamp: &str) -> bool {
-    const SHAPE: &[u8; STAMP_LEN] = b"dddd-dd-ddTdd_dd_dd.ddd";
-    stamp.len() == STAMP_LEN
-        && stamp.bytes().zip(SHAPE.iter()).all(|(c, &s)| match s {
-            b'd' => c.is_ascii_digit(),
-            other => c == other,
-        })
+    dump_files::parse_name(name)
 }
 
 /// The recorder's files in `dir`, oldest first (by the time in their names; files of the same
 /// millisecond by name). A missing directory (or a path through a file) has no files.
 pub fn list_dumps(dir: impl AsRef<Path>) -> io::Result<Vec<DumpFile>> {
-    let entries = match fs::read_dir(dir.as_ref()) {
-        Ok(entries) => entries,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Ok(Vec::new())
-        }
-        Err(e) => return Err(e),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some((stamp, tag)) = parse_dump_name(name) else {
-            continue;
-        };
-        // Not following symbolic links: a link is not a file we wrote.
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
-        files.push(DumpFile {
-            path: entry.path(),
-            stamp: stamp.to_string(),
-            tag: tag.to_string(),
-            size: meta.len(),
-        });
-    }
-    files.sort_by(|a, b| (&a.stamp, &a.path).cmp(&(&b.stamp, &b.path)));
-    Ok(files)
+    dump_files::list(dir)
 }
 
 /// Deletes the recorder's oldest files in `dir` until their total size is at most `limit`.
@@ -134,7 +71,9 @@ pub fn list_dumps(dir: impl AsRef<Path>) -> io::Result<Vec<DumpFile>> {
 /// The files are walked newest first, adding up their sizes; once the running total passes
 /// `limit`, that file and every older one are deleted. The newest file is always kept, even when
 /// it alone is over the limit (CockroachDB deletes it; a fresh trace is worth more than the
-/// limit's precision). Files that are not the recorder's are neither deleted nor counted.
+/// limit's precision). The recorder's temporary files count in the total too, and those older
+/// than [`TEMP_FILE_MAX_AGE`] (left by a crash) are deleted first. Files that are not the
+/// recorder's are neither deleted nor counted.
 ///
 /// ```
 /// use flight_recorder::capture::collect_garbage;
@@ -150,10 +89,35 @@ pub fn list_dumps(dir: impl AsRef<Path>) -> io::Result<Vec<DumpFile>> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn collect_garbage(dir: impl AsRef<Path>, limit: u64) -> io::Result<GcReport> {
-    let files = list_dumps(dir)?;
+    let dir = dir.as_ref();
     let mut report = GcReport::default();
-    let mut total = 0u64;
     let mut first_error = None;
+    let mut remove = |path: &Path, report: &mut GcReport| match fs::remove_file(path) {
+        Ok(()) => report.deleted.push(path.to_path_buf()),
+        // Deleted meanwhile by someone else (or renamed by its writer): the goal is reached.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            first_error.get_or_insert(io::Error::new(
+                e.kind(),
+                format!("deleting {}: {e}", path.display()),
+            ));
+        }
+    };
+    let now = SystemTime::now();
+    for temp in dump_files::list_temp_files(dir)? {
+        // No modification time, or one in the future: not known to be stale.
+        let age = temp
+            .modified
+            .and_then(|modified| now.duration_since(modified).ok())
+            .unwrap_or_default();
+        if age > TEMP_FILE_MAX_AGE {
+            remove(&temp.path, &mut report);
+        } else {
+            report.temp_bytes = report.temp_bytes.saturating_add(temp.size);
+        }
+    }
+    let files = list_dumps(dir)?;
+    let mut total = report.temp_bytes;
     for (i, file) in files.iter().rev().enumerate() {
         total = total.saturating_add(file.size);
         if i == 0 || total <= limit {
@@ -161,17 +125,7 @@ pub fn collect_garbage(dir: impl AsRef<Path>, limit: u64) -> io::Result<GcReport
             report.kept_bytes += file.size;
             continue;
         }
-        match fs::remove_file(&file.path) {
-            Ok(()) => report.deleted.push(file.path.clone()),
-            // Deleted meanwhile by someone else: the goal is reached.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => {
-                first_error.get_or_insert(io::Error::new(
-                    e.kind(),
-                    format!("deleting {}: {e}", file.path.display()),
-                ));
-            }
-        }
+        remove(&file.path, &mut report);
     }
     match first_error {
         Some(e) => Err(e),
@@ -182,39 +136,6 @@ pub fn collect_garbage(dir: impl AsRef<Path>, limit: u64) -> io::Result<GcReport
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_parsed_strictly() {
-        let ok = [
-            ("executiontrace.2026-11-28T02_35_36.123.out", ""),
-            (
-                "executiontrace.2026-11-28T02_35_36.123.slow_poll.out",
-                "slow_poll",
-            ),
-        ];
-        for (name, tag) in ok {
-            assert_eq!(parse_dump_name(name).map(|(_, t)| t), Some(tag), "{name}");
-        }
-        for bad in [
-            "executiontrace.2026-11-28T02_35_36.12.out",
-            "executiontrace.2026-11-28T02:35:36.123.out",
-            "executiontrace.2026-11-28T02_35_36.123..out",
-            "executiontrace.2026-11-28T02_35_36.123.a.b.out",
-            "executiontrace.2026-11-28T02_35_36.123.out.tmp",
-            ".executiontrace.2026-11-28T02_35_36.123.out.77.tmp",
-            "executiontrace.2026-11-28T02_35_36.123",
-            "xexecutiontrace.2026-11-28T02_35_36.123.out",
-            "executiontrace.2026-11-28T02_35_36.123é.out",
-            "executiontrace.out",
-        ] {
-            assert_eq!(parse_dump_name(bad), None, "{bad}");
-        }
-        let long = format!(
-            "executiontrace.2026-11-28T02_35_36.123.{}.out",
-            "x".repeat(65)
-        );
-        assert_eq!(parse_dump_name(&long), None);
-    }
 
     #[test]
     fn a_missing_directory_is_empty() {

@@ -1,12 +1,13 @@
 //! Configuration from environment variables, so that a service turns capture on with one line at
 //! start-up and operators tune it without a rebuild. Each variable and its format is in
 //! [`ENV_VARS`] (and the table of `docs/CAPTURE.md`). A variable that cannot be parsed is
-//! reported and its default kept: a typo never stops the program.
+//! reported, naming the value given and showing a valid one, and its default kept: a typo never
+//! stops the program.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::settings::DUMP_DIR_NAME;
+use super::settings::{check_dump_signal, realtime_signals, DUMP_DIR_NAME};
 use super::{report_error, start, CaptureSettings};
 
 /// The environment variables read by [`config_from_env`]: name, and what it sets.
@@ -57,7 +58,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "FLIGHT_RECORDER_SIGNAL",
-        "the dump signal: USR2, SIGUSR1, a number, or off; default USR2",
+        "the dump signal: USR1, USR2, a real-time signal (RTMIN, RTMIN+3, RTMAX-1, a number), or off; default USR2",
     ),
     (
         "FLIGHT_RECORDER_PROGRAM_VERSION",
@@ -112,7 +113,7 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         if let Some(value) = var(name) {
             let value = value.trim();
             if let Err(why) = apply(value) {
-                problems.push(format!("{name}={value:?}: {why}; using the default"));
+                problems.push(format!("{name}: {why}; using the default"));
             }
         }
     };
@@ -121,11 +122,11 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         Ok(())
     });
     read("FLIGHT_RECORDER_LOG_DIR", &mut |v| {
-        settings.dump_dir = PathBuf::from(non_empty(v)?).join(DUMP_DIR_NAME);
+        settings.dump_dir = PathBuf::from(directory(v)?).join(DUMP_DIR_NAME);
         Ok(())
     });
     read("FLIGHT_RECORDER_DUMP_DIR", &mut |v| {
-        settings.dump_dir = PathBuf::from(non_empty(v)?);
+        settings.dump_dir = PathBuf::from(directory(v)?);
         Ok(())
     });
     read("FLIGHT_RECORDER_INTERVAL", &mut |v| {
@@ -135,7 +136,9 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     read("FLIGHT_RECORDER_DURATION", &mut |v| {
         let d = parse_duration(v)?;
         if d.is_zero() {
-            return Err("must be more than zero".into());
+            return Err(format!(
+                "{v:?} is not allowed: the duration must be more than zero"
+            ));
         }
         settings.duration = d;
         Ok(())
@@ -147,9 +150,12 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     read("FLIGHT_RECORDER_MAX_BYTES", &mut |v| {
         let n = parse_size(v)?;
         if n == 0 {
-            return Err("must be more than zero".into());
+            return Err(format!(
+                "{v:?} is not allowed: max_bytes must be more than zero"
+            ));
         }
-        settings.max_bytes = usize::try_from(n).map_err(|_| "too large".to_string())?;
+        settings.max_bytes =
+            usize::try_from(n).map_err(|_| format!("{v:?} is too large for this machine"))?;
         Ok(())
     });
     read("FLIGHT_RECORDER_MIN_DUMP_INTERVAL", &mut |v| {
@@ -167,7 +173,7 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     read("FLIGHT_RECORDER_SLOW_POLL_DELAY", &mut |v| {
         let d = parse_duration(v)?;
         if d > super::settings::MAX_SLOW_POLL_DELAY {
-            return Err("at most 60s".into());
+            return Err(format!("{v:?} is too long; use at most 60s"));
         }
         settings.slow_poll_delay = d;
         Ok(())
@@ -177,7 +183,11 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         Ok(())
     });
     read("FLIGHT_RECORDER_SIGNAL", &mut |v| {
-        settings.signal = parse_signal(v)?;
+        let signal = parse_signal(v)?;
+        if let Some(number) = signal {
+            check_dump_signal(number).map_err(|why| format!("{v:?}: {why}"))?;
+        }
+        settings.signal = signal;
         Ok(())
     });
     read("FLIGHT_RECORDER_PROGRAM_VERSION", &mut |v| {
@@ -230,9 +240,10 @@ pub fn init_from_env(program_version: &str) -> bool {
     }
 }
 
-fn non_empty(v: &str) -> Result<&str, String> {
+/// A directory: any non-empty text.
+fn directory(v: &str) -> Result<&str, String> {
     if v.is_empty() {
-        Err("empty".into())
+        Err(format!("{v:?} is not a directory; use e.g. /var/log/app"))
     } else {
         Ok(v)
     }
@@ -249,22 +260,23 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "on" | "yes" => Ok(true),
         "0" | "false" | "off" | "no" => Ok(false),
-        _ => Err("expected on or off".into()),
+        _ => Err(format!("{v:?} is not on or off; use e.g. on, off, 1, 0")),
     }
 }
 
 /// `0`, or a number (with an optional fraction) and a unit: `ns`, `us`, `ms`, `s`, `m`, `h`.
+/// The error names `v` and shows valid durations.
 pub(crate) fn parse_duration(v: &str) -> Result<Duration, String> {
+    duration_of(v).ok_or_else(|| format!("{v:?} is not a duration; use e.g. 30s, 5m, 0"))
+}
+
+fn duration_of(v: &str) -> Option<Duration> {
     if v == "0" {
-        return Ok(Duration::ZERO);
+        return Some(Duration::ZERO);
     }
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or("a duration needs a unit: ns, us, ms, s, m or h")?;
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (number, unit) = v.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("bad number {number:?}"))?;
+    let number: f64 = number.parse().ok()?;
     let unit_ns = match unit.trim() {
         "ns" => 1.0,
         "us" | "µs" => 1e3,
@@ -272,23 +284,26 @@ pub(crate) fn parse_duration(v: &str) -> Result<Duration, String> {
         "s" => 1e9,
         "m" | "min" => 60e9,
         "h" => 3600e9,
-        other => return Err(format!("unknown unit {other:?}")),
+        _ => return None,
     };
     let ns = number * unit_ns;
     if !ns.is_finite() || ns > 1e18 {
-        return Err("too long".into());
+        return None;
     }
-    Ok(Duration::from_nanos(ns.round() as u64))
+    Some(Duration::from_nanos(ns.round() as u64))
 }
 
 /// A number of bytes, with an optional unit: `B`, `KB`, `MB`, `GB`, `TB` (powers of 1000) or
-/// `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), case-insensitive.
+/// `KiB`, `MiB`, `GiB`, `TiB` (powers of 1024), case-insensitive. The error names `v` and shows
+/// valid sizes.
 pub(crate) fn parse_size(v: &str) -> Result<u64, String> {
+    size_of(v).ok_or_else(|| format!("{v:?} is not a size; use e.g. 4GiB, 500MB, 1048576"))
+}
+
+fn size_of(v: &str) -> Option<u64> {
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (number, unit) = v.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("bad number {number:?}"))?;
+    let number: u64 = number.parse().ok()?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -299,34 +314,54 @@ pub(crate) fn parse_size(v: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        other => return Err(format!("unknown unit {other:?}")),
+        _ => return None,
     };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| "too large".to_string())
+    number.checked_mul(factor)
 }
 
-/// `off`, a signal number, or a name with or without `SIG` (`USR2`, `SIGUSR1`).
+/// `off`, a signal number, or a name with or without `SIG` (`USR2`, `SIGUSR1`, `RTMIN`,
+/// `RTMIN+3`, `SIGRTMAX-1`). Only the parse: whether the signal may trigger dumps is checked by
+/// the settings. The error names `v` and shows valid signals.
 pub(crate) fn parse_signal(v: &str) -> Result<Option<i32>, String> {
     if is_off(v) {
         return Ok(None);
     }
+    signal_of(v)
+        .map(Some)
+        .ok_or_else(|| format!("{v:?} is not a signal; use e.g. USR2, SIGUSR1, RTMIN+1, off"))
+}
+
+fn signal_of(v: &str) -> Option<i32> {
     if let Ok(number) = v.parse::<i32>() {
-        return Ok(Some(number));
+        return Some(number);
     }
     let upper = v.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    #[cfg(all(unix, feature = "signal"))]
-    for number in 1..65 {
-        if signal_hook::low_level::signal_name(number) == Some(name.as_str()) {
-            return Ok(Some(number));
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some((min, max)) = realtime_signals() {
+        if let Some(rest) = name.strip_prefix("RTMIN") {
+            return match rest {
+                "" => Some(min),
+                _ => Some(min + i32::from(rest.strip_prefix('+')?.parse::<u8>().ok()?)),
+            };
+        }
+        if let Some(rest) = name.strip_prefix("RTMAX") {
+            return match rest {
+                "" => Some(max),
+                _ => Some(max - i32::from(rest.strip_prefix('-')?.parse::<u8>().ok()?)),
+            };
         }
     }
-    Err(format!("unknown signal {name}"))
+    #[cfg(all(unix, feature = "signal"))]
+    {
+        (1..65).find(|&number| {
+            signal_hook::low_level::signal_name(number).and_then(|known| known.strip_prefix("SIG"))
+                == Some(name)
+        })
+    }
+    #[cfg(not(all(unix, feature = "signal")))]
+    {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -409,6 +444,85 @@ mod tests {
         assert_eq!(c.settings, CaptureSettings::default());
         assert_eq!(c.problems.len(), 5, "{:?}", c.problems);
         assert!(c.problems[1].contains("FLIGHT_RECORDER_INTERVAL"));
+    }
+
+    #[test]
+    fn every_problem_names_the_value_given() {
+        for (name, value, says) in [
+            ("FLIGHT_RECORDER_CAPTURE", "maybe", "is not on or off"),
+            ("FLIGHT_RECORDER_LOG_DIR", "", "is not a directory"),
+            ("FLIGHT_RECORDER_DUMP_DIR", "", "is not a directory"),
+            (
+                "FLIGHT_RECORDER_INTERVAL",
+                "bogus",
+                "is not a duration; use e.g. 30s, 5m, 0",
+            ),
+            ("FLIGHT_RECORDER_DURATION", "0", "must be more than zero"),
+            (
+                "FLIGHT_RECORDER_TOTAL_DUMP_SIZE_LIMIT",
+                "lots",
+                "is not a size; use e.g.",
+            ),
+            ("FLIGHT_RECORDER_MAX_BYTES", "12 potatoes", "is not a size"),
+            (
+                "FLIGHT_RECORDER_MIN_DUMP_INTERVAL",
+                "soon",
+                "is not a duration",
+            ),
+            ("FLIGHT_RECORDER_SLOW_POLL", "slow", "is not a duration"),
+            ("FLIGHT_RECORDER_SLOW_POLL_DELAY", "2m", "use at most 60s"),
+            ("FLIGHT_RECORDER_PANIC", "sometimes", "is not on or off"),
+            (
+                "FLIGHT_RECORDER_SIGNAL",
+                "SIGNOPE",
+                "is not a signal; use e.g. USR2",
+            ),
+            ("FLIGHT_RECORDER_ANNOUNCE", "loud", "is not on or off"),
+        ] {
+            let c = config(&[(name, value)]);
+            assert_eq!(c.problems.len(), 1, "{name}: {:?}", c.problems);
+            let problem = &c.problems[0];
+            assert!(problem.starts_with(name), "{problem}");
+            assert!(problem.contains(&format!("{value:?}")), "{problem}");
+            assert!(problem.contains(says), "{problem}");
+        }
+    }
+
+    #[cfg(all(target_os = "linux", feature = "signal"))]
+    #[test]
+    fn only_dump_signals_are_taken_from_the_environment() {
+        for taken in [
+            "TERM", "SIGINT", "HUP", "QUIT", "PIPE", "SEGV", "ABRT", "9", "CHLD",
+        ] {
+            let c = config(&[("FLIGHT_RECORDER_SIGNAL", taken)]);
+            assert_eq!(
+                c.settings.signal,
+                CaptureSettings::default().signal,
+                "{taken}"
+            );
+            assert!(
+                c.problems[0].contains(&format!("{taken:?}")),
+                "{:?}",
+                c.problems
+            );
+            assert!(
+                c.problems[0].contains("cannot trigger dumps"),
+                "{:?}",
+                c.problems
+            );
+        }
+        let rtmin = libc::SIGRTMIN();
+        for (given, number) in [
+            ("USR1", libc::SIGUSR1),
+            ("sigusr2", libc::SIGUSR2),
+            ("RTMIN", rtmin),
+            ("SIGRTMIN+3", rtmin + 3),
+            ("RTMAX-1", libc::SIGRTMAX() - 1),
+        ] {
+            let c = config(&[("FLIGHT_RECORDER_SIGNAL", given)]);
+            assert!(c.problems.is_empty(), "{given}: {:?}", c.problems);
+            assert_eq!(c.settings.signal, Some(number), "{given}");
+        }
     }
 
     #[test]

@@ -58,7 +58,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use dump_dir::{collect_garbage, list_dumps, parse_dump_name, DumpFile, GcReport};
+pub use dump_dir::{
+    collect_garbage, list_dumps, parse_dump_name, DumpFile, GcReport, TEMP_FILE_MAX_AGE,
+};
 pub use env::{config_from_env, config_from_vars, init_from_env, EnvConfig, ENV_VARS};
 pub use settings::{CaptureSettings, DUMP_DIR_NAME};
 pub use trigger::{DumpOutcome, TriggerKind};
@@ -70,7 +72,7 @@ use crate::sync::lock;
 pub(crate) use env::{parse_duration, parse_signal, parse_size};
 pub(crate) use settings::human_duration;
 #[cfg(feature = "http")]
-pub(crate) use settings::signal_name;
+pub(crate) use settings::{dump_signals_text, signal_name};
 use trigger::{InDump, RateLimiter, Trigger, WriterSlot};
 
 /// The examples of `docs/CAPTURE.md`, compiled as doc tests.
@@ -105,6 +107,9 @@ pub(crate) struct Capture {
     failed_writes: AtomicU64,
     files_deleted: AtomicU64,
     last_file: Mutex<Option<PathBuf>>,
+    /// The dump signal given to `start`: the only one HTTP may set.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    start_signal: Option<i32>,
 }
 
 struct Control {
@@ -165,6 +170,7 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
         failed_writes: AtomicU64::new(0),
         files_deleted: AtomicU64::new(0),
         last_file: Mutex::new(None),
+        start_signal: settings.signal,
     });
     if let Err(e) = capture.start_threads(&settings) {
         capture.shut_down();
@@ -271,6 +277,13 @@ pub fn write_snapshot<W: std::io::Write>(
     meta.program_version = capture.settings().program_version;
     let recorder = Arc::clone(&lock(&capture.recorder));
     recorder.write_snapshot_with(out, &meta)
+}
+
+/// The dump signal given to [`start`] (by code or the environment), if capture runs: over HTTP
+/// the signal can only be turned off or set back to it.
+#[cfg(feature = "http")]
+pub(crate) fn start_signal() -> Option<Option<i32>> {
+    active().map(|c| c.start_signal)
 }
 
 /// What capture has done since it started.

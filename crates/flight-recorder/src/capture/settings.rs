@@ -56,6 +56,12 @@ pub struct CaptureSettings {
     pub panic: bool,
     /// The signal that writes a `signal` dump, `None` for none. Default `SIGUSR2` where signals
     /// are supported (Unix, with the `signal` cargo feature).
+    ///
+    /// Only `SIGUSR1`, `SIGUSR2` and the real-time signals `SIGRTMIN()..=SIGRTMAX()` (taken at
+    /// run time: the C library keeps the first few for itself) are accepted, so that a dump
+    /// signal never takes away a signal the program or its supervisor relies on (`SIGTERM`,
+    /// `SIGINT`, `SIGPIPE`, the fatal signals, …). Code and the environment may choose it; over
+    /// HTTP it can only be turned off or set back to the one given to [`start`](super::start).
     pub signal: Option<i32>,
     /// The program's version, written into every file (for example
     /// `concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"))`).
@@ -119,9 +125,7 @@ impl CaptureSettings {
             return bad("dump_dir must not be empty".into());
         }
         if let Some(signal) = self.signal {
-            if !signal_supported(signal) {
-                return bad(format!("signal {signal} cannot be used for dumps"));
-            }
+            check_dump_signal(signal).map_err(Error::InvalidSettings)?;
         }
         Ok(())
     }
@@ -168,24 +172,73 @@ impl CaptureSettings {
     }
 }
 
-/// Whether `signal` can trigger dumps in this build.
-fn signal_supported(signal: i32) -> bool {
-    #[cfg(all(unix, feature = "signal"))]
-    {
-        signal > 0 && !signal_hook::consts::FORBIDDEN.contains(&signal)
-    }
-    #[cfg(not(all(unix, feature = "signal")))]
-    {
-        let _ = signal;
-        false
+/// The signals that may trigger dumps, for messages: `SIGUSR1, SIGUSR2 or a real-time signal
+/// (SIGRTMIN..=SIGRTMAX, 34..=64 here)`.
+#[cfg_attr(
+    not(any(feature = "http", all(unix, feature = "signal"))),
+    allow(dead_code)
+)]
+pub(crate) fn dump_signals_text() -> String {
+    match realtime_signals() {
+        Some((min, max)) => format!(
+            "SIGUSR1, SIGUSR2 or a real-time signal (SIGRTMIN..=SIGRTMAX, {min}..={max} here)"
+        ),
+        None => "SIGUSR1 or SIGUSR2".into(),
     }
 }
 
-/// A signal's usual name (`SIGUSR2`), or its number.
+/// The real-time signals of this system, `SIGRTMIN()..=SIGRTMAX()` at run time.
+pub(crate) fn realtime_signals() -> Option<(i32, i32)> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        Some((libc::SIGRTMIN(), libc::SIGRTMAX()))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        None
+    }
+}
+
+/// Checks that `signal` may trigger dumps: `SIGUSR1`, `SIGUSR2` or a real-time signal, and
+/// signal capture is built in. The error names the signal and what is accepted.
+pub(crate) fn check_dump_signal(signal: i32) -> Result<(), String> {
+    #[cfg(all(unix, feature = "signal"))]
+    {
+        let realtime = realtime_signals().is_some_and(|(min, max)| (min..=max).contains(&signal));
+        if signal == libc::SIGUSR1 || signal == libc::SIGUSR2 || realtime {
+            return Ok(());
+        }
+        Err(format!(
+            "signal {} cannot trigger dumps; use {}",
+            signal_name(signal),
+            dump_signals_text()
+        ))
+    }
+    #[cfg(not(all(unix, feature = "signal")))]
+    {
+        Err(format!(
+            "signal {signal} cannot trigger dumps: signal capture is not built in (Unix, cargo \
+             feature `signal`)"
+        ))
+    }
+}
+
+/// A signal's usual name (`SIGUSR2`, `SIGRTMIN+2`), or its number.
 pub(crate) fn signal_name(signal: i32) -> String {
     #[cfg(all(unix, feature = "signal"))]
     if let Some(name) = signal_hook::low_level::signal_name(signal) {
         return name.to_string();
+    }
+    if let Some((min, max)) = realtime_signals() {
+        if signal == min {
+            return "SIGRTMIN".into();
+        }
+        if signal == max {
+            return "SIGRTMAX".into();
+        }
+        if (min..max).contains(&signal) {
+            return format!("SIGRTMIN+{}", signal - min);
+        }
     }
     format!("signal {signal}")
 }
@@ -256,11 +309,29 @@ mod tests {
             ..CaptureSettings::default()
         };
         assert!(long_delay.validate().is_err());
-        let bad_signal = CaptureSettings {
-            signal: Some(9),
-            ..CaptureSettings::default()
-        };
-        assert!(bad_signal.validate().is_err());
+        for signal in [9, 1, 2, 3, 6, 11, 13, 15, 17, 0, -1, 1000] {
+            let bad_signal = CaptureSettings {
+                signal: Some(signal),
+                ..CaptureSettings::default()
+            };
+            assert!(bad_signal.validate().is_err(), "{signal}");
+        }
+    }
+
+    #[cfg(all(target_os = "linux", feature = "signal"))]
+    #[test]
+    fn only_user_and_realtime_signals_trigger_dumps() {
+        let (min, max) = realtime_signals().unwrap();
+        for signal in [libc::SIGUSR1, libc::SIGUSR2, min, min + 1, max] {
+            assert_eq!(check_dump_signal(signal), Ok(()), "{signal}");
+        }
+        let error = check_dump_signal(libc::SIGTERM).unwrap_err();
+        assert!(
+            error.contains("SIGTERM") && error.contains("SIGUSR1"),
+            "{error}"
+        );
+        assert_eq!(signal_name(min + 2), "SIGRTMIN+2");
+        assert_eq!(signal_name(max), "SIGRTMAX");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
+use flight_recorder_format::dump_files::MAX_NAME_LEN;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -21,16 +22,12 @@ use super::error::{json_response, ApiError};
 use super::snapshot::download_response;
 use super::{AppState, BASE_PATH};
 use crate::capture::{self, list_dumps, parse_dump_name, DumpFile, DumpOutcome};
-use crate::files::MAX_TAG_LEN;
 
 /// The most bytes of a file read to find its header in the listing.
 const HEADER_READ_LIMIT: u64 = 1 << 20;
 
 /// The longest reason accepted by `POST /dump`.
 const MAX_REASON_LEN: usize = 256;
-
-/// The longest name a dump file can have.
-const MAX_NAME_LEN: usize = "executiontrace.2006-01-02T15_04_05.000..out".len() + MAX_TAG_LEN;
 
 /// The dump directory: the configured one, or automatic capture's.
 fn dump_dir(state: &AppState) -> Result<PathBuf, ApiError> {

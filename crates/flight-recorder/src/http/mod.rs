@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET /debug/flight-recorder/` | a small HTML page linking the rest |
 //! | `GET /debug/flight-recorder/snapshot` | a snapshot of the flight-recorder window, as a file download; `?format=perfetto` converts it for ui.perfetto.dev |
+//! | `HEAD /debug/flight-recorder/snapshot`, `HEAD …/trace` | the headers of that download only: no snapshot is taken, no trace started |
 //! | `GET /debug/flight-recorder/trace?seconds=N` | a full trace of the next `N` seconds (1 by default, at most [`HttpConfig::max_trace_seconds`]), streamed as it is written |
 //! | `GET /debug/flight-recorder/dumps` | the dump directory's trace files (JSON: name, time, reason, tag, size) |
 //! | `GET /debug/flight-recorder/dumps/{name}` | one of them (download) |
@@ -164,8 +165,14 @@ pub fn router(config: HttpConfig) -> Router {
     Router::new()
         .route(base, get(index))
         .route(&format!("{base}/"), get(index))
-        .route(&format!("{base}/snapshot"), get(snapshot::snapshot))
-        .route(&format!("{base}/trace"), get(snapshot::trace))
+        .route(
+            &format!("{base}/snapshot"),
+            get(snapshot::snapshot).head(snapshot::snapshot_head),
+        )
+        .route(
+            &format!("{base}/trace"),
+            get(snapshot::trace).head(snapshot::trace_head),
+        )
         .route(&format!("{base}/dumps"), get(dumps::list))
         .route(&format!("{base}/dumps/{{name}}"), get(dumps::download))
         .route(&format!("{base}/dump"), post(dumps::dump_now))

@@ -3,9 +3,12 @@
 //! Durations are strings in the format of the environment variables (`"30s"`, `"250ms"`, `"0"`),
 //! sizes are numbers of bytes or strings with a unit (`"512MiB"`), the signal a name, a number or
 //! `null`. `PUT` takes any subset of the fields; the whole change is checked before anything is
-//! applied, so a refused change leaves the settings as they were. `dump_dir`, `program_version`
-//! and `announce` are shown but cannot be changed over HTTP (a `PUT` may repeat their current
-//! value, so what `GET` returns can be sent back).
+//! applied, so a refused change leaves the settings as they were, and an error names the value
+//! given and shows a valid one. `dump_dir`, `program_version` and `announce` are shown but cannot
+//! be changed over HTTP (a `PUT` may repeat their current value, so what `GET` returns can be
+//! sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
+//! (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
+//! away from the process.
 
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::error::{json_response, ApiError};
 use crate::capture::{
-    self, parse_duration, parse_signal, parse_size, signal_name, CaptureSettings,
+    self, dump_signals_text, parse_duration, parse_signal, parse_size, signal_name, CaptureSettings,
 };
 
 /// The longest `interval` accepted over HTTP.
@@ -35,6 +38,22 @@ const MAX_WINDOW_BYTES: u64 = 1 << 30;
 const MIN_WINDOW_BYTES: u64 = 64 << 10;
 
 const NOT_RUNNING: &str = "automatic capture (flight_recorder::capture) is not running";
+
+/// The fields `PUT` can change.
+const CHANGEABLE: [&str; 9] = [
+    "interval",
+    "duration",
+    "total_dump_size_limit",
+    "max_bytes",
+    "min_dump_interval",
+    "slow_poll_threshold",
+    "slow_poll_delay",
+    "panic",
+    "signal",
+];
+
+/// The fields shown by `GET` that `PUT` may only repeat.
+const SHOWN_ONLY: [&str; 3] = ["dump_dir", "program_version", "announce"];
 
 /// A duration as `parse_duration` reads it back: `90s`, `250ms`, `0s`.
 fn duration_text(d: Duration) -> String {
@@ -89,7 +108,8 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
-/// The body of `PUT /settings`: any subset of the fields.
+/// The body of `PUT /settings`: any subset of the fields (unknown ones are refused by
+/// [`parse_patch`], whose error lists only the fields that can be changed).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Patch {
@@ -112,18 +132,30 @@ fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("{field}: {why}")).with("field", field)
 }
 
+/// How a refused value is named in errors: as JSON (`"bogus"`, `5`, `null`).
+fn given(value: &Value) -> String {
+    value.to_string()
+}
+
 fn duration_value(field: &str, value: &Value, max: Duration) -> Result<Duration, ApiError> {
     let Value::String(text) = value else {
         return Err(bad(
             field,
-            "a duration is a string such as \"30s\", \"250ms\" or \"0\"",
+            format!(
+                "{} is not a duration; use e.g. \"30s\", \"5m\", \"0\"",
+                given(value)
+            ),
         ));
     };
     let d = parse_duration(text.trim()).map_err(|e| bad(field, e))?;
     if d > max {
         return Err(bad(
             field,
-            format!("must be at most {}", capture::human_duration(max)),
+            format!(
+                "{} is too long; use at most {}",
+                given(value),
+                capture::human_duration(max)
+            ),
         ));
     }
     Ok(d)
@@ -131,25 +163,116 @@ fn duration_value(field: &str, value: &Value, max: Duration) -> Result<Duration,
 
 fn size_value(field: &str, value: &Value) -> Result<u64, ApiError> {
     match value {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| bad(field, "a size is a whole number of bytes, not negative")),
+        Value::Number(n) => n.as_u64().ok_or_else(|| {
+            bad(
+                field,
+                format!(
+                    "{} is not a size; use a whole number of bytes such as 1048576, or \"512MiB\"",
+                    given(value)
+                ),
+            )
+        }),
         Value::String(text) => parse_size(text.trim()).map_err(|e| bad(field, e)),
         _ => Err(bad(
             field,
-            "a size is a number of bytes or a string such as \"512MiB\"",
+            format!(
+                "{} is not a size; use e.g. 1048576 or \"512MiB\"",
+                given(value)
+            ),
         )),
     }
 }
 
 fn bool_value(field: &str, value: &Value) -> Result<bool, ApiError> {
-    value
-        .as_bool()
-        .ok_or_else(|| bad(field, "must be true or false"))
+    value.as_bool().ok_or_else(|| {
+        bad(
+            field,
+            format!("{} is not true or false; use e.g. true", given(value)),
+        )
+    })
 }
 
-/// The settings with `patch` applied, checked; `current` is not changed.
-fn apply(patch: &Patch, current: &CaptureSettings) -> Result<CaptureSettings, ApiError> {
+/// The signal a `PUT` asks for. Over HTTP it can only be turned off, set back to `start` (the
+/// one chosen at start, by code or the environment) or repeated as it is (`current`).
+fn signal_value(
+    value: &Value,
+    current: Option<i32>,
+    start: Option<i32>,
+) -> Result<Option<i32>, ApiError> {
+    let not_a_signal = || {
+        bad(
+            "signal",
+            format!(
+                "{} is not a signal; use e.g. \"USR2\" or null (off)",
+                given(value)
+            ),
+        )
+    };
+    let signal = match value {
+        Value::Null => None,
+        Value::String(text) => parse_signal(text.trim()).map_err(|e| bad("signal", e))?,
+        Value::Number(n) => Some(
+            n.as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(not_a_signal)?,
+        ),
+        _ => return Err(not_a_signal()),
+    };
+    match signal {
+        None => Ok(None),
+        Some(n) if Some(n) == start || Some(n) == current => Ok(Some(n)),
+        Some(n) => {
+            let allowed = match start {
+                Some(start) => format!(
+                    "turned off (null) or set back to {}, the one chosen at start",
+                    signal_name(start)
+                ),
+                None => "turned off (null): none was chosen at start".into(),
+            };
+            Err(bad(
+                "signal",
+                format!(
+                    "{} ({}) cannot be set over HTTP; there the signal can only be {allowed} \
+                     (code and the environment may choose {})",
+                    given(value),
+                    signal_name(n),
+                    dump_signals_text()
+                ),
+            ))
+        }
+    }
+}
+
+/// Reads the body of `PUT /settings`: a JSON object of known fields.
+fn parse_patch(body: &[u8]) -> Result<Patch, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let Value::Object(fields) = &value else {
+        return Err(ApiError::bad_request(format!(
+            "bad JSON body: {} is not an object of settings; use e.g. {{\"interval\": \"30s\"}}",
+            given(&value)
+        )));
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !CHANGEABLE.contains(&k.as_str()) && !SHOWN_ONLY.contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown field {unknown:?}; the fields that can be changed over HTTP are {}",
+            CHANGEABLE.join(", ")
+        ))
+        .with("field", unknown.as_str()));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// The settings with `patch` applied, checked; `current` is not changed. `start_signal` is the
+/// dump signal chosen at start.
+fn apply(
+    patch: &Patch,
+    current: &CaptureSettings,
+    start_signal: Option<i32>,
+) -> Result<CaptureSettings, ApiError> {
     let mut s = current.clone();
     if let Some(v) = &patch.interval {
         s.interval = duration_value("interval", v, MAX_INTERVAL)?;
@@ -157,7 +280,10 @@ fn apply(patch: &Patch, current: &CaptureSettings) -> Result<CaptureSettings, Ap
     if let Some(v) = &patch.duration {
         s.duration = duration_value("duration", v, MAX_DAY)?;
         if s.duration.is_zero() {
-            return Err(bad("duration", "must be more than zero"));
+            return Err(bad(
+                "duration",
+                format!("{} is not allowed: it must be more than zero", given(v)),
+            ));
         }
     }
     if let Some(v) = &patch.total_dump_size_limit {
@@ -168,10 +294,15 @@ fn apply(patch: &Patch, current: &CaptureSettings) -> Result<CaptureSettings, Ap
         if !(MIN_WINDOW_BYTES..=MAX_WINDOW_BYTES).contains(&n) {
             return Err(bad(
                 "max_bytes",
-                format!("must be from {MIN_WINDOW_BYTES} (64 KiB) to {MAX_WINDOW_BYTES} (1 GiB)"),
+                format!(
+                    "{} is out of range; use from {MIN_WINDOW_BYTES} (64 KiB) to \
+                     {MAX_WINDOW_BYTES} (1 GiB)",
+                    given(v)
+                ),
             ));
         }
-        s.max_bytes = usize::try_from(n).map_err(|_| bad("max_bytes", "too large"))?;
+        s.max_bytes = usize::try_from(n)
+            .map_err(|_| bad("max_bytes", format!("{} is too large", given(v))))?;
     }
     if let Some(v) = &patch.min_dump_interval {
         s.min_dump_interval = duration_value("min_dump_interval", v, MAX_DAY)?;
@@ -188,7 +319,7 @@ fn apply(patch: &Patch, current: &CaptureSettings) -> Result<CaptureSettings, Ap
         if !s.slow_poll_threshold.is_zero() && s.slow_poll_threshold < MIN_SLOW_POLL {
             return Err(bad(
                 "slow_poll_threshold",
-                "must be 0 (off) or at least 1ms",
+                format!("{} is too short; use 0 (off) or at least 1ms", given(v)),
             ));
         }
     }
@@ -199,19 +330,16 @@ fn apply(patch: &Patch, current: &CaptureSettings) -> Result<CaptureSettings, Ap
         s.panic = bool_value("panic", v)?;
     }
     if let Some(v) = &patch.signal {
-        s.signal = match v {
-            Value::Null => None,
-            Value::String(text) => parse_signal(text.trim()).map_err(|e| bad("signal", e))?,
-            Value::Number(n) => Some(
-                n.as_i64()
-                    .and_then(|n| i32::try_from(n).ok())
-                    .ok_or_else(|| bad("signal", "not a signal number"))?,
-            ),
-            _ => return Err(bad("signal", "a signal name (\"USR2\"), a number or null")),
-        };
+        s.signal = signal_value(v, current.signal, start_signal)?;
     }
-    let read_only = |field: &str, given: &Option<Value>, now: Value| match given {
-        Some(given) if *given != now => Err(bad(field, "cannot be changed over HTTP")),
+    let read_only = |field: &str, given_value: &Option<Value>, now: Value| match given_value {
+        Some(v) if *v != now => Err(bad(
+            field,
+            format!(
+                "{} cannot be set over HTTP; it is chosen by code or the environment",
+                given(v)
+            ),
+        )),
         _ => Ok(()),
     };
     read_only(
@@ -235,16 +363,16 @@ pub(super) async fn put_settings(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-    let patch: Patch = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))?;
+    let patch = parse_patch(&body)?;
     let current = capture::settings().ok_or_else(|| ApiError::unavailable(NOT_RUNNING))?;
-    let new = apply(&patch, &current)?;
+    let start_signal = capture::start_signal().ok_or_else(|| ApiError::unavailable(NOT_RUNNING))?;
+    let new = apply(&patch, &current, start_signal)?;
     if new != current {
         // Applied as a whole: only the fields of this request change, even if another change
         // happened since `current` was read.
         let refused = tokio::task::spawn_blocking(move || {
             let mut refused = None;
-            capture::update_settings(|s| match apply(&patch, s) {
+            capture::update_settings(|s| match apply(&patch, s, start_signal) {
                 Ok(merged) => *s = merged,
                 Err(e) => refused = Some(e),
             })
@@ -283,7 +411,7 @@ mod tests {
         let current = CaptureSettings::default();
         let value = settings_json(&current);
         let patch: Patch = serde_json::from_value(value).unwrap();
-        assert_eq!(apply(&patch, &current).unwrap(), current);
+        assert_eq!(apply(&patch, &current, current.signal).unwrap(), current);
     }
 
     #[test]
@@ -303,8 +431,17 @@ mod tests {
             json!({"dump_dir": "/etc"}),
         ] {
             let patch: Patch = serde_json::from_value(body.clone()).unwrap();
-            assert!(apply(&patch, &current).is_err(), "{body} accepted");
+            assert!(
+                apply(&patch, &current, current.signal).is_err(),
+                "{body} accepted"
+            );
         }
-        assert!(serde_json::from_value::<Patch>(json!({"intervall": "5s"})).is_err());
+        let unknown = parse_patch(br#"{"intervall": "5s"}"#).err().unwrap();
+        let message = unknown.message;
+        assert!(message.contains("\"intervall\""), "{message}");
+        assert!(message.contains("interval,"), "{message}");
+        for shown_only in SHOWN_ONLY {
+            assert!(!message.contains(shown_only), "{message}");
+        }
     }
 }

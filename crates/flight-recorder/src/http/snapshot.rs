@@ -83,21 +83,67 @@ pub(super) fn download_response(body: Body, file_name: &str) -> Response {
     response
 }
 
+/// Whether a `/snapshot` query asks for Perfetto.
+fn wants_perfetto(query: Result<Query<SnapshotQuery>, QueryRejection>) -> Result<bool, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    match query.format.as_deref() {
+        None | Some("") | Some("trace") => Ok(false),
+        Some("perfetto") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "format must be \"trace\" (the default) or \"perfetto\"",
+        )),
+    }
+}
+
+/// The download name of a snapshot taken now.
+fn snapshot_name(perfetto: bool) -> String {
+    let name = trace_file_name(now_ns(), "http");
+    if perfetto {
+        format!(
+            "{}.pftrace",
+            name.strip_suffix(FILE_SUFFIX).unwrap_or(&name)
+        )
+    } else {
+        name
+    }
+}
+
+/// Why no snapshot can be taken now, when nothing records.
+fn not_recording(recorder: Option<&FlightRecorder>) -> &'static str {
+    match recorder {
+        Some(_) => "the flight recorder given to the HTTP endpoint is not running",
+        None => {
+            "nothing is recording: automatic capture (flight_recorder::capture) is not \
+             running and no flight recorder was given to the HTTP endpoint"
+        }
+    }
+}
+
+/// `HEAD /snapshot[?format=perfetto]`: the headers a `GET` would answer with, without taking a
+/// snapshot or holding the snapshot slot (so a health check or a link checker costs nothing).
+/// 503 when nothing records, as for `GET`; a `GET` may still meet a snapshot in progress (409).
+pub(super) async fn snapshot_head(
+    State(state): State<AppState>,
+    query: Result<Query<SnapshotQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let perfetto = wants_perfetto(query)?;
+    let recorder = state.config.recorder.as_deref();
+    let recording = match recorder {
+        Some(recorder) => recorder.enabled(),
+        None => crate::capture::is_running(),
+    };
+    if !recording {
+        return Err(ApiError::unavailable(not_recording(recorder)));
+    }
+    Ok(download_response(Body::empty(), &snapshot_name(perfetto)))
+}
+
 /// `GET /snapshot[?format=perfetto]`.
 pub(super) async fn snapshot(
     State(state): State<AppState>,
     query: Result<Query<SnapshotQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
-    let perfetto = match query.format.as_deref() {
-        None | Some("") | Some("trace") => false,
-        Some("perfetto") => true,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "format must be \"trace\" (the default) or \"perfetto\"",
-            ))
-        }
-    };
+    let perfetto = wants_perfetto(query)?;
     let busy = Busy::acquire().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -110,16 +156,11 @@ pub(super) async fn snapshot(
     let bytes = tokio::task::spawn_blocking(move || take_snapshot(recorder.as_deref(), limit))
         .await
         .map_err(ApiError::task)??;
-    let stamp = now_ns();
-    let name = trace_file_name(stamp, "http");
+    let name = snapshot_name(perfetto);
     if !perfetto {
         drop(busy);
         return Ok(download_response(Body::from(bytes), &name));
     }
-    let name = format!(
-        "{}.pftrace",
-        name.strip_suffix(FILE_SUFFIX).unwrap_or(&name)
-    );
     let (writer, body) = body::channel();
     tokio::task::spawn_blocking(move || {
         let _busy = busy;
@@ -141,16 +182,7 @@ fn take_snapshot(recorder: Option<&FlightRecorder>, limit: usize) -> Result<Vec<
         Err(_) if out.overflowed => Err(ApiError::internal(format!(
             "the snapshot is larger than the endpoint's max_snapshot_bytes ({limit} bytes)"
         ))),
-        Err(e) => Err(ApiError::from_recorder(
-            e,
-            match recorder {
-                Some(_) => "the flight recorder given to the HTTP endpoint is not running",
-                None => {
-                    "nothing is recording: automatic capture (flight_recorder::capture) is not \
-                     running and no flight recorder was given to the HTTP endpoint"
-                }
-            },
-        )),
+        Err(e) => Err(ApiError::from_recorder(e, not_recording(recorder))),
     }
 }
 
@@ -176,25 +208,52 @@ fn convert_to_perfetto(bytes: Vec<u8>, writer: ChannelWriter) {
     }
 }
 
+/// The `seconds` of a `/trace` query, checked.
+fn trace_seconds(
+    state: &AppState,
+    query: Result<Query<TraceQuery>, QueryRejection>,
+) -> Result<u64, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
+    let max = state.config.max_trace_seconds;
+    match query.seconds.as_deref() {
+        None => Ok(1),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "seconds must be a whole number from 1 to {max}"
+            ))
+            .with("max_seconds", max)),
+        },
+    }
+}
+
+/// The response of a `/trace` request: a download of `body`, with the seconds in a header.
+fn trace_response(body: Body, seconds: u64) -> Response {
+    let name = trace_file_name(now_ns(), "http_trace");
+    let mut response = download_response(body, &name);
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response
+            .headers_mut()
+            .insert("x-flight-recorder-seconds", value);
+    }
+    response
+}
+
+/// `HEAD /trace?seconds=N`: the headers `GET` would answer with, without starting a trace.
+pub(super) async fn trace_head(
+    State(state): State<AppState>,
+    query: Result<Query<TraceQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let seconds = trace_seconds(&state, query)?;
+    Ok(trace_response(Body::empty(), seconds))
+}
+
 /// `GET /trace?seconds=N`.
 pub(super) async fn trace(
     State(state): State<AppState>,
     query: Result<Query<TraceQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
-    let max = state.config.max_trace_seconds;
-    let seconds = match query.seconds.as_deref() {
-        None => 1,
-        Some(text) => match text.parse::<u64>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "seconds must be a whole number from 1 to {max}"
-                ))
-                .with("max_seconds", max))
-            }
-        },
-    };
+    let seconds = trace_seconds(&state, query)?;
     let (writer, body) = body::channel();
     let (started_tx, started_rx) = oneshot::channel();
     std::thread::Builder::new()
@@ -214,14 +273,7 @@ pub(super) async fn trace(
         Ok(Err(e)) => return Err(ApiError::from_recorder(e, "the trace did not start")),
         Err(_) => return Err(ApiError::internal("the trace's thread ended early")),
     }
-    let name = trace_file_name(now_ns(), "http_trace");
-    let mut response = download_response(Body::new(body), &name);
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response
-            .headers_mut()
-            .insert("x-flight-recorder-seconds", value);
-    }
-    Ok(response)
+    Ok(trace_response(Body::new(body), seconds))
 }
 
 /// When the trace of a `/trace` request ends, milliseconds since the Unix epoch (0: none runs).
