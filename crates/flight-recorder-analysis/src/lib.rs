@@ -36,6 +36,7 @@ mod dense;
 pub mod dump;
 pub mod export;
 pub mod histogram;
+mod ids;
 pub mod merge;
 pub mod model;
 pub mod perfetto;
