@@ -12,12 +12,12 @@ use std::io::{self, Read};
 
 use flight_recorder_format::{Error, EventKind, Header, TraceReader};
 
+use crate::drive::drive;
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use crate::model::{
     EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, RegionSpan, TaskDone,
     UserTaskSpan,
 };
-use crate::summary::drive;
 
 /// A track of the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

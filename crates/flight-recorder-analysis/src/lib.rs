@@ -33,6 +33,7 @@
 
 pub mod chrome;
 mod dense;
+pub mod drive;
 pub mod dump;
 pub mod export;
 pub mod histogram;

@@ -24,6 +24,7 @@ pub mod reader;
 pub mod record;
 pub mod tables;
 pub mod time;
+pub mod units;
 pub mod varint;
 
 pub use event::{EventKind, KindInfo};
