@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-use flight_recorder_format::{Error, EventKind, Header, TraceReader};
+use flight_recorder_format::{args, Error, EventKind, Header, TraceReader};
 
 use crate::drive::drive;
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
@@ -213,21 +213,26 @@ impl<F: Format> Observer for Timeline<F> {
                     .as_deref()
                     .map(|p| String::from_utf8_lossy(p).into_owned())
                     .unwrap_or_default();
+                let args::Log {
+                    category,
+                    user_task,
+                } = ev.args_as();
                 let mut args = vec![("message", Arg::Text(message))];
-                if ev.arg(1) != 0 {
-                    args.push(("user_task", Arg::Uint(ev.arg(1))));
+                if user_task != 0 {
+                    args.push(("user_task", Arg::Uint(user_task)));
                 }
-                let name = format!("log {}", string(names, ev.arg(0)));
+                let name = format!("log {}", string(names, category));
                 self.format
                     .instant(track, ev.time, &name, "log", &args, None)
             }
             EventKind::Mark => {
-                let name = string(names, ev.arg(0));
+                let args::Mark { name, .. } = ev.args_as();
+                let name = string(names, name);
                 self.format
                     .instant(track, ev.time, &name, "mark", &[], None)
             }
             EventKind::Counter => {
-                let id = ev.arg(0);
+                let args::Counter { name: id, value } = ev.args_as();
                 if !self.counters.contains_key(&id) {
                     let name = string(names, id);
                     let r = self.format.counter_track(id, &name);
@@ -236,7 +241,7 @@ impl<F: Format> Observer for Timeline<F> {
                 }
                 let name = self.counters[&id].clone();
                 self.format
-                    .counter(Track::Counter(id), ev.time, &name, ev.arg(1))
+                    .counter(Track::Counter(id), ev.time, &name, value)
             }
             _ => Ok(()),
         };

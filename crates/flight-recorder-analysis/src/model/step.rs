@@ -1,6 +1,8 @@
 //! The transitions of the state machine: one step per event, and the close at the end of the
 //! window.
 
+use flight_recorder_format::args;
+
 use super::*;
 
 impl Model {
@@ -88,14 +90,22 @@ impl Model {
         const POLL_END: u8 = EventKind::PollEnd as u8;
         const TASK_WAKE: u8 = EventKind::TaskWake as u8;
         match ev.kind {
-            POLL_START if ev.arg_count >= 1 => self.poll_start(names, th, ev.args[0], t, None, obs),
+            POLL_START if ev.arg_count >= 1 => {
+                let args::PollStart { task } = ev.args_as();
+                self.poll_start(names, th, task, t, None, obs)
+            }
             POLL_START_SCHEDULED if ev.arg_count >= 2 => {
-                self.poll_start(names, th, ev.args[0], t, Some(ev.args[1]), obs)
+                let args::PollStartScheduled { task, scheduled_ns } = ev.args_as();
+                self.poll_start(names, th, task, t, Some(scheduled_ns), obs)
             }
             POLL_END if ev.arg_count >= 2 => {
-                self.poll_end(names, th, ev.args[0], ev.args[1], t, obs)
+                let args::PollEnd { task, result } = ev.args_as();
+                self.poll_end(names, th, task, result, t, obs)
             }
-            TASK_WAKE if ev.arg_count >= 2 => self.wake(ev.args[0], ev.args[1], ev.thread, t),
+            TASK_WAKE if ev.arg_count >= 2 => {
+                let args::TaskWake { task, waker } = ev.args_as();
+                self.wake(task, waker, ev.thread, t)
+            }
             _ => self.step_other(names, ev, th, obs),
         }
     }
@@ -117,17 +127,32 @@ impl Model {
             return; // a layout this version does not know; counted by kind only
         }
         match kind {
-            EventKind::PollStart => self.poll_start(names, th, ev.arg(0), t, None, obs),
-            EventKind::PollStartScheduled => {
-                self.poll_start(names, th, ev.arg(0), t, Some(ev.arg(1)), obs)
+            EventKind::PollStart => {
+                let args::PollStart { task } = ev.args_as();
+                self.poll_start(names, th, task, t, None, obs)
             }
-            EventKind::PollEnd => self.poll_end(names, th, ev.arg(0), ev.arg(1), t, obs),
-            EventKind::TaskWake => self.wake(ev.arg(0), ev.arg(1), ev.thread, t),
+            EventKind::PollStartScheduled => {
+                let args::PollStartScheduled { task, scheduled_ns } = ev.args_as();
+                self.poll_start(names, th, task, t, Some(scheduled_ns), obs)
+            }
+            EventKind::PollEnd => {
+                let args::PollEnd { task, result } = ev.args_as();
+                self.poll_end(names, th, task, result, t, obs)
+            }
+            EventKind::TaskWake => {
+                let args::TaskWake { task, waker } = ev.args_as();
+                self.wake(task, waker, ev.thread, t)
+            }
             EventKind::TaskSpawn => {
-                self.spawn(names, ev.arg(0), ev.arg(1), ev.arg(2), ev.thread, t, obs)
+                let args::TaskSpawn {
+                    task,
+                    location,
+                    parent,
+                } = ev.args_as();
+                self.spawn(names, task, location, parent, ev.thread, t, obs)
             }
             EventKind::TaskTerminate => {
-                let id = ev.arg(0);
+                let args::TaskTerminate { task: id } = ev.args_as();
                 if let Some(state) = self.tasks.get_mut(id) {
                     if matches!(state.phase, Phase::Running) {
                         state.terminate_after_poll = true;
@@ -157,7 +182,8 @@ impl Model {
             }
             EventKind::RuntimeThread => {
                 let thread = &mut self.threads[th];
-                if ev.arg(1) == role::WORKER && thread.worker.is_none() {
+                let args::RuntimeThread { role: r, .. } = ev.args_as();
+                if r == role::WORKER && thread.worker.is_none() {
                     thread.worker = Some(WorkerPhase::Unknown);
                 }
             }
@@ -178,9 +204,10 @@ impl Model {
                     self.edges.regions_too_deep += 1;
                     return;
                 }
+                let args::RegionBegin { name, user_task } = ev.args_as();
                 let region = OpenRegion {
-                    name: ev.arg(0),
-                    user_task: ev.arg(1),
+                    name,
+                    user_task,
                     begin: t,
                     thread: ev.thread,
                     task: thread.polls.last().map_or(0, |p| p.uid),
@@ -194,7 +221,10 @@ impl Model {
                 }
                 obs.region_begin(names, &region);
             }
-            EventKind::RegionEnd => self.region_end(names, th, ev.arg(0), ev.arg(1), t, obs),
+            EventKind::RegionEnd => {
+                let args::RegionEnd { name, user_task } = ev.args_as();
+                self.region_end(names, th, name, user_task, t, obs)
+            }
             EventKind::Log => {
                 let thread = &mut self.threads[th];
                 if !thread.polls.is_empty() && thread.notes.len() < MAX_POLL_NOTES {
@@ -203,17 +233,20 @@ impl Model {
                         .as_deref()
                         .map(|p| String::from_utf8_lossy(&p[..p.len().min(200)]).into_owned())
                         .unwrap_or_default();
-                    thread.notes.push(Note::Log {
-                        category: ev.arg(0),
-                        message,
-                    });
+                    let args::Log { category, .. } = ev.args_as();
+                    thread.notes.push(Note::Log { category, message });
                 }
             }
             EventKind::UserTaskBegin => {
+                let args::UserTaskBegin {
+                    user_task,
+                    parent,
+                    name,
+                } = ev.args_as();
                 let span = UserTaskSpan {
-                    id: ev.arg(0),
-                    parent: ev.arg(1),
-                    name: ev.arg(2),
+                    id: user_task,
+                    parent,
+                    name,
                     thread: ev.thread,
                     begin: t,
                     end: t,
@@ -227,7 +260,10 @@ impl Model {
                 }
                 obs.user_task_begin(names, span.id, span.parent, span.name, t);
             }
-            EventKind::UserTaskEnd => match self.user_tasks.remove(&ev.arg(0)) {
+            EventKind::UserTaskEnd => match self
+                .user_tasks
+                .remove(&ev.args_as::<args::UserTaskEnd>().user_task)
+            {
                 Some(mut span) => {
                     span.end = t.max(span.begin);
                     obs.user_task_end(names, &span);

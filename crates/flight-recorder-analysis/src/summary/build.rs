@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use flight_recorder_format::{Error, EventKind, TraceReader};
+use flight_recorder_format::{args, Error, EventKind, TraceReader};
 
 use super::*;
 use crate::dense::DenseIds;
@@ -366,7 +366,7 @@ impl Builder {
         };
         match kind {
             EventKind::RuntimeThread => {
-                let (runtime, role) = (ev.arg(0), ev.arg(1));
+                let args::RuntimeThread { runtime, role } = ev.args_as();
                 let rt = self.runtime(runtime);
                 let list = match role {
                     role::WORKER => &mut rt.workers,
@@ -381,15 +381,20 @@ impl Builder {
                 }
             }
             EventKind::RuntimeName => {
-                let name = string_or_id(names, ev.arg(1));
-                self.runtime(ev.arg(0)).name = name;
+                let args::RuntimeName { runtime, name } = ev.args_as();
+                let name = string_or_id(names, name);
+                self.runtime(runtime).name = name;
             }
             EventKind::WorkerPark | EventKind::WorkerUnpark => {
                 self.threads[th].parks = true;
             }
             EventKind::Log => {
+                let args::Log {
+                    category,
+                    user_task,
+                } = ev.args_as();
                 self.logs.total += 1;
-                *self.log_categories.entry(ev.arg(0)).or_default() += 1;
+                *self.log_categories.entry(category).or_default() += 1;
                 if self.options.logs > 0 {
                     if self.recent_logs.len() == self.options.logs {
                         self.recent_logs.pop_front();
@@ -397,8 +402,8 @@ impl Builder {
                     self.recent_logs.push_back(LogLine {
                         time_ns: ev.time,
                         thread: ev.thread,
-                        category: string_or_id(names, ev.arg(0)),
-                        user_task: ev.arg(1),
+                        category: string_or_id(names, category),
+                        user_task,
                         message: ev
                             .payload
                             .as_deref()
@@ -408,17 +413,14 @@ impl Builder {
                 }
             }
             EventKind::Counter => {
-                let value = ev.arg(1);
-                let counter = self
-                    .counters
-                    .entry(ev.arg(0))
-                    .or_insert_with(|| CounterSummary {
-                        name: string_or_id(names, ev.arg(0)),
-                        samples: 0,
-                        min: value,
-                        max: value,
-                        last: value,
-                    });
+                let args::Counter { name, value } = ev.args_as();
+                let counter = self.counters.entry(name).or_insert_with(|| CounterSummary {
+                    name: string_or_id(names, name),
+                    samples: 0,
+                    min: value,
+                    max: value,
+                    last: value,
+                });
                 counter.samples += 1;
                 counter.min = counter.min.min(value);
                 counter.max = counter.max.max(value);

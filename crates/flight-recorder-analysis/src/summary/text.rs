@@ -711,15 +711,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_pick_a_unit() {
-        assert_eq!(format_duration(0), "0ns");
-        assert_eq!(format_duration(999), "999ns");
-        assert_eq!(format_duration(12_345), "12.345µs");
-        assert_eq!(format_duration(1_500_000), "1.500ms");
-        assert_eq!(format_duration(10_000_000_000), "10.000s");
-    }
-
-    #[test]
     fn tables_align_columns() {
         let mut out = String::new();
         let rows = vec![

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use crate::event::{EventKind, KindInfo, MAX_ARGS};
+use crate::event::{EventKind, KindArgs, KindInfo, MAX_ARGS};
 use crate::header::{Header, TimeConverter};
 use crate::record::{
     RecordType, MAGIC, MAX_RECORD_LEN, PREAMBLE_LEN, VERSION_MAJOR, VERSION_MINOR,
@@ -52,6 +52,14 @@ impl Event {
         } else {
             0
         }
+    }
+
+    /// The arguments by name, for an event of kind `A::KIND`: e.g.
+    /// `let args::PollEnd { task, result } = event.args_as();` (arguments the event lacks are 0).
+    #[inline(always)]
+    pub fn args_as<A: KindArgs>(&self) -> A {
+        debug_assert_eq!(self.kind_byte, A::KIND as u8);
+        A::from_args(&self.args)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Chunks of events read undecoded, decoded in place ([`RawChunk::decode`]).
 
-use crate::event::{EventKind, KindInfo, MAX_ARGS};
+use crate::event::{EventKind, KindArgs, KindInfo, MAX_ARGS};
 use crate::varint;
 
 use super::{Error, ErrorKind};
@@ -85,6 +85,16 @@ pub struct RawEvent {
     pub args: [u64; MAX_ARGS],
     /// Where the payload is in [`RawChunk::bytes`] (empty for kinds without one).
     pub payload: std::ops::Range<usize>,
+}
+
+impl RawEvent {
+    /// The arguments by name, for an event of kind `A::KIND`: e.g.
+    /// `let args::PollEnd { task, result } = event.args_as();` (arguments the event lacks are 0).
+    #[inline(always)]
+    pub fn args_as<A: KindArgs>(&self) -> A {
+        debug_assert_eq!(self.kind_byte, A::KIND as u8);
+        A::from_args(&self.args)
+    }
 }
 
 impl RawChunk {
