@@ -1,5 +1,5 @@
-//! What the timeline exporters ([`crate::perfetto`], [`crate::chrome`]) share: the tracks, the
-//! slices on them, kept balanced, and the driver.
+//! What the timeline exporters (Perfetto and Chrome JSON, built on this module) share: the
+//! tracks, the slices on them, kept balanced, and the driver.
 //!
 //! Tracks: one per thread (its polls, regions, wakes, logs and marks), one per polled task
 //! (its polls), one per user task (its life), one per counter. Slices on a thread track nest:

@@ -3,6 +3,8 @@
 use crate::event::{EventKind, KindArgs, KindInfo, MAX_ARGS};
 use crate::varint;
 
+#[cfg(doc)]
+use super::TraceReader;
 use super::{Error, ErrorKind};
 
 /// [`varint::decode`], inline and branch-light for values of up to eight bytes when eight bytes
