@@ -243,3 +243,70 @@ pub trait Observer {
 pub struct Ignore;
 
 impl Observer for Ignore {}
+
+/// Two observers as one: every call goes to the first, then to the second. Nest pairs to compose
+/// more, `(A, (B, C))`. The calls are static, so an observer's hooks it does not implement cost
+/// nothing: analyses can each be an observer of their own, run together in one pass.
+impl<A: Observer, B: Observer> Observer for (A, B) {
+    #[inline(always)]
+    fn event(&mut self, names: &dyn Names, ev: &Ev) {
+        self.0.event(names, ev);
+        self.1.event(names, ev);
+    }
+    #[inline(always)]
+    fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
+        self.0.event_on_thread(names, ev, thread_index);
+        self.1.event_on_thread(names, ev, thread_index);
+    }
+    #[inline(always)]
+    fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {
+        self.0.poll_begin(names, poll);
+        self.1.poll_begin(names, poll);
+    }
+    #[inline(always)]
+    fn poll_end(
+        &mut self,
+        names: &dyn Names,
+        poll: &PollEnd,
+        stack: &[OpenRegion],
+        notes: &[Note],
+    ) {
+        self.0.poll_end(names, poll, stack, notes);
+        self.1.poll_end(names, poll, stack, notes);
+    }
+    #[inline(always)]
+    fn region_begin(&mut self, names: &dyn Names, region: &OpenRegion) {
+        self.0.region_begin(names, region);
+        self.1.region_begin(names, region);
+    }
+    #[inline(always)]
+    fn region_end(&mut self, names: &dyn Names, region: &RegionSpan) {
+        self.0.region_end(names, region);
+        self.1.region_end(names, region);
+    }
+    #[inline(always)]
+    fn user_task_begin(&mut self, names: &dyn Names, id: u64, parent: u64, name: u64, time: u64) {
+        self.0.user_task_begin(names, id, parent, name, time);
+        self.1.user_task_begin(names, id, parent, name, time);
+    }
+    #[inline(always)]
+    fn user_task_end(&mut self, names: &dyn Names, task: &UserTaskSpan) {
+        self.0.user_task_end(names, task);
+        self.1.user_task_end(names, task);
+    }
+    #[inline(always)]
+    fn task_done(&mut self, names: &dyn Names, task: &TaskDone) {
+        self.0.task_done(names, task);
+        self.1.task_done(names, task);
+    }
+    #[inline(always)]
+    fn busy(&mut self, thread: u64, start: u64, end: u64) {
+        self.0.busy(thread, start, end);
+        self.1.busy(thread, start, end);
+    }
+    #[inline(always)]
+    fn finish(&mut self, names: &dyn Names, window: Option<(u64, u64)>, edges: &EdgeStats) {
+        self.0.finish(names, window, edges);
+        self.1.finish(names, window, edges);
+    }
+}
