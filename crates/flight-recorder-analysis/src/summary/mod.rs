@@ -19,9 +19,10 @@
 //! ([`drive_pipelined`](crate::drive::drive_pipelined), [`SummaryOptions::pipeline`]); the
 //! summary is the same either way.
 //!
-//! Computing is kept apart from presenting: the builder (`summary/build.rs`), an observer of the
-//! model, only fills the types of this module; [`Summary::render_text`] (`summary/text.rs`) and
-//! [`Summary::to_json`] (`summary/json.rs`) only read them.
+//! Computing is kept apart from presenting: the analyses (`summary/build/`, one observer of the
+//! model each: events and utilization, tasks, long polls, user tasks and regions) only fill the
+//! types of this module; [`Summary::render_text`] (`summary/text.rs`) and [`Summary::to_json`]
+//! (`summary/json.rs`) only read them.
 
 use std::fmt;
 
