@@ -20,8 +20,8 @@ use flight_recorder_format::TraceReader;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
+use crate::failure::Failure;
 use crate::ls::{self, Entry};
-use crate::Failure;
 
 /// What went into a bundle.
 pub struct BundleReport {

@@ -28,8 +28,11 @@ use std::process::ExitCode;
 
 pub mod analyze;
 pub mod bundle;
+mod failure;
 pub mod ls;
 mod progress;
+
+pub use failure::Failure;
 
 use clap::{Parser, Subcommand};
 use flight_recorder_analysis::dump::Dumper;
@@ -131,22 +134,6 @@ impl AnalysisArgs {
             options.merge.reorder_events = n;
         }
         options
-    }
-}
-
-/// Why a command failed; each is reported on one line.
-pub enum Failure {
-    /// Already reported on standard error: exit status 1.
-    Reported,
-    /// The trace file could not be opened or read: `<path>: <error>`.
-    Trace(PathBuf, String),
-    /// Standard output could not be written (a closed pipe is not a failure).
-    Output(io::Error),
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        Failure::Output(e)
     }
 }
 
