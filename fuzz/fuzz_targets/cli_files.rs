@@ -1,32 +1,14 @@
 //! The CLI's handling of a dump directory (`flight-recorder ls` and `bundle`'s index): listing
 //! the directory, telling trace files from others by name, reading each header, and rendering
 //! the table and the JSON index. The input is split into files (name and contents) written to a
-//! private scratch directory; the CLI's own `ls.rs` is compiled in unchanged.
+//! private scratch directory; the CLI's `ls` module is used through the CLI's library.
 #![no_main]
 
 use std::path::PathBuf;
 
+use flight_recorder_cli::ls;
 use flight_recorder_fuzz::check_allocations;
 use libfuzzer_sys::fuzz_target;
-
-/// The CLI's `ls` module, compiled from its source (the CLI is a binary crate, not a library).
-#[path = "../../crates/flight-recorder-cli/src/ls.rs"]
-#[allow(dead_code)]
-mod ls;
-
-/// The error type `ls.rs` reports through, as in the CLI's `main.rs`.
-#[allow(dead_code)]
-enum Failure {
-    Reported,
-    Trace(PathBuf, String),
-    Output(std::io::Error),
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Output(e)
-    }
-}
 
 /// Separates files in the input: `name \0 contents \xff\xfe\xfd\xfc`.
 const FILE_END: &[u8] = b"\xff\xfe\xfd\xfc";

@@ -6,7 +6,7 @@
 //! alternate, so a cache of the last id alone misses often; a small direct-mapped cache in front
 //! of the hash map answers almost every lookup with one comparison.
 
-use crate::model::IdMap;
+use crate::ids::IdMap;
 
 /// Slots of the direct-mapped cache (a power of two).
 const CACHE: usize = 64;

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 
 use flight_recorder_format::time::format_utc_millis;
-use flight_recorder_format::{Event, EventKind, TraceReader};
+use flight_recorder_format::{args, Event, EventKind, TraceReader};
 
 /// Formats events as lines, measuring offsets from the first event it formats.
 #[derive(Clone, Debug, Default)]
@@ -61,7 +61,6 @@ pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
     let known = event.kind().filter(|kind| {
         kind.arg_count() == usize::from(event.arg_count) && kind.has_payload() == has_payload
     });
-    let a = |i| event.arg(i);
     let string = |id: u64| match reader.string(id) {
         Some(text) => format!("{text:?}"),
         None => format!("#{id}"),
@@ -78,65 +77,111 @@ pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
         | Some(EventKind::ThreadExit)
         | Some(EventKind::WorkerPark)
         | Some(EventKind::WorkerUnpark) => Ok(()),
-        Some(EventKind::RegionBegin) | Some(EventKind::RegionEnd) | Some(EventKind::Mark) => {
-            write!(out, " name={}{}", string(a(0)), user_task(a(1)))
+        Some(EventKind::RegionBegin) => {
+            let args::RegionBegin { name, user_task: u } = event.args_as();
+            write!(out, " name={}{}", string(name), user_task(u))
         }
-        Some(EventKind::Log) => write!(
-            out,
-            " category={}{} message={:?}",
-            string(a(0)),
-            user_task(a(1)),
-            String::from_utf8_lossy(&event.payload)
-        ),
-        Some(EventKind::UserTaskBegin) => write!(
-            out,
-            " user_task={} parent={} name={}",
-            a(0),
-            a(1),
-            string(a(2))
-        ),
-        Some(EventKind::UserTaskEnd) => write!(out, " user_task={}", a(0)),
-        Some(EventKind::Counter) => write!(out, " name={} value={}", string(a(0)), a(1)),
+        Some(EventKind::RegionEnd) => {
+            let args::RegionEnd { name, user_task: u } = event.args_as();
+            write!(out, " name={}{}", string(name), user_task(u))
+        }
+        Some(EventKind::Mark) => {
+            let args::Mark { name, user_task: u } = event.args_as();
+            write!(out, " name={}{}", string(name), user_task(u))
+        }
+        Some(EventKind::Log) => {
+            let args::Log {
+                category,
+                user_task: u,
+            } = event.args_as();
+            write!(
+                out,
+                " category={}{} message={:?}",
+                string(category),
+                user_task(u),
+                String::from_utf8_lossy(&event.payload)
+            )
+        }
+        Some(EventKind::UserTaskBegin) => {
+            let args::UserTaskBegin {
+                user_task,
+                parent,
+                name,
+            } = event.args_as();
+            write!(
+                out,
+                " user_task={user_task} parent={parent} name={}",
+                string(name)
+            )
+        }
+        Some(EventKind::UserTaskEnd) => {
+            let args::UserTaskEnd { user_task } = event.args_as();
+            write!(out, " user_task={user_task}")
+        }
+        Some(EventKind::Counter) => {
+            let args::Counter { name, value } = event.args_as();
+            write!(out, " name={} value={value}", string(name))
+        }
         Some(EventKind::RuntimeThread) => {
-            let role = match a(1) {
+            let args::RuntimeThread { runtime, role } = event.args_as();
+            let role = match role {
                 0 => "worker".to_string(),
                 1 => "blocking".to_string(),
                 2 => "other".to_string(),
                 other => other.to_string(),
             };
-            write!(out, " runtime={} role={role}", a(0))
+            write!(out, " runtime={runtime} role={role}")
         }
-        Some(EventKind::RuntimeName) => write!(out, " runtime={} name={}", a(0), string(a(1))),
-        Some(EventKind::PollStartScheduled) => write!(
-            out,
-            " task={} scheduled_for={:.3}us",
-            a(0),
-            a(1) as f64 / 1e3
-        ),
+        Some(EventKind::RuntimeName) => {
+            let args::RuntimeName { runtime, name } = event.args_as();
+            write!(out, " runtime={runtime} name={}", string(name))
+        }
+        Some(EventKind::PollStartScheduled) => {
+            let args::PollStartScheduled { task, scheduled_ns } = event.args_as();
+            write!(
+                out,
+                " task={task} scheduled_for={:.3}us",
+                scheduled_ns as f64 / 1e3
+            )
+        }
         Some(EventKind::TaskSpawn) => {
-            let location = match (a(1), reader.location(a(1))) {
+            let args::TaskSpawn {
+                task,
+                location,
+                parent,
+            } = event.args_as();
+            let location = match (location, reader.location(location)) {
                 (0, _) => "?".to_string(),
                 (_, Some(l)) => format!("{}:{}:{}", l.file, l.line, l.column),
                 (id, None) => format!("#{id}"),
             };
-            write!(out, " task={} location={location} parent={}", a(0), a(2))
+            write!(out, " task={task} location={location} parent={parent}")
         }
-        Some(EventKind::PollStart) | Some(EventKind::TaskTerminate) => {
-            write!(out, " task={}", a(0))
+        Some(EventKind::PollStart) => {
+            let args::PollStart { task } = event.args_as();
+            write!(out, " task={task}")
+        }
+        Some(EventKind::TaskTerminate) => {
+            let args::TaskTerminate { task } = event.args_as();
+            write!(out, " task={task}")
         }
         Some(EventKind::PollEnd) => {
-            let result = match a(1) {
+            let args::PollEnd { task, result } = event.args_as();
+            let result = match result {
                 0 => "pending".to_string(),
                 1 => "ready".to_string(),
                 2 => "unreported".to_string(),
                 other => other.to_string(),
             };
-            write!(out, " task={} result={result}", a(0))
+            write!(out, " task={task} result={result}")
         }
-        Some(EventKind::TaskWake) => write!(out, " task={} waker={}", a(0), a(1)),
+        Some(EventKind::TaskWake) => {
+            let args::TaskWake { task, waker } = event.args_as();
+            write!(out, " task={task} waker={waker}")
+        }
         None => {
             for i in 0..usize::from(event.arg_count) {
-                let _ = write!(out, " arg{i}={}", a(i));
+                let _ = write!(out, " arg{i}={}", event.arg(i));
             }
             if has_payload {
                 let _ = write!(

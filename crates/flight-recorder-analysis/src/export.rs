@@ -1,5 +1,5 @@
-//! What the timeline exporters ([`crate::perfetto`], [`crate::chrome`]) share: the tracks, the
-//! slices on them, kept balanced, and the driver.
+//! What the timeline exporters (Perfetto and Chrome JSON, built on this module) share: the
+//! tracks, the slices on them, kept balanced, and the driver.
 //!
 //! Tracks: one per thread (its polls, regions, wakes, logs and marks), one per polled task
 //! (its polls), one per user task (its life), one per counter. Slices on a thread track nest:
@@ -10,14 +10,14 @@
 
 use std::io::{self, Read};
 
-use flight_recorder_format::{Error, EventKind, Header, TraceReader};
+use flight_recorder_format::{args, Error, EventKind, Header, TraceReader};
 
+use crate::drive::drive;
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use crate::model::{
     EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, RegionSpan, TaskDone,
     UserTaskSpan,
 };
-use crate::summary::drive;
 
 /// A track of the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -213,21 +213,26 @@ impl<F: Format> Observer for Timeline<F> {
                     .as_deref()
                     .map(|p| String::from_utf8_lossy(p).into_owned())
                     .unwrap_or_default();
+                let args::Log {
+                    category,
+                    user_task,
+                } = ev.args_as();
                 let mut args = vec![("message", Arg::Text(message))];
-                if ev.arg(1) != 0 {
-                    args.push(("user_task", Arg::Uint(ev.arg(1))));
+                if user_task != 0 {
+                    args.push(("user_task", Arg::Uint(user_task)));
                 }
-                let name = format!("log {}", string(names, ev.arg(0)));
+                let name = format!("log {}", string(names, category));
                 self.format
                     .instant(track, ev.time, &name, "log", &args, None)
             }
             EventKind::Mark => {
-                let name = string(names, ev.arg(0));
+                let args::Mark { name, .. } = ev.args_as();
+                let name = string(names, name);
                 self.format
                     .instant(track, ev.time, &name, "mark", &[], None)
             }
             EventKind::Counter => {
-                let id = ev.arg(0);
+                let args::Counter { name: id, value } = ev.args_as();
                 if !self.counters.contains_key(&id) {
                     let name = string(names, id);
                     let r = self.format.counter_track(id, &name);
@@ -236,7 +241,7 @@ impl<F: Format> Observer for Timeline<F> {
                 }
                 let name = self.counters[&id].clone();
                 self.format
-                    .counter(Track::Counter(id), ev.time, &name, ev.arg(1))
+                    .counter(Track::Counter(id), ev.time, &name, value)
             }
             _ => Ok(()),
         };

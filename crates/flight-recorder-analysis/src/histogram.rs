@@ -7,6 +7,8 @@
 //! the exact minimum and maximum, which are kept aside. Memory: 59 × 32 counters, whatever the
 //! number of values.
 
+use flight_recorder_format::units::format_duration_bound;
+
 /// Linear sub-buckets per power of two.
 const SUB_BITS: u32 = 5;
 const SUB: u64 = 1 << SUB_BITS;
@@ -214,11 +216,7 @@ impl Histogram {
 
 /// The labels of the display buckets: `<10µs`, `10µs-100µs`, …, `>=1s`.
 pub fn display_labels() -> Vec<String> {
-    let short = |ns: u64| match ns {
-        n if n >= 1_000_000_000 => format!("{}s", n / 1_000_000_000),
-        n if n >= 1_000_000 => format!("{}ms", n / 1_000_000),
-        n => format!("{}µs", n / 1_000),
-    };
+    let short = format_duration_bound;
     let mut labels = vec![format!("<{}", short(DISPLAY_BOUNDS_NS[0]))];
     for pair in DISPLAY_BOUNDS_NS.windows(2) {
         labels.push(format!("{}-{}", short(pair[0]), short(pair[1])));

@@ -6,7 +6,10 @@
 //! on the intact part of a torn or corrupt file.
 //!
 //! - [`merge`]: the events of all threads in time order;
-//! - [`model`]: the state machine of tasks, polls, threads, regions and user tasks;
+//! - [`model`]: the state machine of tasks, polls, threads, regions and user tasks, and the
+//!   [`Observer`](model::Observer) that receives what it closes;
+//! - [`drive`]: the drivers that feed the merged events through the model to an observer, on
+//!   one thread or two;
 //! - [`summary`]: the questions asked after an incident (tasks by spawn location, scheduling
 //!   latency, long polls, worker utilization, user tasks and regions, logs), as text or JSON;
 //! - [`perfetto`]: export to the Perfetto protobuf format (ui.perfetto.dev);
@@ -33,9 +36,11 @@
 
 pub mod chrome;
 mod dense;
+pub mod drive;
 pub mod dump;
 pub mod export;
 pub mod histogram;
+mod ids;
 pub mod merge;
 pub mod model;
 pub mod perfetto;

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 
-use flight_recorder_format::event::MAX_ARGS;
+use flight_recorder_format::event::{KindArgs, MAX_ARGS};
 use flight_recorder_format::reader::RawChunk;
 use flight_recorder_format::{
     Error, Header, Location, NameTables, ThreadInfo, TimeConverter, TraceReader,
@@ -61,6 +61,14 @@ impl Ev {
         } else {
             0
         }
+    }
+
+    /// The arguments by name, for an event of kind `A::KIND`: e.g.
+    /// `let args::PollEnd { task, result } = event.args_as();` (arguments the event lacks are 0).
+    #[inline(always)]
+    pub fn args_as<A: KindArgs>(&self) -> A {
+        debug_assert_eq!(self.kind, A::KIND as u8);
+        A::from_args(&self.args)
     }
 }
 

@@ -9,10 +9,11 @@
 
 use std::fmt::Write as _;
 
-use flight_recorder_format::time::format_utc_millis;
+use flight_recorder_format::time::{format_utc_micros, format_utc_millis};
+use flight_recorder_format::units::format_duration;
 
 use crate::histogram::display_labels;
-use crate::summary::{format_duration, format_utc_micros, SpanGroup, Summary};
+use crate::summary::{SpanGroup, Summary};
 
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {

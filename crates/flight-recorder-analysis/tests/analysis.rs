@@ -1,7 +1,6 @@
 //! The summary and the dump lines of files built in memory.
 
-#[path = "../../flight-recorder-format/tests/common/mod.rs"]
-mod common;
+use flight_recorder_test_support as common;
 
 use common::{header, unix_ns, Ev, TraceBuilder, ORIGIN_TICKS};
 use flight_recorder_analysis::dump::{describe, Dumper};

@@ -13,8 +13,8 @@ use flight_recorder_analysis::report::render_html;
 use flight_recorder_analysis::{Summary, SummaryOptions};
 use flight_recorder_format::TraceReader;
 
+use crate::failure::Failure;
 use crate::progress::Progress;
-use crate::Failure;
 
 /// The formats `convert` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

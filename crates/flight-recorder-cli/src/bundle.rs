@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 
 use flight_recorder_analysis::Summary;
 use flight_recorder_format::time::format_utc_millis;
+use flight_recorder_format::units::format_size;
 use flight_recorder_format::TraceReader;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use crate::ls::{self, human_size, Entry};
-use crate::Failure;
+use crate::failure::Failure;
+use crate::ls::{self, Entry};
 
 /// What went into a bundle.
 pub struct BundleReport {
@@ -47,7 +48,7 @@ pub fn bundle(dir: &Path, output: &Path, out: &mut impl Write) -> Result<(), Fai
         output.display(),
         report.traces,
         if report.traces == 1 { "" } else { "s" },
-        human_size(report.bytes)
+        format_size(report.bytes)
     )?;
     Ok(())
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use flight_recorder_format::dump_files;
 use flight_recorder_format::time::format_utc_millis;
+use flight_recorder_format::units::format_size as human_size;
 use flight_recorder_format::{ErrorKind, Header, TraceReader};
 use serde_json::{json, Value};
 
@@ -158,21 +159,6 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>, Failure> {
         });
     }
     Ok(entries)
-}
-
-/// A size for people: `532 B`, `48.2 KiB`, `9.8 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    for unit in ["KiB", "MiB", "GiB"] {
-        if value < 1024.0 {
-            return format!("{value:.1} {unit}");
-        }
-        value /= 1024.0;
-    }
-    format!("{value:.1} TiB")
 }
 
 /// The details of a header as `name=value` pairs, without the trigger's name (the reason says
@@ -365,12 +351,5 @@ mod tests {
         ));
         assert!(!is_trace_name("notes.txt"));
         assert!(!is_trace_name("executiontrace.out"));
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_size(532), "532 B");
-        assert_eq!(human_size(49_356), "48.2 KiB");
-        assert_eq!(human_size(10 << 20), "10.0 MiB");
     }
 }

@@ -1,7 +1,6 @@
 //! The real `flight-recorder` binary on files written to a temporary directory.
 
-#[path = "../../flight-recorder-format/tests/common/mod.rs"]
-mod common;
+use flight_recorder_test_support as common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -20,7 +20,11 @@ pub const MAX_PAYLOAD: usize = 4096;
 pub const MAX_EVENT_LEN: usize = 1 + varint::MAX_LEN * (2 + MAX_ARGS) + MAX_PAYLOAD;
 
 macro_rules! event_kinds {
-    ($( $(#[$doc:meta])* $name:ident = $byte:literal, $text:literal, args: $args:literal, payload: $payload:literal; )*) => {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident = $byte:literal, $text:literal,
+        args: [$($arg:ident: $arg_doc:literal),*], payload: $payload:literal;
+    )*) => {
         /// What an event records. The byte values are part of the file format and never change.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u8)]
@@ -47,7 +51,14 @@ macro_rules! event_kinds {
 
             /// How many varint arguments follow the timestamp delta.
             pub fn arg_count(self) -> usize {
-                match self { $( EventKind::$name => $args, )* }
+                // One per name: a constant per kind, as if written by hand.
+                match self { $( EventKind::$name => 0 $(+ { let _ = stringify!($arg); 1 })*, )* }
+            }
+
+            /// The names of the arguments, in their order in the encoding (the fields of the
+            /// kind's struct in [`args`]).
+            pub fn arg_names(self) -> &'static [&'static str] {
+                match self { $( EventKind::$name => &[$(stringify!($arg)),*], )* }
             }
 
             /// Whether a length-prefixed payload follows the arguments.
@@ -55,55 +66,147 @@ macro_rules! event_kinds {
                 match self { $( EventKind::$name => $payload, )* }
             }
         }
+
+        /// The arguments of each kind, by name: one struct per kind, read from a decoded event's
+        /// argument array with [`KindArgs::from_args`] (or the `args_as` method of the decoded
+        /// event types), e.g. `let args::PollEnd { task, result } = event.args_as();`.
+        pub mod args {
+            use super::{EventKind, KindArgs, MAX_ARGS};
+
+            $(
+                #[doc = concat!("The arguments of a `", $text, "` event ([`EventKind::", stringify!($name), "`]).")]
+                #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+                pub struct $name {
+                    $( #[doc = $arg_doc] pub $arg: u64, )*
+                }
+
+                impl KindArgs for $name {
+                    const KIND: EventKind = EventKind::$name;
+
+                    #[inline(always)]
+                    fn from_args(args: &[u64; MAX_ARGS]) -> Self {
+                        let [$($arg,)* ..] = *args;
+                        $name { $($arg),* }
+                    }
+
+                    #[inline(always)]
+                    #[allow(unused_mut)] // kinds without arguments
+                    fn to_args(&self) -> ([u64; MAX_ARGS], usize) {
+                        let mut out = [0u64; MAX_ARGS];
+                        let mut n = 0;
+                        $( out[n] = self.$arg; n += 1; )*
+                        (out, n)
+                    }
+                }
+            )*
+        }
     };
+}
+
+/// The named arguments of one kind of event (a struct of [`args`]).
+pub trait KindArgs: Sized {
+    /// The kind whose arguments these are.
+    const KIND: EventKind;
+
+    /// The arguments from a decoded event's argument array (arguments the event lacks are 0 in
+    /// the array, as the decoders leave them).
+    fn from_args(args: &[u64; MAX_ARGS]) -> Self;
+
+    /// The arguments as an array in encoding order, and how many there are (for
+    /// [`encode_event`]: `&array[..count]`).
+    fn to_args(&self) -> ([u64; MAX_ARGS], usize);
 }
 
 event_kinds! {
     /// A thread recorded its first event. Arguments: none (the thread is described in the
     /// threads table).
-    ThreadStart = 1, "thread_start", args: 0, payload: false;
+    ThreadStart = 1, "thread_start", args: [], payload: false;
     /// A thread is exiting. Arguments: none.
-    ThreadExit = 2, "thread_exit", args: 0, payload: false;
+    ThreadExit = 2, "thread_exit", args: [], payload: false;
     /// A user region began on this thread. Arguments: name (string id), user task id (0 = none).
-    RegionBegin = 3, "region_begin", args: 2, payload: false;
+    RegionBegin = 3, "region_begin",
+        args: [name: "The region's name (string id).", user_task: "The user task id (0 = none)."],
+        payload: false;
     /// A user region ended on this thread. Arguments: name (string id), user task id (0 = none).
-    RegionEnd = 4, "region_end", args: 2, payload: false;
+    RegionEnd = 4, "region_end",
+        args: [name: "The region's name (string id).", user_task: "The user task id (0 = none)."],
+        payload: false;
     /// A user log message. Arguments: category (string id), user task id (0 = none). Payload:
     /// the message, UTF-8.
-    Log = 5, "log", args: 2, payload: true;
+    Log = 5, "log",
+        args: [category: "The category (string id).", user_task: "The user task id (0 = none)."],
+        payload: true;
     /// An instant user mark. Arguments: name (string id), user task id (0 = none).
-    Mark = 6, "mark", args: 2, payload: false;
+    Mark = 6, "mark",
+        args: [name: "The mark's name (string id).", user_task: "The user task id (0 = none)."],
+        payload: false;
     /// A user task (a logical operation such as a request) began. Arguments: user task id,
     /// parent user task id (0 = none), name (string id).
-    UserTaskBegin = 7, "user_task_begin", args: 3, payload: false;
+    UserTaskBegin = 7, "user_task_begin",
+        args: [
+            user_task: "The user task id.",
+            parent: "The parent user task id (0 = none).",
+            name: "The user task's name (string id)."
+        ],
+        payload: false;
     /// A user task ended. Arguments: user task id.
-    UserTaskEnd = 8, "user_task_end", args: 1, payload: false;
+    UserTaskEnd = 8, "user_task_end", args: [user_task: "The user task id."], payload: false;
     /// A counter's value. Arguments: name (string id), value.
-    Counter = 9, "counter", args: 2, payload: false;
+    Counter = 9, "counter",
+        args: [name: "The counter's name (string id).", value: "The value."],
+        payload: false;
     /// An async task was spawned. Arguments: task id, spawn location id (0 = unknown), parent
     /// task id (0 = none).
-    TaskSpawn = 16, "task_spawn", args: 3, payload: false;
+    TaskSpawn = 16, "task_spawn",
+        args: [
+            task: "The task id.",
+            location: "The spawn location id (0 = unknown).",
+            parent: "The parent task id (0 = none)."
+        ],
+        payload: false;
     /// A task's poll began on this thread. Arguments: task id.
-    PollStart = 17, "poll_start", args: 1, payload: false;
+    PollStart = 17, "poll_start", args: [task: "The task id."], payload: false;
     /// A task's poll ended. Arguments: task id, result: 1 the task completed (ready), 0 pending,
     /// 2 not reported by the runtime (tokio's hooks; a `task_terminate` follows the last poll).
-    PollEnd = 18, "poll_end", args: 2, payload: false;
+    PollEnd = 18, "poll_end",
+        args: [
+            task: "The task id.",
+            result: "1 ready (the task completed), 0 pending, 2 not reported by the runtime."
+        ],
+        payload: false;
     /// A task was woken. Arguments: task id, waking task id (0 = woken from outside a task).
-    TaskWake = 19, "task_wake", args: 2, payload: false;
+    TaskWake = 19, "task_wake",
+        args: [
+            task: "The task id.",
+            waker: "The waking task id (0 = woken from outside a task)."
+        ],
+        payload: false;
     /// A task ended and was released. Arguments: task id.
-    TaskTerminate = 20, "task_terminate", args: 1, payload: false;
+    TaskTerminate = 20, "task_terminate", args: [task: "The task id."], payload: false;
     /// A runtime worker thread parked (went idle). Arguments: none.
-    WorkerPark = 21, "worker_park", args: 0, payload: false;
+    WorkerPark = 21, "worker_park", args: [], payload: false;
     /// A runtime worker thread unparked (woke up). Arguments: none.
-    WorkerUnpark = 22, "worker_unpark", args: 0, payload: false;
+    WorkerUnpark = 22, "worker_unpark", args: [], payload: false;
     /// This thread belongs to a runtime. Arguments: runtime id, role (0 worker, 1 blocking pool,
     /// 2 other).
-    RuntimeThread = 23, "runtime_thread", args: 2, payload: false;
+    RuntimeThread = 23, "runtime_thread",
+        args: [
+            runtime: "The runtime id.",
+            role: "The thread's role: 0 worker, 1 blocking pool, 2 other."
+        ],
+        payload: false;
     /// A runtime's name. Arguments: runtime id, name (string id).
-    RuntimeName = 24, "runtime_name", args: 2, payload: false;
+    RuntimeName = 24, "runtime_name",
+        args: [runtime: "The runtime id.", name: "The runtime's name (string id)."],
+        payload: false;
     /// A task's poll began, with the time it waited to be polled since it was scheduled (the
     /// runtime measured it). Arguments: task id, scheduling latency in nanoseconds.
-    PollStartScheduled = 25, "poll_start_scheduled", args: 2, payload: false;
+    PollStartScheduled = 25, "poll_start_scheduled",
+        args: [
+            task: "The task id.",
+            scheduled_ns: "The scheduling latency the runtime measured, in nanoseconds."
+        ],
+        payload: false;
 }
 
 /// How an event of a given kind byte is laid out; read from a file's kinds table so that kinds
@@ -178,6 +281,24 @@ mod tests {
         }
         assert_eq!(EventKind::from_byte(0), None);
         assert_eq!(EventKind::from_byte(255), None);
+    }
+
+    #[test]
+    fn named_arguments_follow_the_encoding_order() {
+        let event = [7, 2, 0, 0];
+        let args::PollEnd { task, result } = args::PollEnd::from_args(&event);
+        assert_eq!((task, result), (7, 2));
+        assert_eq!(EventKind::PollEnd.arg_names(), &["task", "result"]);
+        let spawn = args::TaskSpawn {
+            task: 1,
+            location: 2,
+            parent: 3,
+        };
+        assert_eq!(spawn.to_args(), ([1, 2, 3, 0], 3));
+        assert_eq!(<args::TaskSpawn as KindArgs>::KIND, EventKind::TaskSpawn);
+        for &kind in EventKind::ALL {
+            assert_eq!(kind.arg_names().len(), kind.arg_count());
+        }
     }
 
     #[test]

@@ -25,9 +25,10 @@ pub mod reader;
 pub mod record;
 pub mod tables;
 pub mod time;
+pub mod units;
 pub mod varint;
 
-pub use event::{EventKind, KindInfo};
+pub use event::{args, EventKind, KindArgs, KindInfo};
 pub use header::{ClockCalibration, ClockSample, Header, TimeConverter};
 pub use reader::{Dropped, Error, ErrorKind, Event, NameTables, TableEntry, TraceReader};
 pub use record::{RecordType, RecordWriter};

@@ -13,6 +13,16 @@ pub fn format_utc_millis(unix_ns: u64) -> String {
     )
 }
 
+/// `2026-11-22T02:35:36.123456Z`: a UTC date to the microsecond.
+pub fn format_utc_micros(unix_ns: u64) -> String {
+    let millis = format_utc_millis(unix_ns);
+    let micros = unix_ns / 1_000 % 1_000;
+    match millis.strip_suffix('Z') {
+        Some(stem) => format!("{stem}{micros:03}Z"),
+        None => millis,
+    }
+}
+
 /// Formats Unix nanoseconds with Go's layout `2006-01-02T15_04_05.000` (UTC), the time stamp of
 /// dump file names: no colons, so the name is valid on every file system.
 pub fn format_file_stamp(unix_ns: u64) -> String {

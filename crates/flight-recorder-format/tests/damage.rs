@@ -1,7 +1,7 @@
 //! Damaged, foreign and future files: the reader returns the intact prefix and exactly one clear
 //! error, and never panics.
 
-mod common;
+use flight_recorder_test_support as common;
 
 use common::{expected, header, raw_record, read, Ev, TraceBuilder, ORIGIN_TICKS};
 use flight_recorder_format::record::{MAX_RECORD_LEN, PREAMBLE_LEN};

@@ -2,7 +2,7 @@
 //! allocate the declared length. This file is its own test binary so that its allocator, which
 //! records the largest allocation, sees only this test.
 
-mod common;
+use flight_recorder_test_support as common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Cursor, Read};

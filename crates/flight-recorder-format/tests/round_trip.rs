@@ -1,6 +1,6 @@
 //! Files written with the format's writer pieces read back exactly.
 
-mod common;
+use flight_recorder_test_support as common;
 
 use common::{expected, header, read, unix_ns, Ev, TraceBuilder, ORIGIN_TICKS};
 use flight_recorder_format::event::MAX_PAYLOAD;

@@ -1,9 +1,7 @@
 //! Builds trace files in memory from the format crate's public writer pieces, for tests.
 //!
-//! Shared by the format crate's integration tests and, through `#[path]`, by the tests of the
-//! analysis crate and the command-line tool, so that every test writes files the same way.
-
-#![allow(dead_code)]
+//! A dev-dependency of the format crate's integration tests and of the tests of the analysis
+//! crate and the command-line tool, so that every test writes files the same way. Not published.
 
 use std::cell::RefCell;
 use std::io::{self, Write};

@@ -2,12 +2,11 @@
 //! stays bounded by the largest record whatever the file's size.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use crate::event::{EventKind, KindInfo, MAX_ARGS};
+use crate::event::{EventKind, KindArgs, KindInfo, MAX_ARGS};
 use crate::header::{Header, TimeConverter};
 use crate::record::{
     RecordType, MAGIC, MAX_RECORD_LEN, PREAMBLE_LEN, VERSION_MAJOR, VERSION_MINOR,
@@ -15,63 +14,14 @@ use crate::record::{
 use crate::tables::{EntryReader, Location, ThreadInfo};
 use crate::varint;
 
-/// What went wrong while reading a trace file.
-#[derive(Debug)]
-pub enum ErrorKind {
-    /// The operating system failed to read the file.
-    Io(io::Error),
-    /// The file does not start with the trace magic: it is not a trace file.
-    BadMagic,
-    /// The file was written by an incompatible version of the format.
-    UnsupportedVersion {
-        /// The file's major version.
-        major: u16,
-        /// The file's minor version.
-        minor: u16,
-    },
-    /// The file ends in the middle of something.
-    Truncated(&'static str),
-    /// A record's checksum does not match its contents.
-    Checksum,
-    /// The contents are not valid for the format.
-    Malformed(&'static str),
-}
+mod error;
+mod raw;
+#[cfg(test)]
+mod tests;
 
-/// An error while reading a trace file, with the byte offset where it was found.
-#[derive(Debug)]
-pub struct Error {
-    /// The byte offset in the file where the problem was found.
-    pub offset: u64,
-    /// What the problem is.
-    pub kind: ErrorKind,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = self.offset;
-        match &self.kind {
-            ErrorKind::Io(e) => write!(f, "read error at byte {at}: {e}"),
-            ErrorKind::BadMagic => write!(f, "not a flight-recorder trace (bad magic at byte {at})"),
-            ErrorKind::UnsupportedVersion { major, minor } => write!(
-                f,
-                "unsupported trace format version {major}.{minor} (this reader reads {VERSION_MAJOR}.x)"
-            ),
-            ErrorKind::Truncated(what) => write!(f, "truncated trace at byte {at}: {what}"),
-            ErrorKind::Checksum => write!(f, "corrupt trace at byte {at}: record checksum mismatch"),
-            ErrorKind::Malformed(what) => write!(f, "corrupt trace at byte {at}: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ErrorKind::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
+pub use error::{Error, ErrorKind};
+use raw::LAYOUT_KNOWN;
+pub use raw::{RawChunk, RawEvent};
 /// One decoded event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -102,6 +52,14 @@ impl Event {
         } else {
             0
         }
+    }
+
+    /// The arguments by name, for an event of kind `A::KIND`: e.g.
+    /// `let args::PollEnd { task, result } = event.args_as();` (arguments the event lacks are 0).
+    #[inline(always)]
+    pub fn args_as<A: KindArgs>(&self) -> A {
+        debug_assert_eq!(self.kind_byte, A::KIND as u8);
+        A::from_args(&self.args)
     }
 }
 
@@ -748,236 +706,6 @@ impl<R: Read> TraceReader<R> {
     }
 }
 
-/// [`varint::decode`], inline and branch-light for values of up to eight bytes when eight bytes
-/// are at hand (any such encoding is valid); the rest goes to [`varint::decode`].
-#[inline(always)]
-fn fast_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let i = *pos;
-    match data.get(i) {
-        Some(&b) if b < 0x80 => {
-            *pos = i + 1;
-            return Some(u64::from(b));
-        }
-        None => return None,
-        _ => {}
-    }
-    if let Some(bytes) = data.get(i..i + 8) {
-        let word = u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
-        let ends = !word & 0x8080_8080_8080_8080;
-        if ends != 0 {
-            // The last byte's top bit is bit 8 × len − 1; the bits up to it are the varint's.
-            let bits = ends.trailing_zeros() + 1;
-            let word = word & (ends ^ ends.wrapping_sub(1));
-            // Packs the 7-bit groups together.
-            let w = word & 0x7f7f_7f7f_7f7f_7f7f;
-            let w = (w & 0x007f_007f_007f_007f) | ((w & 0x7f00_7f00_7f00_7f00) >> 1);
-            let w = (w & 0x0000_3fff_0000_3fff) | ((w & 0x3fff_0000_3fff_0000) >> 2);
-            let w = (w & 0x0000_0000_0fff_ffff) | ((w & 0x0fff_ffff_0000_0000) >> 4);
-            *pos = i + (bits / 8) as usize;
-            return Some(w);
-        }
-    }
-    varint::decode(data, pos)
-}
-
-/// Moves `*pos` past one varint (the checks of [`varint::decode`]).
-#[inline(always)]
-fn skip_varint(data: &[u8], pos: &mut usize) -> Option<()> {
-    let i = *pos;
-    if let Some(word) = data.get(i..i + 8) {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let ends = !word & 0x8080_8080_8080_8080;
-        if ends != 0 {
-            *pos = i + (ends.trailing_zeros() / 8) as usize + 1;
-            return Some(());
-        }
-    }
-    varint::decode(data, pos).map(|_| ())
-}
-
-/// A kind with a layout ([`RawChunk`]'s table: this bit, the payload bit, the argument count).
-const LAYOUT_KNOWN: u8 = 0x80;
-const LAYOUT_PAYLOAD: u8 = 0x10;
-const LAYOUT_ARGS: u8 = 0x0f;
-
-/// The undecoded events of one chunk ([`TraceReader::next_raw_chunk`]), with the kinds' layouts
-/// as they were when the chunk was read.
-#[derive(Clone, Debug)]
-pub struct RawChunk {
-    /// The thread that recorded the chunk.
-    pub thread: u64,
-    /// The time (stored units) before the first event: the chunk's base.
-    pub base_units: u64,
-    /// File offset of the first event byte.
-    offset: u64,
-    data: Vec<u8>,
-    start: usize,
-    layouts: [u8; 256],
-}
-
-/// One event decoded in place from a [`RawChunk`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RawEvent {
-    /// When, in stored units (convert with [`TraceReader::time_converter`]).
-    pub units: u64,
-    /// The kind byte.
-    pub kind_byte: u8,
-    /// How many arguments the event has.
-    pub arg_count: u8,
-    /// The arguments; only the first `arg_count` are meaningful, the others are 0.
-    pub args: [u64; MAX_ARGS],
-    /// Where the payload is in [`RawChunk::bytes`] (empty for kinds without one).
-    pub payload: std::ops::Range<usize>,
-}
-
-impl RawChunk {
-    /// A chunk of events laid out with the kinds of this version of the format (for tests and
-    /// tools that build events in memory), at file offset 0.
-    pub fn new(thread: u64, base_units: u64, events: Vec<u8>) -> RawChunk {
-        let mut layouts = [0u8; 256];
-        for &kind in EventKind::ALL {
-            let info = KindInfo::from(kind);
-            layouts[usize::from(info.byte)] =
-                LAYOUT_KNOWN | u8::from(info.has_payload) << 4 | info.arg_count;
-        }
-        RawChunk {
-            thread,
-            base_units,
-            offset: 0,
-            data: events,
-            start: 0,
-            layouts,
-        }
-    }
-
-    /// The event bytes.
-    #[inline]
-    pub fn bytes(&self) -> &[u8] {
-        &self.data[self.start..]
-    }
-
-    /// File offset of the first event byte.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// Decodes the event at `*pos` in [`RawChunk::bytes`]; `*units` is the time of the previous
-    /// event (start with [`RawChunk::base_units`]). On success both move past the event; on a
-    /// malformed event (the same cases and messages as [`TraceReader::next_event`]) neither
-    /// moves.
-    #[inline]
-    pub fn decode(&self, pos: &mut usize, units: &mut u64) -> Result<RawEvent, &'static str> {
-        let data = self.bytes();
-        let start = *pos;
-        let Some(&kind_byte) = data.get(start) else {
-            return Err("event cut short");
-        };
-        let layout = self.layouts[usize::from(kind_byte)];
-        if layout & LAYOUT_KNOWN == 0 {
-            return Err("unknown event kind");
-        }
-        let arg_count = layout & LAYOUT_ARGS;
-        let mut at = start + 1;
-        let delta = fast_varint(data, &mut at).ok_or("event cut short")?;
-        let mut args = [0u64; MAX_ARGS];
-        for arg in args.iter_mut().take(usize::from(arg_count)) {
-            *arg = fast_varint(data, &mut at).ok_or("event cut short")?;
-        }
-        let mut payload = at..at;
-        if layout & LAYOUT_PAYLOAD != 0 {
-            let end = fast_varint(data, &mut at)
-                .and_then(|len| usize::try_from(len).ok())
-                .and_then(|len| at.checked_add(len))
-                .filter(|&end| end <= data.len())
-                .ok_or("event payload runs past its chunk")?;
-            payload = at..end;
-            at = end;
-        }
-        *pos = at;
-        *units = units.saturating_add(delta);
-        Ok(RawEvent {
-            units: *units,
-            kind_byte,
-            arg_count,
-            args,
-            payload,
-        })
-    }
-
-    /// Moves `*pos` past the event there without decoding its values; fails (leaving `*pos`)
-    /// exactly when [`RawChunk::decode`] would, with its message.
-    #[inline]
-    fn skip(&self, data: &[u8], pos: &mut usize) -> Result<(), &'static str> {
-        let start = *pos;
-        let layout = self.layouts[usize::from(data[start])];
-        if layout & LAYOUT_KNOWN == 0 {
-            return Err("unknown event kind");
-        }
-        let varints = layout & LAYOUT_ARGS;
-        if layout & LAYOUT_PAYLOAD == 0 {
-            // The whole event in the next eight bytes: the end of its last varint is the
-            // (1 + arguments)-th byte without the top bit (every varint then fits and is valid).
-            if let Some(bytes) = data.get(start + 1..start + 9) {
-                let ends = !u64::from_le_bytes(bytes.try_into().expect("eight bytes"))
-                    & 0x8080_8080_8080_8080;
-                // Clears the ends of the first `varints` varints (at most MAX_ARGS + 1), without
-                // a loop.
-                let clear = |e: u64| e & e.wrapping_sub(1);
-                let ends = match varints {
-                    0 => ends,
-                    1 => clear(ends),
-                    2 => clear(clear(ends)),
-                    3 => clear(clear(clear(ends))),
-                    _ => {
-                        let mut ends = clear(clear(clear(clear(ends))));
-                        for _ in 4..varints {
-                            ends = clear(ends);
-                        }
-                        ends
-                    }
-                };
-                if ends != 0 {
-                    *pos = start + 2 + (ends.trailing_zeros() / 8) as usize;
-                    return Ok(());
-                }
-            }
-        }
-        let mut at = start + 1;
-        for _ in 0..=varints {
-            skip_varint(data, &mut at).ok_or("event cut short")?;
-        }
-        if layout & LAYOUT_PAYLOAD != 0 {
-            at = varint::decode(data, &mut at)
-                .and_then(|len| usize::try_from(len).ok())
-                .and_then(|len| at.checked_add(len))
-                .filter(|&end| end <= data.len())
-                .ok_or("event payload runs past its chunk")?;
-        }
-        *pos = at;
-        Ok(())
-    }
-
-    /// Checks the events as [`TraceReader::next_event`] would decode them: how many are intact
-    /// before the first malformed one, how many bytes they take, and the error for the malformed
-    /// one (with its file offset), if any.
-    pub fn validate(&self) -> (usize, usize, Option<Error>) {
-        let data = self.bytes();
-        let mut pos = 0;
-        let mut count = 0;
-        while pos < data.len() {
-            if let Err(what) = self.skip(data, &mut pos) {
-                let error = Error {
-                    offset: self.offset + pos as u64,
-                    kind: ErrorKind::Malformed(what),
-                };
-                return (count, pos, Some(error));
-            }
-            count += 1;
-        }
-        (count, pos, None)
-    }
-}
-
 impl<R: Read> Iterator for TraceReader<R> {
     type Item = Result<Event, Error>;
 
@@ -998,155 +726,4 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-#[cfg(test)]
-mod raw_chunk_tests {
-    use super::*;
-
-    /// The example file of FORMAT.md, section 10.
-    const EXAMPLE: &str = "464c54524543524401000000 010a000000 0105747261636505012a a29e0e9f \
-        0508000000 01b960046d61696e 6032080e 060a000000 01e807 11002a 12642a01 d3ec8da4 \
-        0801000000 01 e83af617";
-
-    fn example() -> Vec<u8> {
-        let hex: String = EXAMPLE.split_whitespace().collect();
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn raw_chunks_decode_like_next_event() {
-        let data = example();
-        let events = TraceReader::new(&data[..])
-            .unwrap()
-            .read_all_events()
-            .unwrap();
-        assert_eq!(events.len(), 2);
-        let mut reader = TraceReader::new(&data[..]).unwrap();
-        let chunk = reader.next_raw_chunk().unwrap().unwrap();
-        assert_eq!(chunk.validate().0, 2);
-        assert!(chunk.validate().2.is_none());
-        let (mut pos, mut units) = (0, chunk.base_units);
-        for event in &events {
-            let raw = chunk.decode(&mut pos, &mut units).unwrap();
-            assert_eq!(reader.time_converter().unix_ns(raw.units), event.time_ns);
-            assert_eq!(chunk.thread, event.thread);
-            assert_eq!(raw.kind_byte, event.kind_byte);
-            assert_eq!(raw.args, event.args);
-            assert_eq!(&chunk.bytes()[raw.payload], &event.payload[..]);
-        }
-        assert_eq!(pos, chunk.bytes().len());
-        reader.recycle_chunk(chunk);
-        assert!(reader.next_raw_chunk().unwrap().is_none());
-        assert!(reader.is_complete());
-    }
-
-    #[test]
-    fn fast_varints_match_the_reference_decoder() {
-        let mut values = vec![0u64, 1, 127, 128, 300, u64::MAX, u64::MAX >> 8, 1 << 56];
-        for shift in 0..64 {
-            values.push(1 << shift);
-            values.push((1u64 << shift).wrapping_sub(1));
-            values.push(0x5a5a_5a5a_5a5a_5a5a >> shift);
-        }
-        for value in values {
-            let mut data = Vec::new();
-            varint::push(value, &mut data);
-            for pad in [0usize, 3, 12] {
-                let mut padded = data.clone();
-                padded.extend(std::iter::repeat_n(0xffu8, pad));
-                let (mut a, mut b) = (0, 0);
-                assert_eq!(
-                    fast_varint(&padded, &mut a),
-                    varint::decode(&padded, &mut b)
-                );
-                assert_eq!(a, b);
-                let mut c = 0;
-                assert!(skip_varint(&padded, &mut c).is_some());
-                assert_eq!(c, b);
-            }
-        }
-        // Padded and malformed encodings.
-        for bytes in [
-            &[0x80u8, 0x00][..],
-            &[
-                0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02, 0, 0,
-            ],
-            &[0xff; 12],
-            &[0xff, 0xff],
-        ] {
-            let (mut a, mut b) = (0, 0);
-            assert_eq!(fast_varint(bytes, &mut a), varint::decode(bytes, &mut b));
-            assert_eq!(a, b);
-            let mut c = 0;
-            assert_eq!(
-                skip_varint(bytes, &mut c).is_some(),
-                varint::decode(bytes, &mut 0).is_some()
-            );
-        }
-    }
-
-    #[test]
-    fn validate_agrees_with_decode() {
-        // Pseudo-random bytes, mostly valid kinds: validate's count and end must be decode's.
-        let mut x = 0x1234_5678_9abc_def0u64;
-        for round in 0..2000 {
-            let mut data = Vec::new();
-            for _ in 0..(round % 40) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let b = x as u8;
-                data.push(match b % 4 {
-                    0 => [16, 17, 18, 19, 25, 5][(x >> 8) as usize % 6],
-                    1 => b | 0x80,
-                    _ => b & 0x7f,
-                });
-            }
-            let chunk = RawChunk::new(1, 0, data);
-            let (count, valid, error) = chunk.validate();
-            let (mut pos, mut units, mut decoded) = (0, 0, 0);
-            let mut failed = None;
-            while pos < chunk.bytes().len() {
-                match chunk.decode(&mut pos, &mut units) {
-                    Ok(_) => decoded += 1,
-                    Err(what) => {
-                        failed = Some(what);
-                        break;
-                    }
-                }
-            }
-            assert_eq!((count, valid), (decoded, pos));
-            assert_eq!(
-                error.map(|e| e.to_string()),
-                failed.map(|what| format!("corrupt trace at byte {pos}: {what}"))
-            );
-        }
-    }
-
-    #[test]
-    fn validate_finds_the_first_malformed_event() {
-        // poll_start task 42, then an event of kind 0x7f (no layout).
-        let chunk = RawChunk::new(1, 1000, vec![0x11, 0x00, 0x2a, 0x7f, 0x00]);
-        let (count, valid, error) = chunk.validate();
-        assert_eq!((count, valid), (1, 3));
-        let error = error.unwrap();
-        assert_eq!(error.offset, 3);
-        assert_eq!(
-            error.to_string(),
-            "corrupt trace at byte 3: unknown event kind"
-        );
-        // Cut short inside the task id.
-        let chunk = RawChunk::new(1, 1000, vec![0x11, 0x00, 0x80]);
-        assert_eq!(chunk.validate().0, 0);
-        assert!(chunk
-            .validate()
-            .2
-            .unwrap()
-            .to_string()
-            .contains("event cut short"));
-    }
 }

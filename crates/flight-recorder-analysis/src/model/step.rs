@@ -1,466 +1,9 @@
-//! The state machine of threads, tasks, regions and user tasks: it turns the events of a trace,
-//! in time order, into the spans and intervals that analyses and exporters use.
-//!
-//! For each async task (from its spawn, or from its first event in the window):
-//!
-//! ```text
-//!   spawn / wake            poll_start              poll_end(pending)        wake
-//!  ───────────► runnable ──────────────► running ─────────────────► idle ──────────► runnable …
-//!                (scheduling wait)         (run)                     (idle)
-//! ```
-//!
-//! A task's life in the window is split without overlap into **run** (inside polls),
-//! **scheduling wait** (woken or spawned, not yet polled) and **idle** (waiting for a wake), as
-//! in Go's goroutine analysis. A wake during a poll (a task that wakes itself, `yield_now`) makes
-//! the task runnable from the poll's end. A `poll_start_scheduled` carries the runtime's own
-//! measure of the wait: it is the scheduling wait of that poll, and any time before it since the
-//! last event counts as idle. A poll that starts with no wake seen (the runtime has no wake hook,
-//! or the wake was lost) has an unknown wait, and the gap counts as idle.
-//!
-//! Edges of the window: an end without its beginning (a poll end, a region end, a user task end)
-//! is dropped and counted in [`EdgeStats`]; what is still open at the end of the window (a poll,
-//! a region, a user task, a task) is closed there and marked `truncated`.
-//!
-//! Regions nest per thread. An end closes, in this order of preference: the innermost open region
-//! of that name and user task on its thread (skipping regions begun inside a poll of another
-//! task than the one being polled now); else the open region of that name and the same nonzero
-//! user task on any thread; else an open region of that name begun inside a poll of the task
-//! being polled now, on any thread (a future's region held across an `.await` that resumed on
-//! another worker).
+//! The transitions of the state machine: one step per event, and the close at the end of the
+//! window.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use flight_recorder_format::args;
 
-use flight_recorder_format::EventKind;
-
-use crate::dense::DenseIds;
-use crate::merge::{Ev, Names};
-
-/// A fast hasher for integer keys (task and thread ids).
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// A map keyed by ids.
-pub type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
-
-/// Roles of a runtime thread (`runtime_thread` events).
-pub mod role {
-    /// A worker thread.
-    pub const WORKER: u64 = 0;
-    /// A blocking-pool thread.
-    pub const BLOCKING: u64 = 1;
-    /// Another thread of the runtime.
-    pub const OTHER: u64 = 2;
-}
-
-/// Deepest region stack kept per thread; deeper begins are dropped (and counted).
-const MAX_REGION_DEPTH: usize = 256;
-/// Notes kept per poll for the annotations of long polls.
-const MAX_POLL_NOTES: usize = 16;
-
-/// What made a task runnable: a wake or its spawn, where and when.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WakeRef {
-    /// When.
-    pub time: u64,
-    /// The thread that woke (or spawned) the task.
-    pub thread: u64,
-    /// The waking task (0: woken from outside a task, or a spawn).
-    pub waker: u64,
-    /// Whether this is the task's spawn rather than a wake.
-    pub spawn: bool,
-    /// A number unique in the trace, to link the wake to the poll it caused.
-    pub flow: u64,
-}
-
-/// A task as the analyses name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TaskRef {
-    /// The runtime's task id (reused after a task ends).
-    pub id: u64,
-    /// A number unique in the trace for this incarnation of the id, from 1.
-    pub uid: u64,
-    /// The spawn location id (0: unknown).
-    pub location: u64,
-}
-
-/// How a poll ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PollResult {
-    /// The task is not done.
-    Pending,
-    /// The task completed.
-    Ready,
-    /// The runtime did not say (tokio's hooks); a terminate follows the last poll.
-    Unreported,
-    /// The window ended during the poll.
-    Truncated,
-}
-
-/// A poll that began.
-#[derive(Clone, Copy, Debug)]
-pub struct PollBegin {
-    /// The polling thread.
-    pub thread: u64,
-    /// The task.
-    pub task: TaskRef,
-    /// When.
-    pub time: u64,
-    /// How long the task waited to be polled since it became runnable, when known.
-    pub sched_wait: Option<u64>,
-    /// The wake (or spawn) that made the task runnable, when seen.
-    pub wake: Option<WakeRef>,
-}
-
-/// A poll that ended (or was cut by the end of the window).
-#[derive(Clone, Copy, Debug)]
-pub struct PollEnd {
-    /// The polling thread.
-    pub thread: u64,
-    /// The task.
-    pub task: TaskRef,
-    /// When it began.
-    pub start: u64,
-    /// When it ended.
-    pub end: u64,
-    /// How it ended.
-    pub result: PollResult,
-}
-
-impl PollEnd {
-    /// The poll's duration, ns.
-    pub fn duration(&self) -> u64 {
-        self.end.saturating_sub(self.start)
-    }
-}
-
-/// A region open on a thread.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OpenRegion {
-    /// Name (string id).
-    pub name: u64,
-    /// User task (0: none).
-    pub user_task: u64,
-    /// When it began.
-    pub begin: u64,
-    /// The thread it began on.
-    pub thread: u64,
-    /// The task being polled on that thread when it began ([`TaskRef::uid`]; 0: none).
-    pub task: u64,
-}
-
-/// Something that happened on a thread during a poll, for the annotations of long polls.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Note {
-    /// A region began or ended during the poll.
-    Region {
-        /// Name (string id).
-        name: u64,
-        /// User task (0: none).
-        user_task: u64,
-    },
-    /// A log message during the poll.
-    Log {
-        /// Category (string id).
-        category: u64,
-        /// The message.
-        message: String,
-    },
-}
-
-/// A completed region.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RegionSpan {
-    /// Name (string id).
-    pub name: u64,
-    /// User task (0: none).
-    pub user_task: u64,
-    /// The thread it began on.
-    pub thread: u64,
-    /// The thread it ended on.
-    pub end_thread: u64,
-    /// When it began.
-    pub begin: u64,
-    /// When it ended (the window's end when truncated).
-    pub end: u64,
-    /// Still open at the end of the window.
-    pub truncated: bool,
-}
-
-/// A completed user task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserTaskSpan {
-    /// The user task id.
-    pub id: u64,
-    /// The parent user task (0: none).
-    pub parent: u64,
-    /// Name (string id).
-    pub name: u64,
-    /// The thread it began on.
-    pub thread: u64,
-    /// When it began.
-    pub begin: u64,
-    /// When it ended (the window's end when truncated).
-    pub end: u64,
-    /// Still open at the end of the window.
-    pub truncated: bool,
-}
-
-/// A task's account for its life in the window, reported when it ends or the window does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TaskDone {
-    /// The task.
-    pub task: TaskRef,
-    /// The parent task id (0: none or unknown).
-    pub parent: u64,
-    /// Whether its spawn is in the window.
-    pub spawned: bool,
-    /// Whether it ended in the window (else it was alive at the end).
-    pub ended: bool,
-    /// Its first moment in the window (spawn or first event).
-    pub start: u64,
-    /// Its last moment (end, or the window's end).
-    pub end: u64,
-    /// Time inside polls, ns.
-    pub run: u64,
-    /// Time runnable but not polled, ns.
-    pub sched_wait: u64,
-    /// Time waiting for a wake, ns.
-    pub idle: u64,
-    /// Polls (completed or cut by the window's end).
-    pub polls: u64,
-    /// The longest poll, ns.
-    pub longest_poll: u64,
-}
-
-/// What the model could not pair at the edges of the window, or dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EdgeStats {
-    /// Poll ends without a poll start (the start was before the window).
-    pub poll_ends_without_start: u64,
-    /// Polls still running at the end of the window (closed there).
-    pub polls_open_at_end: u64,
-    /// Region ends without a matching begin.
-    pub region_ends_without_begin: u64,
-    /// Regions still open at the end of the window (closed there).
-    pub regions_open_at_end: u64,
-    /// Region begins dropped because a thread's region stack was too deep.
-    pub regions_too_deep: u64,
-    /// User task ends without a begin.
-    pub user_task_ends_without_begin: u64,
-    /// User tasks still open at the end of the window (closed there).
-    pub user_tasks_open_at_end: u64,
-    /// Tasks alive at the end of the window.
-    pub tasks_alive_at_end: u64,
-}
-
-/// Receives what the model derives. Every method has an empty default.
-#[allow(unused_variables)]
-pub trait Observer {
-    /// Every event, before the model handles it.
-    fn event(&mut self, names: &dyn Names, ev: &Ev) {}
-    /// Every event, before the model handles it, with the index of its thread: the model
-    /// numbers threads from 0 in the order of their first events. The model calls this one;
-    /// by default it calls [`Observer::event`].
-    #[inline]
-    fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
-        self.event(names, ev)
-    }
-    /// A poll began.
-    fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {}
-    /// A poll ended; `stack` is the thread's open regions at its end, `notes` what happened on
-    /// the thread during it (regions begun or ended, logs; at most 16).
-    fn poll_end(
-        &mut self,
-        names: &dyn Names,
-        poll: &PollEnd,
-        stack: &[OpenRegion],
-        notes: &[Note],
-    ) {
-    }
-    /// A region began on a thread.
-    fn region_begin(&mut self, names: &dyn Names, region: &OpenRegion) {}
-    /// A region ended (or was closed at the window's end).
-    fn region_end(&mut self, names: &dyn Names, region: &RegionSpan) {}
-    /// A user task began.
-    fn user_task_begin(&mut self, names: &dyn Names, id: u64, parent: u64, name: u64, time: u64) {}
-    /// A user task ended (or was closed at the window's end).
-    fn user_task_end(&mut self, names: &dyn Names, task: &UserTaskSpan) {}
-    /// A task's account, when it ends or the window does.
-    fn task_done(&mut self, names: &dyn Names, task: &TaskDone) {}
-    /// A worker thread was busy (unparked) from `start` to `end`.
-    fn busy(&mut self, thread: u64, start: u64, end: u64) {}
-    /// The end of the events; everything open has been closed.
-    fn finish(&mut self, names: &dyn Names, window: Option<(u64, u64)>, edges: &EdgeStats) {}
-}
-
-/// An observer that ignores everything.
-pub struct Ignore;
-
-impl Observer for Ignore {}
-
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    Idle(u64),
-    Runnable(u64, Option<WakeRef>),
-    Running,
-}
-
-#[derive(Clone, Debug)]
-struct TaskState {
-    task: TaskRef,
-    parent: u64,
-    spawned: bool,
-    start: u64,
-    phase: Phase,
-    woken_while_running: Option<WakeRef>,
-    terminate_after_poll: bool,
-    run: u64,
-    sched_wait: u64,
-    idle: u64,
-    polls: u64,
-    longest_poll: u64,
-}
-
-/// The live tasks: their states in a slab (a freed slot is reused), found by id through a map
-/// of small entries (the states stay put when the map grows), so that a poll's end reaches its
-/// task through the slot noted at the poll's start.
-#[derive(Default)]
-struct TaskTable {
-    slots: Vec<Option<TaskState>>,
-    free: Vec<usize>,
-    index: IdMap<usize>,
-}
-
-impl TaskTable {
-    /// The slot of the task with this id.
-    #[inline]
-    fn slot(&self, id: u64) -> Option<usize> {
-        self.index.get(&id).copied()
-    }
-
-    #[inline]
-    fn get_mut(&mut self, id: u64) -> Option<&mut TaskState> {
-        let slot = self.slot(id)?;
-        self.slots.get_mut(slot)?.as_mut()
-    }
-
-    #[inline]
-    fn at(&mut self, slot: usize) -> Option<&mut TaskState> {
-        self.slots.get_mut(slot)?.as_mut()
-    }
-
-    /// The task with this id: the one in `slot` when it is still there (the common case, no
-    /// lookup), else looked up.
-    #[inline]
-    fn get_mut_at(&mut self, id: u64, slot: usize) -> Option<(usize, &mut TaskState)> {
-        let slot = match self.slots.get(slot) {
-            Some(Some(state)) if state.task.id == id => slot,
-            _ => self.slot(id)?,
-        };
-        Some((slot, self.slots.get_mut(slot)?.as_mut()?))
-    }
-
-    /// Stores the task with this id (replacing any), returns its slot.
-    fn insert(&mut self, id: u64, state: TaskState) -> usize {
-        if let Some(slot) = self.slot(id) {
-            if let Some(old) = self.slots.get_mut(slot) {
-                *old = Some(state);
-                return slot;
-            }
-        }
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(state);
-                slot
-            }
-            None => {
-                self.slots.push(Some(state));
-                self.slots.len() - 1
-            }
-        };
-        self.index.insert(id, slot);
-        slot
-    }
-
-    fn remove(&mut self, id: u64) -> Option<TaskState> {
-        let slot = self.index.remove(&id)?;
-        let state = self.slots.get_mut(slot)?.take();
-        if state.is_some() {
-            self.free.push(slot);
-        }
-        state
-    }
-
-    /// Every task, in no particular order; the table is left empty.
-    fn drain(&mut self) -> Vec<TaskState> {
-        self.index.clear();
-        self.free.clear();
-        self.slots.drain(..).flatten().collect()
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum WorkerPhase {
-    Unknown,
-    Busy(u64),
-    Idle,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct OpenPoll {
-    task: u64,
-    uid: u64,
-    start: u64,
-    /// The task's slot in the task table at the poll's start.
-    slot: usize,
-}
-
-#[derive(Debug)]
-struct ThreadState {
-    id: u64,
-    polls: Vec<OpenPoll>,
-    regions: Vec<OpenRegion>,
-    notes: Vec<Note>,
-    worker: Option<WorkerPhase>,
-    first: u64,
-}
-
-/// The state machine; feed it events in time order with [`Model::step`], then call
-/// [`Model::finish`].
-pub struct Model {
-    tasks: TaskTable,
-    threads: Vec<ThreadState>,
-    /// Thread ids to indices in `threads`.
-    thread_ids: DenseIds,
-    user_tasks: IdMap<UserTaskSpan>,
-    next_uid: u64,
-    next_flow: u64,
-    /// The earliest and latest times seen (`u64::MAX, 0` before the first event: no window).
-    window_start: u64,
-    window_end: u64,
-    edges: EdgeStats,
-}
-
-impl Default for Model {
-    fn default() -> Self {
-        Model::new()
-    }
-}
+use super::*;
 
 impl Model {
     /// A model that has seen nothing.
@@ -547,14 +90,22 @@ impl Model {
         const POLL_END: u8 = EventKind::PollEnd as u8;
         const TASK_WAKE: u8 = EventKind::TaskWake as u8;
         match ev.kind {
-            POLL_START if ev.arg_count >= 1 => self.poll_start(names, th, ev.args[0], t, None, obs),
+            POLL_START if ev.arg_count >= 1 => {
+                let args::PollStart { task } = ev.args_as();
+                self.poll_start(names, th, task, t, None, obs)
+            }
             POLL_START_SCHEDULED if ev.arg_count >= 2 => {
-                self.poll_start(names, th, ev.args[0], t, Some(ev.args[1]), obs)
+                let args::PollStartScheduled { task, scheduled_ns } = ev.args_as();
+                self.poll_start(names, th, task, t, Some(scheduled_ns), obs)
             }
             POLL_END if ev.arg_count >= 2 => {
-                self.poll_end(names, th, ev.args[0], ev.args[1], t, obs)
+                let args::PollEnd { task, result } = ev.args_as();
+                self.poll_end(names, th, task, result, t, obs)
             }
-            TASK_WAKE if ev.arg_count >= 2 => self.wake(ev.args[0], ev.args[1], ev.thread, t),
+            TASK_WAKE if ev.arg_count >= 2 => {
+                let args::TaskWake { task, waker } = ev.args_as();
+                self.wake(task, waker, ev.thread, t)
+            }
             _ => self.step_other(names, ev, th, obs),
         }
     }
@@ -576,17 +127,32 @@ impl Model {
             return; // a layout this version does not know; counted by kind only
         }
         match kind {
-            EventKind::PollStart => self.poll_start(names, th, ev.arg(0), t, None, obs),
-            EventKind::PollStartScheduled => {
-                self.poll_start(names, th, ev.arg(0), t, Some(ev.arg(1)), obs)
+            EventKind::PollStart => {
+                let args::PollStart { task } = ev.args_as();
+                self.poll_start(names, th, task, t, None, obs)
             }
-            EventKind::PollEnd => self.poll_end(names, th, ev.arg(0), ev.arg(1), t, obs),
-            EventKind::TaskWake => self.wake(ev.arg(0), ev.arg(1), ev.thread, t),
+            EventKind::PollStartScheduled => {
+                let args::PollStartScheduled { task, scheduled_ns } = ev.args_as();
+                self.poll_start(names, th, task, t, Some(scheduled_ns), obs)
+            }
+            EventKind::PollEnd => {
+                let args::PollEnd { task, result } = ev.args_as();
+                self.poll_end(names, th, task, result, t, obs)
+            }
+            EventKind::TaskWake => {
+                let args::TaskWake { task, waker } = ev.args_as();
+                self.wake(task, waker, ev.thread, t)
+            }
             EventKind::TaskSpawn => {
-                self.spawn(names, ev.arg(0), ev.arg(1), ev.arg(2), ev.thread, t, obs)
+                let args::TaskSpawn {
+                    task,
+                    location,
+                    parent,
+                } = ev.args_as();
+                self.spawn(names, task, location, parent, ev.thread, t, obs)
             }
             EventKind::TaskTerminate => {
-                let id = ev.arg(0);
+                let args::TaskTerminate { task: id } = ev.args_as();
                 if let Some(state) = self.tasks.get_mut(id) {
                     if matches!(state.phase, Phase::Running) {
                         state.terminate_after_poll = true;
@@ -616,7 +182,8 @@ impl Model {
             }
             EventKind::RuntimeThread => {
                 let thread = &mut self.threads[th];
-                if ev.arg(1) == role::WORKER && thread.worker.is_none() {
+                let args::RuntimeThread { role: r, .. } = ev.args_as();
+                if r == role::WORKER && thread.worker.is_none() {
                     thread.worker = Some(WorkerPhase::Unknown);
                 }
             }
@@ -637,9 +204,10 @@ impl Model {
                     self.edges.regions_too_deep += 1;
                     return;
                 }
+                let args::RegionBegin { name, user_task } = ev.args_as();
                 let region = OpenRegion {
-                    name: ev.arg(0),
-                    user_task: ev.arg(1),
+                    name,
+                    user_task,
                     begin: t,
                     thread: ev.thread,
                     task: thread.polls.last().map_or(0, |p| p.uid),
@@ -653,7 +221,10 @@ impl Model {
                 }
                 obs.region_begin(names, &region);
             }
-            EventKind::RegionEnd => self.region_end(names, th, ev.arg(0), ev.arg(1), t, obs),
+            EventKind::RegionEnd => {
+                let args::RegionEnd { name, user_task } = ev.args_as();
+                self.region_end(names, th, name, user_task, t, obs)
+            }
             EventKind::Log => {
                 let thread = &mut self.threads[th];
                 if !thread.polls.is_empty() && thread.notes.len() < MAX_POLL_NOTES {
@@ -662,17 +233,20 @@ impl Model {
                         .as_deref()
                         .map(|p| String::from_utf8_lossy(&p[..p.len().min(200)]).into_owned())
                         .unwrap_or_default();
-                    thread.notes.push(Note::Log {
-                        category: ev.arg(0),
-                        message,
-                    });
+                    let args::Log { category, .. } = ev.args_as();
+                    thread.notes.push(Note::Log { category, message });
                 }
             }
             EventKind::UserTaskBegin => {
+                let args::UserTaskBegin {
+                    user_task,
+                    parent,
+                    name,
+                } = ev.args_as();
                 let span = UserTaskSpan {
-                    id: ev.arg(0),
-                    parent: ev.arg(1),
-                    name: ev.arg(2),
+                    id: user_task,
+                    parent,
+                    name,
                     thread: ev.thread,
                     begin: t,
                     end: t,
@@ -686,7 +260,10 @@ impl Model {
                 }
                 obs.user_task_begin(names, span.id, span.parent, span.name, t);
             }
-            EventKind::UserTaskEnd => match self.user_tasks.remove(&ev.arg(0)) {
+            EventKind::UserTaskEnd => match self
+                .user_tasks
+                .remove(&ev.args_as::<args::UserTaskEnd>().user_task)
+            {
                 Some(mut span) => {
                     span.end = t.max(span.begin);
                     obs.user_task_end(names, &span);

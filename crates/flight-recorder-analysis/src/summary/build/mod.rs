@@ -1,0 +1,155 @@
+//! Computing the summary. Each analysis is an [`Observer`] of the model with its own state,
+//! in its own module: events, threads and utilization ([`activity`]), tasks and scheduling
+//! latency ([`tasks`]), long polls ([`long_polls`]), user tasks and regions ([`spans`]). The
+//! driver runs them together in one pass, composed statically as nested pairs (see the pair
+//! impl of [`Observer`]): a hook an analysis does not implement costs nothing, and a new
+//! analysis is one more observer. Nothing here formats text or JSON.
+
+use std::io::Read;
+
+use flight_recorder_format::{Error, TraceReader};
+
+use super::{DamagedTrace, Summary, SummaryOptions};
+use crate::drive::{drive, drive_pipelined};
+use crate::merge::{Names, OrderedEvents};
+
+mod activity;
+mod long_polls;
+mod spans;
+mod tasks;
+
+use activity::Activity;
+use long_polls::LongPollStats;
+use spans::SpanStats;
+use tasks::TaskStats;
+
+/// The summary's analyses, as one observer.
+type Analyses = (Activity, (TaskStats, (LongPollStats, SpanStats)));
+
+fn analyses(options: SummaryOptions) -> Analyses {
+    (
+        Activity::new(options),
+        (
+            TaskStats::default(),
+            (LongPollStats::new(options), SpanStats::new(options.top)),
+        ),
+    )
+}
+
+/// Inserts `item` into `list` (sorted by `key`, largest first) if it is among the `top`.
+fn keep_top<T>(list: &mut Vec<T>, item: T, top: usize, key: impl Fn(&T) -> u64) {
+    if top == 0 {
+        return;
+    }
+    if list.len() == top && key(&item) <= key(&list[top - 1]) {
+        return;
+    }
+    let pos = list.partition_point(|x| key(x) >= key(&item));
+    list.insert(pos, item);
+    list.truncate(top);
+}
+
+fn string_or_id(names: &dyn Names, id: u64) -> String {
+    names
+        .string(id)
+        .map_or_else(|| format!("#{id}"), str::to_string)
+}
+
+fn location_name(names: &dyn Names, id: u64) -> String {
+    if id == 0 {
+        return "unknown".to_string();
+    }
+    match names.location(id) {
+        Some(l) => format!("{}:{}:{}", l.file, l.line, l.column),
+        None => format!("location #{id}"),
+    }
+}
+
+fn thread_name(names: &dyn Names, id: u64) -> String {
+    names.thread(id).map(|t| t.name.clone()).unwrap_or_default()
+}
+
+impl Summary {
+    /// Reads the rest of `reader`'s events and summarizes the file with the default settings.
+    ///
+    /// A file that is torn, corrupt or lacks its end record gives a [`DamagedTrace`]: the
+    /// summary of the events before the damage, and the error.
+    pub fn from_reader<R: Read>(reader: TraceReader<R>) -> Result<Summary, DamagedTrace> {
+        Summary::from_reader_with(reader, SummaryOptions::default(), &mut |_| {})
+    }
+
+    /// Like [`Summary::from_reader`] with settings, calling `progress` with the bytes read now
+    /// and then (for a progress bar).
+    pub fn from_reader_with<R: Read>(
+        reader: TraceReader<R>,
+        options: SummaryOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Summary, DamagedTrace> {
+        let mut events = OrderedEvents::new(reader, options.merge);
+        let mut analyses = analyses(options);
+        let error = if options.pipeline {
+            let (merged, error) = drive_pipelined(events, &mut analyses, progress);
+            events = merged;
+            error
+        } else {
+            drive(&mut events, &mut analyses, progress)
+        };
+        let late_events = events.late_events();
+        let summary = build(
+            analyses,
+            options,
+            events.reader(),
+            error.as_ref(),
+            late_events,
+        );
+        match error {
+            None => Ok(summary),
+            Some(error) => Err(DamagedTrace {
+                summary: Box::new(summary),
+                error,
+            }),
+        }
+    }
+}
+
+/// The summary from what the analyses found and the reader at the end of the events.
+fn build<R: Read>(
+    (activity, (tasks, (long_polls, spans))): Analyses,
+    options: SummaryOptions,
+    reader: &TraceReader<R>,
+    error: Option<&Error>,
+    late: u64,
+) -> Summary {
+    let names: &dyn Names = reader;
+    let activity = activity.finish(reader);
+    let (task_totals, locations, sched_latency) = tasks.finish(names);
+    let (user_tasks, regions) = spans.finish(names);
+    let (chunks, event_bytes) = reader.chunk_stats();
+    Summary {
+        path: None,
+        header: reader.header().clone(),
+        complete: reader.is_complete(),
+        error: error.map(Error::to_string),
+        window: activity.window,
+        events: activity.events,
+        kinds: activity.kinds,
+        threads: activity.threads,
+        file_bytes: reader.bytes_read(),
+        chunks,
+        event_bytes,
+        dropped: reader.dropped(),
+        options,
+        runtimes: activity.runtimes,
+        tasks: task_totals,
+        locations,
+        sched_latency,
+        long_polls: long_polls.finish(),
+        utilization: activity.utilization,
+        user_tasks,
+        regions,
+        logs: activity.logs,
+        counters: activity.counters,
+        edges: activity.edges,
+        late_events: late,
+    }
+}

@@ -1,0 +1,214 @@
+//! `flight-recorder`: reads flight-recorder trace files.
+//!
+//! - `flight-recorder summary FILE [--json]`: what the file is, its window, events by kind,
+//!   threads, sizes and dropped data;
+//! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order;
+//! - `flight-recorder convert FILE --to perfetto|chrome-json [-o OUT]`: export for a viewer;
+//! - `flight-recorder report FILE -o report.html`: a self-contained HTML report;
+//! - `flight-recorder ls DIR [--json] [--verify]`: the trace files of a dump directory, with
+//!   time, size, reason, tag and trigger details; `--verify` reads each file whole and says
+//!   whether it is complete (end record present, checksums right) or truncated or corrupt;
+//! - `flight-recorder bundle DIR -o debug.zip`: the traces of a dump directory, an index and
+//!   their summaries in one zip file for support.
+//!
+//! `summary` also takes a directory (every trace file in it, in name order) and shows the
+//! analyses of `docs/ANALYSIS.md`: tasks by spawn location, scheduling latency, long polls,
+//! worker utilization, user tasks, regions and logs.
+//!
+//! A file that cannot be read gives one line on standard error,
+//! `flight-recorder: <path>: <error>`, and exit status 1. A torn or corrupt file is still
+//! summarized (or dumped) up to the damage before that line.
+//!
+//! The commands are this library; the binary's `main` only calls [`run`]. The modules are public
+//! for the tests and fuzz targets that drive them directly (e.g. [`ls`] on a directory).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub mod analyze;
+pub mod bundle;
+mod failure;
+pub mod ls;
+mod progress;
+
+pub use failure::Failure;
+
+use clap::{Parser, Subcommand};
+use flight_recorder_analysis::dump::Dumper;
+use flight_recorder_format::TraceReader;
+
+/// Reads flight-recorder trace files.
+#[derive(Parser)]
+#[command(name = "flight-recorder", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarize a trace file (or every trace file of a directory): window, tasks by spawn
+    /// location, scheduling latency, long polls, worker utilization, user tasks, regions, logs.
+    Summary {
+        /// The trace file, or a directory of trace files.
+        file: PathBuf,
+        /// Print the summary as JSON (an array for a directory).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+    /// Convert a trace file for a viewer: Perfetto (ui.perfetto.dev) or Chrome JSON.
+    Convert {
+        /// The trace file.
+        file: PathBuf,
+        /// The output format.
+        #[arg(long, value_enum)]
+        to: analyze::Target,
+        /// The output file (default: FILE with `.perfetto-trace` or `.json` added).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// Events held back to put threads' events in time order.
+        #[arg(long, value_name = "N", hide = true)]
+        reorder_events: Option<usize>,
+    },
+    /// Write a self-contained HTML report with charts.
+    Report {
+        /// The trace file.
+        file: PathBuf,
+        /// The HTML file to write.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+    },
+    /// Print one line per event, in file order.
+    Dump {
+        /// The trace file.
+        file: PathBuf,
+        /// Print at most this many events.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// List the trace files of a dump directory: time, size, reason, tag, trigger details.
+    Ls {
+        /// The dump directory.
+        dir: PathBuf,
+        /// Print the list as JSON, with every header field.
+        #[arg(long)]
+        json: bool,
+        /// Read every file whole and say whether it is complete (end record present, checksums
+        /// right), truncated or corrupt; exit status 1 if one is not complete.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Put the trace files of a dump directory, an index and their summaries in a zip file.
+    Bundle {
+        /// The dump directory.
+        dir: PathBuf,
+        /// The zip file to write.
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+    },
+}
+
+/// Settings of the analyses.
+#[derive(clap::Args)]
+struct AnalysisArgs {
+    /// A poll at least this long (milliseconds) is a long poll.
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    long_poll_ms: f64,
+    /// How many long polls, slowest instances and locations to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// Events held back to put threads' events in time order.
+    #[arg(long, value_name = "N", hide = true)]
+    reorder_events: Option<usize>,
+}
+
+impl AnalysisArgs {
+    fn options(&self) -> flight_recorder_analysis::SummaryOptions {
+        let mut options = flight_recorder_analysis::SummaryOptions {
+            long_poll_ns: (self.long_poll_ms.max(0.0) * 1e6) as u64,
+            top: self.top,
+            ..Default::default()
+        };
+        if let Some(n) = self.reorder_events {
+            options.merge.reorder_events = n;
+        }
+        options
+    }
+}
+
+/// Runs the command of the process's arguments and returns its exit status (the whole of
+/// `main`).
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match cli.command {
+        Command::Summary {
+            file,
+            json,
+            analysis,
+        } => analyze::summary(&file, json, analysis.options(), &mut out),
+        Command::Convert {
+            file,
+            to,
+            output,
+            reorder_events,
+        } => analyze::convert(&file, to, output, reorder_events, &mut out),
+        Command::Report {
+            file,
+            output,
+            analysis,
+        } => analyze::report(&file, &output, analysis.options(), &mut out),
+        Command::Dump { file, limit } => dump(&file, limit, &mut out),
+        Command::Ls { dir, json, verify } => ls::ls(&dir, json, verify, &mut out),
+        Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
+    };
+    // Whatever was printed goes out before the error line.
+    let result = result.and_then(|()| out.flush().map_err(Failure::from));
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => {
+            eprintln!("flight-recorder: standard output: {e}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Reported) => ExitCode::FAILURE,
+        Err(Failure::Trace(path, error)) => {
+            eprintln!("flight-recorder: {}: {error}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<TraceReader<BufReader<File>>, Failure> {
+    let fail = |error: String| Failure::Trace(path.to_path_buf(), error);
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    TraceReader::new(BufReader::with_capacity(256 << 10, file)).map_err(|e| fail(e.to_string()))
+}
+
+fn dump(path: &Path, limit: Option<u64>, out: &mut impl Write) -> Result<(), Failure> {
+    let mut reader = open(path)?;
+    let mut dumper = Dumper::new();
+    let mut printed = 0u64;
+    while limit.is_none_or(|limit| printed < limit) {
+        match reader.next_event() {
+            Ok(Some(event)) => {
+                writeln!(out, "{}", dumper.line(&reader, &event))?;
+                printed += 1;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                out.flush()?;
+                return Err(Failure::Trace(path.to_path_buf(), e.to_string()));
+            }
+        }
+    }
+    Ok(())
+}
