@@ -77,7 +77,7 @@ fn one_line_and_the_environment_turn_capture_on() {
     assert!(startup.contains("slow poll > 50ms"), "{startup}");
     assert!(!startup.contains("SIGUSR2"), "{startup}");
     assert!(startup.contains(dump_dir.to_str().unwrap()), "{startup}");
-    assert!(startup.contains("total limit 4 GiB"), "{startup}");
+    assert!(startup.contains("total limit 4.0 GiB"), "{startup}");
     // The bad value was reported, and its default kept.
     assert!(
         stderr.lines().any(|l| l.starts_with(

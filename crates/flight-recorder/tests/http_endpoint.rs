@@ -745,7 +745,7 @@ fn settings_are_read_and_changed_at_run_time() {
         assert_eq!(now.min_dump_interval, Duration::from_secs(60));
         let answered = reply.json();
         assert_eq!(answered["interval"], "30s");
-        assert_eq!(answered["min_dump_interval"], "60s");
+        assert_eq!(answered["min_dump_interval"], "1m");
         // What GET returns can be sent back as it is.
         let shown = get(addr, &url).await.json();
         let reply = put_json(addr, &url, shown.clone()).await;

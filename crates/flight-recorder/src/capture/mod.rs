@@ -70,7 +70,7 @@ use crate::flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 use crate::sync::lock;
 #[cfg(feature = "http")]
 pub(crate) use env::{parse_duration, parse_signal, parse_size};
-pub(crate) use settings::human_duration;
+pub(crate) use settings::duration_text;
 #[cfg(feature = "http")]
 pub(crate) use settings::{dump_signals_text, signal_name};
 use trigger::{InDump, RateLimiter, Trigger, WriterSlot};
@@ -497,8 +497,8 @@ impl Capture {
     fn write_periodic(&self, settings: &CaptureSettings) -> Result<PathBuf, Error> {
         let meta = SnapshotMeta::new("periodic", "")
             .detail("trigger", "periodic")
-            .detail("interval", human_duration(settings.interval))
-            .detail("duration", human_duration(settings.duration));
+            .detail("interval", duration_text(settings.interval))
+            .detail("duration", duration_text(settings.duration));
         self.write(meta, None)
     }
 

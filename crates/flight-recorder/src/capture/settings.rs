@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use flight_recorder_format::units::format_size;
+
 use crate::error::Error;
 
 /// The name of the dump directory inside the log directory.
@@ -118,7 +120,7 @@ impl CaptureSettings {
         if self.slow_poll_delay > MAX_SLOW_POLL_DELAY {
             return bad(format!(
                 "slow_poll_delay must be at most {}",
-                human_duration(MAX_SLOW_POLL_DELAY)
+                duration_text(MAX_SLOW_POLL_DELAY)
             ));
         }
         if self.dump_dir.as_os_str().is_empty() {
@@ -134,8 +136,8 @@ impl CaptureSettings {
     pub fn describe(&self) -> String {
         let mut line = format!(
             "flight-recorder: recording the last {} in memory (at most {}); ",
-            human_duration(self.duration),
-            human_size(self.max_bytes as u64)
+            duration_text(self.duration),
+            format_size(self.max_bytes as u64)
         );
         if self.interval.is_zero() {
             line.push_str("periodic traces off; ");
@@ -143,14 +145,14 @@ impl CaptureSettings {
             let _ = write!(
                 line,
                 "a periodic trace every {}; ",
-                human_duration(self.interval)
+                duration_text(self.interval)
             );
         }
         let mut triggers = vec!["dump_now".to_string()];
         if !self.slow_poll_threshold.is_zero() {
-            let mut slow = format!("slow poll > {}", human_duration(self.slow_poll_threshold));
+            let mut slow = format!("slow poll > {}", duration_text(self.slow_poll_threshold));
             if !self.slow_poll_delay.is_zero() {
-                let _ = write!(slow, " (+{})", human_duration(self.slow_poll_delay));
+                let _ = write!(slow, " (+{})", duration_text(self.slow_poll_delay));
             }
             triggers.push(slow);
         }
@@ -164,9 +166,9 @@ impl CaptureSettings {
             line,
             "triggers: {} (at most one dump per {}); files in {} (total limit {})",
             triggers.join(", "),
-            human_duration(self.min_dump_interval),
+            duration_text(self.min_dump_interval),
             self.dump_dir.display(),
-            human_size(self.total_dump_size_limit)
+            format_size(self.total_dump_size_limit)
         );
         line
     }
@@ -243,43 +245,26 @@ pub(crate) fn signal_name(signal: i32) -> String {
     format!("signal {signal}")
 }
 
-/// A duration as people write it: `10s`, `250ms`, `1m30s`, `0s`.
-pub(crate) fn human_duration(d: Duration) -> String {
+/// A duration setting as it is written and read back (`parse_duration`): in its largest whole
+/// unit, `90s`, `5m`, `1h`, `250ms`, `0s`. The one form for settings, in start-up lines, file
+/// details and over HTTP; measured durations use `flight_recorder_format::units`.
+pub(crate) fn duration_text(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         return "0s".into();
     }
-    if nanos % 1_000_000_000 == 0 {
-        let secs = d.as_secs();
-        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-        let mut out = String::new();
-        if h > 0 {
-            let _ = write!(out, "{h}h");
-        }
-        if m > 0 {
-            let _ = write!(out, "{m}m");
-        }
-        if s > 0 || out.is_empty() {
-            let _ = write!(out, "{s}s");
-        }
-        out
-    } else if nanos % 1_000_000 == 0 {
-        format!("{}ms", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
-        format!("{}us", nanos / 1_000)
-    } else {
-        format!("{nanos}ns")
-    }
-}
-
-/// A size in the largest binary unit that divides it: `4 GiB`, `10 MiB`, `35 B`.
-pub(crate) fn human_size(bytes: u64) -> String {
-    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
-            return format!("{} {unit}", bytes >> shift);
+    for (unit, unit_ns) in [
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
+        if nanos.is_multiple_of(unit_ns) {
+            return format!("{}{unit}", nanos / unit_ns);
         }
     }
-    format!("{bytes} B")
+    format!("{nanos}ns")
 }
 
 #[cfg(test)]
@@ -336,13 +321,12 @@ mod tests {
 
     #[test]
     fn human_units() {
-        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(human_duration(Duration::from_secs(3600)), "1h");
-        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(human_duration(Duration::ZERO), "0s");
-        assert_eq!(human_size(4 << 30), "4 GiB");
-        assert_eq!(human_size(35), "35 B");
-        assert_eq!(human_size(1536), "1536 B");
+        assert_eq!(duration_text(Duration::from_secs(90)), "90s");
+        assert_eq!(duration_text(Duration::from_secs(120)), "2m");
+        assert_eq!(duration_text(Duration::from_secs(3600)), "1h");
+        assert_eq!(duration_text(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration_text(Duration::from_micros(1500)), "1500us");
+        assert_eq!(duration_text(Duration::ZERO), "0s");
     }
 
     #[test]
@@ -359,6 +343,6 @@ mod tests {
         assert!(line.contains("slow poll > 100ms"), "{line}");
         assert!(line.contains("panic"), "{line}");
         assert!(line.contains("/var/log/app/executiontrace_dump"), "{line}");
-        assert!(line.contains("4 GiB"), "{line}");
+        assert!(line.contains("4.0 GiB"), "{line}");
     }
 }

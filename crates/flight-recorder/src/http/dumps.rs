@@ -238,7 +238,7 @@ pub(super) async fn dump_now(body: Result<Bytes, BytesRejection>) -> Result<Resp
         Ok(DumpOutcome::RateLimited { retry_after }) => {
             let settings = capture::settings();
             let interval = settings
-                .map(|s| capture::human_duration(s.min_dump_interval))
+                .map(|s| capture::duration_text(s.min_dump_interval))
                 .unwrap_or_default();
             Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

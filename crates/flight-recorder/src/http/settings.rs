@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 
 use super::error::{json_response, ApiError};
 use crate::capture::{
-    self, dump_signals_text, parse_duration, parse_signal, parse_size, signal_name, CaptureSettings,
+    self, dump_signals_text, duration_text, parse_duration, parse_signal, parse_size, signal_name,
+    CaptureSettings,
 };
 
 /// The longest `interval` accepted over HTTP.
@@ -54,20 +55,6 @@ const CHANGEABLE: [&str; 9] = [
 
 /// The fields shown by `GET` that `PUT` may only repeat.
 const SHOWN_ONLY: [&str; 3] = ["dump_dir", "program_version", "announce"];
-
-/// A duration as `parse_duration` reads it back: `90s`, `250ms`, `0s`.
-fn duration_text(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos % 1_000_000_000 == 0 {
-        format!("{}s", d.as_secs())
-    } else if nanos % 1_000_000 == 0 {
-        format!("{}ms", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
-        format!("{}us", nanos / 1_000)
-    } else {
-        format!("{nanos}ns")
-    }
-}
 
 fn settings_json(s: &CaptureSettings) -> Value {
     let signal = match s.signal {
@@ -154,7 +141,7 @@ fn duration_value(field: &str, value: &Value, max: Duration) -> Result<Duration,
             format!(
                 "{} is too long; use at most {}",
                 given(value),
-                capture::human_duration(max)
+                capture::duration_text(max)
             ),
         ));
     }
