@@ -59,7 +59,7 @@ fn worker(index: u64, stop: Arc<AtomicBool>) {
             }
             let slot = (round * 7919) as usize % tasks.len();
             let task = tasks[slot];
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 raw::record(
                     EventKind::PollStartScheduled,
                     &[task, 1_000 + round % 50_000],
@@ -67,18 +67,18 @@ fn worker(index: u64, stop: Arc<AtomicBool>) {
             } else {
                 raw::poll_start(task);
             }
-            if round % 8 == 0 {
+            if round.is_multiple_of(8) {
                 let name = region_names[(round / 8 % 2) as usize];
                 raw::record(EventKind::RegionBegin, &[name, 0]);
                 raw::record(EventKind::RegionEnd, &[name, 0]);
             }
-            if round % 1024 == 0 {
+            if round.is_multiple_of(1024) {
                 raw::record_with_payload(EventKind::Log, &[log_category, 0], b"request done");
                 raw::record(EventKind::Counter, &[counter, tasks.len() as u64]);
             }
             let other = ((index + 1) % WORKERS) << 40 | (round % 200 + 1);
             raw::record(EventKind::TaskWake, &[other, task]);
-            let ready = round % 16 == 0;
+            let ready = round.is_multiple_of(16);
             raw::poll_end(task, ready);
             if ready {
                 raw::record(EventKind::TaskTerminate, &[task]);

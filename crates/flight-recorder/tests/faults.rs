@@ -151,7 +151,7 @@ impl Writers {
                     let mut i = 1u64;
                     while !stop.load(Ordering::Relaxed) {
                         raw::record(EventKind::PollStart, &[i]);
-                        if i % 64 == 0 {
+                        if i.is_multiple_of(64) {
                             raw::record_with_payload(EventKind::Log, &[1], b"a log message");
                         }
                         progress[t].store(i, Ordering::SeqCst);

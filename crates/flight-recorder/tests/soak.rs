@@ -42,11 +42,11 @@ async fn request(id: u64) {
     });
     let value = lookup.await.unwrap();
     flight_recorder::counter("last_value", value);
-    if id % 500 == 0 {
+    if id.is_multiple_of(500) {
         // A poll that blocks its worker past the slow-poll threshold.
         std::thread::sleep(Duration::from_millis(60));
     }
-    if id % 97 == 0 {
+    if id.is_multiple_of(97) {
         let _ = tokio::task::spawn_blocking(move || flight_recorder::log("blocking", "work")).await;
     }
     task.end();
