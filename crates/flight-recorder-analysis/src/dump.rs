@@ -179,6 +179,12 @@ pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
             let args::TaskWake { task, waker } = event.args_as();
             write!(out, " task={task} waker={waker}")
         }
+        Some(kind @ (EventKind::ThreadStack | EventKind::CpuSample)) => {
+            for (name, i) in kind.arg_names().iter().zip(0..) {
+                let _ = write!(out, " {name}={}", event.arg(i));
+            }
+            Ok(())
+        }
         None => {
             for i in 0..usize::from(event.arg_count) {
                 let _ = write!(out, " arg{i}={}", event.arg(i));

@@ -245,17 +245,20 @@ fn ls_verify_marks_complete_truncated_and_corrupt_files() {
     std::fs::write(dir.path().join(complete), &bytes).unwrap();
     // A crash while writing: the end record (and more) is missing.
     std::fs::write(dir.path().join(truncated), &bytes[..bytes.len() * 3 / 4]).unwrap();
-    // One bit flipped in the middle of the largest record (a chunk of events): its CRC fails.
+    // One bit flipped in the middle of the largest chunk of events: its CRC fails, the header
+    // stays intact.
     let mut flipped = bytes.clone();
     let (mut at, mut largest) = (flight_recorder_format::record::PREAMBLE_LEN, (0, 0));
     while at + 5 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
-        if len > largest.1 {
+        let is_chunk = bytes[at] == flight_recorder_format::RecordType::Chunk as u8;
+        if is_chunk && len > largest.1 {
             largest = (at + 5, len);
         }
         at += flight_recorder_format::record::RECORD_OVERHEAD + len;
     }
     assert_eq!(at, bytes.len(), "records cover the file");
+    assert!(largest.1 > 0, "the file holds a chunk");
     flipped[largest.0 + largest.1 / 2] ^= 0x10;
     std::fs::write(dir.path().join(corrupt), &flipped).unwrap();
 

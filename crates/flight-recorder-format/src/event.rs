@@ -207,6 +207,38 @@ event_kinds! {
             scheduled_ns: "The scheduling latency the runtime measured, in nanoseconds."
         ],
         payload: false;
+    /// The call stack of a thread, captured while it ran (by the thread recording the event,
+    /// which may be another one: a watchdog records the stack of the worker it watches).
+    /// Arguments: the thread whose stack it is, the task it was polling, the stack id, why.
+    ThreadStack = 26, "thread_stack",
+        args: [
+            thread: "The recorder's id of the thread whose stack this is.",
+            task: "The task that thread was polling (0 = none or unknown).",
+            stack: "The stack id (stacks table); 0 when the capture failed.",
+            cause: "Why it was captured: 1 a poll running past the slow-poll threshold, 2 a worker that stayed busy with no events recorded (no poll hooks), 3 a fatal signal."
+        ],
+        payload: false;
+    /// A CPU profiling sample of a thread: where it was running at the sample's instant, which
+    /// lies `age` units before this event's time (samples are recorded in batches).
+    CpuSample = 27, "cpu_sample",
+        args: [
+            thread: "The recorder's id of the sampled thread.",
+            stack: "The stack id (stacks table).",
+            age: "How long before this event's time the sample was taken, in time units.",
+            task: "The task the thread was polling at that instant, when the sampler knew it (0 = unknown: attribute it from the thread's polls)."
+        ],
+        payload: false;
+}
+
+/// Why a [`EventKind::ThreadStack`] was captured (its `cause` argument).
+pub mod stack_cause {
+    /// A poll ran past the slow-poll threshold: the stack of the worker running it.
+    pub const SLOW_POLL: u64 = 1;
+    /// A runtime worker stayed busy past the threshold with no events recorded in between (a
+    /// build without tokio's poll hooks).
+    pub const STUCK_WORKER: u64 = 2;
+    /// The process received a fatal signal: the stack of the crashing thread.
+    pub const FATAL_SIGNAL: u64 = 3;
 }
 
 /// How an event of a given kind byte is laid out; read from a file's kinds table so that kinds

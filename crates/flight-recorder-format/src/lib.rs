@@ -32,4 +32,4 @@ pub use event::{args, EventKind, KindArgs, KindInfo};
 pub use header::{ClockCalibration, ClockSample, Header, TimeConverter};
 pub use reader::{Dropped, Error, ErrorKind, Event, NameTables, TableEntry, TraceReader};
 pub use record::{RecordType, RecordWriter};
-pub use tables::{Location, ThreadInfo};
+pub use tables::{Location, Module, SymbolFrame, ThreadInfo};

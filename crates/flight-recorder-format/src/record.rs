@@ -48,6 +48,13 @@ pub enum RecordType {
     Dropped = 7,
     /// The file is complete: `chunk count`.
     End = 8,
+    /// Call stacks that events refer to by id: `(id, frame count, first address, deltas…)*`.
+    Stacks = 9,
+    /// The modules (executable, shared libraries) mapped in the process, for symbolizing
+    /// stacks: `(id, start, end, load bias, path, build id)*`.
+    Modules = 10,
+    /// Addresses resolved to functions, files and lines: `(address, frame count, frames…)*`.
+    Symbols = 11,
 }
 
 impl RecordType {
@@ -62,6 +69,9 @@ impl RecordType {
             6 => RecordType::Chunk,
             7 => RecordType::Dropped,
             8 => RecordType::End,
+            9 => RecordType::Stacks,
+            10 => RecordType::Modules,
+            11 => RecordType::Symbols,
             _ => return None,
         })
     }

@@ -11,7 +11,7 @@ use crate::header::{Header, TimeConverter};
 use crate::record::{
     RecordType, MAGIC, MAX_RECORD_LEN, PREAMBLE_LEN, VERSION_MAJOR, VERSION_MINOR,
 };
-use crate::tables::{EntryReader, Location, ThreadInfo};
+use crate::tables::{unzigzag, EntryReader, Location, Module, SymbolFrame, ThreadInfo};
 use crate::varint;
 
 mod error;
@@ -104,6 +104,12 @@ pub enum TableEntry {
     Location(u64, Location),
     /// A thread.
     Thread(ThreadInfo),
+    /// A call stack: its id and its addresses, innermost first.
+    Stack(u64, Vec<u64>),
+    /// A module mapped in the process.
+    Module(Module),
+    /// An address and the functions it resolves to, innermost inlined function first.
+    Symbol(u64, Vec<SymbolFrame>),
 }
 
 /// The names a trace defines (its header, event kinds, strings, source locations and threads),
@@ -117,6 +123,9 @@ pub struct NameTables {
     strings: HashMap<u64, String>,
     locations: HashMap<u64, Location>,
     threads: BTreeMap<u64, ThreadInfo>,
+    stacks: HashMap<u64, Vec<u64>>,
+    modules: BTreeMap<u64, Module>,
+    symbols: HashMap<u64, Vec<SymbolFrame>>,
 }
 
 impl NameTables {
@@ -136,7 +145,47 @@ impl NameTables {
             TableEntry::Thread(info) => {
                 self.threads.insert(info.id, info);
             }
+            TableEntry::Stack(id, frames) => {
+                self.stacks.insert(id, frames);
+            }
+            TableEntry::Module(module) => {
+                self.modules.insert(module.id, module);
+            }
+            TableEntry::Symbol(address, frames) => {
+                self.symbols.insert(address, frames);
+            }
         }
+    }
+
+    /// The call stack with this id: return addresses, innermost first.
+    pub fn stack(&self, id: u64) -> Option<&[u64]> {
+        self.stacks.get(&id).map(Vec::as_slice)
+    }
+
+    /// Every call stack, by id.
+    pub fn stacks(&self) -> &HashMap<u64, Vec<u64>> {
+        &self.stacks
+    }
+
+    /// The modules mapped in the recorded process, by id.
+    pub fn modules(&self) -> &BTreeMap<u64, Module> {
+        &self.modules
+    }
+
+    /// The module whose executable mapping holds `address`.
+    pub fn module_of(&self, address: u64) -> Option<&Module> {
+        self.modules.values().find(|m| m.contains(address))
+    }
+
+    /// What `address` resolves to, innermost inlined function first, when the file carries
+    /// symbols for it.
+    pub fn symbol(&self, address: u64) -> Option<&[SymbolFrame]> {
+        self.symbols.get(&address).map(Vec::as_slice)
+    }
+
+    /// Every resolved address.
+    pub fn symbols(&self) -> &HashMap<u64, Vec<SymbolFrame>> {
+        &self.symbols
     }
 
     /// The file's header.
@@ -239,6 +288,9 @@ impl<R: Read> TraceReader<R> {
                 strings: HashMap::new(),
                 locations: HashMap::new(),
                 threads: BTreeMap::new(),
+                stacks: HashMap::new(),
+                modules: BTreeMap::new(),
+                symbols: HashMap::new(),
             },
             dropped: Dropped::default(),
             complete: false,
@@ -554,6 +606,47 @@ impl<R: Read> TraceReader<R> {
                     let os_tid = entries.varint()?;
                     let name = entries.text()?;
                     self.absorb_entry(TableEntry::Thread(ThreadInfo { id, os_tid, name }));
+                }
+            }
+            RecordType::Stacks => {
+                while !entries.at_end() {
+                    let id = entries.varint()?;
+                    let count = entries.count(1)?;
+                    let mut frames = Vec::with_capacity(count);
+                    let mut address = 0u64;
+                    for _ in 0..count {
+                        address = address.wrapping_add(unzigzag(entries.varint()?) as u64);
+                        frames.push(address);
+                    }
+                    self.absorb_entry(TableEntry::Stack(id, frames));
+                }
+            }
+            RecordType::Modules => {
+                while !entries.at_end() {
+                    let module = Module {
+                        id: entries.varint()?,
+                        start: entries.varint()?,
+                        end: entries.varint()?,
+                        load_bias: entries.varint()?,
+                        path: entries.text()?,
+                        build_id: entries.bytes()?.to_vec(),
+                    };
+                    self.absorb_entry(TableEntry::Module(module));
+                }
+            }
+            RecordType::Symbols => {
+                while !entries.at_end() {
+                    let address = entries.varint()?;
+                    let count = entries.count(3)?;
+                    let mut frames = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        frames.push(SymbolFrame {
+                            function: entries.text()?,
+                            file: entries.text()?,
+                            line: entries.small()?,
+                        });
+                    }
+                    self.absorb_entry(TableEntry::Symbol(address, frames));
                 }
             }
             RecordType::Chunk => {
