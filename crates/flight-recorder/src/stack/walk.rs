@@ -1,0 +1,278 @@
+//! The stack walk run by the signal handler: frame pointers, plus a bounded scan for the callers
+//! of functions that keep none.
+//!
+//! Everything here must stay async-signal-safe: no allocation, no lock, no system call. Memory is
+//! read only inside `[stack_lo, stack_hi)` and above the interrupted stack pointer, word-aligned;
+//! code is read only through [`CodeMap::is_after_call`], whose implementation reads only inside
+//! executable segments that cannot be unmapped.
+//!
+//! The walk, innermost first:
+//!
+//! 1. the interrupted pc;
+//! 2. on aarch64, the link register, if it points just after a call instruction (a leaf function
+//!    without a frame still holds its return address there);
+//! 3. the scan: words between the stack pointer and the first frame pointer (or a few KiB above
+//!    the stack pointer when the frame pointer does not point into the stack) that point just
+//!    after a call instruction in an executable segment. These are the return addresses of
+//!    functions that keep no frame pointer — glibc's system call wrappers, std's precompiled
+//!    code — whose frames lie below the first frame that has one;
+//! 4. the frame-pointer chain: each record is `[fp] = caller's fp`, `[fp + word] = return
+//!    address`; a record must be aligned, inside the stack, above the previous one, and its return
+//!    address must be in an executable segment (when the segments are known).
+
+use super::FrameKind;
+
+/// The size of a stack word.
+const WORD: usize = std::mem::size_of::<usize>();
+
+/// The most bytes scanned between the stack pointer and a valid first frame pointer.
+const SCAN_BELOW_FP: usize = 64 << 10;
+
+/// The most bytes scanned above the stack pointer when the frame pointer is not usable.
+const SCAN_WITHOUT_FP: usize = 8 << 10;
+
+/// The registers the walk starts from.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Regs {
+    pub(super) pc: usize,
+    pub(super) sp: usize,
+    pub(super) fp: usize,
+    /// The link register (aarch64), 0 where there is none.
+    pub(super) lr: usize,
+}
+
+/// What the walk knows about code: which addresses are executable, and which are just after a
+/// call instruction. Implementations must be async-signal-safe.
+pub(super) trait CodeMap {
+    /// Whether no segment is known (then return addresses are not checked).
+    fn is_empty(&self) -> bool;
+    /// Whether `address` lies in a known executable segment.
+    fn is_executable(&self, address: usize) -> bool;
+    /// Whether `address` lies in an executable segment whose code can be read safely and just
+    /// follows a call instruction.
+    fn is_after_call(&self, address: usize) -> bool;
+}
+
+/// Walks the stack described by `regs`, calling `emit` for every frame, innermost first, until
+/// `emit` returns `false` (its buffer is full) or the walk ends. Returns whether `emit` refused a
+/// frame.
+///
+/// # Safety
+///
+/// Every byte of `[stack_lo, stack_hi)` that lies above `regs.sp` must be readable for the
+/// duration of the call (the interrupted thread's own stack, from its handler).
+pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
+    regs: Regs,
+    stack_lo: usize,
+    stack_hi: usize,
+    code: &C,
+    mut emit: F,
+) -> bool {
+    if !emit(regs.pc, FrameKind::Pc) {
+        return true;
+    }
+    // Reads stay in [lo, stack_hi): the part of the stack that is live, above the stack pointer.
+    let lo = stack_lo.max(regs.sp);
+    let readable = |address: usize, len: usize| {
+        address % WORD == 0
+            && address >= lo
+            && address.checked_add(len).is_some_and(|end| end <= stack_hi)
+    };
+    let read = |address: usize| -> usize {
+        // SAFETY: callers check `readable(address, WORD)`, and the caller of `walk` guarantees
+        // that this part of the stack is readable.
+        unsafe { std::ptr::read_volatile(address as *const usize) }
+    };
+    let mut last = regs.pc;
+
+    if regs.lr != 0 && regs.lr != regs.pc && code.is_after_call(regs.lr) {
+        if !emit(regs.lr, FrameKind::Scanned) {
+            return true;
+        }
+        last = regs.lr;
+    }
+
+    let fp_usable = readable(regs.fp, 2 * WORD);
+    let scan_end = if fp_usable {
+        regs.fp.min(lo.saturating_add(SCAN_BELOW_FP))
+    } else {
+        stack_hi.min(lo.saturating_add(SCAN_WITHOUT_FP))
+    };
+    let mut address = lo.next_multiple_of(WORD);
+    while address < scan_end && readable(address, WORD) {
+        let value = read(address);
+        if value != last && code.is_after_call(value) {
+            if !emit(value, FrameKind::Scanned) {
+                return true;
+            }
+            last = value;
+        }
+        address += WORD;
+    }
+
+    if !fp_usable {
+        return false;
+    }
+    let mut fp = regs.fp;
+    loop {
+        let next = read(fp);
+        let ret = read(fp + WORD);
+        if ret == 0 || (!code.is_empty() && !code.is_executable(ret)) {
+            return false;
+        }
+        if !emit(ret, FrameKind::FramePointer) {
+            return true;
+        }
+        // Strictly increasing: a loop or a step down ends the walk.
+        if next <= fp || !readable(next, 2 * WORD) {
+            return false;
+        }
+        fp = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Code at [0x1000, 0x2000); "after a call" means odd addresses.
+    struct FakeCode;
+
+    impl CodeMap for FakeCode {
+        fn is_empty(&self) -> bool {
+            false
+        }
+        fn is_executable(&self, address: usize) -> bool {
+            (0x1000..0x2000).contains(&address)
+        }
+        fn is_after_call(&self, address: usize) -> bool {
+            self.is_executable(address) && address % 2 == 1
+        }
+    }
+
+    fn run(stack: &[usize], regs: Regs) -> (Vec<(usize, FrameKind)>, bool) {
+        let lo = stack.as_ptr() as usize;
+        let hi = lo + std::mem::size_of_val(stack);
+        let mut out = Vec::new();
+        // SAFETY: the slice is readable for the whole call.
+        let full = unsafe {
+            walk(regs, lo, hi, &FakeCode, |a, k| {
+                if out.len() == 8 {
+                    return false;
+                }
+                out.push((a, k));
+                true
+            })
+        };
+        (out, full)
+    }
+
+    fn at(stack: &[usize], index: usize) -> usize {
+        stack.as_ptr() as usize + index * WORD
+    }
+
+    #[test]
+    fn frame_pointers_and_scan() {
+        // Words: 0 sp, 1 a scanned return address, 2 junk, 3 not after a call, 4 frame record ->
+        // 6, 6 frame record -> 8 (which points down: end).
+        let mut stack = vec![0usize; 10];
+        stack[1] = 0x1235;
+        stack[2] = 0xdead;
+        stack[3] = 0x1236;
+        let fp0 = at(&stack, 4);
+        stack[4] = at(&stack, 6);
+        stack[5] = 0x1301;
+        stack[6] = at(&stack, 2);
+        stack[7] = 0x1401;
+        let regs = Regs {
+            pc: 0x1100,
+            sp: at(&stack, 0),
+            fp: fp0,
+            lr: 0,
+        };
+        let (frames, full) = run(&stack, regs);
+        assert!(!full);
+        assert_eq!(
+            frames,
+            vec![
+                (0x1100, FrameKind::Pc),
+                (0x1235, FrameKind::Scanned),
+                (0x1301, FrameKind::FramePointer),
+                (0x1401, FrameKind::FramePointer),
+            ]
+        );
+    }
+
+    #[test]
+    fn never_reads_outside_the_stack() {
+        let mut stack = vec![0usize; 4];
+        // A frame pointer outside the range, one below the stack pointer, one misaligned.
+        for fp in [
+            0x10usize,
+            at(&stack, 0) - WORD,
+            at(&stack, 1) + 1,
+            usize::MAX - 3,
+        ] {
+            let regs = Regs {
+                pc: 0x1100,
+                sp: at(&stack, 0),
+                fp,
+                lr: 0,
+            };
+            let (frames, _) = run(&stack, regs);
+            assert_eq!(frames, vec![(0x1100, FrameKind::Pc)]);
+        }
+        // A record whose caller's fp leaves the stack: the walk stops after its return address.
+        stack[2] = usize::MAX - 8;
+        stack[3] = 0x1501;
+        let regs = Regs {
+            pc: 0x1100,
+            sp: at(&stack, 2),
+            fp: at(&stack, 2),
+            lr: 0,
+        };
+        let (frames, _) = run(&stack, regs);
+        assert_eq!(
+            frames,
+            vec![(0x1100, FrameKind::Pc), (0x1501, FrameKind::FramePointer)]
+        );
+    }
+
+    #[test]
+    fn stops_when_full_and_on_non_code() {
+        let mut stack = vec![0usize; 40];
+        for i in 0..19 {
+            stack[2 * i] = at(&stack, 2 * i + 2);
+            stack[2 * i + 1] = 0x1001 + 2 * i;
+        }
+        let regs = Regs {
+            pc: 0x1100,
+            sp: at(&stack, 0),
+            fp: at(&stack, 0),
+            lr: 0,
+        };
+        let (frames, full) = run(&stack, regs);
+        assert!(full);
+        assert_eq!(frames.len(), 8);
+        stack[5] = 0x9999;
+        let (frames, full) = run(&stack, regs);
+        assert!(!full);
+        assert_eq!(frames.len(), 3);
+    }
+
+    #[test]
+    fn link_register_first() {
+        let stack = vec![0usize; 4];
+        let regs = Regs {
+            pc: 0x1100,
+            sp: at(&stack, 0),
+            fp: 0,
+            lr: 0x1703,
+        };
+        let (frames, _) = run(&stack, regs);
+        assert_eq!(
+            frames,
+            vec![(0x1100, FrameKind::Pc), (0x1703, FrameKind::Scanned)]
+        );
+    }
+}
