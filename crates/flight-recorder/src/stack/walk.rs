@@ -11,24 +11,28 @@
 //! 1. the interrupted pc;
 //! 2. on aarch64, the link register, if it points just after a call instruction (a leaf function
 //!    without a frame still holds its return address there);
-//! 3. the scan: words between the stack pointer and the first frame pointer (or a few KiB above
-//!    the stack pointer when the frame pointer does not point into the stack) that point just
-//!    after a call instruction in an executable segment. These are the return addresses of
-//!    functions that keep no frame pointer — glibc's system call wrappers, std's precompiled
-//!    code — whose frames lie below the first frame that has one;
-//! 4. the frame-pointer chain: each record is `[fp] = caller's fp`, `[fp + word] = return
+//! 3. the frame-pointer chain: each record is `[fp] = caller's fp`, `[fp + word] = return
 //!    address`; a record must be aligned, inside the stack, above the previous one, and its return
-//!    address must be in an executable segment (when the segments are known).
+//!    address must be in an executable segment (when the segments are known);
+//! 4. and between the stack pointer and the first record, and between two records, the scan:
+//!    words that point just after a call instruction in an executable segment. These are the
+//!    return addresses of functions that keep no frame pointer — glibc's system call wrappers,
+//!    std's precompiled code — whose frames lie between two frames that keep one. Where the
+//!    frame pointer does not point into the stack, or a "record" turns out not to be one (code
+//!    without frame pointers uses the register for other values), the scan goes on for a few KiB
+//!    instead. The scan may also find stale return addresses left in uninitialized stack slots;
+//!    its frames are marked [`FrameKind::Scanned`].
 
 use super::FrameKind;
 
 /// The size of a stack word.
 const WORD: usize = std::mem::size_of::<usize>();
 
-/// The most bytes scanned between the stack pointer and a valid first frame pointer.
-const SCAN_BELOW_FP: usize = 64 << 10;
+/// The most bytes scanned in all, between frame records and after the chain ends.
+const SCAN_BUDGET: usize = 64 << 10;
 
-/// The most bytes scanned above the stack pointer when the frame pointer is not usable.
+/// The most bytes scanned above the stack pointer when the frame pointer is not usable, or
+/// above a record that turns out not to be one.
 const SCAN_WITHOUT_FP: usize = 8 << 10;
 
 /// The registers the walk starts from.
@@ -92,37 +96,54 @@ pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
         last = regs.lr;
     }
 
-    let fp_usable = readable(regs.fp, 2 * WORD);
-    let scan_end = if fp_usable {
-        regs.fp.min(lo.saturating_add(SCAN_BELOW_FP))
-    } else {
-        stack_hi.min(lo.saturating_add(SCAN_WITHOUT_FP))
-    };
-    let mut address = lo.next_multiple_of(WORD);
-    while address < scan_end && readable(address, WORD) {
-        let value = read(address);
-        if value != last && code.is_after_call(value) {
-            if !emit(value, FrameKind::Scanned) {
-                return true;
+    // Scans `[from, to)` for return addresses, within the scan budget; `false` when `emit`
+    // refused a frame.
+    let mut budget = SCAN_BUDGET;
+    let mut scan = |from: usize, to: usize, last: &mut usize, emit: &mut F| -> bool {
+        let to = to.min(from.saturating_add(budget));
+        budget -= to.saturating_sub(from).min(budget);
+        let mut address = from;
+        while address < to && readable(address, WORD) {
+            let value = read(address);
+            if value != *last && code.is_after_call(value) {
+                if !emit(value, FrameKind::Scanned) {
+                    return false;
+                }
+                *last = value;
             }
-            last = value;
+            address += WORD;
         }
-        address += WORD;
-    }
+        true
+    };
 
-    if !fp_usable {
-        return false;
+    if !readable(regs.fp, 2 * WORD) {
+        // No frame pointer to start from: scan a little of the stack.
+        let end = stack_hi.min(lo.saturating_add(SCAN_WITHOUT_FP));
+        return !scan(lo, end, &mut last, &mut emit);
     }
+    let mut gap_start = lo;
     let mut fp = regs.fp;
     loop {
+        // The frames of functions without a frame pointer lie between two records.
+        if !scan(gap_start, fp, &mut last, &mut emit) {
+            return true;
+        }
         let next = read(fp);
         let ret = read(fp + WORD);
-        if ret == 0 || (!code.is_empty() && !code.is_executable(ret)) {
+        gap_start = fp + 2 * WORD;
+        if ret == 0 {
             return false;
+        }
+        if !code.is_empty() && !code.is_executable(ret) {
+            // Not a frame record after all (code without frame pointers uses the register for
+            // something else): scan on from here instead.
+            let end = stack_hi.min(fp.saturating_add(SCAN_WITHOUT_FP));
+            return !scan(fp, end, &mut last, &mut emit);
         }
         if !emit(ret, FrameKind::FramePointer) {
             return true;
         }
+        last = ret;
         // Strictly increasing: a loop or a step down ends the walk.
         if next <= fp || !readable(next, 2 * WORD) {
             return false;
@@ -254,10 +275,18 @@ mod tests {
         let (frames, full) = run(&stack, regs);
         assert!(full);
         assert_eq!(frames.len(), 8);
+        // A record whose return address is not code: what follows is scanned instead.
         stack[5] = 0x9999;
-        let (frames, full) = run(&stack, regs);
-        assert!(!full);
-        assert_eq!(frames.len(), 3);
+        let (frames, _) = run(&stack, regs);
+        assert_eq!(
+            frames[..4],
+            [
+                (0x1100, FrameKind::Pc),
+                (0x1001, FrameKind::FramePointer),
+                (0x1003, FrameKind::FramePointer),
+                (0x1007, FrameKind::Scanned),
+            ]
+        );
     }
 
     #[test]
