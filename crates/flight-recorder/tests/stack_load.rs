@@ -109,7 +109,7 @@ fn a_thousand_captures_under_load() {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .on_thread_start(move || register())
+            .on_thread_start(register)
             .build()
             .unwrap()
     };
@@ -184,7 +184,7 @@ fn a_thousand_captures_under_load() {
                     assert_eq!(stack.tid, target.tid());
                     frames += stack.frames.len();
                     // Spread the captures over a second or two, across the threads' calls.
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         std::thread::sleep(Duration::from_millis(3));
                     }
                 }

@@ -153,7 +153,7 @@ unsafe fn follows_call(address: usize) -> bool {
 /// The 8 bytes before `address` must be readable.
 #[cfg(target_arch = "aarch64")]
 unsafe fn follows_call(address: usize) -> bool {
-    if address % 4 != 0 {
+    if !address.is_multiple_of(4) {
         return false;
     }
     // SAFETY: the caller guarantees that `address - 8 .. address` is readable; aligned.

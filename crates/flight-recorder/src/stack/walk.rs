@@ -78,7 +78,7 @@ pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
     // Reads stay in [lo, stack_hi): the part of the stack that is live, above the stack pointer.
     let lo = stack_lo.max(regs.sp);
     let readable = |address: usize, len: usize| {
-        address % WORD == 0
+        address.is_multiple_of(WORD)
             && address >= lo
             && address.checked_add(len).is_some_and(|end| end <= stack_hi)
     };
@@ -167,7 +167,7 @@ mod tests {
             (0x1000..0x2000).contains(&address)
         }
         fn is_after_call(&self, address: usize) -> bool {
-            self.is_executable(address) && address % 2 == 1
+            self.is_executable(address) && !address.is_multiple_of(2)
         }
     }
 
