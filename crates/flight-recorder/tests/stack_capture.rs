@@ -456,3 +456,48 @@ fn an_earlier_handler_still_gets_its_signals() {
         output.status
     );
 }
+
+fn set_signal_blocked(blocked: bool) {
+    // SAFETY: changes this thread's signal mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, flight_recorder::stack::signal());
+        let how = if blocked {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        assert_eq!(libc::pthread_sigmask(how, &set, std::ptr::null_mut()), 0);
+    }
+}
+
+/// A thread that blocks the signal cannot answer: the capture times out. Its late reply, when it
+/// unblocks the signal, is dropped, and the next capture gets a fresh stack.
+#[test]
+fn a_late_reply_is_dropped() {
+    let (unblock_tx, unblock_rx) = mpsc::channel::<()>();
+    let (unblocked_tx, unblocked_rx) = mpsc::channel::<()>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    let (thread, join) = spawn_registered(move || {
+        set_signal_blocked(true);
+        unblock_rx.recv().unwrap();
+        // The pending signal is delivered here, for a request that has timed out.
+        set_signal_blocked(false);
+        unblocked_tx.send(()).unwrap();
+        std::hint::black_box(stuck_spinning(&s));
+    });
+    // Let the thread block the signal (it does so before waiting on the channel).
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let result = capture_thread_stack(&thread, Instant::now() + Duration::from_millis(100));
+    assert_eq!(result, Err(StackError::Timeout));
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    unblock_tx.send(()).unwrap();
+    unblocked_rx.recv().unwrap();
+    // The late reply did not count: the next capture sees the thread where it is now.
+    capture_until(&thread, "stuck_spinning");
+    stop.store(true, Ordering::Relaxed);
+    join.join().unwrap();
+}

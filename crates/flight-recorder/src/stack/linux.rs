@@ -389,8 +389,11 @@ thread_local! {
     };
 }
 
+/// The calling thread's registration, checked against its tid (a child after `fork` inherits its
+/// parent's thread-locals, and with them a handle to the parent's thread).
 pub(super) fn current_thread_handle() -> Option<ThreadHandle> {
-    REGISTRATION.try_with(|r| r.handle.get()).ok().flatten()
+    let handle = REGISTRATION.try_with(|r| r.handle.get()).ok().flatten()?;
+    (handle.tid == gettid()).then_some(handle)
 }
 
 fn page_size() -> usize {
@@ -466,13 +469,14 @@ fn ensure_alt_stack() -> Result<Option<(usize, usize)>, StackError> {
 }
 
 pub(super) fn register_current_thread() -> Result<ThreadHandle, StackError> {
+    // A handle from before a `fork` names the parent's thread: then the thread registers again.
     if let Some(handle) = current_thread_handle() {
         return Ok(handle);
     }
+    let tid = gettid();
     install()?;
     let (lo, hi) = stack_bounds()?;
     let alt_stack = ensure_alt_stack()?;
-    let tid = gettid();
     let registered = REGISTRATION.try_with(|registration| {
         if registration.alt_stack.get().is_none() {
             registration.alt_stack.set(alt_stack);

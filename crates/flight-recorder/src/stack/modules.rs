@@ -12,7 +12,7 @@
 
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::walk::CodeMap;
@@ -44,8 +44,34 @@ static RANGE_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Serializes writers of [`RANGES`] (never taken by the handler).
 static RANGE_WRITER: Mutex<()> = Mutex::new(());
 
+/// The loader's count of modules added (`dlpi_adds`) when the table was last refreshed; `u64::MAX`
+/// before the first refresh.
+static LOADER_ADDS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The loader's count of modules added since the program started.
+fn loader_adds() -> u64 {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `info` is valid during the callback; `data` is the u64 passed below.
+        unsafe { *data.cast::<u64>() = (*info).dlpi_adds as u64 };
+        1
+    }
+    let mut adds = 0u64;
+    // SAFETY: the callback writes only to `adds`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&mut adds as *mut u64).cast()) };
+    adds
+}
+
 /// Adds the executable segments of modules loaded since the last call to the handler's table.
+/// Cheap when no module was loaded since.
 pub(super) fn refresh_code_ranges() {
+    let adds = loader_adds();
+    if LOADER_ADDS.load(Ordering::Acquire) == adds {
+        return;
+    }
     let _guard = RANGE_WRITER.lock().unwrap_or_else(|e| e.into_inner());
     let modules = loaded_modules();
     let mut count = RANGE_COUNT.load(Ordering::Relaxed);
@@ -66,6 +92,7 @@ pub(super) fn refresh_code_ranges() {
             RANGE_COUNT.store(count, Ordering::Release);
         }
     }
+    LOADER_ADDS.store(adds, Ordering::Release);
 }
 
 fn is_vdso(module: &Module) -> bool {
