@@ -18,6 +18,8 @@ use flight_recorder::stack::{
 /// One resolved frame: a function, maybe inlined into the next one.
 #[derive(Debug)]
 struct Resolved {
+    /// How the frame's address was found.
+    kind: FrameKind,
     name: String,
     file: Option<String>,
     line: Option<u32>,
@@ -31,6 +33,7 @@ fn resolve(stack: &Stack) -> Vec<Resolved> {
         backtrace::resolve(frame.lookup_address() as *mut std::ffi::c_void, |symbol| {
             found = true;
             out.push(Resolved {
+                kind: frame.kind,
                 name: symbol
                     .name()
                     .map(|n| format!("{n:#}"))
@@ -41,6 +44,7 @@ fn resolve(stack: &Stack) -> Vec<Resolved> {
         });
         if !found {
             out.push(Resolved {
+                kind: frame.kind,
                 name: format!("{:#x}", frame.address),
                 file: None,
                 line: None,
@@ -56,7 +60,8 @@ fn show(stack: &Stack) -> String {
     let mut text = format!("tid {} kinds {:?}\n", stack.tid, kinds);
     for r in resolved {
         text.push_str(&format!(
-            "    {} ({}:{})\n",
+            "    {:?} {} ({}:{})\n",
+            r.kind,
             r.name,
             r.file.as_deref().unwrap_or("?"),
             r.line.unwrap_or(0)
@@ -78,7 +83,7 @@ fn capture_until(thread: &ThreadHandle, function: &str) -> (Resolved, Stack) {
             .into_iter()
             .find(|r| r.name.ends_with(function));
         if let Some(found) = found {
-            eprintln!("{function}:\n{}", show(&stack));
+            eprintln!("{function} (found as {:?}):\n{}", found.kind, show(&stack));
             return (found, stack);
         }
         last = show(&stack);

@@ -273,8 +273,9 @@ unsafe fn answer(number: u64, context: *mut libc::c_void) {
     let hi = slot.stack_hi.load(Ordering::Relaxed);
     let mut len = 0usize;
     // SAFETY: `[lo, hi)` is this thread's own stack, registered by this thread, and we are
-    // running on this thread: the stack above the interrupted stack pointer is mapped (for the
-    // main thread, the kernel maps everything between the lowest stack pointer and the top).
+    // running on this thread, so it stays mapped during the walk. When the interrupted stack
+    // pointer lies in it, everything from there to `hi` is mapped (for the main thread, the
+    // kernel maps its stack from the lowest stack pointer up); `walk` reads nothing otherwise.
     let truncated = unsafe {
         walk(regs, lo, hi, &Code, |address, kind| {
             if len == MAX_FRAMES {

@@ -63,8 +63,8 @@ pub(super) trait CodeMap {
 ///
 /// # Safety
 ///
-/// Every byte of `[stack_lo, stack_hi)` that lies above `regs.sp` must be readable for the
-/// duration of the call (the interrupted thread's own stack, from its handler).
+/// If `regs.sp` lies in `[stack_lo, stack_hi)`, every byte of `[regs.sp, stack_hi)` must be
+/// readable for the duration of the call (the interrupted thread's own stack, from its handler).
 pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
     regs: Regs,
     stack_lo: usize,
@@ -75,10 +75,15 @@ pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
     if !emit(regs.pc, FrameKind::Pc) {
         return true;
     }
-    // Reads stay in [lo, stack_hi): the part of the stack that is live, above the stack pointer.
-    let lo = stack_lo.max(regs.sp);
+    // The interrupted stack pointer must be on the registered stack (not, say, on an alternate
+    // signal stack): only then is everything between it and the top mapped (the main thread's
+    // stack is mapped from its lowest stack pointer up, not from `stack_lo`). Reads stay in
+    // [lo, stack_hi): the part of the stack that is live, above the stack pointer.
+    let on_stack = regs.sp >= stack_lo && regs.sp < stack_hi;
+    let lo = regs.sp;
     let readable = |address: usize, len: usize| {
-        address.is_multiple_of(WORD)
+        on_stack
+            && address.is_multiple_of(WORD)
             && address >= lo
             && address.checked_add(len).is_some_and(|end| end <= stack_hi)
     };
@@ -102,7 +107,7 @@ pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
     let mut scan = |from: usize, to: usize, last: &mut usize, emit: &mut F| -> bool {
         let to = to.min(from.saturating_add(budget));
         budget -= to.saturating_sub(from).min(budget);
-        let mut address = from;
+        let mut address = from.next_multiple_of(WORD);
         while address < to && readable(address, WORD) {
             let value = read(address);
             if value != *last && code.is_after_call(value) {
@@ -243,6 +248,17 @@ mod tests {
             let (frames, _) = run(&stack, regs);
             assert_eq!(frames, vec![(0x1100, FrameKind::Pc)]);
         }
+        // A stack pointer off the registered stack: no read at all.
+        stack[1] = 0x1235;
+        let regs = Regs {
+            pc: 0x1100,
+            sp: at(&stack, 0) - 64,
+            fp: at(&stack, 0),
+            lr: 0,
+        };
+        let (frames, _) = run(&stack, regs);
+        assert_eq!(frames, vec![(0x1100, FrameKind::Pc)]);
+        stack[1] = 0;
         // A record whose caller's fp leaves the stack: the walk stops after its return address.
         stack[2] = usize::MAX - 8;
         stack[3] = 0x1501;
