@@ -438,11 +438,25 @@ fn chain_child() {
         capture_thread_stack(&me, Instant::now() + Duration::from_secs(5)).unwrap();
         capture_thread_stack(&other, Instant::now() + Duration::from_secs(5)).unwrap();
     }
+    // The same from another thread, which resolves this one's stack.
+    let from_other = std::thread::spawn(move || {
+        capture_thread_stack(&me, Instant::now() + Duration::from_secs(5)).unwrap()
+    })
+    .join()
+    .unwrap();
+    let names: Vec<_> = resolve(&from_other).into_iter().map(|r| r.name).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with("chain_child")),
+        "{}",
+        show(&from_other)
+    );
     stop.store(true, Ordering::Relaxed);
     join.join().unwrap();
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(EARLIER_HANDLER_CALLS.load(Ordering::SeqCst), 3);
-    println!("chain child: ok");
+    // SAFETY: getpid cannot fail.
+    let main_thread = me.tid() == unsafe { libc::getpid() };
+    println!("chain child: ok (on the main thread: {main_thread})");
 }
 
 #[test]
@@ -459,6 +473,13 @@ fn an_earlier_handler_still_gets_its_signals() {
         output.status.success() && stdout.contains("chain child: ok"),
         "{:?}\n{stdout}\n{stderr}",
         output.status
+    );
+    eprintln!(
+        "{}",
+        stdout
+            .lines()
+            .find(|l| l.contains("chain child"))
+            .unwrap_or("")
     );
 }
 

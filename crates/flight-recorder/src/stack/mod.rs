@@ -26,6 +26,27 @@
 //!
 //! Linux on x86_64 and aarch64 only; elsewhere every function returns
 //! [`StackError::Unsupported`].
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use flight_recorder::stack::{capture_thread_stack, register_current_thread, StackError};
+//!
+//! // Here the main thread registers, and another thread captures its stack while the main
+//! // thread waits for it.
+//! match register_current_thread() {
+//!     Ok(main) => {
+//!         let deadline = Instant::now() + Duration::from_secs(5);
+//!         let stack = std::thread::spawn(move || capture_thread_stack(&main, deadline))
+//!             .join()
+//!             .expect("the capturing thread")?;
+//!         // The pc, inside `pthread_join`, and its callers.
+//!         assert!(stack.frames.len() > 1, "{stack:?}");
+//!     }
+//!     Err(StackError::Unsupported) => {}
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::path::PathBuf;
@@ -74,6 +95,10 @@ pub const MAX_FRAMES: usize = 128;
 /// another thread), a capture through the handle returns [`StackError::Gone`], never the stack of
 /// another thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))),
+    allow(dead_code)
+)]
 pub struct ThreadHandle {
     pub(crate) slot: u32,
     pub(crate) generation: u64,
