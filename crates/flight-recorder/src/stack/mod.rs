@@ -96,7 +96,10 @@ pub const MAX_FRAMES: usize = 128;
 /// another thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(
-    not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))),
+    not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )),
     allow(dead_code)
 )]
 pub struct ThreadHandle {
@@ -118,9 +121,10 @@ pub enum FrameKind {
     /// The interrupted program counter: the instruction the thread was executing.
     Pc,
     /// A return address found by scanning the stack between the interrupted stack pointer and
-    /// the first frame pointer: the caller of a function that keeps no frame pointer (glibc's
-    /// system call wrappers, std's precompiled code). It pointed into an executable segment,
-    /// just after a call instruction, but may still be a stale value left on the stack.
+    /// the first frame record, or between two records: the caller of a function that keeps no
+    /// frame pointer (glibc's system call wrappers, code built without frame pointers). It
+    /// pointed into an executable segment, just after a call instruction, but may still be a
+    /// stale value left on the stack.
     Scanned,
     /// A return address read from the frame-pointer chain.
     FramePointer,

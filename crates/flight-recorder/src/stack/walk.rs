@@ -17,7 +17,7 @@
 //! 4. and between the stack pointer and the first record, and between two records, the scan:
 //!    words that point just after a call instruction in an executable segment. These are the
 //!    return addresses of functions that keep no frame pointer — glibc's system call wrappers,
-//!    std's precompiled code — whose frames lie between two frames that keep one. Where the
+//!    code built without frame pointers — whose frames lie between two frames that keep one. Where the
 //!    frame pointer does not point into the stack, or a "record" turns out not to be one (code
 //!    without frame pointers uses the register for other values), the scan goes on for a few KiB
 //!    instead. The scan may also find stale return addresses left in uninitialized stack slots;
