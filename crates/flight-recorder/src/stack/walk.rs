@@ -107,7 +107,9 @@ pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
     let mut scan = |from: usize, to: usize, last: &mut usize, emit: &mut F| -> bool {
         let to = to.min(from.saturating_add(budget));
         budget -= to.saturating_sub(from).min(budget);
-        let mut address = from.next_multiple_of(WORD);
+        let Some(mut address) = from.checked_next_multiple_of(WORD) else {
+            return true;
+        };
         while address < to && readable(address, WORD) {
             let value = read(address);
             if value != *last && code.is_after_call(value) {
@@ -244,6 +246,17 @@ mod tests {
                 sp: at(&stack, 0),
                 fp,
                 lr: 0,
+            };
+            let (frames, _) = run(&stack, regs);
+            assert_eq!(frames, vec![(0x1100, FrameKind::Pc)]);
+        }
+        // Registers holding anything at all.
+        for sp in [0, 1, usize::MAX, usize::MAX - 3] {
+            let regs = Regs {
+                pc: 0x1100,
+                sp,
+                fp: usize::MAX - 1,
+                lr: usize::MAX,
             };
             let (frames, _) = run(&stack, regs);
             assert_eq!(frames, vec![(0x1100, FrameKind::Pc)]);
