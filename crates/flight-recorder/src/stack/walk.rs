@@ -19,8 +19,8 @@
 //!    return addresses of functions that keep no frame pointer — glibc's system call wrappers,
 //!    code built without frame pointers — whose frames lie between two frames that keep one. Where the
 //!    frame pointer does not point into the stack, or a "record" turns out not to be one (code
-//!    without frame pointers uses the register for other values), the scan goes on for a few KiB
-//!    instead. The scan may also find stale return addresses left in uninitialized stack slots;
+//!    without frame pointers uses the register for other values), or the chain ends on a value
+//!    that is not 0 and not a record, the scan goes on for a few KiB instead. The scan may also find stale return addresses left in uninitialized stack slots;
 //!    its frames are marked [`FrameKind::Scanned`].
 
 use super::FrameKind;
@@ -151,9 +151,16 @@ pub(super) unsafe fn walk<C: CodeMap, F: FnMut(usize, FrameKind) -> bool>(
             return true;
         }
         last = ret;
-        // Strictly increasing: a loop or a step down ends the walk.
-        if next <= fp || !readable(next, 2 * WORD) {
+        if next == 0 {
+            // The outermost frame.
             return false;
+        }
+        // Strictly increasing: a loop or a step down ends the chain. It may just have reached
+        // a function without a frame pointer (the register then holds some other value): scan
+        // on from here.
+        if next <= fp || !readable(next, 2 * WORD) {
+            let end = stack_hi.min(gap_start.saturating_add(SCAN_WITHOUT_FP));
+            return !scan(gap_start, end, &mut last, &mut emit);
         }
         fp = next;
     }
