@@ -56,7 +56,7 @@ fn loader_adds() -> u64 {
         data: *mut libc::c_void,
     ) -> libc::c_int {
         // SAFETY: `info` is valid during the callback; `data` is the u64 passed below.
-        unsafe { *data.cast::<u64>() = (*info).dlpi_adds as u64 };
+        unsafe { *data.cast::<u64>() = (*info).dlpi_adds };
         1
     }
     let mut adds = 0u64;
