@@ -21,11 +21,13 @@
 //! its tid, and writes the frames only if `request == n`: a signal for a request that timed out
 //! carries an older number and is dropped. It publishes with `reply = n` (release).
 //!
-//! Why the frames are never read while written: a handler writes only while `request` holds its
-//! number; `request` changes only under the requester lock; handlers of one thread never run at
-//! once (the signal is blocked while its handler runs) and run in the order the signals were
-//! queued. A requester reads only after it has seen `reply == n` for its own `n`, and only until
-//! it clears `request`; a later request, with another number, waits for the lock.
+//! Why the frames are never read while written: a handler writes only if `request` held its
+//! number when it started; `request` changes only under the requester lock; handlers of one
+//! thread never run at once (the signal is blocked while its handler runs) and run in the order
+//! the signals were queued. A requester reads only after it has seen `reply == n` for its own `n`,
+//! and only until it clears `request`. The handler of a request that timed out may still be
+//! writing when the next request is made; the next reply comes from a handler that runs after it
+//! on the same thread, and the next requester reads only after that reply.
 //!
 //! A thread unregisters in a thread-local destructor, under the same lock: after that the handler
 //! no longer finds a slot for its tid, and a handle to the old registration gets
