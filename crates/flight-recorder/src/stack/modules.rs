@@ -333,6 +333,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "calls the dynamic loader")]
     fn this_process_modules() {
         let modules = loaded_modules();
         assert!(!modules.is_empty());
