@@ -72,6 +72,8 @@ mod local;
 mod process;
 #[cfg(not(flight_recorder_loom))]
 pub mod raw;
+#[cfg(not(flight_recorder_loom))]
+pub mod stack;
 #[cfg(all(feature = "tokio", not(flight_recorder_loom)))]
 pub mod tokio;
 #[cfg(not(flight_recorder_loom))]
