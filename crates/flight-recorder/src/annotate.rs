@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 use flight_recorder_format::EventKind;
 
 use crate::engine::{ENABLED, STATE};
-use crate::intern::intern_str;
-use crate::local;
+use crate::record::intern::intern_str;
+use crate::record::local;
 
 /// User task ids, unique for the process's life (0 means "no task"); `tracing` spans take theirs
 /// from the same counter.

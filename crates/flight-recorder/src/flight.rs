@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chunk::ChunkView;
-use crate::clock;
 use crate::engine::engine;
+use crate::engine::snapshot_guard::SnapshotSlot;
+use crate::engine::window::Window;
 use crate::error::Error;
-use crate::file_writer::{FileExtra, FileMeta, TraceFileWriter};
-use crate::files;
-use crate::snapshot_guard::SnapshotSlot;
-use crate::window::Window;
+use crate::file::files;
+use crate::file::writer::{FileExtra, FileMeta, TraceFileWriter};
+use crate::record::chunk::ChunkView;
+use crate::record::clock;
 
 /// The settings of a [`FlightRecorder`], after Go's `FlightRecorderConfig`.
 #[derive(Clone, Debug, PartialEq, Eq)]

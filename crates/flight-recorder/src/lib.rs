@@ -41,35 +41,24 @@
 
 #![cfg_attr(flight_recorder_loom, allow(dead_code, unused_imports))]
 
-mod chunk;
-mod cut;
-mod snapshot_guard;
-mod sync;
+// The layers, lowest first: `record` (the hot path), `engine` (state shared by all threads),
+// `file` (trace files), then the public API at the root. A layer uses only the layers below it
+// (docs/ENGINE.md).
+mod engine;
+#[cfg(not(flight_recorder_loom))]
+mod file;
+mod record;
 
 #[cfg(not(flight_recorder_loom))]
 mod annotate;
 #[cfg(not(flight_recorder_loom))]
 pub mod capture;
 #[cfg(not(flight_recorder_loom))]
-mod clock;
-#[cfg(not(flight_recorder_loom))]
-mod engine;
-#[cfg(not(flight_recorder_loom))]
 mod error;
-#[cfg(not(flight_recorder_loom))]
-mod file_writer;
-#[cfg(not(flight_recorder_loom))]
-pub mod files;
 #[cfg(not(flight_recorder_loom))]
 mod flight;
 #[cfg(all(feature = "http", not(flight_recorder_loom)))]
 pub mod http;
-#[cfg(not(flight_recorder_loom))]
-mod intern;
-#[cfg(not(flight_recorder_loom))]
-mod local;
-#[cfg(not(flight_recorder_loom))]
-mod process;
 #[cfg(not(flight_recorder_loom))]
 pub mod raw;
 #[cfg(all(feature = "tokio", not(flight_recorder_loom)))]
@@ -78,7 +67,6 @@ pub mod tokio;
 mod trace;
 #[cfg(all(feature = "tracing", not(flight_recorder_loom)))]
 pub mod tracing;
-mod window;
 
 #[cfg(all(test, flight_recorder_loom))]
 mod loom_tests;
@@ -89,6 +77,8 @@ pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, U
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
 pub use error::Error;
+#[cfg(not(flight_recorder_loom))]
+pub use file::files;
 #[cfg(not(flight_recorder_loom))]
 pub use flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 #[cfg(not(flight_recorder_loom))]

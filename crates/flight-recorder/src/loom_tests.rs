@@ -11,11 +11,11 @@ use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use crate::chunk::{Buffer, Chunk, ChunkPool};
-use crate::cut::{cut, OpenChunk};
-use crate::snapshot_guard::SnapshotSlot;
-use crate::sync::lock;
-use crate::window::Window;
+use crate::engine::cut::{cut, OpenChunk};
+use crate::engine::snapshot_guard::SnapshotSlot;
+use crate::engine::window::Window;
+use crate::record::chunk::{Buffer, Chunk, ChunkPool};
+use crate::record::sync::lock;
 
 /// Runs `f` under loom and prints how many interleavings it explored.
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
@@ -45,7 +45,7 @@ fn append(chunk: &Chunk, pos: usize, byte: u8) {
 }
 
 /// The bytes a cut holds, chunks in sequence order.
-fn cut_bytes(views: &[crate::chunk::ChunkView]) -> Vec<u8> {
+fn cut_bytes(views: &[crate::record::chunk::ChunkView]) -> Vec<u8> {
     let mut ordered: Vec<_> = views.iter().collect();
     ordered.sort_by_key(|v| v.chunk.seq);
     let mut bytes = Vec::new();

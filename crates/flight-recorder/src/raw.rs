@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 pub use flight_recorder_format::EventKind;
 
 use crate::engine::{ENABLED, STATE};
-pub use crate::intern::{intern_location, intern_str};
-use crate::local;
+pub use crate::record::intern::{intern_location, intern_str};
+use crate::record::local;
 
 /// Whether any recorder is running (events are being recorded).
 #[inline(always)]

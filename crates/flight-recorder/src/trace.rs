@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::chunk::{Chunk, ChunkView};
-use crate::clock;
 use crate::engine::engine;
 use crate::error::Error;
-use crate::file_writer::{FileMeta, TraceFileWriter};
+use crate::file::writer::{FileMeta, TraceFileWriter};
+use crate::record::chunk::{Chunk, ChunkView};
+use crate::record::clock;
 
 /// Sealed chunks waiting for the writer thread; beyond this the writer is too slow and chunks are
 /// dropped (and counted in the file) rather than block recording threads or grow memory.

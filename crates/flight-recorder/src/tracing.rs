@@ -32,8 +32,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::annotate::next_user_task_id;
 use crate::engine::{ENABLED, STATE};
-use crate::intern::intern_str;
-use crate::local;
+use crate::record::intern::intern_str;
+use crate::record::local;
 
 /// The default bound on the text of one span's or event's fields.
 pub const DEFAULT_MAX_FIELDS_LEN: usize = 512;

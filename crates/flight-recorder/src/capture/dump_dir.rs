@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::files::{FILE_PREFIX, FILE_SUFFIX, MAX_TAG_LEN};
+use crate::file::files::{FILE_PREFIX, FILE_SUFFIX, MAX_TAG_LEN};
 
 /// The length of a file-name time stamp, `2006-01-02T15_04_05.000`.
 const STAMP_LEN: usize = 23;

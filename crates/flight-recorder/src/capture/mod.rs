@@ -65,7 +65,7 @@ pub use trigger::{DumpOutcome, TriggerKind};
 
 use crate::error::Error;
 use crate::flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
-use crate::sync::lock;
+use crate::record::sync::lock;
 #[cfg(feature = "http")]
 pub(crate) use env::{parse_duration, parse_signal, parse_size};
 pub(crate) use settings::human_duration;
@@ -237,7 +237,7 @@ pub fn update_settings(change: impl FnOnce(&mut CaptureSettings)) -> Result<(), 
 /// the time of a snapshot (milliseconds for a few MiB); it happens on the calling thread.
 pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
     let tag = if tag.is_empty() { "app" } else { tag };
-    crate::files::validate_tag(tag)?;
+    crate::file::files::validate_tag(tag)?;
     let capture = active().ok_or(Error::NotStarted)?;
     capture.trigger(
         Trigger {

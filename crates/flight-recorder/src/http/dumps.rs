@@ -21,7 +21,7 @@ use super::error::{json_response, ApiError};
 use super::snapshot::download_response;
 use super::{AppState, BASE_PATH};
 use crate::capture::{self, list_dumps, parse_dump_name, DumpFile, DumpOutcome};
-use crate::files::MAX_TAG_LEN;
+use crate::file::files::MAX_TAG_LEN;
 
 /// The most bytes of a file read to find its header in the listing.
 const HEADER_READ_LIMIT: u64 = 1 << 20;

@@ -16,7 +16,7 @@ use super::body::{self, ChannelWriter, LimitedBuffer};
 use super::error::ApiError;
 use super::AppState;
 use crate::error::Error;
-use crate::files::{trace_file_name, FILE_SUFFIX};
+use crate::file::files::{trace_file_name, FILE_SUFFIX};
 use crate::flight::{FlightRecorder, SnapshotMeta};
 use crate::trace::FullTrace;
 

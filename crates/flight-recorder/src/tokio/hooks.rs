@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio::runtime::Builder;
 
-use crate::intern::intern_name;
-use crate::local;
 use crate::raw::{self, EventKind};
+use crate::record::intern::intern_name;
+use crate::record::local;
 
 /// The role of a runtime thread in the trace: a worker (it parks and unparks).
 pub(crate) const ROLE_WORKER: u64 = 0;
@@ -193,7 +193,7 @@ impl Instrumentation {
         #[cfg(tokio_unstable)]
         {
             use super::task_id::{current_task, task_id};
-            use crate::intern::intern_location;
+            use crate::record::intern::intern_location;
 
             let user = self.task_spawn;
             builder.on_task_spawn(move |meta| {

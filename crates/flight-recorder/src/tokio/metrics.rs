@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeMetrics};
 
-use crate::intern::intern_name;
 use crate::raw::{self, EventKind};
+use crate::record::intern::intern_name;
 
 /// Samples `handle`'s runtime metrics every `period` while a recorder runs, as counters named
 /// `tokio.<runtime>.<metric>`: `alive_tasks`, `global_queue_depth`, `busy_workers_permille`

@@ -13,10 +13,10 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use super::hooks::ROLE_BLOCKING;
 use super::task_id::{current_task, task_id};
-use crate::intern::intern_location;
-use crate::local;
 use crate::raw::{self, EventKind};
-use crate::sync::lock;
+use crate::record::intern::intern_location;
+use crate::record::local;
+use crate::record::sync::lock;
 
 /// Whether the wrapper records spawns, polls and terminations itself: only when the runtime
 /// hooks, which record them for every task, are not compiled in.

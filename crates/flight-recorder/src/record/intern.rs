@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::{LazyLock, Mutex};
 
-use crate::sync::lock;
+use crate::record::sync::lock;
 
 #[derive(Default)]
 struct Interner {

@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 
-use crate::chunk::{Chunk, ChunkView};
-use crate::sync::{lock, Arc, Mutex};
+use crate::record::chunk::{Chunk, ChunkView};
+use crate::record::sync::{lock, Arc, Mutex};
 
 /// The chunk a thread is writing to.
 pub(crate) struct OpenChunk {

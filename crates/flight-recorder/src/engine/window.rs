@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 
-use crate::chunk::Chunk;
-use crate::sync::Arc;
+use crate::record::chunk::Chunk;
+use crate::record::sync::Arc;
 
 /// Sealed chunks kept for the next snapshot.
 pub(crate) struct Window {

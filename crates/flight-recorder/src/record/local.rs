@@ -9,9 +9,9 @@ use std::sync::Arc;
 use flight_recorder_format::event::{encode_event, EventKind, MAX_PAYLOAD};
 use flight_recorder_format::varint;
 
-use crate::chunk::{Chunk, EXIT_RESERVE};
-use crate::clock;
 use crate::engine::{engine, ThreadShared, ENABLED, STATE, WATCH_POLLS};
+use crate::record::chunk::{Chunk, EXIT_RESERVE};
+use crate::record::clock;
 
 /// The calling thread's writing position in its open chunk. The chunk itself is owned by the
 /// thread's slot (`ThreadShared::open`), which only this thread replaces; the raw pointers here

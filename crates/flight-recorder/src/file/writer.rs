@@ -10,11 +10,11 @@ use flight_recorder_format::{
     tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location,
 };
 
-use crate::chunk::{ChunkView, CHUNK_SIZE};
-use crate::clock;
 use crate::engine::engine;
-use crate::intern;
-use crate::process::process_info;
+use crate::file::process::process_info;
+use crate::record::chunk::{ChunkView, CHUNK_SIZE};
+use crate::record::clock;
+use crate::record::intern;
 
 /// Why a file is written and with which settings, for its header.
 pub(crate) struct FileMeta<'a> {

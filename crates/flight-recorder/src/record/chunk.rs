@@ -11,7 +11,7 @@ use std::sync::atomic::{
     AtomicU64 as StatU64, AtomicUsize as StatCounter, Ordering as StatOrdering,
 };
 
-use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::record::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// The size of a thread's event buffer, as in Go's tracer.
 pub(crate) const CHUNK_SIZE: usize = 64 << 10;

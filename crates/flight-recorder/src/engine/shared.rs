@@ -10,11 +10,11 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use flight_recorder_format::ThreadInfo;
 
-use crate::chunk::{self, Chunk, ChunkPool, ChunkView, CHUNK_SIZE};
-use crate::cut::{cut, OpenChunk};
-use crate::sync::lock;
+use crate::engine::cut::{cut, OpenChunk};
+use crate::engine::window::Window;
+use crate::record::chunk::{self, Chunk, ChunkPool, ChunkView, CHUNK_SIZE};
+use crate::record::sync::lock;
 use crate::trace::TraceSink;
-use crate::window::Window;
 
 /// Bit 0 of [`STATE`]: some consumer is active and threads record events.
 pub(crate) const ENABLED: u64 = 1;
@@ -186,7 +186,7 @@ impl Engine {
         let id = self.next_thread.fetch_add(1, StdOrdering::Relaxed);
         let info = ThreadInfo {
             id,
-            os_tid: crate::process::os_thread_id(),
+            os_tid: crate::file::process::os_thread_id(),
             name: std::thread::current()
                 .name()
                 .unwrap_or_default()
