@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use flight_recorder_format::ThreadInfo;
+
 use crate::engine::engine;
+use crate::engine::shared::{WindowBounds, WindowOwner};
 use crate::engine::snapshot_guard::SnapshotSlot;
-use crate::engine::window::Window;
 use crate::error::Error;
 use crate::file::files;
 use crate::file::writer::{FileExtra, FileMeta, TraceFileWriter};
@@ -140,21 +142,11 @@ impl FlightRecorder {
     /// Starts recording. Fails if this recorder is running or another flight recorder is.
     pub fn start(&self) -> Result<(), Error> {
         let calibration = clock::calibration();
-        let min_age_units = calibration.units_in(self.config.min_age);
-        engine().update_consumers(|consumers, state| match &consumers.window {
-            Some(window) if window.owner == self.id => Err(Error::AlreadyStarted),
-            Some(_) => Err(Error::AnotherRecorderRunning("flight recorder")),
-            None => {
-                consumers.window = Some(Window::new(
-                    self.config.max_bytes,
-                    min_age_units,
-                    state,
-                    self.id,
-                ));
-                self.running.store(true, Ordering::SeqCst);
-                Ok(())
-            }
-        })
+        let bounds = WindowBounds {
+            max_bytes: self.config.max_bytes,
+            min_age_units: calibration.units_in(self.config.min_age),
+        };
+        engine().start_window(self.owner(), bounds)
     }
 
     /// Starts this recorder in place of `previous`, which must be running: the window's chunks
@@ -162,48 +154,26 @@ impl FlightRecorder {
     /// `min_age` or `max_bytes` loses no history. `previous` is stopped.
     pub(crate) fn start_replacing(&self, previous: &FlightRecorder) -> Result<(), Error> {
         let calibration = clock::calibration();
-        let min_age_units = calibration.units_in(self.config.min_age);
+        let bounds = WindowBounds {
+            max_bytes: self.config.max_bytes,
+            min_age_units: calibration.units_in(self.config.min_age),
+        };
         let now = calibration.now_units();
-        let mut evicted = Vec::new();
-        let result = engine().update_consumers(|consumers, _| {
-            if consumers
-                .window
-                .as_ref()
-                .is_some_and(|w| w.owner == self.id)
-            {
-                return Err(Error::AlreadyStarted);
-            }
-            let Some(mut old) = consumers.window.take_if(|w| w.owner == previous.id) else {
-                return Err(Error::NotStarted);
-            };
-            let mut window = Window::new(
-                self.config.max_bytes,
-                min_age_units,
-                old.start_generation,
-                self.id,
-            );
-            for chunk in old.drain() {
-                window.push(chunk, now, &mut evicted);
-            }
-            consumers.window = Some(window);
-            previous.running.store(false, Ordering::SeqCst);
-            self.running.store(true, Ordering::SeqCst);
-            Ok(())
-        });
-        engine().recycle(evicted);
-        result
+        engine().replace_window(previous.owner(), self.owner(), bounds, now)
     }
 
     /// Stops recording and frees the window. Does nothing if the recorder is not running.
     pub fn stop(&self) {
-        let drained = engine().update_consumers(|consumers, _| {
-            match consumers.window.take_if(|w| w.owner == self.id) {
-                Some(mut window) => window.drain(),
-                None => Vec::new(),
-            }
-        });
+        engine().stop_window(self.id);
         self.running.store(false, Ordering::SeqCst);
-        engine().recycle(drained);
+    }
+
+    /// This recorder as the owner of the engine's window.
+    fn owner(&self) -> WindowOwner<'_> {
+        WindowOwner {
+            id: self.id,
+            running: &self.running,
+        }
     }
 
     /// Whether the recorder is running.
@@ -250,26 +220,11 @@ impl FlightRecorder {
             return Err(Error::NotStarted);
         }
         let _busy = SNAPSHOT.try_acquire().ok_or(Error::SnapshotInProgress)?;
-        let calibration = clock::calibration();
-        let now = calibration.now_units();
-        let mut expired = Vec::new();
-        let mut start_generation = None;
-        let mut views = engine().cut(|| {
-            engine().with_consumers(|consumers| match consumers.window.as_mut() {
-                Some(window) if window.owner == self.id => {
-                    window.expire(now, &mut expired);
-                    start_generation = Some(window.start_generation);
-                    window.chunks()
-                }
-                _ => Vec::new(),
-            })
-        });
-        engine().recycle(expired);
-        let Some(start_generation) = start_generation else {
-            return Err(Error::NotStarted);
-        };
-        // Open chunks taken before the recorder started hold only older events.
-        views.retain(|v| v.chunk.generation >= start_generation);
+        let engine = engine();
+        let now = clock::calibration().now_units();
+        let mut views = engine
+            .take_window_cut(self.id, now)
+            .ok_or(Error::NotStarted)?;
         views.sort_by_key(|v| v.chunk.base_units);
         let meta = FileMeta {
             mode: "flight-recorder",
@@ -278,8 +233,8 @@ impl FlightRecorder {
             min_age: self.config.min_age,
             max_bytes: self.config.max_bytes as u64,
         };
-        let result = write_views(out, &meta, extra, &views);
-        engine().recycle(views.into_iter().map(|v| v.chunk));
+        let result = write_views(out, &meta, extra, &views, |id| engine.thread_info(id));
+        engine.recycle(views.into_iter().map(|v| v.chunk));
         result
     }
 
@@ -331,10 +286,11 @@ fn write_views<W: Write>(
     meta: &FileMeta<'_>,
     extra: &FileExtra<'_>,
     views: &[ChunkView],
+    thread_info: impl Fn(u64) -> Option<ThreadInfo>,
 ) -> Result<u64, Error> {
     let mut writer =
         TraceFileWriter::with_extra(BufWriter::with_capacity(32 << 10, out), meta, extra)?;
-    writer.write_chunks(views)?;
+    writer.write_chunks(views, thread_info)?;
     let (_, bytes) = writer.finish()?;
     Ok(bytes)
 }

@@ -53,7 +53,6 @@ mod record;
 mod annotate;
 #[cfg(not(flight_recorder_loom))]
 pub mod capture;
-#[cfg(not(flight_recorder_loom))]
 mod error;
 #[cfg(not(flight_recorder_loom))]
 mod flight;

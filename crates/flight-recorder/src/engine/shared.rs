@@ -1,47 +1,30 @@
 //! The recorder's shared state: which consumers are active (a flight-recorder window, a full
-//! trace), the live threads and their open chunks, and the chunk pool.
+//! trace), the state word that tells threads, the live threads and their open chunks, and the
+//! chunk pool.
 //!
 //! Lock order, to rule out deadlocks: a thread's slot, then `consumers`, then the pool; `threads`
 //! and `infos` are never held while taking another lock.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::mpsc::SyncSender;
 
 use flight_recorder_format::ThreadInfo;
 
-use crate::engine::cut::{cut, OpenChunk};
+use crate::engine::cut::cut;
+use crate::engine::sink::{Lost, TraceMessage, TraceSink};
 use crate::engine::window::Window;
-use crate::record::chunk::{self, Chunk, ChunkPool, ChunkView, CHUNK_SIZE};
-use crate::record::sync::lock;
-use crate::trace::TraceSink;
-
-/// Bit 0 of [`STATE`]: some consumer is active and threads record events.
-pub(crate) const ENABLED: u64 = 1;
-
-/// Bit 1 of [`STATE`]: a watchdog reads the poll marks, so polls set them.
-pub(crate) const WATCH_POLLS: u64 = 2;
-
-/// The generation sits above the flag bits.
-const GENERATION_SHIFT: u32 = 2;
-
-/// The recorder state read on every instrumentation point: [`ENABLED`], [`WATCH_POLLS`] and,
-/// above them, a generation that changes whenever the set of consumers (or watchers) changes. A thread whose chunk belongs to
-/// another generation seals it and takes a fresh one, so every consumer's data starts on a clean
-/// cut.
-pub(crate) static STATE: StdAtomicU64 = StdAtomicU64::new(0);
+use crate::error::Error;
+use crate::record::chunk::{self, Chunk, ChunkPool, ChunkView, OpenChunk};
+use crate::record::local::{Sink, ThreadShared};
+use crate::record::state::{AtomicState, State};
+use crate::record::sync::{lock, Arc, Mutex};
 
 /// Free buffers kept for reuse; they are what a window at its size limit recycles on every seal.
 const POOL_MAX_FREE: usize = 16;
 
 /// Exited threads whose description is kept for files that still hold their chunks.
 const EXITED_THREADS_KEPT: usize = 4096;
-
-/// A thread known to the recorder.
-pub(crate) struct ThreadShared {
-    pub id: u64,
-    pub open: OpenChunk,
-}
 
 /// A poll running on some thread, as seen by [`Engine::polls_in_progress`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +39,9 @@ pub(crate) struct PollInProgress {
 
 /// The active consumers of sealed chunks.
 #[derive(Default)]
-pub(crate) struct Consumers {
-    pub window: Option<Window>,
-    pub trace: Option<TraceSink>,
+struct Consumers {
+    window: Option<Window>,
+    trace: Option<TraceSink>,
     /// Watchdogs reading the poll marks.
     poll_watchers: usize,
     generation: u64,
@@ -71,7 +54,26 @@ struct ThreadTable {
     exit_order: VecDeque<u64>,
 }
 
+/// A flight recorder, as the owner of the window: its id, and its running flag, which the engine
+/// sets under its lock when the window becomes or stops being this recorder's.
+#[derive(Clone, Copy)]
+pub(crate) struct WindowOwner<'a> {
+    pub id: u64,
+    pub running: &'a AtomicBool,
+}
+
+/// The bounds of a window: `max_bytes`, and `min_age` in clock units.
+#[derive(Clone, Copy)]
+pub(crate) struct WindowBounds {
+    pub max_bytes: usize,
+    pub min_age_units: u64,
+}
+
+/// The recorder's shared state. The process has one (`crate::engine::global`); the loom model
+/// makes one per run.
 pub(crate) struct Engine {
+    /// The state word this engine publishes, which its threads read.
+    state: &'static AtomicState,
     consumers: Mutex<Consumers>,
     threads: Mutex<Vec<Arc<ThreadShared>>>,
     infos: Mutex<ThreadTable>,
@@ -80,34 +82,32 @@ pub(crate) struct Engine {
     next_thread: StdAtomicU64,
 }
 
-static ENGINE: LazyLock<Engine> = LazyLock::new(|| Engine {
-    consumers: Mutex::new(Consumers::default()),
-    threads: Mutex::new(Vec::new()),
-    infos: Mutex::new(ThreadTable::default()),
-    pool: ChunkPool::new(CHUNK_SIZE, POOL_MAX_FREE),
-    next_seq: StdAtomicU64::new(1),
-    next_thread: StdAtomicU64::new(1),
-});
-
-pub(crate) fn engine() -> &'static Engine {
-    &ENGINE
-}
-
 impl Engine {
+    /// An engine with no consumer, whose chunks have `chunk_size` bytes, publishing its state in
+    /// `state`.
+    pub(crate) fn new(chunk_size: usize, state: &'static AtomicState) -> Engine {
+        Engine {
+            state,
+            consumers: Mutex::new(Consumers::default()),
+            threads: Mutex::new(Vec::new()),
+            infos: Mutex::new(ThreadTable::default()),
+            pool: ChunkPool::new(chunk_size, POOL_MAX_FREE),
+            next_seq: StdAtomicU64::new(1),
+            next_thread: StdAtomicU64::new(1),
+        }
+    }
+
     /// Changes the consumers. `f` gets them and the state value the change will publish (the
-    /// generation its chunks will carry) and decides; the state is published after it.
-    pub(crate) fn update_consumers<R>(&self, f: impl FnOnce(&mut Consumers, u64) -> R) -> R {
+    /// state its chunks will carry) and decides; the state is published after it.
+    fn update_consumers<R>(&self, f: impl FnOnce(&mut Consumers, State) -> R) -> R {
         let mut consumers = lock(&self.consumers);
         let generation = consumers.generation + 1;
-        let watch = |c: &Consumers| if c.poll_watchers > 0 { WATCH_POLLS } else { 0 };
-        let next_state = (generation << GENERATION_SHIFT) | ENABLED | watch(&consumers);
+        let next_state = State::new(generation, true, consumers.poll_watchers > 0);
         let result = f(&mut consumers, next_state);
         consumers.generation = generation;
         let enabled = consumers.window.is_some() || consumers.trace.is_some();
-        let state = (generation << GENERATION_SHIFT)
-            | if enabled { ENABLED } else { 0 }
-            | watch(&consumers);
-        STATE.store(state, StdOrdering::SeqCst);
+        self.state
+            .store(State::new(generation, enabled, consumers.poll_watchers > 0));
         result
     }
 
@@ -123,23 +123,150 @@ impl Engine {
         });
     }
 
-    /// Reads the consumers under their lock.
-    pub(crate) fn with_consumers<R>(&self, f: impl FnOnce(&mut Consumers) -> R) -> R {
-        f(&mut lock(&self.consumers))
+    /// Starts a window for `owner`. Fails if `owner` or another flight recorder has the window.
+    pub(crate) fn start_window(
+        &self,
+        owner: WindowOwner<'_>,
+        bounds: WindowBounds,
+    ) -> Result<(), Error> {
+        self.update_consumers(|consumers, state| match &consumers.window {
+            Some(window) if window.owner == owner.id => Err(Error::AlreadyStarted),
+            Some(_) => Err(Error::AnotherRecorderRunning("flight recorder")),
+            None => {
+                consumers.window = Some(Window::new(
+                    bounds.max_bytes,
+                    bounds.min_age_units,
+                    state,
+                    owner.id,
+                ));
+                owner.running.store(true, StdOrdering::SeqCst);
+                Ok(())
+            }
+        })
+    }
+
+    /// Gives `previous`'s window to `owner`, with new bounds: its chunks move over (then bounded
+    /// by `bounds`), so no history is lost. Fails if `owner` has the window already or `previous`
+    /// does not have it.
+    pub(crate) fn replace_window(
+        &self,
+        previous: WindowOwner<'_>,
+        owner: WindowOwner<'_>,
+        bounds: WindowBounds,
+        now_units: u64,
+    ) -> Result<(), Error> {
+        let mut evicted = Vec::new();
+        let result = self.update_consumers(|consumers, _| {
+            if consumers
+                .window
+                .as_ref()
+                .is_some_and(|w| w.owner == owner.id)
+            {
+                return Err(Error::AlreadyStarted);
+            }
+            let Some(mut old) = consumers.window.take_if(|w| w.owner == previous.id) else {
+                return Err(Error::NotStarted);
+            };
+            let mut window = Window::new(
+                bounds.max_bytes,
+                bounds.min_age_units,
+                old.start_state,
+                owner.id,
+            );
+            for chunk in old.drain() {
+                window.push(chunk, now_units, &mut evicted);
+            }
+            consumers.window = Some(window);
+            previous.running.store(false, StdOrdering::SeqCst);
+            owner.running.store(true, StdOrdering::SeqCst);
+            Ok(())
+        });
+        self.recycle(evicted);
+        result
+    }
+
+    /// Stops the window of flight recorder `owner` and frees it; nothing if `owner` has none.
+    pub(crate) fn stop_window(&self, owner: u64) {
+        let drained = self.update_consumers(|consumers, _| {
+            match consumers.window.take_if(|w| w.owner == owner) {
+                Some(mut window) => window.drain(),
+                None => Vec::new(),
+            }
+        });
+        self.recycle(drained);
+    }
+
+    /// A snapshot's cut of the window of flight recorder `owner`: every thread's open chunk and
+    /// the window's chunks (after dropping those older than `min_age` at `now_units`); `None` if
+    /// `owner` has no window. Open chunks taken before the window started are not in the cut.
+    pub(crate) fn take_window_cut(&self, owner: u64, now_units: u64) -> Option<Vec<ChunkView>> {
+        let mut expired = Vec::new();
+        let mut start_state = None;
+        let mut views = self.cut(|| match lock(&self.consumers).window.as_mut() {
+            Some(window) if window.owner == owner => {
+                window.expire(now_units, &mut expired);
+                start_state = Some(window.start_state);
+                window.chunks()
+            }
+            _ => Vec::new(),
+        });
+        self.recycle(expired);
+        let start_state = start_state?;
+        // Open chunks taken before the recorder started hold only older events.
+        views.retain(|v| v.chunk.state.generation() >= start_state.generation());
+        Some(views)
+    }
+
+    /// The state the window started in and the states of the chunks it holds (for the loom
+    /// model, which checks that no chunk from before the start is kept).
+    #[cfg(all(test, flight_recorder_loom))]
+    pub(crate) fn window_states(&self) -> Option<(State, Vec<State>)> {
+        let consumers = lock(&self.consumers);
+        let window = consumers.window.as_ref()?;
+        let states = window.chunks().iter().map(|c| c.state).collect();
+        Some((window.start_state, states))
+    }
+
+    /// Starts sending sealed chunks to a full trace's writer through `sender`, counting what the
+    /// queue cannot take in `lost`; returns the state the trace starts in. Fails if a full trace
+    /// is running.
+    pub(crate) fn start_trace(
+        &self,
+        sender: SyncSender<TraceMessage>,
+        lost: std::sync::Arc<Lost>,
+    ) -> Result<State, Error> {
+        self.update_consumers(|consumers, state| {
+            if consumers.trace.is_some() {
+                return Err(Error::AnotherRecorderRunning("full trace"));
+            }
+            consumers.trace = Some(TraceSink::new(sender, state, lost));
+            Ok(state)
+        })
+    }
+
+    /// Stops sending sealed chunks to the full trace.
+    pub(crate) fn stop_trace(&self) {
+        self.update_consumers(|consumers, _| consumers.trace = None);
+    }
+
+    /// The open chunks of every live thread (a full trace's last cut), those of `start_state`'s
+    /// generation or later.
+    pub(crate) fn cut_open_chunks(&self, start_state: State) -> Vec<ChunkView> {
+        let mut views = self.cut(Vec::new);
+        views.retain(|v| v.chunk.state.generation() >= start_state.generation());
+        views
     }
 
     /// A fresh chunk for `thread`, or `None` when memory is exhausted.
     pub(crate) fn new_chunk(
         &self,
         thread: u64,
-        generation: u64,
+        state: State,
         base_units: u64,
     ) -> Option<Arc<Chunk>> {
         let buffer = self.pool.take()?;
         let seq = self.next_seq.fetch_add(1, StdOrdering::Relaxed);
-        Some(Arc::new(Chunk::new(
-            buffer, seq, thread, generation, base_units,
-        )))
+        Some(Arc::new(Chunk::new(buffer, seq, thread, state, base_units)))
     }
 
     /// Hands a full or retired chunk to the active consumers, then recycles what nobody keeps.
@@ -147,7 +274,7 @@ impl Engine {
     pub(crate) fn seal(&self, chunk: Arc<Chunk>, now_units: u64) {
         let mut evicted = Vec::new();
         let len = chunk.committed();
-        if len > 0 && STATE.load(StdOrdering::Relaxed) & ENABLED != 0 {
+        if len > 0 && self.state.load().enabled() {
             // A mostly empty chunk is kept as an exact-size copy so that the window's size bound
             // is a bound on memory.
             let compact = if len < chunk.capacity() / 2 {
@@ -176,7 +303,7 @@ impl Engine {
     }
 
     /// Takes a cut across every live thread's open chunk and the chunks `sealed` returns.
-    pub(crate) fn cut(&self, sealed: impl FnOnce() -> Vec<Arc<Chunk>>) -> Vec<ChunkView> {
+    fn cut(&self, sealed: impl FnOnce() -> Vec<Arc<Chunk>>) -> Vec<ChunkView> {
         let threads = lock(&self.threads).clone();
         cut(threads.iter().map(|t| &t.open), sealed)
     }
@@ -186,7 +313,7 @@ impl Engine {
         let id = self.next_thread.fetch_add(1, StdOrdering::Relaxed);
         let info = ThreadInfo {
             id,
-            os_tid: crate::file::process::os_thread_id(),
+            os_tid: os_thread_id(),
             name: std::thread::current()
                 .name()
                 .unwrap_or_default()
@@ -217,7 +344,7 @@ impl Engine {
         }
     }
 
-    /// The descriptions of these threads, those still known.
+    /// The description of a thread, if still known.
     pub(crate) fn thread_info(&self, id: u64) -> Option<ThreadInfo> {
         let infos = lock(&self.infos);
         infos
@@ -228,16 +355,16 @@ impl Engine {
     }
 
     /// The polls running now, on every live thread that marks its polls (the poll marks live in
-    /// each thread's open chunk; a chunk of an older generation does not count, since a poll that
+    /// each thread's open chunk; a chunk of an older state does not count, since a poll that
     /// began before a recorder change may end unrecorded).
     pub(crate) fn polls_in_progress(&self) -> Vec<PollInProgress> {
-        let state = STATE.load(StdOrdering::Relaxed);
+        let state = self.state.load();
         let threads = lock(&self.threads).clone();
         threads
             .iter()
             .filter_map(|t| {
                 let view = t.open.view()?;
-                if view.chunk.generation != state {
+                if view.chunk.state != state {
                     return None;
                 }
                 let (task, started_units) = view.chunk.poll_mark()?;
@@ -265,6 +392,43 @@ impl Engine {
     }
 }
 
+/// An engine is the sink of its threads' writers (the loom model's writers use it directly; the
+/// process's go through `crate::engine::global`).
+impl Sink for Engine {
+    fn state(&self) -> State {
+        self.state.load()
+    }
+
+    fn register_thread(&self) -> Option<Arc<ThreadShared>> {
+        Some(Engine::register_thread(self))
+    }
+
+    fn unregister_thread(&self, id: u64) {
+        Engine::unregister_thread(self, id);
+    }
+
+    fn new_chunk(&self, thread: u64, state: State, base_units: u64) -> Option<Arc<Chunk>> {
+        Engine::new_chunk(self, thread, state, base_units)
+    }
+
+    fn seal(&self, chunk: Arc<Chunk>, now_units: u64) {
+        Engine::seal(self, chunk, now_units);
+    }
+}
+
+/// The calling thread's operating-system id.
+fn os_thread_id() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions.
+        unsafe { libc::gettid() as u64 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// Memory and thread figures of the recorder, for monitoring it and for tests of its bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecorderStats {
@@ -277,15 +441,4 @@ pub struct RecorderStats {
     pub live_threads: usize,
     /// Free buffers kept for reuse.
     pub free_buffers: usize,
-}
-
-/// The recorder's current memory and thread figures.
-pub fn stats() -> RecorderStats {
-    engine().stats()
-}
-
-/// The size of one thread's event buffer (a chunk), bytes: the unit of the memory bound, which is
-/// about `max_bytes` plus one chunk per recording thread.
-pub const fn chunk_size() -> usize {
-    CHUNK_SIZE
 }

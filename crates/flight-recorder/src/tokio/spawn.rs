@@ -13,9 +13,9 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use super::hooks::ROLE_BLOCKING;
 use super::task_id::{current_task, task_id};
+use crate::engine::global;
 use crate::raw::{self, EventKind};
 use crate::record::intern::intern_location;
-use crate::record::local;
 use crate::record::sync::lock;
 
 /// Whether the wrapper records spawns, polls and terminations itself: only when the runtime
@@ -77,9 +77,9 @@ where
     let location = Location::caller();
     let parent = current_task();
     let handle = tokio::task::spawn_blocking(move || {
-        let (runtime, _, name) = local::runtime();
+        let (runtime, _, name) = global::runtime();
         if runtime != 0 {
-            local::set_runtime(runtime, ROLE_BLOCKING, name);
+            global::set_runtime(runtime, ROLE_BLOCKING, name);
         }
         let task = current_task();
         raw::poll_start(task);
