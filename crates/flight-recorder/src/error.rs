@@ -4,7 +4,10 @@ use std::fmt;
 use std::io;
 
 /// An error from starting, stopping or snapshotting a recorder.
+///
+/// New kinds of errors may come: a `match` on it needs a `_` arm.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// `start` was called on a recorder that is running.
     AlreadyStarted,

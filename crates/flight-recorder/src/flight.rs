@@ -17,6 +17,21 @@ use crate::record::chunk::ChunkView;
 use crate::record::clock;
 
 /// The settings of a [`FlightRecorder`], after Go's `FlightRecorderConfig`.
+///
+/// New settings may come in later versions, each with a default that keeps today's behaviour:
+/// write the settings you want and end with `..Default::default()`, so that your code still
+/// builds then.
+///
+/// ```
+/// use flight_recorder::FlightRecorderConfig;
+/// use std::time::Duration;
+///
+/// let config = FlightRecorderConfig {
+///     min_age: Duration::from_secs(30),
+///     ..Default::default()
+/// };
+/// assert_eq!(config.max_bytes, 10 << 20);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlightRecorderConfig {
     /// Keep at least this much history (default 10 s). Older data is dropped soon after it ages
@@ -36,8 +51,8 @@ impl Default for FlightRecorderConfig {
     }
 }
 
-/// What a snapshot file says about why it was written, for
-/// [`FlightRecorder::write_snapshot_with`] and [`FlightRecorder::write_to_dir_with`].
+/// What a snapshot file says about why it was written, for [`FlightRecorder::write_to_with`]
+/// and [`files::write_snapshot`](crate::files::write_snapshot).
 ///
 /// ```
 /// use flight_recorder::SnapshotMeta;
@@ -107,6 +122,7 @@ static SNAPSHOT: SnapshotSlot = SnapshotSlot::new();
 /// let fr = FlightRecorder::new(FlightRecorderConfig {
 ///     min_age: Duration::from_secs(10),
 ///     max_bytes: 64 << 20,
+///     ..Default::default()
 /// });
 /// fr.start()?;
 /// flight_recorder::log("demo", "something happened");
@@ -177,7 +193,7 @@ impl FlightRecorder {
     }
 
     /// Whether the recorder is running.
-    pub fn enabled(&self) -> bool {
+    pub fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }
 
@@ -185,27 +201,16 @@ impl FlightRecorder {
     /// complete trace file (reason `manual`); recording goes on while it is written. Only one
     /// snapshot is written at a time: a call while another runs fails at once with
     /// [`Error::SnapshotInProgress`].
+    ///
+    /// To write a snapshot file into a directory, see [`files::write_snapshot`](crate::files::write_snapshot).
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
-        self.write_snapshot(out, "manual", "")
+        self.snapshot(out, "manual", "", &FileExtra::default())
     }
 
-    /// Like [`FlightRecorder::write_to`], with the reason and tag recorded in the file's header.
-    pub fn write_snapshot<W: Write>(
-        &self,
-        out: &mut W,
-        reason: &str,
-        tag: &str,
-    ) -> Result<u64, Error> {
-        self.snapshot(out, reason, tag, &FileExtra::default())
-    }
-
-    /// Like [`FlightRecorder::write_snapshot`], with all of `meta` in the file's header (the
-    /// tag is not checked: it is only a header field here).
-    pub fn write_snapshot_with<W: Write>(
-        &self,
-        out: &mut W,
-        meta: &SnapshotMeta,
-    ) -> Result<u64, Error> {
+    /// Like [`FlightRecorder::write_to`], with all of `meta` in the file's header: the reason,
+    /// the tag (not checked: it is only a header field here), the program's version and the
+    /// details.
+    pub fn write_to_with<W: Write>(&self, out: &mut W, meta: &SnapshotMeta) -> Result<u64, Error> {
         self.snapshot(out, &meta.reason, &meta.tag, &meta.extra())
     }
 
@@ -216,7 +221,7 @@ impl FlightRecorder {
         tag: &str,
         extra: &FileExtra<'_>,
     ) -> Result<u64, Error> {
-        if !self.enabled() {
+        if !self.is_running() {
             return Err(Error::NotStarted);
         }
         let _busy = SNAPSHOT.try_acquire().ok_or(Error::SnapshotInProgress)?;
@@ -236,41 +241,6 @@ impl FlightRecorder {
         let result = write_views(out, &meta, extra, &views, |id| engine.thread_info(id));
         engine.recycle(views.into_iter().map(|v| v.chunk));
         result
-    }
-
-    /// Writes a snapshot into `dir` (created owner-only if missing) as
-    /// `executiontrace.<UTC time>[.<tag>].out`, through a temporary file renamed once complete,
-    /// and returns its path. `tag` is empty or `[A-Za-z0-9_]{1,64}`.
-    pub fn write_to_dir(
-        &self,
-        dir: impl AsRef<Path>,
-        reason: &str,
-        tag: &str,
-    ) -> Result<PathBuf, Error> {
-        files::validate_tag(tag)?;
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        files::write_trace_file(dir.as_ref(), now_ns, tag, |file| {
-            self.write_snapshot(file, reason, tag)
-        })
-    }
-
-    /// Like [`FlightRecorder::write_to_dir`], with all of `meta` in the file's header.
-    pub fn write_to_dir_with(
-        &self,
-        dir: impl AsRef<Path>,
-        meta: &SnapshotMeta,
-    ) -> Result<PathBuf, Error> {
-        files::validate_tag(&meta.tag)?;
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        files::write_trace_file(dir.as_ref(), now_ns, &meta.tag, |file| {
-            self.write_snapshot_with(file, meta)
-        })
     }
 }
 
@@ -293,4 +263,34 @@ fn write_views<W: Write>(
     writer.write_chunks(views, thread_info)?;
     let (_, bytes) = writer.finish()?;
     Ok(bytes)
+}
+
+/// Writes a snapshot of `recorder`'s window into `dir` (created owner-only if missing) as
+/// `executiontrace.<UTC time>[.<tag>].out`, through a temporary file renamed once complete, and
+/// returns its path. The file is readable by the owner only; `meta.tag` must be empty or
+/// `[A-Za-z0-9_]{1,64}` (it goes into the file name).
+///
+/// ```
+/// use flight_recorder::{files, FlightRecorder, FlightRecorderConfig, SnapshotMeta};
+///
+/// let fr = FlightRecorder::new(FlightRecorderConfig::default());
+/// fr.start()?;
+/// let dir = tempfile::tempdir()?;
+/// let path = files::write_snapshot(&fr, dir.path(), &SnapshotMeta::new("slow", "slow_request"))?;
+/// assert!(path.starts_with(dir.path()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_snapshot(
+    recorder: &FlightRecorder,
+    dir: impl AsRef<Path>,
+    meta: &SnapshotMeta,
+) -> Result<PathBuf, Error> {
+    files::validate_tag(&meta.tag)?;
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    files::write_trace_file(dir.as_ref(), now_ns, &meta.tag, |file| {
+        recorder.write_to_with(file, meta)
+    })
 }

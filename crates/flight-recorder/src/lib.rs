@@ -32,12 +32,26 @@
 //!     flight_recorder::log("http", "GET /");
 //! }
 //! let dir = tempfile::tempdir()?;
-//! let path = fr.write_to_dir(dir.path(), "slow_request", "slow")?;
+//! let meta = flight_recorder::SnapshotMeta::new("slow_request", "slow");
+//! let path = flight_recorder::files::write_snapshot(&fr, dir.path(), &meta)?;
 //! println!("snapshot written to {}", path.display());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! With nothing recording, every instrumentation point costs one relaxed load and a branch.
+//!
+//! # Features
+//!
+//! `tokio`, `tracing` and `signal` are on by default; `http` and `tokio-schedule-latency` are off.
+//! A library that only adds annotations ([`region`], [`log`], [`UserTask`], [`raw`], …) and leaves
+//! the choice of a recorder to the application can depend on the core alone, with
+//! `default-features = false`: it then builds without tokio, tracing or signal handling (checked
+//! with `cargo check -p flight-recorder --no-default-features`, which builds with no warning).
+//!
+//! ```toml
+//! [dependencies]
+//! flight-recorder = { version = "0.1", default-features = false }
+//! ```
 
 #![cfg_attr(flight_recorder_loom, allow(dead_code, unused_imports))]
 
@@ -76,8 +90,15 @@ pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, U
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
 pub use error::Error;
+
+/// Snapshot files: their names, and writing a flight recorder's snapshot into a directory so that
+/// a crash never leaves a partial file under a final name, readable by the owner only (traces can
+/// hold request data).
 #[cfg(not(flight_recorder_loom))]
-pub use file::files;
+pub mod files {
+    pub use crate::file::files::*;
+    pub use crate::flight::write_snapshot;
+}
 #[cfg(not(flight_recorder_loom))]
 pub use flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 #[cfg(not(flight_recorder_loom))]

@@ -16,7 +16,7 @@ pub use crate::record::intern::{intern_location, intern_str};
 
 /// Whether any recorder is running (events are being recorded).
 #[inline(always)]
-pub fn is_enabled() -> bool {
+pub fn is_running() -> bool {
     STATE.load().enabled()
 }
 

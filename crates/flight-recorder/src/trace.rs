@@ -23,6 +23,7 @@ const QUEUE_CHUNKS: usize = 64;
 
 /// What a full trace wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TraceStats {
     /// Bytes written.
     pub bytes: u64,

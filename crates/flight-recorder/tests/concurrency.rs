@@ -146,7 +146,7 @@ fn a_failing_writer_reports_an_error_and_recording_goes_on() {
         Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::StorageFull),
         other => panic!("expected an I/O error, got {other:?}"),
     }
-    assert!(fr.enabled());
+    assert!(fr.is_running());
     raw::record(EventKind::PollStart, &[7_777_777]);
     let mut bytes = Vec::new();
     fr.write_to(&mut bytes).unwrap();
@@ -165,7 +165,7 @@ fn a_failing_writer_reports_an_error_and_recording_goes_on() {
         FullTrace::start(FailingWriter { left: 3 }),
         Err(Error::Io(_))
     ));
-    assert!(!raw::is_enabled());
+    assert!(!raw::is_running());
 }
 
 /// A `Write` into shared memory, so the test can read what a full trace wrote.
@@ -347,7 +347,7 @@ fn start_and_stop_race_with_recording_threads() {
     for r in recorders {
         r.join().unwrap();
     }
-    assert!(!raw::is_enabled());
+    assert!(!raw::is_running());
     // Everything still works afterwards.
     let fr = FlightRecorder::new(FlightRecorderConfig::default());
     fr.start().unwrap();

@@ -30,6 +30,7 @@ pub struct DumpFile {
 
 /// What a garbage collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcReport {
     /// The files kept.
     pub kept: usize,

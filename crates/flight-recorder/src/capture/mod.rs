@@ -114,6 +114,7 @@ struct Control {
 
 /// What automatic capture has done, for monitoring and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CaptureStatus {
     /// Whether capture is running.
     pub running: bool,
@@ -270,7 +271,7 @@ pub fn write_snapshot<W: std::io::Write>(
     let mut meta = meta.clone();
     meta.program_version = capture.settings().program_version;
     let recorder = Arc::clone(&lock(&capture.recorder));
-    recorder.write_snapshot_with(out, &meta)
+    recorder.write_to_with(out, &meta)
 }
 
 /// What capture has done since it started.
@@ -507,7 +508,7 @@ impl Capture {
                 .push((format!("suppressed.{kind}"), n.to_string()));
         }
         let recorder = Arc::clone(&lock(&self.recorder));
-        let result = recorder.write_to_dir_with(&settings.dump_dir, &meta);
+        let result = crate::files::write_snapshot(&recorder, &settings.dump_dir, &meta);
         match &result {
             Ok(path) => {
                 self.files_written.fetch_add(1, Ordering::Relaxed);

@@ -431,6 +431,7 @@ fn os_thread_id() -> u64 {
 
 /// Memory and thread figures of the recorder, for monitoring it and for tests of its bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecorderStats {
     /// Bytes allocated for event buffers: the window, one open chunk per recording thread, free
     /// buffers and snapshots in progress.

@@ -133,7 +133,7 @@ fn take_snapshot(recorder: Option<&FlightRecorder>, limit: usize) -> Result<Vec<
     let meta = SnapshotMeta::new("http", "http").detail("trigger", "http");
     let mut out = LimitedBuffer::new(limit);
     let result = match recorder {
-        Some(recorder) => recorder.write_snapshot_with(&mut out, &meta),
+        Some(recorder) => recorder.write_to_with(&mut out, &meta),
         None => crate::capture::write_snapshot(&mut out, &meta, CAPTURE_WAIT),
     };
     match result {

@@ -96,12 +96,14 @@ impl Local {
     }
 
     /// Sets the runtime tag (runtime, role, name id) and returns the previous one.
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn replace_runtime(&self, tag: (u64, u64, u64)) -> (u64, u64, u64) {
         self.runtime.replace(tag)
     }
 
     /// The runtime tag: (runtime, role, name id).
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn runtime(&self) -> (u64, u64, u64) {
         self.runtime.get()

@@ -197,7 +197,7 @@ impl Instrumentation {
 
             let user = self.task_spawn;
             builder.on_task_spawn(move |meta| {
-                if raw::is_enabled() {
+                if raw::is_running() {
                     let location = intern_location(meta.spawned_at());
                     raw::record(
                         EventKind::TaskSpawn,

@@ -76,7 +76,7 @@ fn sample(metrics: &RuntimeMetrics, names: &CounterNames, period: Duration, stop
         let elapsed = now.duration_since(last_time).as_nanos().max(1);
         let busy_permille = busy.saturating_sub(last_busy).as_nanos() * 1000 / elapsed;
         (last_busy, last_time) = (busy, now);
-        if !raw::is_enabled() {
+        if !raw::is_running() {
             continue;
         }
         let counter = |name: u64, value: u64| raw::record(EventKind::Counter, &[name, value]);

@@ -90,7 +90,7 @@ where
         }
         result
     });
-    if raw::is_enabled() {
+    if raw::is_running() {
         raw::record(
             EventKind::TaskSpawn,
             &[task_id(handle.id()), intern_location(location), parent],
@@ -101,7 +101,7 @@ where
 
 fn record_spawn(state: &WakeState, task: u64, location: &'static Location<'static>, parent: u64) {
     state.task.store(task, Ordering::Relaxed);
-    if WRAPPER_RECORDS_POLLS && raw::is_enabled() {
+    if WRAPPER_RECORDS_POLLS && raw::is_running() {
         raw::record(
             EventKind::TaskSpawn,
             &[task, intern_location(location), parent],
@@ -166,7 +166,7 @@ impl<F: Future> Future for Instrumented<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if !raw::is_enabled() && this.waker.is_none() {
+        if !raw::is_running() && this.waker.is_none() {
             return this.inner.poll(cx);
         }
         let mut task = this.state.task.load(Ordering::Relaxed);
