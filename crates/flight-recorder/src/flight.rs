@@ -10,7 +10,7 @@ use flight_recorder_format::ThreadInfo;
 use crate::engine::engine;
 use crate::engine::shared::{WindowBounds, WindowOwner};
 use crate::engine::snapshot_guard::SnapshotSlot;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::file::files;
 use crate::file::writer::{FileExtra, FileMeta, TraceFileWriter};
 use crate::record::chunk::ChunkView;
@@ -200,7 +200,7 @@ impl FlightRecorder {
     /// Writes a snapshot of the window to `out` and returns the bytes written. The snapshot is a
     /// complete trace file (reason `manual`); recording goes on while it is written. Only one
     /// snapshot is written at a time: a call while another runs fails at once with
-    /// [`Error::SnapshotInProgress`].
+    /// [`ErrorKind::SnapshotInProgress`](crate::ErrorKind::SnapshotInProgress).
     ///
     /// To write a snapshot file into a directory, see [`files::write_snapshot`](crate::files::write_snapshot).
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
@@ -222,14 +222,16 @@ impl FlightRecorder {
         extra: &FileExtra<'_>,
     ) -> Result<u64, Error> {
         if !self.is_running() {
-            return Err(Error::NotStarted);
+            return Err(Error::new(ErrorKind::NotStarted));
         }
-        let _busy = SNAPSHOT.try_acquire().ok_or(Error::SnapshotInProgress)?;
+        let _busy = SNAPSHOT
+            .try_acquire()
+            .ok_or(Error::new(ErrorKind::SnapshotInProgress))?;
         let engine = engine();
         let now = clock::calibration().now_units();
         let mut views = engine
             .take_window_cut(self.id, now)
-            .ok_or(Error::NotStarted)?;
+            .ok_or(Error::new(ErrorKind::NotStarted))?;
         views.sort_by_key(|v| v.chunk.base_units);
         let meta = FileMeta {
             mode: "flight-recorder",

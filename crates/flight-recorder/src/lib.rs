@@ -89,7 +89,7 @@ pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, U
 #[cfg(not(flight_recorder_loom))]
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 
 /// Snapshot files: their names, and writing a flight recorder's snapshot into a directory so that
 /// a crash never leaves a partial file under a final name, readable by the owner only (traces can

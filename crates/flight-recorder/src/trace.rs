@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::engine::engine;
 use crate::engine::sink::{Lost, TraceMessage};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::file::writer::{FileMeta, TraceFileWriter};
 use crate::record::chunk::ChunkView;
 use crate::record::clock;
@@ -85,7 +85,7 @@ impl FullTrace {
             }),
             Err(e) => {
                 engine().stop_trace();
-                Err(Error::Io(e))
+                Err(Error::from(e))
             }
         }
     }
@@ -98,7 +98,7 @@ impl FullTrace {
 
     fn finish(&mut self) -> Result<TraceStats, Error> {
         let (Some(sender), Some(thread)) = (self.sender.take(), self.thread.take()) else {
-            return Err(Error::NotStarted);
+            return Err(Error::new(ErrorKind::NotStarted));
         };
         // The open chunks first, then detach: a chunk sealed in between reaches the writer both
         // ways, and the writer keeps the sealed one (see `cut`).
@@ -107,8 +107,8 @@ impl FullTrace {
         let _ = sender.send(TraceMessage::Finish(views));
         drop(sender);
         match thread.join() {
-            Ok(result) => result.map_err(Error::Io),
-            Err(_) => Err(Error::Io(io::Error::other(
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::from(io::Error::other(
                 "the trace writer thread panicked",
             ))),
         }

@@ -63,7 +63,7 @@ pub use env::{config_from_env, config_from_vars, init_from_env, EnvConfig, ENV_V
 pub use settings::{CaptureSettings, DUMP_DIR_NAME};
 pub use trigger::{DumpOutcome, TriggerKind};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 use crate::record::sync::lock;
 #[cfg(feature = "http")]
@@ -145,7 +145,7 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     let settings = absolute_dir(settings);
     let mut active = lock(&ACTIVE);
     if active.is_some() {
-        return Err(Error::AlreadyStarted);
+        return Err(Error::new(ErrorKind::AlreadyStarted));
     }
     let recorder = FlightRecorder::new(recorder_config(&settings));
     recorder.start()?;
@@ -226,7 +226,7 @@ pub fn settings() -> Option<CaptureSettings> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn update_settings(change: impl FnOnce(&mut CaptureSettings)) -> Result<(), Error> {
-    let capture = active().ok_or(Error::NotStarted)?;
+    let capture = active().ok_or(Error::new(ErrorKind::NotStarted))?;
     capture.update(change)
 }
 
@@ -239,7 +239,7 @@ pub fn update_settings(change: impl FnOnce(&mut CaptureSettings)) -> Result<(), 
 pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
     let tag = if tag.is_empty() { "app" } else { tag };
     crate::file::files::validate_tag(tag)?;
-    let capture = active().ok_or(Error::NotStarted)?;
+    let capture = active().ok_or(Error::new(ErrorKind::NotStarted))?;
     capture.trigger(
         Trigger {
             kind: TriggerKind::Application,
@@ -257,16 +257,16 @@ pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
 /// endpoint; handy for tools.
 ///
 /// It waits at most `wait` for a dump being written (or a settings change resizing the window),
-/// then fails with [`Error::SnapshotInProgress`], as it does when another snapshot is being
-/// written; it fails with [`Error::NotStarted`] when capture is not running.
+/// then fails with [`ErrorKind::SnapshotInProgress`](crate::ErrorKind::SnapshotInProgress), as it does when another snapshot is being
+/// written; it fails with [`ErrorKind::NotStarted`](crate::ErrorKind::NotStarted) when capture is not running.
 pub fn write_snapshot<W: std::io::Write>(
     out: &mut W,
     meta: &SnapshotMeta,
     wait: Duration,
 ) -> Result<u64, Error> {
-    let capture = active().ok_or(Error::NotStarted)?;
+    let capture = active().ok_or(Error::new(ErrorKind::NotStarted))?;
     let Some(_writing) = capture.writer.acquire(Some(wait)) else {
-        return Err(Error::SnapshotInProgress);
+        return Err(Error::new(ErrorKind::SnapshotInProgress));
     };
     let mut meta = meta.clone();
     meta.program_version = capture.settings().program_version;
@@ -471,7 +471,7 @@ impl Capture {
             && !settings.slow_poll_delay.is_zero()
             && !self.sleep(settings.slow_poll_delay)
         {
-            return Err(Error::NotStarted);
+            return Err(Error::new(ErrorKind::NotStarted));
         }
         let mut meta =
             SnapshotMeta::new(trigger.reason, trigger.tag).detail("trigger", trigger.kind);
@@ -495,7 +495,7 @@ impl Capture {
     fn write(&self, mut meta: SnapshotMeta, wait: Option<Duration>) -> Result<PathBuf, Error> {
         let _in_dump = InDump::enter();
         let Some(_writing) = self.writer.acquire(wait) else {
-            let error = Error::SnapshotInProgress;
+            let error = Error::new(ErrorKind::SnapshotInProgress);
             report_error(&format!("writing a trace ({})", meta.reason), &error);
             return Err(error);
         };

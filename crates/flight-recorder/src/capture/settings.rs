@@ -102,7 +102,7 @@ pub(crate) const MAX_SLOW_POLL_DELAY: Duration = Duration::from_secs(60);
 impl CaptureSettings {
     /// Checks the settings; the error says which one is wrong.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |what: String| Err(Error::InvalidSettings(what));
+        let bad = |what: String| Err(Error::invalid_settings(what));
         if self.duration.is_zero() {
             return bad("duration must be more than zero".into());
         }
@@ -232,6 +232,7 @@ pub(crate) fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn defaults_follow_the_design() {
@@ -250,7 +251,7 @@ mod tests {
             duration: Duration::ZERO,
             ..CaptureSettings::default()
         };
-        assert!(matches!(zero.validate(), Err(Error::InvalidSettings(_))));
+        assert!(matches!(zero.validate(), Err(e) if e.kind() == ErrorKind::InvalidSettings));
         let long_delay = CaptureSettings {
             slow_poll_delay: Duration::from_secs(61),
             ..CaptureSettings::default()

@@ -14,7 +14,7 @@ use flight_recorder_format::ThreadInfo;
 use crate::engine::cut::cut;
 use crate::engine::sink::{Lost, TraceMessage, TraceSink};
 use crate::engine::window::Window;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::record::chunk::{self, Chunk, ChunkPool, ChunkView, OpenChunk};
 use crate::record::local::{Sink, ThreadShared};
 use crate::record::state::{AtomicState, State};
@@ -130,8 +130,8 @@ impl Engine {
         bounds: WindowBounds,
     ) -> Result<(), Error> {
         self.update_consumers(|consumers, state| match &consumers.window {
-            Some(window) if window.owner == owner.id => Err(Error::AlreadyStarted),
-            Some(_) => Err(Error::AnotherRecorderRunning("flight recorder")),
+            Some(window) if window.owner == owner.id => Err(Error::new(ErrorKind::AlreadyStarted)),
+            Some(_) => Err(Error::another_running("flight recorder")),
             None => {
                 consumers.window = Some(Window::new(
                     bounds.max_bytes,
@@ -162,10 +162,10 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|w| w.owner == owner.id)
             {
-                return Err(Error::AlreadyStarted);
+                return Err(Error::new(ErrorKind::AlreadyStarted));
             }
             let Some(mut old) = consumers.window.take_if(|w| w.owner == previous.id) else {
-                return Err(Error::NotStarted);
+                return Err(Error::new(ErrorKind::NotStarted));
             };
             let mut window = Window::new(
                 bounds.max_bytes,
@@ -237,7 +237,7 @@ impl Engine {
     ) -> Result<State, Error> {
         self.update_consumers(|consumers, state| {
             if consumers.trace.is_some() {
-                return Err(Error::AnotherRecorderRunning("full trace"));
+                return Err(Error::another_running("full trace"));
             }
             consumers.trace = Some(TraceSink::new(sender, state, lost));
             Ok(state)

@@ -26,7 +26,7 @@ pub fn validate_tag(tag: &str) -> Result<(), Error> {
     if valid {
         Ok(())
     } else {
-        Err(Error::InvalidTag(tag.to_string()))
+        Err(Error::invalid_tag(tag.to_string()))
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::body::{self, ChannelWriter, LimitedBuffer};
 use super::error::ApiError;
 use super::AppState;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::file::files::{trace_file_name, FILE_SUFFIX};
 use crate::flight::{FlightRecorder, SnapshotMeta};
 use crate::trace::FullTrace;
@@ -203,7 +203,7 @@ pub(super) async fn trace(
         .map_err(|e| ApiError::internal(format!("cannot start the trace's thread: {e}")))?;
     match started_rx.await {
         Ok(Ok(())) => {}
-        Ok(Err(Error::AnotherRecorderRunning(_))) => {
+        Ok(Err(e)) if e.kind() == ErrorKind::AnotherRecorderRunning => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "a full trace is already running (another /trace request, or the program's own); \
