@@ -36,12 +36,14 @@ struct ExitHook;
 
 impl Drop for ExitHook {
     fn drop(&mut self) {
-        let _ = LOCAL.try_with(|local| local.exit(&Process));
+        let _ = LOCAL.try_with(|local| local.exit(Process));
     }
 }
 
-/// The process's engine as the writers see it. A unit type, so that the hot path, generic over
-/// its [`Sink`], compiles to direct calls and reaches the engine only when it changes chunks.
+/// The process's engine as the writers see it. A unit type, passed by value, so that the hot
+/// path, generic over its [`Sink`], compiles to the code it would be with the statics written in,
+/// and reaches the engine only when it changes chunks.
+#[derive(Clone, Copy)]
 struct Process;
 
 impl Sink for Process {
@@ -77,7 +79,7 @@ impl Sink for Process {
 #[inline(always)]
 pub(crate) fn record(state: State, kind: EventKind, args: &[u64], payload: &[u8]) {
     let ticks = clock::now();
-    local().record(&Process, state, ticks, kind, args, payload);
+    local().record(Process, state, ticks, kind, args, payload);
 }
 
 /// The calling thread's writer. Taking the address in a tiny closure lets the compiler inline
@@ -118,7 +120,7 @@ pub(crate) fn runtime() -> (u64, u64, u64) {
 pub(crate) fn record_poll_start(state: State, task: u64) {
     let local = local();
     local.record(
-        &Process,
+        Process,
         state,
         clock::now(),
         EventKind::PollStart,
@@ -136,7 +138,7 @@ pub(crate) fn record_poll_start(state: State, task: u64) {
 pub(crate) fn record_poll_start_scheduled(state: State, task: u64, waited_ns: u64) {
     let local = local();
     local.record(
-        &Process,
+        Process,
         state,
         clock::now(),
         EventKind::PollStartScheduled,
@@ -157,7 +159,7 @@ pub(crate) fn record_poll_end(state: State, task: u64, result: u64) {
         local.mark_poll(0);
     }
     local.record(
-        &Process,
+        Process,
         state,
         clock::now(),
         EventKind::PollEnd,

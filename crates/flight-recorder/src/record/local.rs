@@ -38,6 +38,31 @@ pub(crate) trait Sink {
     fn seal(&self, chunk: Arc<Chunk>, now_units: u64);
 }
 
+/// A reference to a sink is a sink: the writer takes its sink by value, so that the process's
+/// (a unit type) costs no argument at all, and the loom model passes `&Engine`.
+impl<T: Sink + ?Sized> Sink for &T {
+    #[inline(always)]
+    fn state(&self) -> State {
+        (**self).state()
+    }
+
+    fn register_thread(&self) -> Option<Arc<ThreadShared>> {
+        (**self).register_thread()
+    }
+
+    fn unregister_thread(&self, id: u64) {
+        (**self).unregister_thread(id);
+    }
+
+    fn new_chunk(&self, thread: u64, state: State, base_units: u64) -> Option<Arc<Chunk>> {
+        (**self).new_chunk(thread, state, base_units)
+    }
+
+    fn seal(&self, chunk: Arc<Chunk>, now_units: u64) {
+        (**self).seal(chunk, now_units);
+    }
+}
+
 /// The calling thread's writing position in its open chunk. The chunk itself is owned by the
 /// thread's slot (`ThreadShared::open`), which only this thread replaces; the raw pointers here
 /// stay valid until it does.
@@ -114,9 +139,9 @@ impl Local {
     /// Records one event, stamped `ticks`. `state` is the value of the state word the caller
     /// loaded and found enabled; `sink` is consulted only when the chunk must change.
     #[inline(always)]
-    pub(crate) fn record<S: Sink>(
+    pub(crate) fn record<S: Sink + Copy>(
         &self,
-        sink: &S,
+        sink: S,
         state: State,
         ticks: u64,
         kind: EventKind,
@@ -196,7 +221,7 @@ impl Local {
     /// event must be dropped (recording stopped, re-entered, or no memory).
     #[cold]
     #[inline(never)]
-    fn refill<S: Sink>(&self, sink: &S, ticks: u64) -> bool {
+    fn refill<S: Sink + Copy>(&self, sink: S, ticks: u64) -> bool {
         if self.busy.replace(true) {
             return false;
         }
@@ -205,7 +230,7 @@ impl Local {
         ok
     }
 
-    fn refill_inner<S: Sink>(&self, sink: &S, ticks: u64) -> bool {
+    fn refill_inner<S: Sink + Copy>(&self, sink: S, ticks: u64) -> bool {
         let first = self.shared.get().is_null();
         if first {
             let Some(shared) = sink.register_thread() else {
@@ -300,7 +325,7 @@ impl Local {
 
     /// The thread is exiting: record it, seal the open chunk (so the window keeps its events) and
     /// let go of the thread's registration.
-    pub(crate) fn exit<S: Sink>(&self, sink: &S) {
+    pub(crate) fn exit<S: Sink>(&self, sink: S) {
         let shared = self.shared.replace(std::ptr::null());
         if shared.is_null() {
             return;
