@@ -200,9 +200,10 @@ impl FlightRecorder {
     /// Writes a snapshot of the window to `out` and returns the bytes written. The snapshot is a
     /// complete trace file (reason `manual`); recording goes on while it is written. Only one
     /// snapshot is written at a time: a call while another runs fails at once with
-    /// [`ErrorKind::SnapshotInProgress`](crate::ErrorKind::SnapshotInProgress).
+    /// [`ErrorKind::SnapshotInProgress`].
     ///
-    /// To write a snapshot file into a directory, see [`files::write_snapshot`](crate::files::write_snapshot).
+    /// To write a snapshot file into a directory, see
+    /// [`files::write_snapshot`](crate::files::write_snapshot).
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
         self.snapshot(out, "manual", "", &FileExtra::default())
     }

@@ -43,8 +43,8 @@
 //! # Features
 //!
 //! `tokio`, `tracing` and `signal` are on by default; `http` and `tokio-schedule-latency` are off.
-//! A library that only adds annotations ([`region`], [`log`], [`UserTask`], [`raw`], …) and leaves
-//! the choice of a recorder to the application can depend on the core alone, with
+//! A library that only adds annotations ([`region`], [`log`], [`UserTask`], [`raw`], …) and
+//! leaves the choice of a recorder to the application can depend on the core alone, with
 //! `default-features = false`: it then builds without tokio, tracing or signal handling (checked
 //! with `cargo check -p flight-recorder --no-default-features`, which builds with no warning).
 //!

@@ -257,8 +257,8 @@ pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
 /// endpoint; handy for tools.
 ///
 /// It waits at most `wait` for a dump being written (or a settings change resizing the window),
-/// then fails with [`ErrorKind::SnapshotInProgress`](crate::ErrorKind::SnapshotInProgress), as it does when another snapshot is being
-/// written; it fails with [`ErrorKind::NotStarted`](crate::ErrorKind::NotStarted) when capture is not running.
+/// then fails with [`ErrorKind::SnapshotInProgress`], as it does when another snapshot is being
+/// written; it fails with [`ErrorKind::NotStarted`] when capture is not running.
 pub fn write_snapshot<W: std::io::Write>(
     out: &mut W,
     meta: &SnapshotMeta,

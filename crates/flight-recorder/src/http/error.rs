@@ -54,7 +54,7 @@ impl ApiError {
         self
     }
 
-    /// A recorder's error, with `not_started` as the message for [`ErrorKind::NotStarted`](crate::ErrorKind::NotStarted).
+    /// A recorder's error, with `not_started` as the message for [`ErrorKind::NotStarted`].
     pub fn from_recorder(error: Error, not_started: &str) -> ApiError {
         match error.kind() {
             ErrorKind::NotStarted => ApiError::unavailable(not_started),

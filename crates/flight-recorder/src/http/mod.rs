@@ -304,9 +304,10 @@ impl Drop for HttpServer {
 /// Serves [`router`]`(config)` on `addr` (usually [`DEFAULT_ADDR`], or `127.0.0.1:0` for a port
 /// chosen by the system), on a task of the current tokio runtime, which must have I/O enabled.
 ///
-/// Refuses (with [`ErrorKind::InvalidSettings`](crate::ErrorKind::InvalidSettings)) an address that is not a loopback one unless
-/// `config.allow_non_loopback` is set and a token is given, and an empty token. Fails with
-/// [`ErrorKind::Io`](crate::ErrorKind::Io) when called outside a tokio runtime or when the address cannot be bound.
+/// Refuses (with an error of kind [`ErrorKind::InvalidSettings`](crate::ErrorKind)) an address
+/// that is not a loopback one unless `config.allow_non_loopback` is set and a token is given, and
+/// an empty token. Fails with [`ErrorKind::Io`](crate::ErrorKind) when called outside a tokio
+/// runtime or when the address cannot be bound.
 pub async fn serve(config: HttpConfig, addr: SocketAddr) -> Result<HttpServer, Error> {
     if config.token.as_deref() == Some("") {
         return Err(Error::invalid_settings(
