@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flight_recorder::{FlightRecorder, FlightRecorderConfig, InRegion, UserTask};
+use flight_recorder::{FlightRecorder, FlightRecorderConfig, InRegion, SnapshotMeta, UserTask};
 use flight_recorder_analysis::summary::Summary;
 use flight_recorder_format::TraceReader;
 
@@ -135,7 +135,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let recorder = recorder.clone();
                 let written = flight_recorder::tokio::spawn_blocking(move || {
-                    recorder.write_to_dir("traces", "slow_request", "slow_request")
+                    let meta = SnapshotMeta::new("slow_request", "slow_request");
+                    flight_recorder::files::write_snapshot(&recorder, "traces", &meta)
                 })
                 .await
                 .expect("the snapshot task panicked");

@@ -12,9 +12,10 @@ use std::task::{Context, Poll};
 
 use flight_recorder_format::EventKind;
 
-use crate::engine::{ENABLED, STATE};
-use crate::intern::intern_str;
-use crate::local;
+use crate::engine::global;
+use crate::engine::STATE;
+use crate::record::intern::intern_str;
+use crate::record::state::State;
 
 /// User task ids, unique for the process's life (0 means "no task"); `tracing` spans take theirs
 /// from the same counter.
@@ -27,9 +28,9 @@ pub(crate) fn next_user_task_id() -> u64 {
 
 /// Loads the recorder state; `Some(state)` when recording.
 #[inline(always)]
-fn recording() -> Option<u64> {
-    let state = STATE.load(Ordering::Relaxed);
-    (state & ENABLED != 0).then_some(state)
+fn recording() -> Option<State> {
+    let state = STATE.load();
+    state.enabled().then_some(state)
 }
 
 /// Records a log message under a category. Messages longer than 4 KiB are cut.
@@ -46,7 +47,7 @@ pub fn log(category: &'static str, message: &str) {
 fn log_in(task: u64, category: &'static str, message: &str) {
     if let Some(state) = recording() {
         let category = intern_str(category);
-        local::record(state, EventKind::Log, &[category, task], message.as_bytes());
+        global::record(state, EventKind::Log, &[category, task], message.as_bytes());
     }
 }
 
@@ -63,7 +64,7 @@ pub fn mark(name: &'static str) {
 #[inline]
 fn mark_in(task: u64, name: &'static str) {
     if let Some(state) = recording() {
-        local::record(state, EventKind::Mark, &[intern_str(name), task], &[]);
+        global::record(state, EventKind::Mark, &[intern_str(name), task], &[]);
     }
 }
 
@@ -75,7 +76,7 @@ fn mark_in(task: u64, name: &'static str) {
 #[inline]
 pub fn counter(name: &'static str, value: u64) {
     if let Some(state) = recording() {
-        local::record(state, EventKind::Counter, &[intern_str(name), value], &[]);
+        global::record(state, EventKind::Counter, &[intern_str(name), value], &[]);
     }
 }
 
@@ -109,7 +110,7 @@ impl Region {
             return Region { name: 0, task };
         };
         let name = intern_str(name);
-        local::record(state, EventKind::RegionBegin, &[name, task], &[]);
+        global::record(state, EventKind::RegionBegin, &[name, task], &[]);
         Region { name, task }
     }
 }
@@ -121,7 +122,7 @@ impl Drop for Region {
             return;
         }
         if let Some(state) = recording() {
-            local::record(state, EventKind::RegionEnd, &[self.name, self.task], &[]);
+            global::record(state, EventKind::RegionEnd, &[self.name, self.task], &[]);
         }
     }
 }
@@ -171,7 +172,7 @@ impl UserTask {
             return UserTask { inner: None };
         };
         let id = next_user_task_id();
-        local::record(
+        global::record(
             state,
             EventKind::UserTaskBegin,
             &[id, parent, intern_str(name)],
@@ -222,7 +223,7 @@ impl TaskInner {
             return;
         }
         if let Some(state) = recording() {
-            local::record(state, EventKind::UserTaskEnd, &[self.id], &[]);
+            global::record(state, EventKind::UserTaskEnd, &[self.id], &[]);
         }
     }
 }

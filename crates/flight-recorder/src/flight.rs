@@ -5,16 +5,33 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::chunk::ChunkView;
-use crate::clock;
+use flight_recorder_format::ThreadInfo;
+
 use crate::engine::engine;
-use crate::error::Error;
-use crate::file_writer::{FileExtra, FileMeta, TraceFileWriter};
-use crate::files;
-use crate::snapshot_guard::SnapshotSlot;
-use crate::window::Window;
+use crate::engine::shared::{WindowBounds, WindowOwner};
+use crate::engine::snapshot_guard::SnapshotSlot;
+use crate::error::{Error, ErrorKind};
+use crate::file::files;
+use crate::file::writer::{FileExtra, FileMeta, TraceFileWriter};
+use crate::record::chunk::ChunkView;
+use crate::record::clock;
 
 /// The settings of a [`FlightRecorder`], after Go's `FlightRecorderConfig`.
+///
+/// New settings may come in later versions, each with a default that keeps today's behaviour:
+/// write the settings you want and end with `..Default::default()`, so that your code still
+/// builds then.
+///
+/// ```
+/// use flight_recorder::FlightRecorderConfig;
+/// use std::time::Duration;
+///
+/// let config = FlightRecorderConfig {
+///     min_age: Duration::from_secs(30),
+///     ..Default::default()
+/// };
+/// assert_eq!(config.max_bytes, 10 << 20);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlightRecorderConfig {
     /// Keep at least this much history (default 10 s). Older data is dropped soon after it ages
@@ -34,8 +51,8 @@ impl Default for FlightRecorderConfig {
     }
 }
 
-/// What a snapshot file says about why it was written, for
-/// [`FlightRecorder::write_snapshot_with`] and [`FlightRecorder::write_to_dir_with`].
+/// What a snapshot file says about why it was written, for [`FlightRecorder::write_to_with`]
+/// and [`files::write_snapshot`](crate::files::write_snapshot).
 ///
 /// ```
 /// use flight_recorder::SnapshotMeta;
@@ -107,6 +124,7 @@ static SNAPSHOTS_WRITTEN: AtomicU64 = AtomicU64::new(0);
 /// let fr = FlightRecorder::new(FlightRecorderConfig {
 ///     min_age: Duration::from_secs(10),
 ///     max_bytes: 64 << 20,
+///     ..Default::default()
 /// });
 /// fr.start()?;
 /// flight_recorder::log("demo", "something happened");
@@ -149,21 +167,11 @@ impl FlightRecorder {
     /// Starts recording. Fails if this recorder is running or another flight recorder is.
     pub fn start(&self) -> Result<(), Error> {
         let calibration = clock::calibration();
-        let min_age_units = calibration.units_in(self.config.min_age);
-        engine().update_consumers(|consumers, state| match &consumers.window {
-            Some(window) if window.owner == self.id => Err(Error::AlreadyStarted),
-            Some(_) => Err(Error::AnotherRecorderRunning("flight recorder")),
-            None => {
-                consumers.window = Some(Window::new(
-                    self.config.max_bytes,
-                    min_age_units,
-                    state,
-                    self.id,
-                ));
-                self.running.store(true, Ordering::SeqCst);
-                Ok(())
-            }
-        })
+        let bounds = WindowBounds {
+            max_bytes: self.config.max_bytes,
+            min_age_units: calibration.units_in(self.config.min_age),
+        };
+        engine().start_window(self.owner(), bounds)
     }
 
     /// Starts this recorder in place of `previous`, which must be running: the window's chunks
@@ -171,80 +179,48 @@ impl FlightRecorder {
     /// `min_age` or `max_bytes` loses no history. `previous` is stopped.
     pub(crate) fn start_replacing(&self, previous: &FlightRecorder) -> Result<(), Error> {
         let calibration = clock::calibration();
-        let min_age_units = calibration.units_in(self.config.min_age);
+        let bounds = WindowBounds {
+            max_bytes: self.config.max_bytes,
+            min_age_units: calibration.units_in(self.config.min_age),
+        };
         let now = calibration.now_units();
-        let mut evicted = Vec::new();
-        let result = engine().update_consumers(|consumers, _| {
-            if consumers
-                .window
-                .as_ref()
-                .is_some_and(|w| w.owner == self.id)
-            {
-                return Err(Error::AlreadyStarted);
-            }
-            let Some(mut old) = consumers.window.take_if(|w| w.owner == previous.id) else {
-                return Err(Error::NotStarted);
-            };
-            let mut window = Window::new(
-                self.config.max_bytes,
-                min_age_units,
-                old.start_generation,
-                self.id,
-            );
-            for chunk in old.drain() {
-                window.push(chunk, now, &mut evicted);
-            }
-            consumers.window = Some(window);
-            previous.running.store(false, Ordering::SeqCst);
-            self.running.store(true, Ordering::SeqCst);
-            Ok(())
-        });
-        engine().recycle(evicted);
-        result
+        engine().replace_window(previous.owner(), self.owner(), bounds, now)
     }
 
     /// Stops recording and frees the window. Does nothing if the recorder is not running.
     pub fn stop(&self) {
-        let drained = engine().update_consumers(|consumers, _| {
-            match consumers.window.take_if(|w| w.owner == self.id) {
-                Some(mut window) => window.drain(),
-                None => Vec::new(),
-            }
-        });
+        engine().stop_window(self.id);
         self.running.store(false, Ordering::SeqCst);
-        engine().recycle(drained);
+    }
+
+    /// This recorder as the owner of the engine's window.
+    fn owner(&self) -> WindowOwner<'_> {
+        WindowOwner {
+            id: self.id,
+            running: &self.running,
+        }
     }
 
     /// Whether the recorder is running.
-    pub fn enabled(&self) -> bool {
+    pub fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }
 
     /// Writes a snapshot of the window to `out` and returns the bytes written. The snapshot is a
     /// complete trace file (reason `manual`); recording goes on while it is written. Only one
     /// snapshot is written at a time: a call while another runs fails at once with
-    /// [`Error::SnapshotInProgress`].
+    /// [`ErrorKind::SnapshotInProgress`].
+    ///
+    /// To write a snapshot file into a directory, see
+    /// [`files::write_snapshot`](crate::files::write_snapshot).
     pub fn write_to<W: Write>(&self, out: &mut W) -> Result<u64, Error> {
-        self.write_snapshot(out, "manual", "")
+        self.snapshot(out, "manual", "", &FileExtra::default())
     }
 
-    /// Like [`FlightRecorder::write_to`], with the reason and tag recorded in the file's header.
-    pub fn write_snapshot<W: Write>(
-        &self,
-        out: &mut W,
-        reason: &str,
-        tag: &str,
-    ) -> Result<u64, Error> {
-        self.snapshot(out, reason, tag, &FileExtra::default())
-    }
-
-    /// Like [`FlightRecorder::write_snapshot`], with all of `meta` in the file's header (the
-    /// tag is not checked: it is only a header field here).
-    pub fn write_snapshot_with<W: Write>(
-        &self,
-        out: &mut W,
-        meta: &SnapshotMeta,
-    ) -> Result<u64, Error> {
+    /// Like [`FlightRecorder::write_to`], with all of `meta` in the file's header: the reason,
+    /// the tag (not checked: it is only a header field here), the program's version and the
+    /// details.
+    pub fn write_to_with<W: Write>(&self, out: &mut W, meta: &SnapshotMeta) -> Result<u64, Error> {
         self.snapshot(out, &meta.reason, &meta.tag, &meta.extra())
     }
 
@@ -255,30 +231,17 @@ impl FlightRecorder {
         tag: &str,
         extra: &FileExtra<'_>,
     ) -> Result<u64, Error> {
-        if !self.enabled() {
-            return Err(Error::NotStarted);
+        if !self.is_running() {
+            return Err(Error::new(ErrorKind::NotStarted));
         }
-        let _busy = SNAPSHOT.try_acquire().ok_or(Error::SnapshotInProgress)?;
-        let calibration = clock::calibration();
-        let now = calibration.now_units();
-        let mut expired = Vec::new();
-        let mut start_generation = None;
-        let mut views = engine().cut(|| {
-            engine().with_consumers(|consumers| match consumers.window.as_mut() {
-                Some(window) if window.owner == self.id => {
-                    window.expire(now, &mut expired);
-                    start_generation = Some(window.start_generation);
-                    window.chunks()
-                }
-                _ => Vec::new(),
-            })
-        });
-        engine().recycle(expired);
-        let Some(start_generation) = start_generation else {
-            return Err(Error::NotStarted);
-        };
-        // Open chunks taken before the recorder started hold only older events.
-        views.retain(|v| v.chunk.generation >= start_generation);
+        let _busy = SNAPSHOT
+            .try_acquire()
+            .ok_or(Error::new(ErrorKind::SnapshotInProgress))?;
+        let engine = engine();
+        let now = clock::calibration().now_units();
+        let mut views = engine
+            .take_window_cut(self.id, now)
+            .ok_or(Error::new(ErrorKind::NotStarted))?;
         views.sort_by_key(|v| v.chunk.base_units);
         let meta = FileMeta {
             mode: "flight-recorder",
@@ -287,47 +250,12 @@ impl FlightRecorder {
             min_age: self.config.min_age,
             max_bytes: self.config.max_bytes as u64,
         };
-        let result = write_views(out, &meta, extra, &views);
-        engine().recycle(views.into_iter().map(|v| v.chunk));
+        let result = write_views(out, &meta, extra, &views, |id| engine.thread_info(id));
+        engine.recycle(views.into_iter().map(|v| v.chunk));
         if result.is_ok() {
             SNAPSHOTS_WRITTEN.fetch_add(1, Ordering::Relaxed);
         }
         result
-    }
-
-    /// Writes a snapshot into `dir` (created owner-only if missing) as
-    /// `executiontrace.<UTC time>[.<tag>].out`, through a temporary file renamed once complete,
-    /// and returns its path. `tag` is empty or `[A-Za-z0-9_]{1,64}`.
-    pub fn write_to_dir(
-        &self,
-        dir: impl AsRef<Path>,
-        reason: &str,
-        tag: &str,
-    ) -> Result<PathBuf, Error> {
-        files::validate_tag(tag)?;
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        files::write_trace_file(dir.as_ref(), now_ns, tag, |file| {
-            self.write_snapshot(file, reason, tag)
-        })
-    }
-
-    /// Like [`FlightRecorder::write_to_dir`], with all of `meta` in the file's header.
-    pub fn write_to_dir_with(
-        &self,
-        dir: impl AsRef<Path>,
-        meta: &SnapshotMeta,
-    ) -> Result<PathBuf, Error> {
-        files::validate_tag(&meta.tag)?;
-        let now_ns = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        files::write_trace_file(dir.as_ref(), now_ns, &meta.tag, |file| {
-            self.write_snapshot_with(file, meta)
-        })
     }
 }
 
@@ -343,10 +271,41 @@ fn write_views<W: Write>(
     meta: &FileMeta<'_>,
     extra: &FileExtra<'_>,
     views: &[ChunkView],
+    thread_info: impl Fn(u64) -> Option<ThreadInfo>,
 ) -> Result<u64, Error> {
     let mut writer =
         TraceFileWriter::with_extra(BufWriter::with_capacity(32 << 10, out), meta, extra)?;
-    writer.write_chunks(views)?;
+    writer.write_chunks(views, thread_info)?;
     let (_, bytes) = writer.finish()?;
     Ok(bytes)
+}
+
+/// Writes a snapshot of `recorder`'s window into `dir` (created owner-only if missing) as
+/// `executiontrace.<UTC time>[.<tag>].out`, through a temporary file renamed once complete, and
+/// returns its path. The file is readable by the owner only; `meta.tag` must be empty or
+/// `[A-Za-z0-9_]{1,64}` (it goes into the file name).
+///
+/// ```
+/// use flight_recorder::{files, FlightRecorder, FlightRecorderConfig, SnapshotMeta};
+///
+/// let fr = FlightRecorder::new(FlightRecorderConfig::default());
+/// fr.start()?;
+/// let dir = tempfile::tempdir()?;
+/// let path = files::write_snapshot(&fr, dir.path(), &SnapshotMeta::new("slow", "slow_request"))?;
+/// assert!(path.starts_with(dir.path()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_snapshot(
+    recorder: &FlightRecorder,
+    dir: impl AsRef<Path>,
+    meta: &SnapshotMeta,
+) -> Result<PathBuf, Error> {
+    files::validate_tag(&meta.tag)?;
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    files::write_trace_file(dir.as_ref(), now_ns, &meta.tag, |file| {
+        recorder.write_to_with(file, meta)
+    })
 }

@@ -32,44 +32,46 @@
 //!     flight_recorder::log("http", "GET /");
 //! }
 //! let dir = tempfile::tempdir()?;
-//! let path = fr.write_to_dir(dir.path(), "slow_request", "slow")?;
+//! let meta = flight_recorder::SnapshotMeta::new("slow_request", "slow");
+//! let path = flight_recorder::files::write_snapshot(&fr, dir.path(), &meta)?;
 //! println!("snapshot written to {}", path.display());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! With nothing recording, every instrumentation point costs one relaxed load and a branch.
+//!
+//! # Features
+//!
+//! `tokio`, `tracing` and `signal` are on by default; `http` and `tokio-schedule-latency` are off.
+//! A library that only adds annotations ([`region`], [`log`], [`UserTask`], [`raw`], …) and
+//! leaves the choice of a recorder to the application can depend on the core alone, with
+//! `default-features = false`: it then builds without tokio, tracing or signal handling (checked
+//! with `cargo check -p flight-recorder --no-default-features`, which builds with no warning).
+//!
+//! ```toml
+//! [dependencies]
+//! flight-recorder = { version = "0.1", default-features = false }
+//! ```
 
 #![cfg_attr(flight_recorder_loom, allow(dead_code, unused_imports))]
 
-mod chunk;
-mod cut;
-mod snapshot_guard;
-mod sync;
+// The layers, lowest first: `record` (the hot path), `engine` (state shared by all threads),
+// `file` (trace files), then the public API at the root. A layer uses only the layers below it
+// (docs/ENGINE.md).
+mod engine;
+#[cfg(not(flight_recorder_loom))]
+mod file;
+mod record;
 
 #[cfg(not(flight_recorder_loom))]
 mod annotate;
 #[cfg(not(flight_recorder_loom))]
 pub mod capture;
-#[cfg(not(flight_recorder_loom))]
-mod clock;
-#[cfg(not(flight_recorder_loom))]
-mod engine;
-#[cfg(not(flight_recorder_loom))]
 mod error;
-#[cfg(not(flight_recorder_loom))]
-mod file_writer;
-#[cfg(not(flight_recorder_loom))]
-pub mod files;
 #[cfg(not(flight_recorder_loom))]
 mod flight;
 #[cfg(all(feature = "http", not(flight_recorder_loom)))]
 pub mod http;
-#[cfg(not(flight_recorder_loom))]
-mod intern;
-#[cfg(not(flight_recorder_loom))]
-mod local;
-#[cfg(not(flight_recorder_loom))]
-mod process;
 #[cfg(not(flight_recorder_loom))]
 pub mod raw;
 #[cfg(not(flight_recorder_loom))]
@@ -80,7 +82,6 @@ pub mod tokio;
 mod trace;
 #[cfg(all(feature = "tracing", not(flight_recorder_loom)))]
 pub mod tracing;
-mod window;
 
 #[cfg(all(test, flight_recorder_loom))]
 mod loom_tests;
@@ -90,7 +91,16 @@ pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, U
 #[cfg(not(flight_recorder_loom))]
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
-pub use error::Error;
+pub use error::{Error, ErrorKind};
+
+/// Snapshot files: their names, and writing a flight recorder's snapshot into a directory so that
+/// a crash never leaves a partial file under a final name, readable by the owner only (traces can
+/// hold request data).
+#[cfg(not(flight_recorder_loom))]
+pub mod files {
+    pub use crate::file::files::*;
+    pub use crate::flight::write_snapshot;
+}
 #[cfg(not(flight_recorder_loom))]
 pub use flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 #[cfg(not(flight_recorder_loom))]

@@ -1,21 +1,30 @@
 //! Model checking of the recording protocol with loom: every interleaving of a writer, a sealer
 //! and a snapshot reader, with tiny chunks. Loom's cells report any read that races a write.
 //!
+//! The writers are the shipped code: a [`Local`] recording through `Local::record`, taking and
+//! sealing chunks in its `refill` and leaving through `Local::exit`, into an [`Engine`] made for
+//! each run (the process's statics are only the entry points around this code). The clock is a
+//! counter under loom.
+//!
 //! Run with `RUSTFLAGS="--cfg flight_recorder_loom" cargo test -p flight-recorder --lib --release loom`
 //! (add `-- --nocapture` to see how many interleavings each model explored).
 //!
 //! docs/RELIABILITY.md lists the models, their sizes, and the deliberate breakages of the
 //! protocol that each one catches.
 
-use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use loom::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+
+use flight_recorder_format::{varint, EventKind};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
 use loom::thread;
 
-use crate::chunk::{Buffer, Chunk, ChunkPool};
-use crate::cut::{cut, OpenChunk};
-use crate::snapshot_guard::SnapshotSlot;
-use crate::sync::lock;
-use crate::window::Window;
+use crate::engine::shared::{Engine, WindowBounds, WindowOwner};
+use crate::engine::snapshot_guard::SnapshotSlot;
+use crate::record::chunk::ChunkView;
+use crate::record::clock;
+use crate::record::local::{Local, Sink};
+use crate::record::state::AtomicState;
 
 /// Runs `f` under loom and prints how many interleavings it explored.
 fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
@@ -31,170 +40,233 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     );
 }
 
-const CAPACITY: usize = 2;
+/// The flight recorder owning the window in these models.
+const OWNER: u64 = 1;
 
-fn chunk(seq: u64) -> Arc<Chunk> {
-    Arc::new(Chunk::new(Buffer::zeroed(CAPACITY).unwrap(), seq, 1, 1, 0))
+/// An engine of its own for one run, with chunks of `chunk_size` bytes (the last 16 are the exit
+/// reserve) and, if `window_bytes` is not 0, a window of that size and no age limit.
+fn engine(chunk_size: usize, window_bytes: usize) -> Arc<Engine> {
+    // The state word lives as long as the engine's threads may read it; one small leak per run.
+    let state: &'static AtomicState = Box::leak(Box::new(AtomicState::new()));
+    let engine = Arc::new(Engine::new(chunk_size, state));
+    if window_bytes > 0 {
+        start_window(&engine, OWNER, window_bytes);
+    }
+    engine
 }
 
-/// Appends one byte the way the hot path does: write past `committed`, then publish.
-fn append(chunk: &Chunk, pos: usize, byte: u8) {
-    // SAFETY: the test's writer thread owns the chunk and writes past its committed length.
-    unsafe { chunk.write(pos, &[byte]) };
-    chunk.publish(pos + 1);
+fn start_window(engine: &Engine, owner: u64, max_bytes: usize) {
+    let running: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let bounds = WindowBounds {
+        max_bytes,
+        min_age_units: u64::MAX,
+    };
+    engine
+        .start_window(WindowOwner { id: owner, running }, bounds)
+        .unwrap();
 }
 
-/// The bytes a cut holds, chunks in sequence order.
-fn cut_bytes(views: &[crate::chunk::ChunkView]) -> Vec<u8> {
+/// Records a user task's end (one argument, `n`) on the calling thread's writer, through the
+/// hot path, if the engine records.
+fn record(local: &Local, engine: &Engine, n: u64) {
+    let state = engine.state();
+    if state.enabled() {
+        local.record(
+            engine,
+            state,
+            clock::now(),
+            EventKind::UserTaskEnd,
+            &[n],
+            &[],
+        );
+    }
+}
+
+/// A snapshot of `owner`'s window, decoded.
+fn snapshot(engine: &Engine, owner: u64) -> Vec<(EventKind, Vec<u64>)> {
+    let views = engine.take_window_cut(owner, 0).unwrap_or_default();
+    let events = decode(&views);
+    engine.recycle(views.into_iter().map(|v| v.chunk));
+    events
+}
+
+/// The events a cut holds, chunks in sequence order; panics on a torn event.
+fn decode(views: &[ChunkView]) -> Vec<(EventKind, Vec<u64>)> {
     let mut ordered: Vec<_> = views.iter().collect();
     ordered.sort_by_key(|v| v.chunk.seq);
-    let mut bytes = Vec::new();
+    let mut events = Vec::new();
     for view in ordered {
-        view.chunk
-            .with_prefix(view.len, |b| bytes.extend_from_slice(b));
+        view.chunk.with_prefix(view.len, |bytes| {
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let kind = EventKind::from_byte(bytes[pos]).expect("a torn event");
+                pos += 1;
+                varint::decode(bytes, &mut pos).expect("a torn time delta");
+                let args = (0..kind.arg_count())
+                    .map(|_| varint::decode(bytes, &mut pos).expect("a torn argument"))
+                    .collect();
+                events.push((kind, args));
+            }
+        });
     }
-    bytes
+    events
 }
 
+/// The arguments of the user-task-end events, in order.
+fn numbers(events: &[(EventKind, Vec<u64>)]) -> Vec<u64> {
+    events
+        .iter()
+        .filter(|(kind, _)| *kind == EventKind::UserTaskEnd)
+        .map(|(_, args)| args[0])
+        .collect()
+}
+
+/// A writer records two events into its first chunk while a snapshot cuts: the snapshot sees a
+/// prefix of what the writer wrote, never a byte past what was published (loom's cells report a
+/// read of a byte being written).
 #[test]
 fn loom_reader_sees_only_published_bytes() {
     model("reader_sees_only_published_bytes", || {
-        let c = chunk(1);
+        let engine = engine(64, 1 << 10);
         let writer = {
-            let c = c.clone();
+            let engine = engine.clone();
             thread::spawn(move || {
-                append(&c, 0, 7);
-                append(&c, 1, 8);
+                let local = Local::new();
+                record(&local, &engine, 1);
+                record(&local, &engine, 2);
+                local.exit(&*engine);
             })
         };
-        let len = c.committed();
-        c.with_prefix(len, |bytes| assert_eq!(bytes, &[7, 8][..len]));
+        let events = snapshot(&engine, OWNER);
+        let expected = [
+            EventKind::ThreadStart,
+            EventKind::UserTaskEnd,
+            EventKind::UserTaskEnd,
+            EventKind::ThreadExit,
+        ];
+        let kinds: Vec<EventKind> = events.iter().map(|(kind, _)| *kind).collect();
+        assert_eq!(kinds, expected[..kinds.len()], "not a prefix");
+        assert_eq!(numbers(&events), [1, 2][..numbers(&events).len()]);
         writer.join().unwrap();
     });
 }
 
-/// A writer fills chunks of two bytes with 1, 2, 3, …, sealing each full chunk into the window
-/// under its slot's lock; a snapshot takes a cut meanwhile. The cut must hold 1..=k for some k
-/// (nothing missed, nothing twice, nothing torn), and at least what was published before it.
+/// A writer records 1 and 2 into chunks that hold the thread's start and one event, so its
+/// `refill` seals the first chunk into the window (under its slot's lock) while a snapshot takes
+/// a cut. The cut must hold 1..=k for some k (nothing missed, nothing twice, nothing torn),
+/// and at least what was published before it.
 #[test]
 fn loom_cut_is_gap_free_and_duplicate_free() {
     model("cut_is_gap_free_and_duplicate_free", || {
-        let slot = Arc::new(OpenChunk::new());
-        let window: Arc<Mutex<Vec<Arc<Chunk>>>> = Arc::new(Mutex::new(Vec::new()));
-        let first = chunk(1);
-        slot.replace(Some(first.clone()), |_| {});
+        let engine = engine(40, 1 << 10);
+        let published = Arc::new(AtomicUsize::new(0));
         let writer = {
-            let slot = slot.clone();
-            let window = window.clone();
+            let engine = engine.clone();
+            let published = published.clone();
             thread::spawn(move || {
-                append(&first, 0, 1);
-                append(&first, 1, 2);
-                let second = chunk(2);
-                slot.replace(Some(second.clone()), |old| lock(&window).push(old));
-                append(&second, 0, 3);
+                let local = Local::new();
+                for n in 1..=2 {
+                    record(&local, &engine, n);
+                    published.store(n as usize, Ordering::SeqCst);
+                }
+                local.exit(&*engine);
             })
         };
-        let views = cut([&*slot], || lock(&window).clone());
-        let bytes = cut_bytes(&views);
-        let expected: Vec<u8> = (1..=bytes.len() as u8).collect();
-        assert_eq!(bytes, expected);
+        let before = published.load(Ordering::SeqCst);
+        let got = numbers(&snapshot(&engine, OWNER));
+        let expected: Vec<u64> = (1..=got.len() as u64).collect();
+        assert_eq!(got, expected, "a gap or a duplicate");
+        assert!(got.len() >= before, "lost {} events", before - got.len());
         writer.join().unwrap();
         // After the writer is done, a cut sees everything.
-        let views = cut([&*slot], || lock(&window).clone());
-        assert_eq!(cut_bytes(&views), vec![1, 2, 3]);
+        assert_eq!(numbers(&snapshot(&engine, OWNER)), [1, 2]);
     });
 }
 
-/// A window evicts a chunk that a snapshot is still reading; the evicted buffer goes back to the
-/// pool only once the snapshot lets go, so a new writer never scribbles over bytes being read.
+/// A window of one chunk evicts a chunk that a snapshot is still reading; the evicted buffer goes
+/// back to the pool only once the snapshot lets go, so the writer's next chunk never scribbles
+/// over bytes being read (loom's cells would report it).
 #[test]
 fn loom_evicted_chunk_is_not_reused_while_read() {
     model("evicted_chunk_is_not_reused_while_read", || {
-        let pool = Arc::new(ChunkPool::new(CAPACITY, 4));
-        let window = Arc::new(Mutex::new(Window::new(CAPACITY, u64::MAX, 0, 1)));
-        let old = Arc::new(Chunk::new(pool.take().unwrap(), 1, 1, 1, 0));
-        append(&old, 0, 5);
-        append(&old, 1, 6);
-        let mut evicted = Vec::new();
-        lock(&window).push(old, 0, &mut evicted);
-        assert!(evicted.is_empty());
-
-        let evictor = {
-            let pool = pool.clone();
-            let window = window.clone();
+        // Chunks of 64 bytes take the thread's start and one event of 32 bytes, or one event:
+        // at least half full, so the window keeps them as they are, and a window of 64 bytes
+        // keeps one.
+        let engine = engine(64, 64);
+        let writer = {
+            let engine = engine.clone();
             thread::spawn(move || {
-                let mut evicted = Vec::new();
-                let newer = Arc::new(Chunk::new(Buffer::zeroed(CAPACITY).unwrap(), 2, 1, 1, 0));
-                lock(&window).push(newer, 0, &mut evicted);
-                for chunk in evicted {
-                    pool.give(chunk);
+                let local = Local::new();
+                for n in 1..=3 {
+                    let state = engine.state();
+                    let args = [u64::MAX - n, u64::MAX, u64::MAX];
+                    local.record(
+                        &*engine,
+                        state,
+                        clock::now(),
+                        EventKind::UserTaskBegin,
+                        &args,
+                        &[],
+                    );
                 }
-                // A writer takes a buffer, possibly the evicted one, and writes into it.
-                let reused = Chunk::new(pool.take().unwrap(), 3, 1, 1, 0);
-                append(&reused, 0, 9);
+                local.exit(&*engine);
             })
         };
-        let held = lock(&window).chunks();
-        for chunk in &held {
-            chunk.with_prefix(chunk.committed(), |bytes| {
-                assert!(bytes == [5u8, 6] || bytes.is_empty());
-            });
+        let views = engine.take_window_cut(OWNER, 0).unwrap();
+        for (kind, args) in decode(&views) {
+            if kind == EventKind::UserTaskBegin {
+                assert_eq!(args[1..], [u64::MAX, u64::MAX], "scribbled over");
+            }
         }
-        drop(held);
-        evictor.join().unwrap();
+        engine.recycle(views.into_iter().map(|v| v.chunk));
+        writer.join().unwrap();
     });
 }
 
-/// A thread exits while a snapshot cuts: it records its last event, seals its open chunk into
-/// the window (under its slot's lock) and only then leaves the list of live threads, as
-/// `Local::exit` and `Engine::unregister_thread` do. Every event the thread published before the
-/// cut began is in the cut, once: the chunk is found either in the thread's slot or in the
-/// window, never in neither.
+/// A thread exits while a snapshot cuts: `Local::exit` records its last event, seals its open
+/// chunk into the window (under its slot's lock) and only then unregisters. Every event the
+/// thread published before the cut began is in the cut, once: the chunk is found either in the
+/// thread's slot or in the window, never in neither.
 #[test]
 fn loom_thread_exit_during_cut() {
     model("thread_exit_during_cut", || {
-        let slot = Arc::new(OpenChunk::new());
-        let threads: Arc<Mutex<Vec<Arc<OpenChunk>>>> = Arc::new(Mutex::new(vec![slot.clone()]));
-        let window = Arc::new(Mutex::new(Window::new(64, u64::MAX, 1, 1)));
+        let engine = engine(64, 1 << 10);
         let published = Arc::new(AtomicUsize::new(0));
-        let open = chunk(1);
-        slot.replace(Some(open.clone()), |_| {});
         let exiting = {
-            let threads = threads.clone();
-            let window = window.clone();
+            let engine = engine.clone();
             let published = published.clone();
             thread::spawn(move || {
-                append(&open, 0, 1);
+                let local = Local::new();
+                record(&local, &engine, 1);
                 published.store(1, Ordering::SeqCst);
                 // The exit event, in the chunk's reserve.
-                append(&open, 1, 2);
+                local.exit(&*engine);
                 published.store(2, Ordering::SeqCst);
-                drop(open);
-                slot.replace(None, |old| lock(&window).push(old, 0, &mut Vec::new()));
-                lock(&threads).retain(|t| !Arc::ptr_eq(t, &slot));
             })
         };
         // The snapshot: what was published before it began must be in its cut.
         let before = published.load(Ordering::SeqCst);
-        let live = lock(&threads).clone();
-        let views = cut(live.iter().map(|t| &**t), || lock(&window).chunks());
-        let bytes = cut_bytes(&views);
-        let expected: Vec<u8> = (1..=bytes.len() as u8).collect();
-        assert_eq!(bytes, expected, "a gap or a duplicate");
+        let events = snapshot(&engine, OWNER);
+        let kinds: Vec<EventKind> = events.iter().map(|(kind, _)| *kind).collect();
+        let all = [
+            EventKind::ThreadStart,
+            EventKind::UserTaskEnd,
+            EventKind::ThreadExit,
+        ];
+        assert_eq!(kinds, all[..kinds.len()], "a gap or a duplicate");
+        let published_events = [0, 2, 3][before];
         assert!(
-            bytes.len() >= before,
-            "lost {} published bytes",
-            before - bytes.len()
+            kinds.len() >= published_events,
+            "lost {} published events",
+            published_events - kinds.len()
         );
         exiting.join().unwrap();
         // Once the thread is gone, its events are in the window.
-        assert_eq!(cut_bytes(&cut([], || lock(&window).chunks())), vec![1, 2]);
+        let kinds: Vec<EventKind> = snapshot(&engine, OWNER).iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, all);
     });
 }
 
-/// Two snapshots start at once: exactly one holds the slot at a time, the other is refused at
-/// once, and what one snapshot did happens before the next one starts (the cell below reports
-/// any access by two holders that is not ordered).
 #[test]
 fn loom_one_snapshot_at_a_time() {
     model("one_snapshot_at_a_time", || {
@@ -227,74 +299,44 @@ fn loom_one_snapshot_at_a_time() {
     });
 }
 
-/// A recorder restarts (stop, then start: a new window and a new generation) while a thread
-/// still writes to a chunk of the old generation; the thread seals that chunk after the change,
-/// takes a fresh chunk of whatever generation it sees and writes one more event. The new window
-/// never keeps a chunk from before its start, and a snapshot of it (which drops open chunks of
-/// older generations, as `FlightRecorder::snapshot` does) holds no event from before the
-/// restart: byte 1 is before it, byte 2 after.
+/// A recorder restarts (`stop_window`, then `start_window` for another recorder: a new window
+/// and a new generation) while a thread still writes to a chunk of the old generation; its next
+/// event seals that chunk (through `refill`) and takes a fresh one of whatever generation it
+/// sees. The new window never keeps a chunk from before its start, and a snapshot of it (which
+/// drops open chunks of older generations) holds no event from before the restart: event 1 is
+/// before it, event 2 after.
 #[test]
 fn loom_restart_drops_old_generation() {
     model("restart_drops_old_generation", || {
-        const OLD: u64 = 3;
-        const NEW: u64 = 5;
-        let state = Arc::new(AtomicU64::new(OLD));
-        let consumers = Arc::new(Mutex::new(Some(Window::new(64, u64::MAX, OLD, 1))));
-        let slot = Arc::new(OpenChunk::new());
-        let old = Arc::new(Chunk::new(Buffer::zeroed(CAPACITY).unwrap(), 1, 1, OLD, 0));
-        slot.replace(Some(old.clone()), |_| {});
-        append(&old, 0, 1);
-        let writer = {
-            let state = state.clone();
-            let consumers = consumers.clone();
-            let slot = slot.clone();
+        const NEW_OWNER: u64 = 2;
+        let engine = engine(64, 1 << 10);
+        let local = Local::new();
+        record(&local, &engine, 1);
+        let restart = {
+            let engine = engine.clone();
             thread::spawn(move || {
-                // `refill`: the generation changed (or not yet); seal and take a fresh chunk.
-                let generation = state.load(Ordering::Relaxed);
-                let fresh = Arc::new(Chunk::new(
-                    Buffer::zeroed(CAPACITY).unwrap(),
-                    2,
-                    1,
-                    generation,
-                    0,
-                ));
-                slot.replace(Some(fresh.clone()), |sealed| {
-                    if let Some(window) = lock(&consumers).as_mut() {
-                        window.push(sealed, 0, &mut Vec::new());
-                    }
-                });
-                // An event is recorded only when the chunk belongs to the current state.
-                if state.load(Ordering::Relaxed) == generation {
-                    append(&fresh, 0, 2);
-                }
+                engine.stop_window(OWNER);
+                start_window(&engine, NEW_OWNER, 1 << 10);
+                // A snapshot of the new window, racing the writer.
+                snapshot(&engine, NEW_OWNER)
             })
         };
-        // `stop` then `start`: each under the consumers' lock, the state published after.
-        {
-            let mut guard = lock(&consumers);
-            *guard = None;
-            state.store(OLD + 1, Ordering::SeqCst);
-        }
-        {
-            let mut guard = lock(&consumers);
-            *guard = Some(Window::new(64, u64::MAX, NEW, 2));
-            state.store(NEW, Ordering::SeqCst);
-        }
-        // A snapshot of the new window, racing the writer.
-        let snapshot = || {
-            let mut views = cut([&*slot], || {
-                lock(&consumers).as_ref().map_or(Vec::new(), |w| w.chunks())
-            });
-            views.retain(|v| v.chunk.generation >= NEW);
-            cut_bytes(&views)
-        };
-        let during = snapshot();
-        assert!(during.iter().all(|&b| b == 2), "old events in {during:?}");
-        writer.join().unwrap();
-        let after = snapshot();
-        assert!(after.iter().all(|&b| b == 2), "old events in {after:?}");
-        let window = lock(&consumers);
-        let window = window.as_ref().unwrap();
-        assert!(window.chunks().iter().all(|c| c.generation >= NEW));
+        record(&local, &engine, 2);
+        let during = restart.join().unwrap();
+        assert!(!numbers(&during).contains(&1), "old events in {during:?}");
+        let after = snapshot(&engine, NEW_OWNER);
+        assert!(!numbers(&after).contains(&1), "old events in {after:?}");
+        local.exit(&*engine);
+        let after_exit = snapshot(&engine, NEW_OWNER);
+        assert!(
+            !numbers(&after_exit).contains(&1),
+            "old events in {after_exit:?}"
+        );
+        let (start, kept) = engine.window_states().unwrap();
+        assert!(
+            kept.iter().all(|s| s.generation() >= start.generation()),
+            "a chunk from before the start kept in the window"
+        );
+        engine.stop_window(NEW_OWNER);
     });
 }

@@ -8,18 +8,16 @@
 //! raw::record(EventKind::PollStart, &[task_id]);
 //! ```
 
-use std::sync::atomic::Ordering;
-
 pub use flight_recorder_format::EventKind;
 
-use crate::engine::{ENABLED, STATE};
-pub use crate::intern::{intern_location, intern_str};
-use crate::local;
+use crate::engine::global;
+use crate::engine::STATE;
+pub use crate::record::intern::{intern_location, intern_str};
 
 /// Whether any recorder is running (events are being recorded).
 #[inline(always)]
-pub fn is_enabled() -> bool {
-    STATE.load(Ordering::Relaxed) & ENABLED != 0
+pub fn is_running() -> bool {
+    STATE.load().enabled()
 }
 
 /// Records an event on the calling thread. `args` must hold exactly `kind.arg_count()` values and
@@ -27,28 +25,28 @@ pub fn is_enabled() -> bool {
 /// is one relaxed load and a branch.
 #[inline(always)]
 pub fn record(kind: EventKind, args: &[u64]) {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ENABLED == 0 {
+    let state = STATE.load();
+    if !state.enabled() {
         return;
     }
     if args.len() != kind.arg_count() || kind.has_payload() {
         return;
     }
-    local::record(state, kind, args, &[]);
+    global::record(state, kind, args, &[]);
 }
 
 /// Records an event that carries a payload (a [`EventKind::Log`] message); a payload over 4 KiB is
 /// cut. Nothing is recorded if `args` does not match the kind.
 #[inline]
 pub fn record_with_payload(kind: EventKind, args: &[u64], payload: &[u8]) {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ENABLED == 0 {
+    let state = STATE.load();
+    if !state.enabled() {
         return;
     }
     if args.len() != kind.arg_count() || !kind.has_payload() {
         return;
     }
-    local::record(state, kind, args, payload);
+    global::record(state, kind, args, payload);
 }
 
 /// Records the start of a task's poll on the calling thread, and marks the thread as busy with
@@ -56,32 +54,32 @@ pub fn record_with_payload(kind: EventKind, args: &[u64], payload: &[u8]) {
 /// with [`poll_end`] on the same thread.
 #[inline(always)]
 pub fn poll_start(task: u64) {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ENABLED == 0 {
+    let state = STATE.load();
+    if !state.enabled() {
         return;
     }
-    local::record_poll_start(state, task);
+    global::record_poll_start(state, task);
 }
 
 /// Records the end of a task's poll (`ready`: the task completed) and clears the thread's mark.
 #[inline(always)]
 pub fn poll_end(task: u64, ready: bool) {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ENABLED == 0 {
+    let state = STATE.load();
+    if !state.enabled() {
         return;
     }
-    local::record_poll_end(state, task, u64::from(ready));
+    global::record_poll_end(state, task, u64::from(ready));
 }
 
 /// Records the start of a task's poll with the time the task waited since it was scheduled, as
 /// measured by the runtime, and marks the thread as busy with it (see [`poll_start`]).
 #[inline(always)]
 pub fn poll_start_scheduled(task: u64, waited_ns: u64) {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ENABLED == 0 {
+    let state = STATE.load();
+    if !state.enabled() {
         return;
     }
-    local::record_poll_start_scheduled(state, task, waited_ns);
+    global::record_poll_start_scheduled(state, task, waited_ns);
 }
 
 /// Records the end of a poll whose result the runtime does not report (tokio's hooks), and clears
@@ -89,11 +87,11 @@ pub fn poll_start_scheduled(task: u64, waited_ns: u64) {
 #[cfg(all(feature = "tokio", tokio_unstable))]
 #[inline(always)]
 pub(crate) fn poll_end_unreported(task: u64) {
-    let state = STATE.load(Ordering::Relaxed);
-    if state & ENABLED == 0 {
+    let state = STATE.load();
+    if !state.enabled() {
         return;
     }
-    local::record_poll_end(state, task, POLL_UNREPORTED);
+    global::record_poll_end(state, task, POLL_UNREPORTED);
 }
 
 /// The result argument of a `poll_end` whose result the runtime did not report.

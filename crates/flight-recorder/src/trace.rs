@@ -3,59 +3,27 @@
 
 use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::chunk::{Chunk, ChunkView};
-use crate::clock;
 use crate::engine::engine;
-use crate::error::Error;
-use crate::file_writer::{FileMeta, TraceFileWriter};
+use crate::engine::sink::{Lost, TraceMessage};
+use crate::error::{Error, ErrorKind};
+use crate::file::writer::{FileMeta, TraceFileWriter};
+use crate::record::chunk::ChunkView;
+use crate::record::clock;
+use crate::record::state::State;
 
 /// Sealed chunks waiting for the writer thread; beyond this the writer is too slow and chunks are
 /// dropped (and counted in the file) rather than block recording threads or grow memory.
 const QUEUE_CHUNKS: usize = 64;
 
-pub(crate) enum TraceMessage {
-    Chunk(Arc<Chunk>),
-    Finish(Vec<ChunkView>),
-}
-
-#[derive(Default)]
-struct Lost {
-    chunks: AtomicU64,
-    bytes: AtomicU64,
-}
-
-/// The full trace as a consumer of sealed chunks.
-pub(crate) struct TraceSink {
-    sender: SyncSender<TraceMessage>,
-    start_generation: u64,
-    lost: Arc<Lost>,
-}
-
-impl TraceSink {
-    /// Queues a sealed chunk for the writer thread, or counts it lost if the queue is full.
-    pub(crate) fn offer(&self, chunk: &Arc<Chunk>) {
-        if chunk.generation < self.start_generation {
-            return;
-        }
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-            self.sender.try_send(TraceMessage::Chunk(chunk.clone()))
-        {
-            self.lost.chunks.fetch_add(1, Ordering::Relaxed);
-            self.lost
-                .bytes
-                .fetch_add(chunk.committed() as u64, Ordering::Relaxed);
-        }
-    }
-}
-
 /// What a full trace wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TraceStats {
     /// Bytes written.
     pub bytes: u64,
@@ -86,7 +54,7 @@ pub struct TraceStats {
 pub struct FullTrace {
     sender: Option<SyncSender<TraceMessage>>,
     thread: Option<JoinHandle<io::Result<TraceStats>>>,
-    start_generation: u64,
+    start_state: State,
 }
 
 impl FullTrace {
@@ -105,17 +73,7 @@ impl FullTrace {
         writer.flush()?;
         let (sender, receiver) = sync_channel(QUEUE_CHUNKS);
         let lost = Arc::new(Lost::default());
-        let start_generation = engine().update_consumers(|consumers, state| {
-            if consumers.trace.is_some() {
-                return Err(Error::AnotherRecorderRunning("full trace"));
-            }
-            consumers.trace = Some(TraceSink {
-                sender: sender.clone(),
-                start_generation: state,
-                lost: lost.clone(),
-            });
-            Ok(state)
-        })?;
+        let start_state = engine().start_trace(sender.clone(), lost.clone())?;
         let spawned = std::thread::Builder::new()
             .name("flight-recorder-trace".into())
             .spawn(move || write_trace(writer, receiver, &lost));
@@ -123,11 +81,11 @@ impl FullTrace {
             Ok(thread) => Ok(FullTrace {
                 sender: Some(sender),
                 thread: Some(thread),
-                start_generation,
+                start_state,
             }),
             Err(e) => {
-                engine().update_consumers(|consumers, _| consumers.trace = None);
-                Err(Error::Io(e))
+                engine().stop_trace();
+                Err(Error::from(e))
             }
         }
     }
@@ -140,18 +98,17 @@ impl FullTrace {
 
     fn finish(&mut self) -> Result<TraceStats, Error> {
         let (Some(sender), Some(thread)) = (self.sender.take(), self.thread.take()) else {
-            return Err(Error::NotStarted);
+            return Err(Error::new(ErrorKind::NotStarted));
         };
         // The open chunks first, then detach: a chunk sealed in between reaches the writer both
         // ways, and the writer keeps the sealed one (see `cut`).
-        let mut views = engine().cut(Vec::new);
-        views.retain(|v| v.chunk.generation >= self.start_generation);
-        engine().update_consumers(|consumers, _| consumers.trace = None);
+        let views = engine().cut_open_chunks(self.start_state);
+        engine().stop_trace();
         let _ = sender.send(TraceMessage::Finish(views));
         drop(sender);
         match thread.join() {
-            Ok(result) => result.map_err(Error::Io),
-            Err(_) => Err(Error::Io(io::Error::other(
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::from(io::Error::other(
                 "the trace writer thread panicked",
             ))),
         }
@@ -172,6 +129,7 @@ fn write_trace<W: Write>(
     receiver: Receiver<TraceMessage>,
     lost: &Lost,
 ) -> io::Result<TraceStats> {
+    let thread_info = |id| engine().thread_info(id);
     let mut written: HashSet<u64> = HashSet::new();
     let mut stats = TraceStats::default();
     let mut error: Option<io::Error> = None;
@@ -197,7 +155,7 @@ fn write_trace<W: Write>(
                         chunk,
                     };
                     let result = writer
-                        .write_chunks(std::slice::from_ref(&view))
+                        .write_chunks(std::slice::from_ref(&view), thread_info)
                         .and_then(|()| write_lost(&mut writer, &mut stats));
                     engine().recycle([view.chunk]);
                     if let Err(e) = result {
@@ -213,7 +171,7 @@ fn write_trace<W: Write>(
                 }
                 views.retain(|v| !written.contains(&v.chunk.seq));
                 views.sort_by_key(|v| v.chunk.base_units);
-                writer.write_chunks(&views)?;
+                writer.write_chunks(&views, thread_info)?;
                 let chunks = (written.len() + views.len()) as u64;
                 engine().recycle(views.into_iter().map(|v| v.chunk));
                 write_lost(&mut writer, &mut stats)?;

@@ -21,7 +21,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
-use std::sync::atomic::Ordering;
 
 use flight_recorder_format::EventKind;
 use tracing_core::field::{Field, Visit};
@@ -31,9 +30,10 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::annotate::next_user_task_id;
-use crate::engine::{ENABLED, STATE};
-use crate::intern::intern_str;
-use crate::local;
+use crate::engine::global;
+use crate::engine::STATE;
+use crate::record::intern::intern_str;
+use crate::record::state::State;
 
 /// The default bound on the text of one span's or event's fields.
 pub const DEFAULT_MAX_FIELDS_LEN: usize = 512;
@@ -74,9 +74,9 @@ impl FlightRecorderLayer {
 }
 
 #[inline(always)]
-fn recording() -> Option<u64> {
-    let state = STATE.load(Ordering::Relaxed);
-    (state & ENABLED != 0).then_some(state)
+fn recording() -> Option<State> {
+    let state = STATE.load();
+    state.enabled().then_some(state)
 }
 
 /// Collects fields as `name=value` pairs into a reused buffer, up to a bound.
@@ -211,7 +211,7 @@ where
             .unwrap_or(0);
         let task = next_user_task_id();
         let name = intern_str(attrs.metadata().name());
-        local::record(state, EventKind::UserTaskBegin, &[task, parent, name], &[]);
+        global::record(state, EventKind::UserTaskBegin, &[task, parent, name], &[]);
         if !attrs.fields().is_empty() {
             record_fields(state, task, self.max_fields_len, |fields| {
                 attrs.record(fields)
@@ -246,7 +246,7 @@ where
         if let (Some(task), Some(cause)) = (task_of(id), task_of(follows)) {
             let message = format!("follows user task {cause}");
             let category = intern_str("follows_from");
-            local::record(state, EventKind::Log, &[category, task], message.as_bytes());
+            global::record(state, EventKind::Log, &[category, task], message.as_bytes());
         }
     }
 
@@ -267,7 +267,7 @@ where
             self.max_fields_len,
             level_name(metadata.level()),
             |text| event.record(text),
-            |text| local::record(state, EventKind::Log, &[category, task], text.as_bytes()),
+            |text| global::record(state, EventKind::Log, &[category, task], text.as_bytes()),
         );
     }
 
@@ -276,7 +276,7 @@ where
             return;
         };
         if let Some((task, name)) = span_info(id, &ctx) {
-            local::record(state, EventKind::RegionBegin, &[name, task], &[]);
+            global::record(state, EventKind::RegionBegin, &[name, task], &[]);
             let _ = ENTERED.try_with(|entered| {
                 if let Ok(mut entered) = entered.try_borrow_mut() {
                     entered.push((id.into_u64(), task, name));
@@ -303,7 +303,7 @@ where
             .map(|(_, task, name)| (task, name))
             .or_else(|| span_info(id, &ctx));
         if let Some((task, name)) = info {
-            local::record(state, EventKind::RegionEnd, &[name, task], &[]);
+            global::record(state, EventKind::RegionEnd, &[name, task], &[]);
         }
     }
 
@@ -322,7 +322,7 @@ where
             }
         });
         if let Some(state) = recording() {
-            local::record(state, EventKind::UserTaskEnd, &[task], &[]);
+            global::record(state, EventKind::UserTaskEnd, &[task], &[]);
         }
     }
 }
@@ -368,11 +368,11 @@ fn current_task() -> u64 {
 }
 
 /// Records fields formatted by `fill` as a `span` log of `task`.
-fn record_fields(state: u64, task: u64, max: usize, fill: impl FnOnce(&mut FieldText<'_>)) {
+fn record_fields(state: State, task: u64, max: usize, fill: impl FnOnce(&mut FieldText<'_>)) {
     with_text(max, "", fill, |text| {
         if !text.is_empty() {
             let category = intern_str("span");
-            local::record(state, EventKind::Log, &[category, task], text.as_bytes());
+            global::record(state, EventKind::Log, &[category, task], text.as_bytes());
         }
     });
 }

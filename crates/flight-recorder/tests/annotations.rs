@@ -267,7 +267,7 @@ fn nothing_is_recorded_while_stopped() {
     let _region = task.region("r");
     task.log("x", "y");
     flight_recorder::mark("m");
-    assert!(!flight_recorder::raw::is_enabled());
+    assert!(!flight_recorder::raw::is_running());
 }
 
 /// A `tracing` subscriber made of the registry, this crate's layer, and an fmt layer writing to

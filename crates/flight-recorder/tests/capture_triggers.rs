@@ -282,9 +282,11 @@ fn only_user_and_real_time_signals_trigger_dumps() {
             signal: Some(taken),
             ..settings(dir.path())
         });
-        let Err(flight_recorder::Error::InvalidSettings(why)) = refused else {
+        let Err(error) = refused else {
             panic!("signal {taken} accepted: {refused:?}");
         };
+        assert_eq!(error.kind(), flight_recorder::ErrorKind::InvalidSettings);
+        let why = error.to_string();
         assert!(
             why.contains("cannot trigger dumps; use SIGUSR1, SIGUSR2"),
             "{why}"

@@ -212,7 +212,7 @@ fn a_recorder_stopped_while_threads_write() {
     // Both consumers stop under the writers' feet.
     fr.stop();
     let stats = trace.stop().unwrap();
-    assert!(!raw::is_enabled());
+    assert!(!raw::is_running());
     let stopped_at = writers.progress();
     writers.advance(&stopped_at, 50_000);
     assert_eq!(flight_recorder::stats().window_bytes, 0);
@@ -344,7 +344,12 @@ fn kill_9_child() {
     for i in 0..40_000_000u64 {
         raw::record(EventKind::PollStart, &[i]);
     }
-    fr.write_to_dir(dir, "manual", "").unwrap();
+    flight_recorder::files::write_snapshot(
+        &fr,
+        dir,
+        &flight_recorder::SnapshotMeta::new("manual", ""),
+    )
+    .unwrap();
 }
 
 fn is_final_name(name: &str) -> bool {

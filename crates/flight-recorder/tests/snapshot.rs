@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{read_trace, serial};
 use flight_recorder::raw::{self, EventKind};
-use flight_recorder::{Error, FlightRecorder, FlightRecorderConfig};
+use flight_recorder::{files, ErrorKind, FlightRecorder, FlightRecorderConfig, SnapshotMeta};
 
 #[test]
 fn snapshot_holds_exact_events_in_order() {
@@ -65,23 +65,23 @@ fn snapshot_holds_exact_events_in_order() {
 fn start_stop_and_errors() {
     let _serial = serial();
     let fr = FlightRecorder::new(FlightRecorderConfig::default());
-    assert!(!fr.enabled());
+    assert!(!fr.is_running());
     assert!(matches!(
         fr.write_to(&mut Vec::new()),
-        Err(Error::NotStarted)
+        Err(e) if e.kind() == ErrorKind::NotStarted
     ));
     fr.start().unwrap();
-    assert!(fr.enabled());
-    assert!(matches!(fr.start(), Err(Error::AlreadyStarted)));
+    assert!(fr.is_running());
+    assert!(matches!(fr.start(), Err(e) if e.kind() == ErrorKind::AlreadyStarted));
     let other = FlightRecorder::new(FlightRecorderConfig::default());
     assert!(matches!(
         other.start(),
-        Err(Error::AnotherRecorderRunning(_))
+        Err(e) if e.kind() == ErrorKind::AnotherRecorderRunning
     ));
-    assert!(!other.enabled());
+    assert!(!other.is_running());
     fr.stop();
-    assert!(!fr.enabled());
-    assert!(!raw::is_enabled());
+    assert!(!fr.is_running());
+    assert!(!raw::is_running());
     fr.stop();
     // Restart works, and the old recorder's data is gone.
     other.start().unwrap();
@@ -175,9 +175,12 @@ fn write_to_dir_writes_a_private_complete_file() {
     flight_recorder::log("test", "before the incident");
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("traces").join("nested");
-    let path = fr
-        .write_to_dir(&dir, "slow_request", "slow_request")
-        .unwrap();
+    let path = files::write_snapshot(
+        &fr,
+        &dir,
+        &SnapshotMeta::new("slow_request", "slow_request"),
+    )
+    .unwrap();
 
     let name = path.file_name().unwrap().to_str().unwrap();
     assert!(
@@ -207,7 +210,8 @@ fn write_to_dir_writes_a_private_complete_file() {
         .any(|e| trace.describe(e) == "log test before the incident"));
 
     // Two snapshots in the same millisecond get two names.
-    let second = fr.write_to_dir(&dir, "manual", "slow_request").unwrap();
+    let second =
+        files::write_snapshot(&fr, &dir, &SnapshotMeta::new("manual", "slow_request")).unwrap();
     assert_ne!(second, path);
     fr.stop();
 }
@@ -219,9 +223,9 @@ fn write_to_dir_refuses_bad_tags_and_survives_bad_directories() {
     fr.start().unwrap();
     let root = tempfile::tempdir().unwrap();
     for tag in ["../escape", "a/b", "..", "x y"] {
-        let result = fr.write_to_dir(root.path(), "manual", tag);
+        let result = files::write_snapshot(&fr, root.path(), &SnapshotMeta::new("manual", tag));
         assert!(
-            matches!(result, Err(Error::InvalidTag(_))),
+            matches!(result, Err(ref e) if e.kind() == ErrorKind::InvalidTag),
             "{tag}: {result:?}"
         );
     }
@@ -231,14 +235,20 @@ fn write_to_dir_refuses_bad_tags_and_survives_bad_directories() {
     // A directory that cannot be created (its parent is a file).
     let file = root.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let result = fr.write_to_dir(file.join("traces"), "manual", "");
-    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+    let result = files::write_snapshot(&fr, file.join("traces"), &SnapshotMeta::new("manual", ""));
+    assert!(
+        matches!(result, Err(ref e) if e.kind() == ErrorKind::Io),
+        "{result:?}"
+    );
     // The recorder keeps recording and the next snapshot succeeds.
-    assert!(fr.enabled());
+    assert!(fr.is_running());
     flight_recorder::log("test", "after the failure");
-    let path = fr
-        .write_to_dir(root.path().join("ok"), "manual", "")
-        .unwrap();
+    let path = files::write_snapshot(
+        &fr,
+        root.path().join("ok"),
+        &SnapshotMeta::new("manual", ""),
+    )
+    .unwrap();
     let trace = read_trace(std::fs::read(path).unwrap());
     assert!(trace
         .events

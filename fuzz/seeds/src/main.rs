@@ -66,7 +66,7 @@ fn main() {
         .detail("route", "/users/{id}")
         .detail("elapsed_ms", 1520);
     recorder
-        .write_snapshot_with(&mut snapshot, &meta)
+        .write_to_with(&mut snapshot, &meta)
         .expect("snapshot");
     seeds.push(("snapshot_annotations", snapshot.clone()));
 

@@ -28,6 +28,7 @@ pub const TEMP_FILE_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// What a garbage collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcReport {
     /// The files kept.
     pub kept: usize,

@@ -65,9 +65,9 @@ pub use env::{config_from_env, config_from_vars, init_from_env, EnvConfig, ENV_V
 pub use settings::{CaptureSettings, DUMP_DIR_NAME};
 pub use trigger::{DumpOutcome, TriggerKind};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
-use crate::sync::lock;
+use crate::record::sync::lock;
 #[cfg(feature = "http")]
 pub(crate) use env::{parse_duration, parse_signal, parse_size};
 pub(crate) use settings::duration_text;
@@ -119,6 +119,7 @@ struct Control {
 
 /// What automatic capture has done, for monitoring and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CaptureStatus {
     /// Whether capture is running.
     pub running: bool,
@@ -149,7 +150,7 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     let settings = absolute_dir(settings);
     let mut active = lock(&ACTIVE);
     if active.is_some() {
-        return Err(Error::AlreadyStarted);
+        return Err(Error::new(ErrorKind::AlreadyStarted));
     }
     let recorder = FlightRecorder::new(recorder_config(&settings));
     recorder.start()?;
@@ -231,7 +232,7 @@ pub fn settings() -> Option<CaptureSettings> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn update_settings(change: impl FnOnce(&mut CaptureSettings)) -> Result<(), Error> {
-    let capture = active().ok_or(Error::NotStarted)?;
+    let capture = active().ok_or(Error::new(ErrorKind::NotStarted))?;
     capture.update(change)
 }
 
@@ -243,8 +244,8 @@ pub fn update_settings(change: impl FnOnce(&mut CaptureSettings)) -> Result<(), 
 /// the time of a snapshot (milliseconds for a few MiB); it happens on the calling thread.
 pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
     let tag = if tag.is_empty() { "app" } else { tag };
-    crate::files::validate_tag(tag)?;
-    let capture = active().ok_or(Error::NotStarted)?;
+    crate::file::files::validate_tag(tag)?;
+    let capture = active().ok_or(Error::new(ErrorKind::NotStarted))?;
     capture.trigger(
         Trigger {
             kind: TriggerKind::Application,
@@ -262,21 +263,21 @@ pub fn dump_now(reason: &str, tag: &str) -> Result<DumpOutcome, Error> {
 /// endpoint; handy for tools.
 ///
 /// It waits at most `wait` for a dump being written (or a settings change resizing the window),
-/// then fails with [`Error::SnapshotInProgress`], as it does when another snapshot is being
-/// written; it fails with [`Error::NotStarted`] when capture is not running.
+/// then fails with [`ErrorKind::SnapshotInProgress`], as it does when another snapshot is being
+/// written; it fails with [`ErrorKind::NotStarted`] when capture is not running.
 pub fn write_snapshot<W: std::io::Write>(
     out: &mut W,
     meta: &SnapshotMeta,
     wait: Duration,
 ) -> Result<u64, Error> {
-    let capture = active().ok_or(Error::NotStarted)?;
+    let capture = active().ok_or(Error::new(ErrorKind::NotStarted))?;
     let Some(_writing) = capture.writer.acquire(Some(wait)) else {
-        return Err(Error::SnapshotInProgress);
+        return Err(Error::new(ErrorKind::SnapshotInProgress));
     };
     let mut meta = meta.clone();
     meta.program_version = capture.settings().program_version;
     let recorder = Arc::clone(&lock(&capture.recorder));
-    recorder.write_snapshot_with(out, &meta)
+    recorder.write_to_with(out, &meta)
 }
 
 /// The dump signal given to [`start`] (by code or the environment), if capture runs: over HTTP
@@ -483,7 +484,7 @@ impl Capture {
             && !settings.slow_poll_delay.is_zero()
             && !self.sleep(settings.slow_poll_delay)
         {
-            return Err(Error::NotStarted);
+            return Err(Error::new(ErrorKind::NotStarted));
         }
         let mut meta =
             SnapshotMeta::new(trigger.reason, trigger.tag).detail("trigger", trigger.kind);
@@ -507,7 +508,7 @@ impl Capture {
     fn write(&self, mut meta: SnapshotMeta, wait: Option<Duration>) -> Result<PathBuf, Error> {
         let _in_dump = InDump::enter();
         let Some(_writing) = self.writer.acquire(wait) else {
-            let error = Error::SnapshotInProgress;
+            let error = Error::new(ErrorKind::SnapshotInProgress);
             report_error(&format!("writing a trace ({})", meta.reason), &error);
             return Err(error);
         };
@@ -520,7 +521,7 @@ impl Capture {
                 .push((format!("suppressed.{kind}"), n.to_string()));
         }
         let recorder = Arc::clone(&lock(&self.recorder));
-        let result = recorder.write_to_dir_with(&settings.dump_dir, &meta);
+        let result = crate::files::write_snapshot(&recorder, &settings.dump_dir, &meta);
         match &result {
             Ok(path) => {
                 self.files_written.fetch_add(1, Ordering::Relaxed);

@@ -110,7 +110,7 @@ pub(crate) const MAX_SLOW_POLL_DELAY: Duration = Duration::from_secs(60);
 impl CaptureSettings {
     /// Checks the settings; the error says which one is wrong.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |what: String| Err(Error::InvalidSettings(what));
+        let bad = |what: String| Err(Error::invalid_settings(what));
         if self.duration.is_zero() {
             return bad("duration must be more than zero".into());
         }
@@ -127,7 +127,7 @@ impl CaptureSettings {
             return bad("dump_dir must not be empty".into());
         }
         if let Some(signal) = self.signal {
-            check_dump_signal(signal).map_err(Error::InvalidSettings)?;
+            check_dump_signal(signal).map_err(Error::invalid_settings)?;
         }
         Ok(())
     }
@@ -270,6 +270,7 @@ pub(crate) fn duration_text(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn defaults_follow_the_design() {
@@ -288,7 +289,7 @@ mod tests {
             duration: Duration::ZERO,
             ..CaptureSettings::default()
         };
-        assert!(matches!(zero.validate(), Err(Error::InvalidSettings(_))));
+        assert!(matches!(zero.validate(), Err(e) if e.kind() == ErrorKind::InvalidSettings));
         let long_delay = CaptureSettings {
             slow_poll_delay: Duration::from_secs(61),
             ..CaptureSettings::default()

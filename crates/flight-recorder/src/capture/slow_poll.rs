@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Capture, Trigger, TriggerKind};
-use crate::clock;
 use crate::engine::engine;
-use crate::sync::lock;
+use crate::record::clock;
+use crate::record::sync::lock;
 
 /// The shortest and longest time between two looks.
 const MIN_PERIOD: Duration = Duration::from_millis(1);

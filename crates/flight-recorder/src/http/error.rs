@@ -5,7 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -54,22 +54,22 @@ impl ApiError {
         self
     }
 
-    /// A recorder's error, with `not_started` as the message for [`Error::NotStarted`].
+    /// A recorder's error, with `not_started` as the message for [`ErrorKind::NotStarted`].
     pub fn from_recorder(error: Error, not_started: &str) -> ApiError {
-        match error {
-            Error::NotStarted => ApiError::unavailable(not_started),
-            Error::SnapshotInProgress => ApiError::new(
+        match error.kind() {
+            ErrorKind::NotStarted => ApiError::unavailable(not_started),
+            ErrorKind::SnapshotInProgress => ApiError::new(
                 StatusCode::CONFLICT,
                 "a snapshot is already being written; try again when it is done",
             )
             .retry_after(1),
-            e @ (Error::AnotherRecorderRunning(_) | Error::AlreadyStarted) => {
-                ApiError::new(StatusCode::CONFLICT, e.to_string()).retry_after(1)
+            ErrorKind::AnotherRecorderRunning | ErrorKind::AlreadyStarted => {
+                ApiError::new(StatusCode::CONFLICT, error.to_string()).retry_after(1)
             }
-            e @ (Error::InvalidTag(_) | Error::InvalidSettings(_)) => {
-                ApiError::bad_request(e.to_string())
+            ErrorKind::InvalidTag | ErrorKind::InvalidSettings => {
+                ApiError::bad_request(error.to_string())
             }
-            e @ Error::Io(_) => ApiError::internal(e.to_string()),
+            ErrorKind::Io => ApiError::internal(error.to_string()),
         }
     }
 

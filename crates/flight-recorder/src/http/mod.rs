@@ -292,8 +292,8 @@ impl HttpServer {
         }
         match self.task.take() {
             Some(task) => match task.await {
-                Ok(result) => result.map_err(Error::Io),
-                Err(e) => Err(Error::Io(io::Error::other(e))),
+                Ok(result) => result.map_err(Error::from),
+                Err(e) => Err(Error::from(io::Error::other(e))),
             },
             None => Ok(()),
         }
@@ -311,31 +311,32 @@ impl Drop for HttpServer {
 /// Serves [`router`]`(config)` on `addr` (usually [`DEFAULT_ADDR`], or `127.0.0.1:0` for a port
 /// chosen by the system), on a task of the current tokio runtime, which must have I/O enabled.
 ///
-/// Refuses (with [`Error::InvalidSettings`]) an address that is not a loopback one unless
-/// `config.allow_non_loopback` is set and a token is given, and an empty token. Fails with
-/// [`Error::Io`] when called outside a tokio runtime or when the address cannot be bound.
+/// Refuses (with an error of kind [`ErrorKind::InvalidSettings`](crate::ErrorKind)) an address
+/// that is not a loopback one unless `config.allow_non_loopback` is set and a token is given, and
+/// an empty token. Fails with [`ErrorKind::Io`](crate::ErrorKind) when called outside a tokio
+/// runtime or when the address cannot be bound.
 pub async fn serve(config: HttpConfig, addr: SocketAddr) -> Result<HttpServer, Error> {
     if config.token.as_deref() == Some("") {
-        return Err(Error::InvalidSettings(
-            "the HTTP endpoint's token must not be empty".into(),
+        return Err(Error::invalid_settings(
+            "the HTTP endpoint's token must not be empty",
         ));
     }
     if !addr.ip().is_loopback() {
         if !config.allow_non_loopback {
-            return Err(Error::InvalidSettings(format!(
+            return Err(Error::invalid_settings(format!(
                 "refusing to serve the flight recorder on {addr}, which is not a loopback address \
                  (set allow_non_loopback and a token to do so)"
             )));
         }
         if config.token.is_none() {
-            return Err(Error::InvalidSettings(format!(
+            return Err(Error::invalid_settings(format!(
                 "serving the flight recorder on {addr}, which is not a loopback address, needs a \
                  token"
             )));
         }
     }
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-        Error::Io(io::Error::other(
+        Error::from(io::Error::other(
             "flight_recorder::http::serve must run inside a tokio runtime",
         ))
     })?;

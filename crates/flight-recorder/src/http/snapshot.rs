@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use super::body::{self, ChannelWriter, LimitedBuffer};
 use super::error::ApiError;
 use super::AppState;
-use crate::error::Error;
-use crate::files::{trace_file_name, FILE_SUFFIX};
+use crate::error::{Error, ErrorKind};
+use crate::file::files::{trace_file_name, FILE_SUFFIX};
 use crate::flight::{FlightRecorder, SnapshotMeta};
 use crate::trace::FullTrace;
 
@@ -129,7 +129,7 @@ pub(super) async fn snapshot_head(
     let perfetto = wants_perfetto(query)?;
     let recorder = state.config.recorder.as_deref();
     let recording = match recorder {
-        Some(recorder) => recorder.enabled(),
+        Some(recorder) => recorder.is_running(),
         None => crate::capture::is_running(),
     };
     if !recording {
@@ -174,7 +174,7 @@ fn take_snapshot(recorder: Option<&FlightRecorder>, limit: usize) -> Result<Vec<
     let meta = SnapshotMeta::new("http", "http").detail("trigger", "http");
     let mut out = LimitedBuffer::new(limit);
     let result = match recorder {
-        Some(recorder) => recorder.write_snapshot_with(&mut out, &meta),
+        Some(recorder) => recorder.write_to_with(&mut out, &meta),
         None => crate::capture::write_snapshot(&mut out, &meta, CAPTURE_WAIT),
     };
     match result {
@@ -262,7 +262,7 @@ pub(super) async fn trace(
         .map_err(|e| ApiError::internal(format!("cannot start the trace's thread: {e}")))?;
     match started_rx.await {
         Ok(Ok(())) => {}
-        Ok(Err(Error::AnotherRecorderRunning(_))) => {
+        Ok(Err(e)) if e.kind() == ErrorKind::AnotherRecorderRunning => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "a full trace is already running (another /trace request, or the program's own); \

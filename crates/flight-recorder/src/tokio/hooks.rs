@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio::runtime::Builder;
 
-use crate::intern::intern_name;
-use crate::local;
+use crate::engine::global;
 use crate::raw::{self, EventKind};
+use crate::record::intern::intern_name;
 
 /// The role of a runtime thread in the trace: a worker (it parks and unparks).
 pub(crate) const ROLE_WORKER: u64 = 0;
@@ -162,7 +162,7 @@ impl Instrumentation {
 
         let user = self.thread_start;
         builder.on_thread_start(move || {
-            local::set_runtime(runtime, ROLE_BLOCKING, name);
+            global::set_runtime(runtime, ROLE_BLOCKING, name);
             if let Some(f) = &user {
                 f();
             }
@@ -174,8 +174,8 @@ impl Instrumentation {
         builder.on_thread_park(move || {
             // A thread that parks is a worker; the thread running a current-thread runtime's
             // `block_on` is tagged here too (it was not started by the runtime).
-            if local::runtime() != (runtime, ROLE_WORKER, name) {
-                local::set_runtime(runtime, ROLE_WORKER, name);
+            if global::runtime() != (runtime, ROLE_WORKER, name) {
+                global::set_runtime(runtime, ROLE_WORKER, name);
             }
             raw::record(EventKind::WorkerPark, &[]);
             if let Some(f) = &user {
@@ -193,11 +193,11 @@ impl Instrumentation {
         #[cfg(tokio_unstable)]
         {
             use super::task_id::{current_task, task_id};
-            use crate::intern::intern_location;
+            use crate::record::intern::intern_location;
 
             let user = self.task_spawn;
             builder.on_task_spawn(move |meta| {
-                if raw::is_enabled() {
+                if raw::is_running() {
                     let location = intern_location(meta.spawned_at());
                     raw::record(
                         EventKind::TaskSpawn,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeMetrics};
 
-use crate::intern::intern_name;
 use crate::raw::{self, EventKind};
+use crate::record::intern::intern_name;
 
 /// Samples `handle`'s runtime metrics every `period` while a recorder runs, as counters named
 /// `tokio.<runtime>.<metric>`: `alive_tasks`, `global_queue_depth`, `busy_workers_permille`
@@ -76,7 +76,7 @@ fn sample(metrics: &RuntimeMetrics, names: &CounterNames, period: Duration, stop
         let elapsed = now.duration_since(last_time).as_nanos().max(1);
         let busy_permille = busy.saturating_sub(last_busy).as_nanos() * 1000 / elapsed;
         (last_busy, last_time) = (busy, now);
-        if !raw::is_enabled() {
+        if !raw::is_running() {
             continue;
         }
         let counter = |name: u64, value: u64| raw::record(EventKind::Counter, &[name, value]);

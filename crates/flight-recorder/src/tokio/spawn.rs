@@ -13,10 +13,10 @@ use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use super::hooks::ROLE_BLOCKING;
 use super::task_id::{current_task, task_id};
-use crate::intern::intern_location;
-use crate::local;
+use crate::engine::global;
 use crate::raw::{self, EventKind};
-use crate::sync::lock;
+use crate::record::intern::intern_location;
+use crate::record::sync::lock;
 
 /// Whether the wrapper records spawns, polls and terminations itself: only when the runtime
 /// hooks, which record them for every task, are not compiled in.
@@ -77,9 +77,9 @@ where
     let location = Location::caller();
     let parent = current_task();
     let handle = tokio::task::spawn_blocking(move || {
-        let (runtime, _, name) = local::runtime();
+        let (runtime, _, name) = global::runtime();
         if runtime != 0 {
-            local::set_runtime(runtime, ROLE_BLOCKING, name);
+            global::set_runtime(runtime, ROLE_BLOCKING, name);
         }
         let task = current_task();
         raw::poll_start(task);
@@ -90,7 +90,7 @@ where
         }
         result
     });
-    if raw::is_enabled() {
+    if raw::is_running() {
         raw::record(
             EventKind::TaskSpawn,
             &[task_id(handle.id()), intern_location(location), parent],
@@ -101,7 +101,7 @@ where
 
 fn record_spawn(state: &WakeState, task: u64, location: &'static Location<'static>, parent: u64) {
     state.task.store(task, Ordering::Relaxed);
-    if WRAPPER_RECORDS_POLLS && raw::is_enabled() {
+    if WRAPPER_RECORDS_POLLS && raw::is_running() {
         raw::record(
             EventKind::TaskSpawn,
             &[task, intern_location(location), parent],
@@ -166,7 +166,7 @@ impl<F: Future> Future for Instrumented<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if !raw::is_enabled() && this.waker.is_none() {
+        if !raw::is_running() && this.waker.is_none() {
             return this.inner.poll(cx);
         }
         let mut task = this.state.task.load(Ordering::Relaxed);

@@ -3,8 +3,9 @@
 
 use std::collections::VecDeque;
 
-use crate::chunk::Chunk;
-use crate::sync::Arc;
+use crate::record::chunk::Chunk;
+use crate::record::state::State;
+use crate::record::sync::Arc;
 
 /// Sealed chunks kept for the next snapshot.
 pub(crate) struct Window {
@@ -12,8 +13,9 @@ pub(crate) struct Window {
     bytes: usize,
     max_bytes: usize,
     min_age_units: u64,
-    /// Chunks taken before the recorder started hold only older events and are not kept.
-    pub start_generation: u64,
+    /// The state the window started in: chunks of older generations hold only older events and
+    /// are not kept.
+    pub start_state: State,
     /// The flight recorder this window belongs to.
     pub owner: u64,
 }
@@ -22,7 +24,7 @@ impl Window {
     pub(crate) fn new(
         max_bytes: usize,
         min_age_units: u64,
-        start_generation: u64,
+        start_state: State,
         owner: u64,
     ) -> Window {
         Window {
@@ -31,7 +33,7 @@ impl Window {
             bytes: 0,
             max_bytes,
             min_age_units,
-            start_generation,
+            start_state,
         }
     }
 
@@ -46,7 +48,7 @@ impl Window {
         now_units: u64,
         evicted: &mut Vec<Arc<Chunk>>,
     ) {
-        if chunk.generation < self.start_generation {
+        if chunk.state.generation() < self.start_state.generation() {
             return;
         }
         self.bytes += chunk.capacity();

@@ -24,7 +24,7 @@ pub fn validate_tag(tag: &str) -> Result<(), Error> {
     if dump_files::is_valid_tag(tag) {
         Ok(())
     } else {
-        Err(Error::InvalidTag(tag.to_string()))
+        Err(Error::invalid_tag(tag.to_string()))
     }
 }
 

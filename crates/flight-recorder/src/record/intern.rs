@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::{LazyLock, Mutex};
 
-use crate::sync::lock;
+use crate::record::sync::lock;
 
 #[derive(Default)]
 struct Interner {
@@ -94,6 +94,7 @@ fn intern_location_slow(location: &'static Location<'static>) -> u64 {
 
 /// The id of a string made at run time (a runtime's or a counter's name): a copy is leaked once
 /// per distinct text, so call it for names, not for unbounded data.
+#[cfg(feature = "tokio")]
 pub(crate) fn intern_name(text: &str) -> u64 {
     let leaked = {
         let interner = lock(&INTERNER);

@@ -3,7 +3,7 @@
 //! (`loom_tests`): of two overlapping snapshots exactly one proceeds, and what one snapshot did is
 //! visible to the next.
 
-use crate::sync::{AtomicBool, Ordering};
+use crate::record::sync::{AtomicBool, Ordering};
 
 /// A slot that one holder at a time may take.
 pub(crate) struct SnapshotSlot {

@@ -39,16 +39,3 @@ fn host_name() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_default()
 }
-
-/// The calling thread's operating-system id.
-pub(crate) fn os_thread_id() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions.
-        unsafe { libc::gettid() as u64 }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
-}

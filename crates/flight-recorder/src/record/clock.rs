@@ -43,11 +43,36 @@ impl Calibration {
 
 /// The process's clock calibration; the first call measures it (about 10 ms, once), so it is
 /// called when a recorder starts, never on the hot path.
+#[cfg(not(flight_recorder_loom))]
 pub(crate) fn calibration() -> &'static Calibration {
     CALIBRATION.get_or_init(calibrate)
 }
 
+/// The loom model's clock: a counter, one tick a nanosecond, read without touching the CPU
+/// counter or the OS (the model explores interleavings, not times).
+#[cfg(flight_recorder_loom)]
+pub(crate) fn calibration() -> &'static Calibration {
+    CALIBRATION.get_or_init(|| Calibration {
+        source: "counter",
+        unit_shift: 0,
+        start: ClockSample {
+            ticks: 0,
+            monotonic_ns: 0,
+            wall_ns: 0,
+        },
+        ticks_per_ns: 1.0,
+    })
+}
+
+/// The loom model's clock reading: the next value of a counter.
+#[cfg(flight_recorder_loom)]
+pub(crate) fn now() -> u64 {
+    static TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    TICKS.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The current trace clock reading, in ticks.
+#[cfg(not(flight_recorder_loom))]
 #[inline(always)]
 pub(crate) fn now() -> u64 {
     #[cfg(target_arch = "x86_64")]
@@ -150,7 +175,7 @@ fn invariant_tsc() -> bool {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(flight_recorder_loom)))]
 mod tests {
     use super::*;
 

@@ -11,7 +11,8 @@ use std::sync::atomic::{
     AtomicU64 as StatU64, AtomicUsize as StatCounter, Ordering as StatOrdering,
 };
 
-use crate::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::record::state::State;
+use crate::record::sync::{lock, Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// The size of a thread's event buffer, as in Go's tracer.
 pub(crate) const CHUNK_SIZE: usize = 64 << 10;
@@ -113,8 +114,8 @@ pub(crate) struct Chunk {
     pub seq: u64,
     /// The recorder's id of the thread that writes it.
     pub thread: u64,
-    /// The recorder state (generation) the chunk was taken in.
-    pub generation: u64,
+    /// The recorder state the chunk was taken in.
+    pub state: State,
     /// The time the first event's delta is counted from.
     pub base_units: u64,
 }
@@ -124,7 +125,7 @@ impl Chunk {
         buffer: Buffer,
         seq: u64,
         thread: u64,
-        generation: u64,
+        state: State,
         base_units: u64,
     ) -> Chunk {
         Chunk {
@@ -135,7 +136,7 @@ impl Chunk {
             last_units: AtomicU64::new(base_units),
             seq,
             thread,
-            generation,
+            state,
             base_units,
         }
     }
@@ -165,6 +166,17 @@ impl Chunk {
     #[cfg(not(flight_recorder_loom))]
     pub(crate) unsafe fn write_ptr(&self) -> *mut u8 {
         self.buffer.ptr.as_ptr()
+    }
+
+    /// In the loom model the buffer is made of cells written through [`Chunk::write`]; this
+    /// pointer only tells the writer that it has a chunk, and is never written through.
+    ///
+    /// # Safety
+    ///
+    /// None needed; `unsafe` for the same signature as the real one.
+    #[cfg(flight_recorder_loom)]
+    pub(crate) unsafe fn write_ptr(&self) -> *mut u8 {
+        std::ptr::NonNull::dangling().as_ptr()
     }
 
     /// Copies `bytes` into the buffer at `at`.
@@ -244,13 +256,7 @@ impl Chunk {
     pub(crate) fn compacted(&self) -> Option<Chunk> {
         let len = self.committed();
         let buffer = Buffer::zeroed(len)?;
-        let copy = Chunk::new(
-            buffer,
-            self.seq,
-            self.thread,
-            self.generation,
-            self.base_units,
-        );
+        let copy = Chunk::new(buffer, self.seq, self.thread, self.state, self.base_units);
         self.with_prefix(len, |bytes| {
             // SAFETY: `copy` is not shared yet; the range is within its capacity.
             unsafe { copy.write(0, bytes) }
@@ -311,5 +317,39 @@ impl ChunkPool {
     /// Buffers currently kept for reuse.
     pub(crate) fn free_count(&self) -> usize {
         lock(&self.free).len()
+    }
+}
+
+/// The chunk a thread is writing to, in the thread's slot: the owner replaces it under the slot's
+/// lock and hands the old one to the consumers *before* releasing that lock, which is what makes
+/// a cut (`crate::engine::cut`) gap-free.
+pub(crate) struct OpenChunk {
+    slot: Mutex<Option<Arc<Chunk>>>,
+}
+
+impl OpenChunk {
+    pub(crate) fn new() -> OpenChunk {
+        OpenChunk {
+            slot: Mutex::new(None),
+        }
+    }
+
+    /// Installs `fresh` as the open chunk; the previous one, if any, is passed to `seal` while
+    /// the slot is still locked (see `crate::engine::cut` for why).
+    pub(crate) fn replace(&self, fresh: Option<Arc<Chunk>>, seal: impl FnOnce(Arc<Chunk>)) {
+        let mut slot = lock(&self.slot);
+        if let Some(old) = slot.take() {
+            seal(old);
+        }
+        *slot = fresh;
+    }
+
+    /// The open chunk and its published length.
+    pub(crate) fn view(&self) -> Option<ChunkView> {
+        let slot = lock(&self.slot);
+        slot.as_ref().map(|chunk| ChunkView {
+            len: chunk.committed(),
+            chunk: chunk.clone(),
+        })
     }
 }

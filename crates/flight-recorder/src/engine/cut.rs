@@ -1,5 +1,5 @@
-//! A thread's open chunk, and the cut that a snapshot or the end of a full trace takes across all
-//! threads without stopping them.
+//! The cut that a snapshot or the end of a full trace takes across all threads' open chunks
+//! (`crate::record::chunk::OpenChunk`) without stopping them.
 //!
 //! The owner replaces its open chunk under the slot's lock and hands the old one to the consumers
 //! (the window, a full trace) *before* releasing that lock. A cut reads every open chunk first and
@@ -9,40 +9,8 @@
 
 use std::collections::HashSet;
 
-use crate::chunk::{Chunk, ChunkView};
-use crate::sync::{lock, Arc, Mutex};
-
-/// The chunk a thread is writing to.
-pub(crate) struct OpenChunk {
-    slot: Mutex<Option<Arc<Chunk>>>,
-}
-
-impl OpenChunk {
-    pub(crate) fn new() -> OpenChunk {
-        OpenChunk {
-            slot: Mutex::new(None),
-        }
-    }
-
-    /// Installs `fresh` as the open chunk; the previous one, if any, is passed to `seal` while
-    /// the slot is still locked (see the module's comment for why).
-    pub(crate) fn replace(&self, fresh: Option<Arc<Chunk>>, seal: impl FnOnce(Arc<Chunk>)) {
-        let mut slot = lock(&self.slot);
-        if let Some(old) = slot.take() {
-            seal(old);
-        }
-        *slot = fresh;
-    }
-
-    /// The open chunk and its published length.
-    pub(crate) fn view(&self) -> Option<ChunkView> {
-        let slot = lock(&self.slot);
-        slot.as_ref().map(|chunk| ChunkView {
-            len: chunk.committed(),
-            chunk: chunk.clone(),
-        })
-    }
-}
+use crate::record::chunk::{Chunk, ChunkView, OpenChunk};
+use crate::record::sync::Arc;
 
 /// Takes a consistent cut: the open chunks, then the sealed chunks `sealed` returns. Every event
 /// published before the cut began is in the result exactly once. Sealed chunks come first, in the

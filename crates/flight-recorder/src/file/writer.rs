@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use flight_recorder_format::record::{RecordType, RecordWriter};
 use flight_recorder_format::{
-    tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location,
+    tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location, ThreadInfo,
 };
 
-use crate::chunk::{ChunkView, CHUNK_SIZE};
-use crate::clock;
-use crate::engine::engine;
-use crate::intern;
-use crate::process::process_info;
+use crate::file::process::process_info;
+use crate::record::chunk::{ChunkView, CHUNK_SIZE};
+use crate::record::clock;
+use crate::record::intern;
 
 /// Why a file is written and with which settings, for its header.
 pub(crate) struct FileMeta<'a> {
@@ -127,22 +126,22 @@ impl<W: Write> TraceFileWriter<W> {
         Ok(())
     }
 
-    /// Writes the descriptions of the threads of `views` not described yet.
+    /// Writes the descriptions of the threads of `views` not described yet, as `thread_info`
+    /// gives them.
     fn write_new_threads<'a>(
         &mut self,
         views: impl IntoIterator<Item = &'a ChunkView>,
+        thread_info: impl Fn(u64) -> Option<ThreadInfo>,
     ) -> io::Result<()> {
         self.scratch.clear();
         for view in views {
             let id = view.chunk.thread;
             if self.threads_written.insert(id) {
-                let info = engine()
-                    .thread_info(id)
-                    .unwrap_or(flight_recorder_format::ThreadInfo {
-                        id,
-                        os_tid: 0,
-                        name: String::new(),
-                    });
+                let info = thread_info(id).unwrap_or(ThreadInfo {
+                    id,
+                    os_tid: 0,
+                    name: String::new(),
+                });
                 tables::push_thread(&info, &mut self.scratch);
             }
         }
@@ -153,10 +152,15 @@ impl<W: Write> TraceFileWriter<W> {
         Ok(())
     }
 
-    /// Writes chunks, with the table entries they need before them.
-    pub(crate) fn write_chunks(&mut self, views: &[ChunkView]) -> io::Result<()> {
+    /// Writes chunks, with the table entries they need before them; `thread_info` describes their
+    /// threads (the engine's thread table).
+    pub(crate) fn write_chunks(
+        &mut self,
+        views: &[ChunkView],
+        thread_info: impl Fn(u64) -> Option<ThreadInfo>,
+    ) -> io::Result<()> {
         self.write_new_interned()?;
-        self.write_new_threads(views)?;
+        self.write_new_threads(views, thread_info)?;
         for view in views {
             let mut prefix = [0u8; 2 * varint::MAX_LEN];
             let mut n = varint::encode(view.chunk.thread, &mut prefix);
