@@ -1,5 +1,6 @@
-//! Writes trace files: the header and tables first, then chunks, each preceded by the table
-//! entries it may refer to that the file does not have yet, then the end record.
+//! Writes trace files: the header, the event kinds and the process's modules first, then chunks,
+//! each preceded by the table entries (strings, locations, stacks, threads) it may refer to that
+//! the file does not have yet, then the end record.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -7,13 +8,14 @@ use std::time::Duration;
 
 use flight_recorder_format::record::{RecordType, RecordWriter};
 use flight_recorder_format::{
-    tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location, ThreadInfo,
+    tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location, Module, ThreadInfo,
 };
 
 use crate::file::process::process_info;
 use crate::record::chunk::{ChunkView, CHUNK_SIZE};
 use crate::record::clock;
 use crate::record::intern;
+use crate::record::stacks;
 
 /// Why a file is written and with which settings, for its header.
 pub(crate) struct FileMeta<'a> {
@@ -33,11 +35,42 @@ pub(crate) struct FileExtra<'a> {
     pub suppressed_triggers: u64,
 }
 
+/// Writes the modules mapped in the process (paths, executable ranges, load biases, build ids),
+/// so that the stacks of the file can be symbolized later, on any machine that has the binaries.
+fn write_modules<W: Write>(records: &mut RecordWriter<W>) -> io::Result<()> {
+    if cfg!(miri) {
+        // Miri cannot call the dynamic loader; its files carry no stacks either.
+        return Ok(());
+    }
+    let mut payload = Vec::new();
+    for (module, id) in crate::stack::loaded_modules().iter().zip(1..) {
+        let start = module.executable.iter().map(|r| r.0).min();
+        let end = module.executable.iter().map(|r| r.1).max();
+        let (Some(start), Some(end)) = (start, end) else {
+            continue;
+        };
+        let entry = Module {
+            id,
+            start: start as u64,
+            end: end as u64,
+            load_bias: module.load_bias as u64,
+            path: module.path.to_string_lossy().into_owned(),
+            build_id: module.build_id.clone().unwrap_or_default(),
+        };
+        tables::push_module(&entry, &mut payload);
+    }
+    if payload.is_empty() {
+        return Ok(());
+    }
+    records.write_record(RecordType::Modules, &[&payload])
+}
+
 /// A trace file being written.
 pub(crate) struct TraceFileWriter<W: Write> {
     records: RecordWriter<W>,
     strings_written: u64,
     locations_written: u64,
+    stacks_written: u64,
     threads_written: HashSet<u64>,
     chunks: u64,
     scratch: Vec<u8>,
@@ -86,10 +119,12 @@ impl<W: Write> TraceFileWriter<W> {
             tables::push_kind(&KindInfo::from(kind), &mut kinds);
         }
         records.write_record(RecordType::Kinds, &[&kinds])?;
+        write_modules(&mut records)?;
         Ok(TraceFileWriter {
             records,
             strings_written: 0,
             locations_written: 0,
+            stacks_written: 0,
             threads_written: HashSet::new(),
             chunks: 0,
             scratch: Vec::new(),
@@ -122,6 +157,17 @@ impl<W: Write> TraceFileWriter<W> {
             self.records
                 .write_record(RecordType::Locations, &[&self.scratch])?;
             self.locations_written = last;
+        }
+        let new_stacks = stacks::stacks_after(self.stacks_written);
+        if let Some((last, _)) = new_stacks.last() {
+            let last = *last;
+            self.scratch.clear();
+            for (id, frames) in &new_stacks {
+                tables::push_stack(*id, frames, &mut self.scratch);
+            }
+            self.records
+                .write_record(RecordType::Stacks, &[&self.scratch])?;
+            self.stacks_written = last;
         }
         Ok(())
     }
