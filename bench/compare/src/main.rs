@@ -227,6 +227,7 @@ fn attach(args: &Args) -> io::Result<(tokio::runtime::Runtime, Attached)> {
             let recorder = FlightRecorder::new(FlightRecorderConfig {
                 min_age: Duration::from_secs(10),
                 max_bytes: WINDOW_BYTES,
+                ..Default::default()
             });
             recorder.start().map_err(|e| other(e.to_string()))?;
             (rt, Attached::Flight(recorder))

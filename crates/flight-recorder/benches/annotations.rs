@@ -58,6 +58,7 @@ fn main() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(10),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().expect("start");
 

@@ -61,6 +61,7 @@ fn main() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(3600),
         max_bytes,
+        ..Default::default()
     });
     fr.start().expect("start");
     let chunk = flight_recorder::chunk_size();

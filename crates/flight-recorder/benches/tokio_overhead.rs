@@ -252,6 +252,7 @@ fn main() {
     let recorder = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(10),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     let run_config = |config: Config, f: &mut dyn FnMut(Config) -> f64| -> f64 {
         if config == Config::On {

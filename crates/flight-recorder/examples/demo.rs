@@ -71,6 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorder = Arc::new(FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(5),
         max_bytes: 16 << 20,
+        ..Default::default()
     }));
     recorder.start()?;
     println!("flight recorder on: keeping the last 5 s (at most 16 MiB) in memory");

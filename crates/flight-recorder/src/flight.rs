@@ -40,6 +40,11 @@ pub struct FlightRecorderConfig {
     /// Keep at most about this many bytes of events (default 10 MiB); wins over `min_age`. A
     /// snapshot may hold a little more: the events still in each thread's open buffer.
     pub max_bytes: usize,
+    /// Keep the chunks in a shared mapping that survives the process (`None`, the default:
+    /// heap buffers). See [`ring`](crate::ring): after a crash, `flight-recorder recover` writes
+    /// the last events. The process has one ring, made by the first recorder that asks for it.
+    #[cfg(unix)]
+    pub ring: Option<crate::ring::RingConfig>,
 }
 
 impl Default for FlightRecorderConfig {
@@ -47,6 +52,8 @@ impl Default for FlightRecorderConfig {
         FlightRecorderConfig {
             min_age: Duration::from_secs(10),
             max_bytes: 10 << 20,
+            #[cfg(unix)]
+            ring: None,
         }
     }
 }
@@ -167,6 +174,7 @@ impl FlightRecorder {
     /// Starts recording. Fails if this recorder is running or another flight recorder is.
     pub fn start(&self) -> Result<(), Error> {
         let calibration = clock::calibration();
+        self.enable_ring();
         let bounds = WindowBounds {
             max_bytes: self.config.max_bytes,
             min_age_units: calibration.units_in(self.config.min_age),
@@ -179,12 +187,22 @@ impl FlightRecorder {
     /// `min_age` or `max_bytes` loses no history. `previous` is stopped.
     pub(crate) fn start_replacing(&self, previous: &FlightRecorder) -> Result<(), Error> {
         let calibration = clock::calibration();
+        self.enable_ring();
         let bounds = WindowBounds {
             max_bytes: self.config.max_bytes,
             min_age_units: calibration.units_in(self.config.min_age),
         };
         let now = calibration.now_units();
         engine().replace_window(previous.owner(), self.owner(), bounds, now)
+    }
+
+    /// Makes the process's ring if the config asks for one (see [`crate::ring`]).
+    fn enable_ring(&self) {
+        #[cfg(all(unix, not(flight_recorder_loom)))]
+        if let Some(ring) = &self.config.ring {
+            let min_age_ns = self.config.min_age.as_nanos().min(u128::from(u64::MAX)) as u64;
+            crate::ring::enable(ring, self.config.max_bytes, min_age_ns);
+        }
     }
 
     /// Stops recording and frees the window. Does nothing if the recorder is not running.

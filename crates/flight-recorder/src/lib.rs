@@ -74,6 +74,8 @@ mod flight;
 pub mod http;
 #[cfg(not(flight_recorder_loom))]
 pub mod raw;
+#[cfg(all(unix, not(flight_recorder_loom)))]
+pub mod ring;
 #[cfg(not(flight_recorder_loom))]
 pub mod stack;
 #[cfg(all(feature = "tokio", not(flight_recorder_loom)))]

@@ -44,6 +44,7 @@ fn blocking_poll_workload() -> (Vec<u8>, String, String) {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(30),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().expect("start");
     let (poll_started, wait_poll) = mpsc::channel();
@@ -269,6 +270,7 @@ fn tokio_tasks_queued_behind_a_blocking_poll() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -375,6 +377,7 @@ fn regions_held_across_an_await_on_another_thread() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let gate = Arc::new(AtomicBool::new(false));

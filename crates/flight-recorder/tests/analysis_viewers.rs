@@ -88,6 +88,7 @@ fn workload() -> Vec<u8> {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(30),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().expect("start");
     let location = raw::intern_location(std::panic::Location::caller());
@@ -232,6 +233,7 @@ fn perfetto_export_of_a_tokio_runtime_passes_the_independent_decoder() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(30),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let mut builder = tokio::runtime::Builder::new_multi_thread();

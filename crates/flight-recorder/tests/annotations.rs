@@ -18,6 +18,7 @@ fn record<T>(work: impl FnOnce() -> T) -> (ReadTrace, T) {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let result = work();

@@ -43,6 +43,7 @@ fn snapshots_while_threads_record_are_gap_free() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 8 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -190,6 +191,7 @@ fn full_trace_and_flight_recorder_run_together() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let out = SharedBuffer::default();
@@ -253,6 +255,7 @@ fn memory_stays_bounded_with_many_short_lived_threads() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes,
+        ..Default::default()
     });
     fr.start().unwrap();
     let before = flight_recorder::stats();

@@ -26,6 +26,7 @@ fn thousands_of_threads_exit_while_recording_and_snapshots_run() {
     let fr = Arc::new(FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes,
+        ..Default::default()
     }));
     fr.start().unwrap();
     let before = flight_recorder::stats();
@@ -204,6 +205,7 @@ fn a_recorder_stopped_while_threads_write() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 1 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let writers = Writers::start(4);
@@ -240,6 +242,7 @@ fn a_recorder_stopped_while_threads_write() {
     let fr2 = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 1 << 20,
+        ..Default::default()
     });
     fr2.start().unwrap();
     writers.advance(&before_restart, 10_000);
@@ -276,6 +279,7 @@ fn a_blocked_snapshot_does_not_stop_recording_or_grow_memory() {
     let fr = Arc::new(FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes,
+        ..Default::default()
     }));
     fr.start().unwrap();
     let writers = Writers::start(3);
@@ -339,6 +343,7 @@ fn kill_9_child() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(600),
         max_bytes: 256 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     for i in 0..40_000_000u64 {

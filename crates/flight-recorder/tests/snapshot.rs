@@ -106,6 +106,7 @@ fn window_respects_max_bytes() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(3600),
         max_bytes,
+        ..Default::default()
     });
     fr.start().unwrap();
     // About 16 MiB of events, far beyond the window.
@@ -141,6 +142,7 @@ fn old_data_ages_out_after_min_age() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_millis(200),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     std::thread::spawn(|| {

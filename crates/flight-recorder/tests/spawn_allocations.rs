@@ -48,6 +48,7 @@ fn polls_and_wakes_do_not_allocate() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let mut builder = tokio::runtime::Builder::new_current_thread();

@@ -46,6 +46,8 @@ mod dump_dir;
 mod env;
 mod panic_hook;
 mod periodic;
+#[cfg(unix)]
+pub mod ring;
 mod settings;
 #[cfg(all(unix, feature = "signal"))]
 mod signal;
@@ -152,6 +154,8 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     if active.is_some() {
         return Err(Error::new(ErrorKind::AlreadyStarted));
     }
+    #[cfg(unix)]
+    ring::recover_at_start();
     let recorder = FlightRecorder::new(recorder_config(&settings));
     recorder.start()?;
     let capture = Arc::new(Capture {
@@ -347,6 +351,8 @@ fn recorder_config(settings: &CaptureSettings) -> FlightRecorderConfig {
     FlightRecorderConfig {
         min_age: settings.duration,
         max_bytes: settings.max_bytes,
+        #[cfg(unix)]
+        ring: ring::config(settings),
     }
 }
 

@@ -139,6 +139,7 @@ impl Engine {
                     state,
                     owner.id,
                 ));
+                ring_window(state.generation());
                 owner.running.store(true, StdOrdering::SeqCst);
                 Ok(())
             }
@@ -176,6 +177,7 @@ impl Engine {
             for chunk in old.drain() {
                 window.push(chunk, now_units, &mut evicted);
             }
+            ring_window(window.start_state.generation());
             consumers.window = Some(window);
             previous.running.store(false, StdOrdering::SeqCst);
             owner.running.store(true, StdOrdering::SeqCst);
@@ -189,7 +191,10 @@ impl Engine {
     pub(crate) fn stop_window(&self, owner: u64) {
         let drained = self.update_consumers(|consumers, _| {
             match consumers.window.take_if(|w| w.owner == owner) {
-                Some(mut window) => window.drain(),
+                Some(mut window) => {
+                    ring_window(NO_WINDOW);
+                    window.drain()
+                }
                 None => Vec::new(),
             }
         });
@@ -293,6 +298,10 @@ impl Engine {
         }
         self.pool.give(chunk);
         self.recycle(evicted);
+        #[cfg(not(flight_recorder_loom))]
+        if let Some(ring) = crate::record::ring::ring() {
+            ring.refresh_clock();
+        }
     }
 
     /// Returns chunks to the pool (those no reader holds any more).
@@ -319,6 +328,13 @@ impl Engine {
                 .unwrap_or_default()
                 .to_string(),
         };
+        #[cfg(not(flight_recorder_loom))]
+        if let Some(ring) = crate::record::ring::ring() {
+            let mut entry = Vec::new();
+            flight_recorder_format::tables::push_thread(&info, &mut entry);
+            ring.log_threads(&entry);
+            crate::record::ring::thread::registered(id);
+        }
         lock(&self.infos).live.insert(id, info);
         let shared = Arc::new(ThreadShared {
             id,
@@ -389,6 +405,41 @@ impl Engine {
             live_threads: lock(&self.threads).len(),
             free_buffers: self.pool.free_count(),
         }
+    }
+}
+
+/// A window's start generation where the ring (if any) keeps it for recovery.
+const NO_WINDOW: u64 = u64::MAX;
+
+fn ring_window(generation: u64) {
+    #[cfg(not(flight_recorder_loom))]
+    if let Some(ring) = crate::record::ring::ring() {
+        ring.set_window_generation(generation);
+    }
+    #[cfg(flight_recorder_loom)]
+    let _ = generation;
+}
+
+impl Engine {
+    /// Copies the descriptions of the live threads into the ring's log (when the ring is made;
+    /// threads registered later are logged as they come).
+    #[cfg(not(flight_recorder_loom))]
+    pub(crate) fn log_threads_to_ring(&self, ring: &crate::record::ring::Ring) {
+        let infos = lock(&self.infos);
+        let mut entries = Vec::new();
+        for info in infos.live.values() {
+            flight_recorder_format::tables::push_thread(info, &mut entries);
+        }
+        ring.log_threads(&entries);
+    }
+
+    /// The generation of the running window, if any (the ring notes it when made).
+    #[cfg(not(flight_recorder_loom))]
+    pub(crate) fn window_generation(&self) -> Option<u64> {
+        lock(&self.consumers)
+            .window
+            .as_ref()
+            .map(|w| w.start_state.generation())
     }
 }
 

@@ -131,6 +131,51 @@ impl<W: Write> TraceFileWriter<W> {
         })
     }
 
+    /// Writes the preamble, `header` as given (a file made from another process's data: a
+    /// recovered ring) and the event kinds; no modules (the other process's are not known).
+    pub(crate) fn with_header(out: W, header: &Header) -> io::Result<Self> {
+        let mut records = RecordWriter::new(out)?;
+        records.write_record(RecordType::Header, &[&header.encode()])?;
+        let mut kinds = Vec::new();
+        for &kind in EventKind::ALL {
+            tables::push_kind(&KindInfo::from(kind), &mut kinds);
+        }
+        records.write_record(RecordType::Kinds, &[&kinds])?;
+        Ok(TraceFileWriter {
+            records,
+            strings_written: 0,
+            locations_written: 0,
+            stacks_written: 0,
+            threads_written: HashSet::new(),
+            chunks: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Writes a table record of already encoded entries (a recovered ring's logs).
+    pub(crate) fn write_table(&mut self, kind: RecordType, entries: &[u8]) -> io::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.records.write_record(kind, &[entries])
+    }
+
+    /// Writes one chunk of `thread` starting at `base_units` from its encoded events.
+    pub(crate) fn write_raw_chunk(
+        &mut self,
+        thread: u64,
+        base_units: u64,
+        events: &[u8],
+    ) -> io::Result<()> {
+        let mut prefix = [0u8; 2 * varint::MAX_LEN];
+        let mut n = varint::encode(thread, &mut prefix);
+        n += varint::encode(base_units, &mut prefix[n..]);
+        self.records
+            .write_record(RecordType::Chunk, &[&prefix[..n], events])?;
+        self.chunks += 1;
+        Ok(())
+    }
+
     /// Writes the interned strings and locations added since the last call.
     fn write_new_interned(&mut self) -> io::Result<()> {
         let strings = intern::strings_after(self.strings_written);

@@ -29,40 +29,156 @@ pub(crate) fn allocated_bytes() -> usize {
     ALLOCATED_BYTES.load(StatOrdering::Relaxed)
 }
 
-/// A chunk's memory.
+/// Bytes before a chunk's events: its [`ChunkHeader`].
+pub(crate) const HEADER_SIZE: usize = 128;
+
+/// Where a buffer's memory comes from: the heap, or a slot of the process's ring (a shared
+/// mapping that survives the process, `crate::record::ring`).
+#[cfg(not(flight_recorder_loom))]
+pub(crate) const HEAP: u32 = u32::MAX;
+
+/// The head of a chunk's memory, before its events: the publish counter the owner stores on every
+/// event, the poll mark beside it (on the same cache line), and what recovery needs to place the
+/// chunk. In a ring this lies in the shared mapping, so the counter a snapshot trusts is the one
+/// recovery trusts; `crate::record::ring` reads it at the offsets of this `repr(C)` layout.
+///
+/// `seq` is written last (release) when a chunk takes the buffer and cleared first when the
+/// buffer is freed: a ring slot whose `seq` is 0 holds no chunk.
+#[repr(C, align(128))]
+pub(crate) struct ChunkHeader {
+    committed: AtomicUsize,
+    /// The task the owner is polling (0 = none) and since when, in clock units: read by
+    /// watchdogs looking for a poll that blocks its worker. Beside `committed`, so marking a poll
+    /// touches a cache line the event already made exclusive.
+    polling_task: StatU64,
+    poll_started_units: StatU64,
+    pub(crate) seq: StatU64,
+    pub(crate) thread: StatU64,
+    pub(crate) state: StatU64,
+    pub(crate) base_units: StatU64,
+    pub(crate) capacity: StatU64,
+}
+
+#[cfg(not(flight_recorder_loom))]
+const _: () = assert!(std::mem::size_of::<ChunkHeader>() == HEADER_SIZE);
+
+impl ChunkHeader {
+    #[cfg(flight_recorder_loom)]
+    fn new() -> ChunkHeader {
+        ChunkHeader {
+            committed: AtomicUsize::new(0),
+            polling_task: StatU64::new(0),
+            poll_started_units: StatU64::new(0),
+            seq: StatU64::new(0),
+            thread: StatU64::new(0),
+            state: StatU64::new(0),
+            base_units: StatU64::new(0),
+            capacity: StatU64::new(0),
+        }
+    }
+
+    /// Publishes the first `len` bytes to readers: the release store of the hot path. Only the
+    /// owner calls it, with a growing `len`.
+    #[inline(always)]
+    pub(crate) fn publish(&self, len: usize) {
+        self.committed.store(len, Ordering::Release);
+    }
+
+    /// Marks the owner as polling `task` since `started_units` (`task` 0: not polling).
+    #[inline(always)]
+    pub(crate) fn set_poll_mark(&self, task: u64, started_units: u64) {
+        if task != 0 {
+            self.poll_started_units
+                .store(started_units, StatOrdering::Relaxed);
+        }
+        self.polling_task.store(task, StatOrdering::Release);
+    }
+}
+
+/// A chunk's memory: a [`ChunkHeader`] followed by `capacity` bytes of events, from the heap or
+/// from a ring slot.
 #[cfg(not(flight_recorder_loom))]
 pub(crate) struct Buffer {
-    ptr: std::ptr::NonNull<u8>,
+    header: std::ptr::NonNull<ChunkHeader>,
     capacity: usize,
+    /// The ring slot, or [`HEAP`].
+    slot: u32,
 }
 
 #[cfg(not(flight_recorder_loom))]
 impl Buffer {
-    /// A zeroed buffer, or `None` if the allocator has no memory (the recorder then drops events
-    /// rather than abort the program).
+    fn heap_layout(capacity: usize) -> Option<std::alloc::Layout> {
+        std::alloc::Layout::from_size_align(capacity.checked_add(HEADER_SIZE)?, HEADER_SIZE).ok()
+    }
+
+    /// A zeroed heap buffer, or `None` if the allocator has no memory (the recorder then drops
+    /// events rather than abort the program).
     pub(crate) fn zeroed(capacity: usize) -> Option<Buffer> {
-        let layout = std::alloc::Layout::array::<u8>(capacity).ok()?;
         if capacity == 0 {
             return None;
         }
+        let layout = Self::heap_layout(capacity)?;
         // SAFETY: the layout has a non-zero size.
         let ptr = std::ptr::NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
         ALLOCATED_BYTES.fetch_add(capacity, StatOrdering::Relaxed);
-        Some(Buffer { ptr, capacity })
+        Some(Buffer {
+            header: ptr.cast(),
+            capacity,
+            slot: HEAP,
+        })
+    }
+
+    /// A buffer in ring slot `slot`, whose header is at `header`.
+    ///
+    /// # Safety
+    ///
+    /// `header` must be aligned to 128 bytes and point to `HEADER_SIZE + capacity` bytes that
+    /// stay mapped for the process's life and that nothing else uses until the buffer is dropped
+    /// (which gives the slot back to the ring).
+    pub(crate) unsafe fn in_ring(
+        header: std::ptr::NonNull<ChunkHeader>,
+        capacity: usize,
+        slot: u32,
+    ) -> Buffer {
+        Buffer {
+            header,
+            capacity,
+            slot,
+        }
+    }
+
+    /// Whether the buffer lies in the ring.
+    pub(crate) fn is_ring(&self) -> bool {
+        self.slot != HEAP
     }
 
     fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    fn header(&self) -> &ChunkHeader {
+        // SAFETY: the header stays valid as long as the buffer (heap memory it owns, or a ring
+        // slot that stays mapped and is its own until it is dropped).
+        unsafe { self.header.as_ref() }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: the events follow the header within the same allocation or slot.
+        unsafe { self.header.as_ptr().cast::<u8>().add(HEADER_SIZE) }
     }
 }
 
 #[cfg(not(flight_recorder_loom))]
 impl Drop for Buffer {
     fn drop(&mut self) {
+        if self.is_ring() {
+            crate::record::ring::release(self.slot);
+            return;
+        }
         ALLOCATED_BYTES.fetch_sub(self.capacity, StatOrdering::Relaxed);
-        let layout = std::alloc::Layout::array::<u8>(self.capacity).expect("layout was valid");
-        // SAFETY: `ptr` was allocated by `alloc_zeroed` with this layout and is freed once.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) }
+        let layout = Self::heap_layout(self.capacity).expect("layout was valid");
+        // SAFETY: `header` was allocated by `alloc_zeroed` with this layout and is freed once.
+        unsafe { std::alloc::dealloc(self.header.as_ptr().cast(), layout) }
     }
 }
 
@@ -75,9 +191,10 @@ unsafe impl Send for Buffer {}
 unsafe impl Sync for Buffer {}
 
 /// A chunk's memory in the loom model: one tracked cell per byte, so loom reports any read that
-/// races with a write.
+/// races with a write, and the header with loom's publish counter.
 #[cfg(flight_recorder_loom)]
 pub(crate) struct Buffer {
+    header: Box<ChunkHeader>,
     cells: Box<[loom::cell::UnsafeCell<u8>]>,
 }
 
@@ -87,28 +204,32 @@ impl Buffer {
         let cells = (0..capacity)
             .map(|_| loom::cell::UnsafeCell::new(0))
             .collect();
-        Some(Buffer { cells })
+        Some(Buffer {
+            header: Box::new(ChunkHeader::new()),
+            cells,
+        })
+    }
+
+    fn is_ring(&self) -> bool {
+        false
     }
 
     fn capacity(&self) -> usize {
         self.cells.len()
     }
+
+    fn header(&self) -> &ChunkHeader {
+        &self.header
+    }
 }
 
 /// One thread's buffer of encoded events, with what the readers need to place it in time.
 ///
-/// Aligned to 128 bytes (two cache lines, the unit adjacent-line prefetchers fetch) so that the
-/// `committed` counter one thread stores on every event never shares a line with another
-/// thread's chunk.
-#[repr(align(128))]
+/// The publish counter and the poll mark live in the buffer's [`ChunkHeader`] (aligned to 128
+/// bytes, two cache lines, the unit adjacent-line prefetchers fetch, so that the counter one
+/// thread stores on every event never shares a line with another thread's).
 pub(crate) struct Chunk {
     buffer: Buffer,
-    committed: AtomicUsize,
-    /// The task the owner is polling (0 = none) and since when, in clock units: read by
-    /// watchdogs looking for a poll that blocks its worker. Beside `committed`, so marking a poll
-    /// touches a cache line the event already made exclusive.
-    polling_task: StatU64,
-    poll_started_units: StatU64,
     last_units: AtomicU64,
     /// Unique for the process's life; identifies the chunk when it is seen twice in one cut.
     pub seq: u64,
@@ -128,11 +249,19 @@ impl Chunk {
         state: State,
         base_units: u64,
     ) -> Chunk {
+        let header = buffer.header();
+        // The chunk's bookkeeping, `seq` last: a ring slot holds a chunk once its `seq` is set.
+        header.committed.store(0, Ordering::Relaxed);
+        header.polling_task.store(0, StatOrdering::Relaxed);
+        header.thread.store(thread, StatOrdering::Relaxed);
+        header.state.store(state.word(), StatOrdering::Relaxed);
+        header.base_units.store(base_units, StatOrdering::Relaxed);
+        header
+            .capacity
+            .store(buffer.capacity() as u64, StatOrdering::Relaxed);
+        header.seq.store(seq, StatOrdering::Release);
         Chunk {
             buffer,
-            committed: AtomicUsize::new(0),
-            polling_task: StatU64::new(0),
-            poll_started_units: StatU64::new(0),
             last_units: AtomicU64::new(base_units),
             seq,
             thread,
@@ -148,13 +277,18 @@ impl Chunk {
 
     /// The number of bytes published so far; every byte below it may be read.
     pub(crate) fn committed(&self) -> usize {
-        self.committed.load(Ordering::Acquire)
+        self.buffer.header().committed.load(Ordering::Acquire)
     }
 
     /// Publishes the first `len` bytes to readers. Only the owner calls it, with a growing `len`.
     pub(crate) fn publish(&self, len: usize) {
         debug_assert!(len <= self.capacity());
-        self.committed.store(len, Ordering::Release);
+        self.buffer.header().publish(len);
+    }
+
+    /// The header holding the publish counter and the poll mark, for the owner's hot path.
+    pub(crate) fn header(&self) -> *const ChunkHeader {
+        self.buffer.header()
     }
 
     /// The start of the buffer, for the owner's hot path.
@@ -165,7 +299,7 @@ impl Chunk {
     /// length and below the capacity.
     #[cfg(not(flight_recorder_loom))]
     pub(crate) unsafe fn write_ptr(&self) -> *mut u8 {
-        self.buffer.ptr.as_ptr()
+        self.buffer.data()
     }
 
     /// In the loom model the buffer is made of cells written through [`Chunk::write`]; this
@@ -209,7 +343,7 @@ impl Chunk {
             // SAFETY: bytes below `committed` were published with release and read after an
             // acquire load of `committed` (in `committed()` above), and are never written again
             // while this chunk is shared (a buffer is recycled only when its Arc is unique).
-            let bytes = unsafe { std::slice::from_raw_parts(self.buffer.ptr.as_ptr(), len) };
+            let bytes = unsafe { std::slice::from_raw_parts(self.buffer.data(), len) };
             f(bytes)
         }
         #[cfg(flight_recorder_loom)]
@@ -225,19 +359,16 @@ impl Chunk {
 
     /// Marks the owner as polling `task` since `started_units` (`task` 0: not polling).
     pub(crate) fn set_poll_mark(&self, task: u64, started_units: u64) {
-        if task != 0 {
-            self.poll_started_units
-                .store(started_units, StatOrdering::Relaxed);
-        }
-        self.polling_task.store(task, StatOrdering::Release);
+        self.buffer.header().set_poll_mark(task, started_units);
     }
 
     /// The owner's poll in progress: (task, started units), if any.
     pub(crate) fn poll_mark(&self) -> Option<(u64, u64)> {
-        let task = self.polling_task.load(StatOrdering::Acquire);
-        let started = self.poll_started_units.load(StatOrdering::Relaxed);
+        let header = self.buffer.header();
+        let task = header.polling_task.load(StatOrdering::Acquire);
+        let started = header.poll_started_units.load(StatOrdering::Relaxed);
         // Re-read the task: if it changed, the start time may belong to another poll.
-        (task != 0 && self.polling_task.load(StatOrdering::Acquire) == task)
+        (task != 0 && header.polling_task.load(StatOrdering::Acquire) == task)
             .then_some((task, started))
     }
 
@@ -253,7 +384,11 @@ impl Chunk {
 
     /// A copy that holds just the published bytes, so a chunk left mostly empty (by a thread that
     /// exits or by a recorder restart) does not pin a whole buffer in the window.
+    /// A chunk in the ring is never compacted: its slot is what recovery finds after a crash.
     pub(crate) fn compacted(&self) -> Option<Chunk> {
+        if self.buffer.is_ring() {
+            return None;
+        }
         let len = self.committed();
         let buffer = Buffer::zeroed(len)?;
         let copy = Chunk::new(buffer, self.seq, self.thread, self.state, self.base_units);
@@ -292,6 +427,10 @@ impl ChunkPool {
 
     /// A free buffer, or a new one; `None` when memory is exhausted.
     pub(crate) fn take(&self) -> Option<Buffer> {
+        #[cfg(not(flight_recorder_loom))]
+        if let Some(buffer) = crate::record::ring::take(self.capacity) {
+            return Some(buffer);
+        }
         if let Some(buffer) = lock(&self.free).pop() {
             return Some(buffer);
         }
@@ -305,7 +444,8 @@ impl ChunkPool {
         let Ok(chunk) = Arc::try_unwrap(chunk) else {
             return;
         };
-        if chunk.capacity() != self.capacity {
+        if chunk.capacity() != self.capacity || chunk.buffer.is_ring() {
+            // A ring buffer goes back to the ring's own free list when dropped.
             return;
         }
         let mut free = lock(&self.free);

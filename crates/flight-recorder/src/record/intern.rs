@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::{LazyLock, Mutex};
 
+use flight_recorder_format::tables;
+
+use crate::record::ring;
 use crate::record::sync::lock;
 
 #[derive(Default)]
@@ -62,6 +65,11 @@ fn intern_str_slow(text: &'static str) -> u64 {
     interner.strings.push(text);
     let id = interner.strings.len() as u64;
     interner.string_ids.insert(text, id);
+    if let Some(ring) = ring::ring() {
+        let mut entry = Vec::new();
+        tables::push_string(id, text, &mut entry);
+        ring.log_strings(&entry);
+    }
     id
 }
 
@@ -89,7 +97,37 @@ fn intern_location_slow(location: &'static Location<'static>) -> u64 {
     interner.locations.push(location);
     let id = interner.locations.len() as u64;
     interner.location_ids.insert(content, id);
+    if let Some(ring) = ring::ring() {
+        let mut entry = Vec::new();
+        tables::push_location(id, &location_entry(location), &mut entry);
+        ring.log_locations(&entry);
+    }
     id
+}
+
+fn location_entry(location: &Location<'_>) -> tables::Location {
+    tables::Location {
+        file: location.file().to_string(),
+        line: location.line(),
+        column: location.column(),
+    }
+}
+
+/// Copies every string and location interned so far into the ring's logs (when the ring is
+/// made; those interned later are logged as they come). Under the interner's lock, so none is
+/// missed: an entry logged twice is harmless (a later entry with the same id replaces it).
+pub(crate) fn log_all_to_ring(ring: &ring::Ring) {
+    let interner = lock(&INTERNER);
+    let mut entries = Vec::new();
+    for (id, text) in (1..).zip(&interner.strings) {
+        tables::push_string(id, text, &mut entries);
+    }
+    ring.log_strings(&entries);
+    entries.clear();
+    for (id, location) in (1..).zip(&interner.locations) {
+        tables::push_location(id, &location_entry(location), &mut entries);
+    }
+    ring.log_locations(&entries);
 }
 
 /// The id of a string made at run time (a runtime's or a counter's name): a copy is leaked once

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use flight_recorder_format::event::{encode_event, EventKind, MAX_PAYLOAD};
 use flight_recorder_format::varint;
 
-use crate::record::chunk::{Chunk, OpenChunk, EXIT_RESERVE};
+use crate::record::chunk::{Chunk, ChunkHeader, OpenChunk, EXIT_RESERVE};
 use crate::record::clock;
 use crate::record::state::State;
 use crate::record::sync::Arc;
@@ -77,8 +77,12 @@ pub(crate) struct Local {
     pos: Cell<usize>,
     /// Where events must stop, leaving room for the exit event.
     limit: Cell<usize>,
-    /// The open chunk, for its `committed` counter and poll mark.
+    /// The open chunk (the loom model writes through it).
+    #[cfg_attr(not(flight_recorder_loom), allow(dead_code))]
     chunk: Cell<*const Chunk>,
+    /// The open chunk's header, for its `committed` counter and poll mark (the hot path's one
+    /// shared store goes straight to it, wherever the chunk's memory lives).
+    header: Cell<*const ChunkHeader>,
     last_units: Cell<u64>,
     unit_shift: Cell<u32>,
     /// The thread's registration, from `Arc::into_raw`; released by [`Local::exit`].
@@ -112,6 +116,7 @@ impl Local {
             pos: Cell::new(0),
             limit: Cell::new(0),
             chunk: Cell::new(std::ptr::null()),
+            header: Cell::new(std::ptr::null()),
             last_units: Cell::new(0),
             unit_shift: Cell::new(0),
             shared: Cell::new(std::ptr::null()),
@@ -162,8 +167,8 @@ impl Local {
         let pos = self.pos.get();
         let pos = pos + self.encode_at(pos, need, kind, units - last, args, payload);
         self.pos.set(pos);
-        // SAFETY: `chunk` is the open chunk, alive as long as `base` (see `encode_at`).
-        unsafe { &*self.chunk.get() }.publish(pos);
+        // SAFETY: `header` is the open chunk's, alive as long as `base` (see `encode_at`).
+        unsafe { &*self.header.get() }.publish(pos);
     }
 
     /// Encodes an event of at most `need` bytes at `pos` in the open chunk; returns its length.
@@ -210,10 +215,10 @@ impl Local {
     /// event just recorded.
     #[inline(always)]
     pub(crate) fn mark_poll(&self, task: u64) {
-        let chunk = self.chunk.get();
-        if !chunk.is_null() {
-            // SAFETY: a non-null `chunk` is the open chunk, owned by this thread's slot.
-            unsafe { &*chunk }.set_poll_mark(task, self.last_units.get());
+        let header = self.header.get();
+        if !header.is_null() {
+            // SAFETY: a non-null `header` is the open chunk's, owned by this thread's slot.
+            unsafe { &*header }.set_poll_mark(task, self.last_units.get());
         }
     }
 
@@ -266,6 +271,7 @@ impl Local {
             self.pos.set(0);
             self.limit.set(0);
             self.chunk.set(std::ptr::null());
+            self.header.set(std::ptr::null());
             return false;
         };
         // SAFETY: this thread owns the chunk now (it is in this thread's slot).
@@ -274,6 +280,7 @@ impl Local {
             chunk.set_poll_mark(task, started);
         }
         self.chunk.set(Arc::as_ptr(&chunk));
+        self.header.set(chunk.header());
         self.pos.set(0);
         self.limit.set(chunk.capacity() - EXIT_RESERVE);
         self.last_units.set(units);
@@ -317,8 +324,8 @@ impl Local {
         // `pos + n <= limit + EXIT_RESERVE <= capacity` because every event leaves `EXIT_RESERVE`
         // bytes free and `n <= 11 < EXIT_RESERVE`.
         let n = self.encode_at(pos, 1 + varint::MAX_LEN, kind, units - last, &[], &[]);
-        // SAFETY: `chunk` is the open chunk (`base` is not null), owned by this thread's slot.
-        unsafe { &*self.chunk.get() }.publish(pos + n);
+        // SAFETY: `header` is the open chunk's (`base` is not null), owned by this thread's slot.
+        unsafe { &*self.header.get() }.publish(pos + n);
         self.pos.set(pos + n);
         self.last_units.set(units);
     }

@@ -11,8 +11,12 @@
 pub(crate) mod chunk;
 pub(crate) mod clock;
 #[cfg(not(flight_recorder_loom))]
+pub(crate) mod fatal;
+#[cfg(not(flight_recorder_loom))]
 pub(crate) mod intern;
 pub(crate) mod local;
+#[cfg(not(flight_recorder_loom))]
+pub mod ring;
 #[cfg(not(flight_recorder_loom))]
 #[allow(dead_code)] // until a capturing thread interns stacks
 pub(crate) mod stacks;

@@ -50,6 +50,12 @@ impl State {
         self.0 & Self::WATCH_POLLS != 0
     }
 
+    /// The whole word (kept in a chunk's header for recovery).
+    #[inline(always)]
+    pub(crate) const fn word(self) -> u64 {
+        self.0
+    }
+
     /// The generation: it grows with every change of the consumers or watchers.
     #[inline(always)]
     pub(crate) const fn generation(self) -> u64 {

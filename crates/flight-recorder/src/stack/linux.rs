@@ -690,3 +690,46 @@ fn wait(
 pub(super) fn loaded_modules() -> Vec<Module> {
     modules::loaded_modules()
 }
+
+/// Readies the walk of a fatal signal's stack ([`walk_fatal`]): reads the executable segments of
+/// the loaded modules (not async-signal-safe, so done beforehand).
+pub(super) fn prepare_fatal_walk() {
+    modules::refresh_code_ranges();
+}
+
+/// Walks the stack of the context a fatal signal interrupted, on the thread that took it, to
+/// `emit` (until it returns false); returns the number of frames it took. Async-signal-safe, like the capture handler's walk.
+///
+/// # Safety
+///
+/// `context` must be null or the `ucontext_t` the kernel gave the handler; `[lo, hi)` must be
+/// the calling thread's stack (or empty: then only the pc is taken).
+pub(super) unsafe fn walk_fatal(
+    context: *mut libc::c_void,
+    lo: usize,
+    hi: usize,
+    mut emit: impl FnMut(u64) -> bool,
+) -> usize {
+    // SAFETY: per the function contract.
+    let Some(regs) = (unsafe { registers(context) }) else {
+        return 0;
+    };
+    let mut len = 0usize;
+    // SAFETY: `[lo, hi)` is this thread's own stack and we run on this thread; `walk` reads only
+    // above the interrupted stack pointer when it lies in that range.
+    unsafe {
+        walk(regs, lo, hi, &Code, |address, _kind| {
+            if !emit(address as u64) {
+                return false;
+            }
+            len += 1;
+            true
+        })
+    };
+    len
+}
+
+/// The calling thread's stack bounds, `[lo, hi)`, for [`walk_fatal`].
+pub(super) fn current_stack_bounds() -> Option<(usize, usize)> {
+    stack_bounds().ok()
+}

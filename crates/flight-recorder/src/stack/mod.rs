@@ -299,3 +299,31 @@ pub fn is_installed() -> bool {
 pub fn loaded_modules() -> Vec<Module> {
     imp::loaded_modules()
 }
+
+/// Readies [`walk_fatal`] (reads the loaded modules' executable segments).
+pub(crate) fn prepare_fatal_walk() {
+    imp::prepare_fatal_walk();
+}
+
+/// Walks the stack interrupted by a fatal signal, from its handler: the return addresses,
+/// innermost first, to `emit` until it returns false; returns how many it took.
+/// Async-signal-safe.
+///
+/// # Safety
+///
+/// `context` must be null or the `ucontext_t` the kernel gave the handler; `[lo, hi)` the calling
+/// thread's stack as [`current_stack_bounds`] gave it (or empty).
+pub(crate) unsafe fn walk_fatal(
+    context: *mut libc::c_void,
+    lo: usize,
+    hi: usize,
+    emit: impl FnMut(u64) -> bool,
+) -> usize {
+    // SAFETY: per the function contract.
+    unsafe { imp::walk_fatal(context, lo, hi, emit) }
+}
+
+/// The calling thread's stack bounds `[lo, hi)`.
+pub(crate) fn current_stack_bounds() -> Option<(usize, usize)> {
+    imp::current_stack_bounds()
+}

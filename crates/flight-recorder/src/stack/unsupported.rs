@@ -36,3 +36,21 @@ pub(super) fn is_installed() -> bool {
 pub(super) fn loaded_modules() -> Vec<Module> {
     Vec::new()
 }
+
+pub(super) fn prepare_fatal_walk() {}
+
+/// # Safety
+///
+/// None needed: nothing is read.
+pub(super) unsafe fn walk_fatal(
+    _context: *mut libc::c_void,
+    _lo: usize,
+    _hi: usize,
+    _emit: impl FnMut(u64) -> bool,
+) -> usize {
+    0
+}
+
+pub(super) fn current_stack_bounds() -> Option<(usize, usize)> {
+    None
+}
