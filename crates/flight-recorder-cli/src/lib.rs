@@ -32,6 +32,8 @@ pub mod bundle;
 mod failure;
 pub mod ls;
 mod progress;
+#[cfg(unix)]
+mod recover;
 
 pub use failure::Failure;
 
@@ -104,6 +106,19 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Recover the rings of processes that died (killed, crashed): each becomes
+    /// `executiontrace.<UTC time>.recovered.out` in the dump directory its process recorded (or
+    /// `-o`), then the ring is removed. Rings of live processes are left alone.
+    #[cfg(unix)]
+    Recover {
+        /// The ring directory (default `$XDG_RUNTIME_DIR/flight-recorder`, else
+        /// `/dev/shm/flight-recorder`; automatic capture reads `FLIGHT_RECORDER_RING_DIR`).
+        #[arg(long, value_name = "DIR")]
+        ring_dir: Option<PathBuf>,
+        /// Write the recovered files here instead of the directories the rings recorded.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
     /// Put the trace files of a dump directory, an index and their summaries in a zip file.
     Bundle {
         /// The dump directory.
@@ -168,6 +183,12 @@ pub fn run() -> ExitCode {
         Command::Dump { file, limit } => dump(&file, limit, &mut out),
         Command::Ls { dir, json, verify } => ls::ls(&dir, json, verify, &mut out),
         Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
+        #[cfg(unix)]
+        Command::Recover { ring_dir, output } => recover::recover(
+            &ring_dir.unwrap_or_else(flight_recorder::ring::default_ring_dir),
+            output.as_deref(),
+            &mut out,
+        ),
     };
     // Whatever was printed goes out before the error line.
     let result = result.and_then(|()| out.flush().map_err(Failure::from));
