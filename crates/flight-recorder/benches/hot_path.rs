@@ -3,7 +3,8 @@
 //!
 //! Each variant runs in interleaved rounds and the median round is reported, so a noisy
 //! neighbour slows all variants alike. Run with `cargo bench -p flight-recorder --bench hot_path`
-//! (`BENCH_ROUNDS`, `BENCH_ITERS` override the defaults).
+//! (`BENCH_ROUNDS`, `BENCH_ITERS` override the defaults; `BENCH_RING=1` keeps the chunks in a
+//! ring, a shared mapping in the default ring directory, instead of heap buffers).
 
 mod common;
 
@@ -96,11 +97,19 @@ fn main() {
             .collect(),
     );
 
+    let ring = std::env::var_os("BENCH_RING").is_some_and(|v| v == "1");
     let fr = FlightRecorder::new(FlightRecorderConfig {
         max_bytes: 64 << 20,
+        ring: ring.then(flight_recorder::ring::RingConfig::default),
         ..Default::default()
     });
     fr.start().expect("start");
+    if ring {
+        println!(
+            "chunks in the ring {:?}",
+            flight_recorder::ring::ring_path().expect("a ring")
+        );
+    }
     let mut tsc_1 = Vec::new();
     let mut event_1 = Vec::new();
     let mut region_1 = Vec::new();

@@ -43,17 +43,38 @@ fn ring_child() {
         return;
     };
     let dir = std::env::var_os(CHILD_DIR).unwrap();
+    if what.starts_with("capture") {
+        // Automatic capture, its ring directory from FLIGHT_RECORDER_RING_DIR (set by the parent).
+        let settings = flight_recorder::capture::CaptureSettings {
+            dump_dir: Path::new(&dir).join("dumps"),
+            ..Default::default()
+        };
+        flight_recorder::capture::start(settings).unwrap();
+        if what == "capture_abort" {
+            let name = raw::intern_str("seq_main");
+            for n in 1..=1000u64 {
+                raw::record(EventKind::Counter, &[name, n]);
+            }
+            std::process::abort();
+        }
+        flight_recorder::capture::stop();
+        return;
+    }
     let use_ring = std::env::var_os(CHILD_RING).is_some();
+    let fill = what == "fill";
     let fr = FlightRecorder::new(FlightRecorderConfig {
-        max_bytes: 1 << 20,
+        max_bytes: if fill { 64 << 20 } else { 1 << 20 },
+        min_age: Duration::from_secs(3600),
         ring: use_ring.then(|| RingConfig {
             dir: Path::new(&dir).join("rings"),
             dump_dir: Path::new(&dir).join("dumps"),
             spare_chunks: 16,
         }),
-        ..Default::default()
     });
     fr.start().unwrap();
+    if fill {
+        fill_and_die();
+    }
     if what == "kill" {
         let names = ["seq_0", "seq_1", "seq_2"];
         let threads: Vec<_> = (0..THREADS)
@@ -127,6 +148,61 @@ fn ring_child() {
         _ => {}
     }
     write_line("SURVIVED\n");
+}
+
+/// Fills a 64 MiB window on 4 threads, then dies by SIGKILL.
+fn fill_and_die() {
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let name = raw::intern_str("fill");
+                for n in 0..4_000_000u64 {
+                    raw::record(EventKind::Counter, &[name, n * 4 + t]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    write_line(&format!(
+        "FILLED {}\n",
+        flight_recorder::stats().window_bytes
+    ));
+    // SAFETY: a signal to ourselves.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+}
+
+/// The time `recover` takes for a full 64 MiB ring (run in release, on demand):
+/// `cargo test --release -p flight-recorder --test ring_crash -- --ignored --nocapture recovery_time`.
+#[test]
+#[ignore]
+fn recovery_time_of_a_64_mib_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_child("fill", dir.path(), true, None);
+    assert!(
+        run.stdout.iter().any(|l| l.contains("FILLED")),
+        "{:?} {}",
+        run.stdout,
+        run.stderr
+    );
+    let ring = std::fs::read_dir(dir.path().join("rings"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let size = ring.metadata().unwrap().len();
+    let started = Instant::now();
+    let (file, _) = recover_one(dir.path());
+    let took = started.elapsed();
+    let out = std::fs::metadata(&file).unwrap().len();
+    eprintln!(
+        "{:?}; ring {:.1} MiB, recovered file {:.1} MiB in {:.0} ms",
+        run.stdout.iter().find(|l| l.contains("FILLED")),
+        size as f64 / (1 << 20) as f64,
+        out as f64 / (1 << 20) as f64,
+        took.as_secs_f64() * 1e3
+    );
 }
 
 #[inline(never)]
@@ -426,6 +502,49 @@ fn an_allocation_failure_is_recorded_and_the_process_dies_the_same() {
     }
     let (signal, ended) = fatal_case("oom", Some(libc::SIGABRT), Some(1 << 30));
     assert_eq!(signal, "SIGABRT", "{ended}");
+}
+
+#[test]
+fn automatic_capture_recovers_a_dead_ring_at_its_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let rings = dir.path().join("rings");
+    let run = |what: &str| {
+        spawn_child(what, dir.path(), false, None)
+            .env("FLIGHT_RECORDER_RING_DIR", &rings)
+            .output()
+            .unwrap()
+    };
+    let crashed = run("capture_abort");
+    assert!(!crashed.status.success());
+    assert_eq!(std::fs::read_dir(&rings).unwrap().count(), 1);
+    let next = run("capture_start");
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(
+        stderr.contains("recovered the last events of process"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&rings).unwrap().count(),
+        0,
+        "the dead ring is recovered and the clean one removed at exit"
+    );
+    let recovered: Vec<_> = std::fs::read_dir(dir.path().join("dumps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".recovered.out"))
+        .collect();
+    assert_eq!(recovered.len(), 1);
+    let (by_name, header) = counters(&recovered[0]);
+    assert_eq!(by_name["seq_main"], (1..=1000).collect::<Vec<_>>());
+    assert!(header
+        .details
+        .iter()
+        .any(|(n, v)| n == "signal" && v == "SIGABRT"));
 }
 
 #[test]
