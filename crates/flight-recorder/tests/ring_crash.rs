@@ -60,6 +60,19 @@ fn ring_child() {
         flight_recorder::capture::stop();
         return;
     }
+    if what == "nospace" {
+        // Files above 1 MiB cannot be made: the ring's reservation fails (EFBIG), as it would
+        // on a full /dev/shm (ENOSPC).
+        // SAFETY: plain setrlimit/signal calls with valid arguments.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 20,
+                rlim_max: 1 << 20,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+        }
+    }
     let use_ring = std::env::var_os(CHILD_RING).is_some();
     let fill = what == "fill";
     let fr = FlightRecorder::new(FlightRecorderConfig {
@@ -74,6 +87,23 @@ fn ring_child() {
     fr.start().unwrap();
     if fill {
         fill_and_die();
+    }
+    if what == "nospace" {
+        let name = raw::intern_str("seq_main");
+        for n in 1..=1000u64 {
+            raw::record(EventKind::Counter, &[name, n]);
+        }
+        let mut snapshot = Vec::new();
+        fr.write_to(&mut snapshot).unwrap();
+        let mut reader = TraceReader::new(snapshot.as_slice()).unwrap();
+        let counters = reader
+            .read_all_events()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind() == Some(Kind::Counter))
+            .count();
+        write_line(&format!("HEAP_OK {counters}\n"));
+        return;
     }
     if what == "kill" {
         let names = ["seq_0", "seq_1", "seq_2"];
@@ -545,6 +575,26 @@ fn automatic_capture_recovers_a_dead_ring_at_its_next_start() {
         .details
         .iter()
         .any(|(n, v)| n == "signal" && v == "SIGABRT"));
+}
+
+#[test]
+fn without_room_for_the_ring_recording_goes_on_in_heap_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_child("nospace", dir.path(), true, None);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stdout.iter().any(|l| l.ends_with("HEAP_OK 1000")),
+        "{:?}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stderr.matches("flight-recorder: no ring in").count(),
+        1,
+        "said once: {}",
+        run.stderr
+    );
+    let rings = std::fs::read_dir(dir.path().join("rings")).unwrap().count();
+    assert_eq!(rings, 0, "no ring file is left");
 }
 
 #[test]

@@ -74,6 +74,7 @@ impl Window {
     fn pop_front(&mut self, evicted: &mut Vec<Arc<Chunk>>) {
         if let Some(chunk) = self.chunks.pop_front() {
             self.bytes -= chunk.capacity();
+            chunk.mark_evicted();
             evicted.push(chunk);
         }
     }

@@ -286,6 +286,13 @@ impl Chunk {
         self.buffer.header().publish(len);
     }
 
+    /// Marks the chunk as out of the window, for recovery (its slot may stay taken a while, by a
+    /// snapshot that still reads it): a recovery leaves it out, so that a thread's recovered
+    /// chunks stay a gap-free suffix. Readers in the process use [`Chunk::state`], not this copy.
+    pub(crate) fn mark_evicted(&self) {
+        self.buffer.header().state.store(0, StatOrdering::Relaxed);
+    }
+
     /// The header holding the publish counter and the poll mark, for the owner's hot path.
     pub(crate) fn header(&self) -> *const ChunkHeader {
         self.buffer.header()
