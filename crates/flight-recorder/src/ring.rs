@@ -116,6 +116,7 @@ pub(crate) fn enable(config: &RingConfig, max_bytes: usize, min_age_ns: u64) {
         match mapping::create(&params, &text) {
             Ok(ring) => {
                 crate::record::intern::log_all_to_ring(ring);
+                ring.log_modules(&crate::file::writer::modules_table());
                 let engine = crate::engine::engine();
                 engine.log_threads_to_ring(ring);
                 if let Some(generation) = engine.window_generation() {
@@ -369,6 +370,11 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
         h(offset_of!(RingHeader, threads_offset))?,
         h(offset_of!(RingHeader, threads_cap))?,
     )?;
+    let modules = read_log(
+        &bytes,
+        h(offset_of!(RingHeader, modules_offset))?,
+        h(offset_of!(RingHeader, modules_cap))?,
+    )?;
     let window_generation = h(offset_of!(RingHeader, window_generation))?;
     let mut chunks = Vec::new();
     let mut corrupt_chunks = 0;
@@ -526,6 +532,7 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
         writer.write_table(RecordType::Strings, strings)?;
         writer.write_table(RecordType::Locations, locations)?;
         writer.write_table(RecordType::Threads, threads_log)?;
+        writer.write_table(RecordType::Modules, modules)?;
         for chunk in &chunks {
             writer.write_raw_chunk(chunk.thread, chunk.base_units, &chunk.events)?;
         }

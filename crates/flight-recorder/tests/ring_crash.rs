@@ -495,6 +495,26 @@ fn a_segmentation_fault_is_recorded_and_the_process_dies_the_same() {
 }
 
 #[test]
+fn the_crashing_threads_stack_is_recovered_with_the_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_child("segv", dir.path(), true, None);
+    assert!(!run.status.success());
+    let (file, _) = recover_one(dir.path());
+    let mut reader = TraceReader::open(&file).unwrap();
+    let events = reader.read_all_events().unwrap();
+    let stack_event = events
+        .iter()
+        .find(|e| e.kind() == Some(Kind::ThreadStack))
+        .expect("a thread_stack event");
+    assert_eq!(stack_event.arg(3), 3, "cause: a fatal signal");
+    let tables = reader.name_tables();
+    let frames = tables.stack(stack_event.arg(2)).expect("the stack");
+    assert!(!frames.is_empty());
+    // The faulting pc lies in a module of the file, so the stack can be symbolized.
+    assert!(tables.module_of(frames[0]).is_some(), "{frames:x?}");
+}
+
+#[test]
 fn raise_sigsegv_is_recorded_and_the_process_dies_the_same() {
     // std's stack-overflow handler, installed before ours, treats a SIGSEGV that is not a
     // guard-page fault by restoring the default action and returning: a raised one then returns

@@ -38,11 +38,20 @@ pub(crate) struct FileExtra<'a> {
 /// Writes the modules mapped in the process (paths, executable ranges, load biases, build ids),
 /// so that the stacks of the file can be symbolized later, on any machine that has the binaries.
 fn write_modules<W: Write>(records: &mut RecordWriter<W>) -> io::Result<()> {
-    if cfg!(miri) {
-        // Miri cannot call the dynamic loader; its files carry no stacks either.
+    let payload = modules_table();
+    if payload.is_empty() {
         return Ok(());
     }
+    records.write_record(RecordType::Modules, &[&payload])
+}
+
+/// The Modules table entries of the process's loaded modules (empty under Miri, which cannot
+/// call the dynamic loader).
+pub(crate) fn modules_table() -> Vec<u8> {
     let mut payload = Vec::new();
+    if cfg!(miri) {
+        return payload;
+    }
     for (module, id) in crate::stack::loaded_modules().iter().zip(1..) {
         let start = module.executable.iter().map(|r| r.0).min();
         let end = module.executable.iter().map(|r| r.1).max();
@@ -59,10 +68,7 @@ fn write_modules<W: Write>(records: &mut RecordWriter<W>) -> io::Result<()> {
         };
         tables::push_module(&entry, &mut payload);
     }
-    if payload.is_empty() {
-        return Ok(());
-    }
-    records.write_record(RecordType::Modules, &[&payload])
+    payload
 }
 
 /// A trace file being written.

@@ -13,6 +13,8 @@
 //! strings_offset   LogHead + strings_cap bytes: Strings table entries, appended whole
 //! locations_offset LogHead + locations_cap bytes: Locations table entries
 //! threads_offset   LogHead + threads_cap bytes: Threads table entries
+//! modules_offset   LogHead + modules_cap bytes: Modules table entries (the process's
+//!                  executable mappings when the ring was made, to symbolize a crash stack)
 //! fatal_offset     FatalArea (one page): what the fatal-signal handler saw
 //! slots_offset     slot_count × (ChunkHeader (128 bytes) + chunk_size bytes of events)
 //! ```
@@ -60,6 +62,7 @@ const PAGE: usize = 4096;
 pub(crate) const STRINGS_CAP: usize = 1 << 20;
 pub(crate) const LOCATIONS_CAP: usize = 256 << 10;
 pub(crate) const THREADS_CAP: usize = 512 << 10;
+pub(crate) const MODULES_CAP: usize = 256 << 10;
 /// Frames of the crashing thread's stack kept.
 pub(crate) const FATAL_FRAMES: usize = 128;
 pub(crate) const PROGRAM_CAP: usize = 256;
@@ -94,6 +97,8 @@ pub(crate) struct RingHeader {
     pub locations_cap: u64,
     pub threads_offset: u64,
     pub threads_cap: u64,
+    pub modules_offset: u64,
+    pub modules_cap: u64,
     pub fatal_offset: u64,
     /// 1 `tsc`, 2 `monotonic`.
     pub clock_source: u64,
@@ -241,25 +246,36 @@ fn round_up(n: usize, to: usize) -> usize {
     n.div_ceil(to) * to
 }
 
-/// The offsets of a ring of `slots` chunks of `chunk_size` bytes: (strings, locations, threads,
-/// fatal, slots, file size).
-fn layout(slots: usize, chunk_size: usize) -> Option<(usize, usize, usize, usize, usize, usize)> {
+/// The offsets of a ring of `slots` chunks of `chunk_size` bytes.
+struct Layout {
+    strings: usize,
+    locations: usize,
+    threads: usize,
+    modules: usize,
+    fatal: usize,
+    slots: usize,
+    size: usize,
+}
+
+fn layout(slots: usize, chunk_size: usize) -> Option<Layout> {
     let strings = PAGE;
     let locations = round_up(strings + LOG_HEAD + STRINGS_CAP, PAGE);
     let threads = round_up(locations + LOG_HEAD + LOCATIONS_CAP, PAGE);
-    let fatal = round_up(threads + LOG_HEAD + THREADS_CAP, PAGE);
+    let modules = round_up(threads + LOG_HEAD + THREADS_CAP, PAGE);
+    let fatal = round_up(modules + LOG_HEAD + MODULES_CAP, PAGE);
     let slots_offset = fatal + PAGE;
     let size = slots
         .checked_mul(HEADER_SIZE.checked_add(chunk_size)?)?
         .checked_add(slots_offset)?;
-    Some((
+    Some(Layout {
         strings,
         locations,
         threads,
+        modules,
         fatal,
-        slots_offset,
-        round_up(size, PAGE),
-    ))
+        slots: slots_offset,
+        size: round_up(size, PAGE),
+    })
 }
 
 fn copy_text(text: &[u8], len: &mut u64, out: &mut [u8]) {
@@ -296,9 +312,16 @@ pub(crate) fn create(
             params.dir.display()
         )));
     }
-    let (strings, locations, threads, fatal, slots_offset, size) =
-        layout(params.slots, params.chunk_size)
-            .ok_or_else(|| std::io::Error::other("ring too large"))?;
+    let Layout {
+        strings,
+        locations,
+        threads,
+        modules,
+        fatal,
+        slots: slots_offset,
+        size,
+    } = layout(params.slots, params.chunk_size)
+        .ok_or_else(|| std::io::Error::other("ring too large"))?;
     let pid = std::process::id();
     let start_time = process_start_time(pid).unwrap_or(0);
     let program: String = text
@@ -381,6 +404,8 @@ pub(crate) fn create(
     header.locations_cap = LOCATIONS_CAP as u64;
     header.threads_offset = threads as u64;
     header.threads_cap = THREADS_CAP as u64;
+    header.modules_offset = modules as u64;
+    header.modules_cap = MODULES_CAP as u64;
     header.fatal_offset = fatal as u64;
     header.clock_source = if calibration.source == "tsc" { 1 } else { 2 };
     header.unit_shift = u64::from(calibration.unit_shift);
@@ -524,6 +549,12 @@ impl Ring {
     pub(crate) fn log_threads(&self, entries: &[u8]) {
         let h = self.header();
         self.append(h.threads_offset, h.threads_cap, entries);
+    }
+
+    /// Appends encoded Modules table entries.
+    pub(crate) fn log_modules(&self, entries: &[u8]) {
+        let h = self.header();
+        self.append(h.modules_offset, h.modules_cap, entries);
     }
 
     /// Stores a fresh clock sample (cheap: the vDSO's clocks), so that recovered times map with
