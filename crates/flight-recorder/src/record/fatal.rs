@@ -105,7 +105,7 @@ extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
 /// The arguments must be those the kernel gave the handler.
 #[inline(never)]
 unsafe fn note(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    let Some(ring) = ring::ring() else {
+    let Some(ring) = ring::ring().filter(|r| r.is_own()) else {
         return;
     };
     let area = ring.fatal();

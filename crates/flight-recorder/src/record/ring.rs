@@ -448,10 +448,10 @@ pub(crate) fn create(
     Ok(ring)
 }
 
-/// At a normal exit: the ring is no longer needed. It is kept when a fatal signal was recorded
+/// At a normal exit of the process that made it: the ring is no longer needed. It is kept when a fatal signal was recorded
 /// (a handler the program installed may have let it go on), so that it is recovered.
 extern "C" fn at_exit() {
-    if let Some(ring) = RING.get() {
+    if let Some(ring) = RING.get().filter(|r| r.is_own()) {
         ring.header().status.store(STATUS_EXITED, Ordering::Release);
         if ring.fatal().state.load(Ordering::Acquire) == 0 {
             // SAFETY: unlink of the NUL-terminated path we made; the mapping stays valid.
@@ -461,6 +461,13 @@ extern "C" fn at_exit() {
 }
 
 impl Ring {
+    /// Whether the calling process made the ring (a child forked without `exec` shares the
+    /// mapping, but must not mark or remove it). Async-signal-safe.
+    pub(crate) fn is_own(&self) -> bool {
+        // SAFETY: getpid has no preconditions and is async-signal-safe.
+        self.header().pid == u64::from(unsafe { libc::getpid() } as u32)
+    }
+
     pub(crate) fn header(&self) -> &RingHeader {
         // SAFETY: the mapping starts with a RingHeader and stays mapped for the process's life;
         // after creation it is only accessed through its atomics.
