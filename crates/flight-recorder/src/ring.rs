@@ -46,8 +46,8 @@ use crate::file::writer::TraceFileWriter;
 use crate::record::chunk::{ChunkHeader, CHUNK_SIZE, HEADER_SIZE};
 use crate::record::fatal::signal_name;
 use crate::record::ring::{
-    self as mapping, FatalArea, LogHead, RingHeader, RingParams, LAYOUT_VERSION, LOG_HEAD, MAGIC,
-    NO_WINDOW, RING_SUFFIX, STATUS_EXITED,
+    self as mapping, FatalArea, LogHead, RingHeader, RingParams, SegmentHeader, LAYOUT_VERSION,
+    LOG_HEAD, MAGIC, NO_WINDOW, RING_SUFFIX, SEGMENT_MAGIC, STATUS_EXITED,
 };
 
 pub use crate::record::ring::default_ring_dir;
@@ -386,6 +386,42 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
             Err(_) => corrupt_chunks += 1,
         }
     }
+    // The segments added as the ring grew, `<ring>.seg1`, `.seg2`, … in order.
+    let mut segment_files = Vec::new();
+    let mut corrupt_segments = 0;
+    for index in 1..mapping::MAX_SEGMENTS {
+        let segment = mapping::segment_path(path, index);
+        let Ok(seg) = std::fs::read(&segment) else {
+            break;
+        };
+        segment_files.push(segment);
+        let g = |name: usize| u64_at(&seg, name).unwrap_or(u64::MAX);
+        let count = g(offset_of!(SegmentHeader, slot_count));
+        let fits = count
+            .checked_mul(slot_bytes)
+            .and_then(|n| n.checked_add(4096))
+            .is_some_and(|end| end <= seg.len() as u64);
+        if seg.get(..8) != Some(&SEGMENT_MAGIC[..])
+            || g(offset_of!(SegmentHeader, layout_version)) != LAYOUT_VERSION
+            || g(offset_of!(SegmentHeader, pid)) != pid
+            || g(offset_of!(SegmentHeader, start_time)) != start_time
+            || g(offset_of!(SegmentHeader, index)) != index as u64
+            || g(offset_of!(SegmentHeader, chunk_size)) != chunk_size
+            || g(offset_of!(SegmentHeader, file_size)) != seg.len() as u64
+            || !fits
+        {
+            corrupt_segments += 1;
+            continue;
+        }
+        for slot in 0..count {
+            let offset = (4096 + slot * slot_bytes) as usize;
+            match read_slot(&seg, offset, chunk_size as usize, window_generation) {
+                Ok(Some(chunk)) => chunks.push(chunk),
+                Ok(None) => {}
+                Err(_) => corrupt_chunks += 1,
+            }
+        }
+    }
     chunks.sort_by_key(|c| (c.base_units, c.seq));
 
     let status = h(offset_of!(RingHeader, status))?;
@@ -393,6 +429,9 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
     let f = |name: usize| u64_at(&bytes, fatal_offset + name).unwrap_or(0);
     let fatal_state = f(offset_of!(FatalArea, state));
     if chunks.is_empty() && fatal_state == 0 && status == STATUS_EXITED {
+        for segment in &segment_files {
+            std::fs::remove_file(segment)?;
+        }
         std::fs::remove_file(path)?;
         return Ok(RecoveryOutcome::Removed);
     }
@@ -477,6 +516,12 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
     if corrupt_chunks > 0 {
         details.push(("corrupt_chunks".into(), corrupt_chunks.to_string()));
     }
+    if corrupt_segments > 0 {
+        details.push(("corrupt_segments".into(), corrupt_segments.to_string()));
+    }
+    if !segment_files.is_empty() {
+        details.push(("segments".into(), (segment_files.len() + 1).to_string()));
+    }
 
     let latest = {
         let index = h(offset_of!(RingHeader, sample_index))? % 2;
@@ -557,6 +602,9 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
         Ok(file) => file,
         Err(e) => return Err(io::Error::other(Error::to_string(&e))),
     };
+    for segment in &segment_files {
+        std::fs::remove_file(segment)?;
+    }
     std::fs::remove_file(path)?;
     Ok(RecoveryOutcome::Recovered {
         file,

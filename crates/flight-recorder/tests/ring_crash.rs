@@ -75,18 +75,41 @@ fn ring_child() {
     }
     let use_ring = std::env::var_os(CHILD_RING).is_some();
     let fill = what == "fill";
+    let grow = what == "grow";
     let fr = FlightRecorder::new(FlightRecorderConfig {
-        max_bytes: if fill { 64 << 20 } else { 1 << 20 },
+        max_bytes: if fill {
+            64 << 20
+        } else if grow {
+            128 << 10
+        } else {
+            1 << 20
+        },
         min_age: Duration::from_secs(3600),
         ring: use_ring.then(|| RingConfig {
             dir: Path::new(&dir).join("rings"),
             dump_dir: Path::new(&dir).join("dumps"),
-            spare_chunks: 16,
+            spare_chunks: if grow { 2 } else { 16 },
         }),
     });
     fr.start().unwrap();
     if fill {
         fill_and_die();
+    }
+    if grow {
+        // 20 threads each hold an open chunk: far more than the ring's first 4 slots, so it
+        // grows by segment files.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(21));
+        for t in 0..20u64 {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                raw::record(EventKind::Counter, &[raw::intern_str("seq_threads"), t]);
+                barrier.wait();
+                std::thread::sleep(Duration::from_secs(60));
+            });
+        }
+        barrier.wait();
+        write_line("READY\n");
+        std::process::abort();
     }
     if what == "nospace" {
         let name = raw::intern_str("seq_main");
@@ -615,6 +638,30 @@ fn without_room_for_the_ring_recording_goes_on_in_heap_buffers() {
     );
     let rings = std::fs::read_dir(dir.path().join("rings")).unwrap().count();
     assert_eq!(rings, 0, "no ring file is left");
+}
+
+#[test]
+fn the_ring_grows_by_segments_and_recovery_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_child("grow", dir.path(), true, None);
+    assert!(
+        run.stdout.iter().any(|l| l.ends_with("READY")),
+        "{}",
+        run.stderr
+    );
+    let files = std::fs::read_dir(dir.path().join("rings")).unwrap().count();
+    assert!(files > 1, "segment files beside the ring: {files}");
+    let (file, _) = recover_one(dir.path());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("rings")).unwrap().count(),
+        0,
+        "the ring and its segments are removed"
+    );
+    let (by_name, header) = counters(&file);
+    let mut values = by_name["seq_threads"].clone();
+    values.sort_unstable();
+    assert_eq!(values, (0..20).collect::<Vec<_>>());
+    assert!(header.details.iter().any(|(n, _)| n == "segments"));
 }
 
 #[test]

@@ -31,9 +31,10 @@
 //! reservation fails (a small `/dev/shm`), no ring is made and the recorder keeps its heap
 //! buffers (said once on stderr). The slot count is fixed at creation: the window's `max_bytes`
 //! in chunks plus `spare_chunks` (open chunks of live threads, chunks pinned by a snapshot).
-//! When every slot is taken, new chunks come from the heap as before: they are in snapshots but
-//! not in a recovery (the drop policy; counted in the header and said once). The mapping is never
-//! resized or unmapped.
+//! When every slot is taken, the ring grows by a segment file (`<ring>.seg<k>`, up to
+//! [`SEGMENT_SLOTS`] slots, at most [`MAX_SEGMENTS`] segments in all); past that cap, new chunks
+//! come from the heap as before: they are in snapshots but not in a recovery (the drop policy;
+//! counted in the header and said once). No mapping is ever resized or unmapped.
 //!
 //! # Liveness
 //!
@@ -68,6 +69,37 @@ pub(crate) const FATAL_FRAMES: usize = 128;
 pub(crate) const PROGRAM_CAP: usize = 256;
 pub(crate) const HOST_CAP: usize = 256;
 pub(crate) const DIR_CAP: usize = 2048;
+/// The most segments a ring has: the first, in the ring file, and up to 7 more files
+/// `<ring>.seg<k>` made when every slot is taken (the cap; past it, chunks go to the heap).
+pub(crate) const MAX_SEGMENTS: usize = 8;
+/// The most slots of a segment file (4 MiB of chunks): the growth is for threads beyond the
+/// spare slots, not for the window, which the first segment holds.
+pub(crate) const SEGMENT_SLOTS: usize = 64;
+/// The first bytes of a segment file.
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"FRRSEG01";
+/// A slot id holds its segment above this bit.
+const SEGMENT_SHIFT: u32 = 24;
+
+/// The first page of a segment file; its slots follow at one page.
+#[repr(C)]
+pub(crate) struct SegmentHeader {
+    pub magic: [u8; 8],
+    pub layout_version: u64,
+    pub pid: u64,
+    pub start_time: u64,
+    pub index: u64,
+    pub slot_count: u64,
+    pub chunk_size: u64,
+    pub file_size: u64,
+}
+
+/// The path of segment `index` of the ring at `ring`.
+pub(crate) fn segment_path(ring: &Path, index: usize) -> PathBuf {
+    let mut name = ring.as_os_str().to_owned();
+    name.push(format!(".seg{index}"));
+    PathBuf::from(name)
+}
+
 /// The most ring files a directory may hold before no new ring is made there.
 pub(crate) const MAX_RINGS: usize = 64;
 
@@ -179,6 +211,12 @@ pub(crate) struct Ring {
     slot_count: usize,
     slots_offset: usize,
     free: Mutex<Vec<u32>>,
+    /// The slots of segments 1.. (segment 0 is in the ring file): base of their slots.
+    segments: [std::sync::atomic::AtomicPtr<u8>; MAX_SEGMENTS],
+    segment_count: std::sync::atomic::AtomicUsize,
+    /// Slots of each segment file.
+    segment_slots: usize,
+    grow_failed: AtomicBool,
     logs: Mutex<()>,
     sampling: AtomicBool,
     path: CString,
@@ -300,6 +338,11 @@ pub(crate) fn create(
     let _guard = lock(&CREATING);
     if let Some(ring) = RING.get() {
         return Ok(ring);
+    }
+    if params.slots == 0 || params.slots >= 1 << SEGMENT_SHIFT {
+        return Err(std::io::Error::other(
+            "a ring's slot count must be in 1..2^24",
+        ));
     }
     private_dir(&params.dir)?;
     let rings = std::fs::read_dir(&params.dir)?
@@ -435,6 +478,10 @@ pub(crate) fn create(
         slot_count: params.slots,
         slots_offset,
         free: Mutex::new((0..params.slots as u32).rev().collect()),
+        segments: [const { std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()) }; MAX_SEGMENTS],
+        segment_count: std::sync::atomic::AtomicUsize::new(1),
+        segment_slots: params.slots.min(SEGMENT_SLOTS),
+        grow_failed: AtomicBool::new(false),
         logs: Mutex::new(()),
         sampling: AtomicBool::new(false),
         path: cpath,
@@ -454,6 +501,9 @@ extern "C" fn at_exit() {
     if let Some(ring) = RING.get().filter(|r| r.is_own()) {
         ring.header().status.store(STATUS_EXITED, Ordering::Release);
         if ring.fatal().state.load(Ordering::Acquire) == 0 {
+            for index in 1..ring.segment_count.load(Ordering::Relaxed) {
+                let _ = std::fs::remove_file(segment_path(&ring.path(), index));
+            }
             // SAFETY: unlink of the NUL-terminated path we made; the mapping stays valid.
             unsafe { libc::unlink(ring.path.as_ptr()) };
         }
@@ -491,24 +541,123 @@ impl Ring {
         self.len
     }
 
+    /// The header of slot `slot` (segment in the high bits, index in the low ones).
+    fn slot_header(&self, slot: u32) -> NonNull<ChunkHeader> {
+        let segment = (slot >> SEGMENT_SHIFT) as usize;
+        let index = (slot & ((1 << SEGMENT_SHIFT) - 1)) as usize;
+        let base = if segment == 0 {
+            // SAFETY: the slots start inside the mapping.
+            unsafe { self.base.as_ptr().add(self.slots_offset) }
+        } else {
+            self.segments[segment].load(Ordering::Acquire)
+        };
+        // SAFETY: a slot id on the free list or held by a buffer names a slot of a mapped
+        // segment (the first holds `slot_count` slots, the others `segment_slots`); slots are 128-aligned (segments start on a
+        // page, slots are multiples of 128 bytes) and never unmapped.
+        unsafe {
+            NonNull::new_unchecked(
+                base.add(index * (HEADER_SIZE + self.chunk_size))
+                    .cast::<ChunkHeader>(),
+            )
+        }
+    }
+
+    /// Adds a segment file with `slot_count` more slots to `free`; false at the cap or when the
+    /// file cannot be made (then never tried again).
+    fn grow(&self, free: &mut Vec<u32>) -> bool {
+        let index = self.segment_count.load(Ordering::Relaxed);
+        if index >= MAX_SEGMENTS || self.grow_failed.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.make_segment(index) {
+            Ok(slots) => {
+                self.segments[index].store(slots, Ordering::Release);
+                self.segment_count.store(index + 1, Ordering::Relaxed);
+                free.extend(
+                    (0..self.segment_slots as u32)
+                        .rev()
+                        .map(|i| (index as u32) << SEGMENT_SHIFT | i),
+                );
+                true
+            }
+            Err(_) => {
+                self.grow_failed.store(true, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Makes segment file `index` (reserved, mapped, its header written); returns its slots.
+    fn make_segment(&self, index: usize) -> std::io::Result<*mut u8> {
+        let path = segment_path(&self.path(), index);
+        let cpath = CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        let size = PAGE + self.segment_slots * (HEADER_SIZE + self.chunk_size);
+        // SAFETY: open(2) of a NUL-terminated path; the descriptor is closed below (the mapping
+        // keeps the file).
+        let fd = unsafe {
+            libc::open(
+                cpath.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                0o600,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: our descriptor; a fresh shared mapping of the whole reserved file.
+        let base = unsafe {
+            let rc = libc::posix_fallocate(fd, 0, size as libc::off_t);
+            let base = if rc == 0 {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            } else {
+                libc::MAP_FAILED
+            };
+            libc::close(fd);
+            if base == libc::MAP_FAILED {
+                libc::unlink(cpath.as_ptr());
+                return Err(std::io::Error::other("no room for a ring segment"));
+            }
+            base.cast::<u8>()
+        };
+        let h = self.header();
+        // SAFETY: the mapping is fresh, page-aligned, zeroed and ours alone.
+        let header = unsafe { &mut *base.cast::<SegmentHeader>() };
+        header.layout_version = LAYOUT_VERSION;
+        header.pid = h.pid;
+        header.start_time = h.start_time;
+        header.index = index as u64;
+        header.slot_count = self.segment_slots as u64;
+        header.chunk_size = self.chunk_size as u64;
+        header.file_size = size as u64;
+        header.magic = SEGMENT_MAGIC;
+        // SAFETY: the slots start one page into the mapping.
+        Ok(unsafe { base.add(PAGE) })
+    }
+
     fn take_slot(&self) -> Option<Buffer> {
-        let slot = lock(&self.free).pop()?;
-        let offset = self.slots_offset + slot as usize * (HEADER_SIZE + self.chunk_size);
-        debug_assert!(offset + HEADER_SIZE + self.chunk_size <= self.len);
-        // SAFETY: the slot lies inside the mapping (the layout holds `slot_count` slots), is
-        // 128-aligned (the mapping is page-aligned, `slots_offset` a page multiple, a slot a
-        // multiple of 128 bytes) and was on the free list, so nothing else uses it until the
-        // buffer is dropped.
-        let header =
-            unsafe { NonNull::new_unchecked(self.base.as_ptr().add(offset).cast::<ChunkHeader>()) };
-        // SAFETY: as above.
-        Some(unsafe { Buffer::in_ring(header, self.chunk_size, slot) })
+        let slot = {
+            let mut free = lock(&self.free);
+            match free.pop() {
+                Some(slot) => slot,
+                None if self.grow(&mut free) => free.pop()?,
+                None => return None,
+            }
+        };
+        // SAFETY: the slot was on the free list, so nothing else uses it until the buffer is
+        // dropped; `slot_header` gives its 128-aligned header, in a mapping never unmapped.
+        Some(unsafe { Buffer::in_ring(self.slot_header(slot), self.chunk_size, slot) })
     }
 
     fn release_slot(&self, slot: u32) {
-        let offset = self.slots_offset + slot as usize * (HEADER_SIZE + self.chunk_size);
         // SAFETY: as in `take_slot`; the buffer that had the slot is being dropped.
-        let header = unsafe { &*self.base.as_ptr().add(offset).cast::<ChunkHeader>() };
+        let header = unsafe { self.slot_header(slot).as_ref() };
         // The slot holds no chunk from now on, for recovery.
         header.seq.store(0, Ordering::Release);
         lock(&self.free).push(slot);
@@ -608,9 +757,10 @@ pub(crate) fn take(capacity: usize) -> Option<Buffer> {
         ring.header().heap_chunks.fetch_add(1, Ordering::Relaxed);
         if !SAID_FULL.swap(true, Ordering::Relaxed) {
             eprintln!(
-                "flight-recorder: the ring {} has no free chunk slot ({} slots); further chunks \
-                 are kept on the heap and are not recoverable after a crash",
+                "flight-recorder: the ring {} has no free chunk slot ({} segments of {} slots); \
+                 further chunks are kept on the heap and are not recoverable after a crash",
                 ring.path().display(),
+                ring.segment_count.load(Ordering::Relaxed),
                 ring.slot_count
             );
         }
