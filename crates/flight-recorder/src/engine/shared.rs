@@ -270,6 +270,12 @@ impl Engine {
         base_units: u64,
     ) -> Option<Arc<Chunk>> {
         let buffer = self.pool.take()?;
+        // A thread that registered before the ring was made notes its facts for the fatal
+        // handler now (called on the thread itself, from its `refill`; a TLS check otherwise).
+        #[cfg(not(flight_recorder_loom))]
+        if buffer.is_ring() && crate::record::ring::thread::facts().0 == 0 {
+            crate::record::ring::thread::registered(thread);
+        }
         let seq = self.next_seq.fetch_add(1, StdOrdering::Relaxed);
         Some(Arc::new(Chunk::new(buffer, seq, thread, state, base_units)))
     }
