@@ -50,7 +50,7 @@ fn spin_light(iterations: u64) -> u64 {
     x
 }
 
-const LIGHT_ITERATIONS: u64 = 200_000;
+const LIGHT_ITERATIONS: u64 = 1_000_000;
 
 fn start_capture(dir: &std::path::Path, hz: u32, timers: bool) {
     capture::force_timer_source(timers);
@@ -89,7 +89,7 @@ struct Counted {
     misattributed: Vec<String>,
 }
 
-/// Runs the two spinning tasks on a one-worker runtime while sampling at 199 Hz, dumps, and
+/// Runs the two spinning tasks on a one-worker runtime while sampling at 199 Hz for 2.5 s, dumps, and
 /// counts the samples of each function, checking each sample's task and spawn location.
 fn run_two_spinners(timers: bool) -> (Counted, String) {
     let _serial = common::serial();
@@ -122,7 +122,7 @@ fn run_two_spinners(timers: bool) -> (Counted, String) {
         }
         sum
     });
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(2500));
     stop.store(true, Ordering::Relaxed);
     runtime.block_on(async {
         heavy.await.unwrap();

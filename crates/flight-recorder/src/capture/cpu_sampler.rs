@@ -143,6 +143,8 @@ pub(super) fn run(capture: Arc<Capture>) {
             }
         }
         if let Some(s) = sampler.as_mut() {
+            // Drained first: a thread that exited leaves its last samples in its ring.
+            drain(s, &mut ids);
             for (tid, errno) in s.sync_threads() {
                 report_error(
                     &format!("sampling the CPU time of thread {tid}"),
@@ -150,7 +152,6 @@ pub(super) fn run(capture: Arc<Capture>) {
                 );
             }
             publish(Some(s));
-            drain(s, &mut ids);
         }
         if !capture.sleep(PERIOD) {
             break;

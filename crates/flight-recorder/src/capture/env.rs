@@ -451,6 +451,32 @@ mod tests {
     }
 
     #[test]
+    fn cpu_sample_rates_from_the_environment() {
+        for (value, hz) in [
+            ("99", 99),
+            ("1000", 1000),
+            ("199Hz", 199),
+            ("0", 0),
+            ("off", 0),
+        ] {
+            let c = config(&[("FLIGHT_RECORDER_CPU_SAMPLE_HZ", value)]);
+            assert!(c.problems.is_empty(), "{value}: {:?}", c.problems);
+            assert_eq!(c.settings.cpu_sample_hz, hz, "{value}");
+        }
+        for value in ["5000", "fast", "-1"] {
+            let c = config(&[("FLIGHT_RECORDER_CPU_SAMPLE_HZ", value)]);
+            assert_eq!(c.settings.cpu_sample_hz, 0);
+            assert_eq!(c.problems.len(), 1, "{value}");
+            assert!(
+                c.problems[0].contains("FLIGHT_RECORDER_CPU_SAMPLE_HZ")
+                    && c.problems[0].contains(value),
+                "{:?}",
+                c.problems
+            );
+        }
+    }
+
+    #[test]
     fn the_dump_dir_wins_over_the_log_dir() {
         let c = config(&[
             ("FLIGHT_RECORDER_DUMP_DIR", "/data/traces"),

@@ -139,6 +139,15 @@ impl CaptureSettings {
                 self.cpu_sample_hz
             ));
         }
+        if self.cpu_sample_hz > 0
+            && self.signal.is_some()
+            && self.signal == crate::stack::cpu::timer_signal()
+        {
+            return bad(format!(
+                "signal {} is the signal of CPU samples' timers: choose another dump signal",
+                signal_name(self.signal.unwrap_or(0))
+            ));
+        }
         if self.dump_dir.as_os_str().is_empty() {
             return bad("dump_dir must not be empty".into());
         }
@@ -317,6 +326,34 @@ mod tests {
                 ..CaptureSettings::default()
             };
             assert!(bad_signal.validate().is_err(), "{signal}");
+        }
+    }
+
+    #[test]
+    fn cpu_sample_rates_are_bounded_and_errors_name_the_value() {
+        for hz in [0, 1, 99, 1000] {
+            let ok = CaptureSettings {
+                cpu_sample_hz: hz,
+                ..CaptureSettings::default()
+            };
+            assert!(ok.validate().is_ok(), "{hz}");
+        }
+        let too_high = CaptureSettings {
+            cpu_sample_hz: 5000,
+            ..CaptureSettings::default()
+        };
+        let error = too_high.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("cpu_sample_hz") && error.contains("5000"),
+            "{error}"
+        );
+        if let Some(timer_signal) = crate::stack::cpu::timer_signal() {
+            let clash = CaptureSettings {
+                cpu_sample_hz: 99,
+                signal: Some(timer_signal),
+                ..CaptureSettings::default()
+            };
+            assert!(clash.validate().is_err());
         }
     }
 
