@@ -330,6 +330,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "SIGRTMIN() calls the C library")]
     fn cpu_sample_rates_are_bounded_and_errors_name_the_value() {
         for hz in [0, 1, 99, 1000] {
             let ok = CaptureSettings {

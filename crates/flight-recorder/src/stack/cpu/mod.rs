@@ -75,6 +75,7 @@ pub(crate) fn timer_signal() -> Option<i32> {
     }
 }
 
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 /// Notes the calling thread as a runtime thread to sample (the tokio hooks call it when a
 /// runtime thread starts, and when a worker first parks). Cheap after the first call.
 pub(crate) fn note_runtime_thread() {
@@ -124,6 +125,13 @@ enum Sampled {
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
     Timer(timer::TimerThread),
+    /// No source on this platform: never built.
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    #[allow(dead_code)]
+    Unsupported(std::convert::Infallible),
 }
 
 impl Sampled {
@@ -139,6 +147,11 @@ impl Sampled {
                 any(target_arch = "x86_64", target_arch = "aarch64")
             ))]
             Sampled::Timer(ref t) => t.tid,
+            #[cfg(not(all(
+                target_os = "linux",
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            )))]
+            Sampled::Unsupported(never) => match never {},
         }
     }
 }
@@ -273,6 +286,11 @@ impl Sampler {
                     any(target_arch = "x86_64", target_arch = "aarch64")
                 ))]
                 Sampled::Timer(t) => lost += t.drain(&mut self.frames, sample),
+                #[cfg(not(all(
+                    target_os = "linux",
+                    any(target_arch = "x86_64", target_arch = "aarch64")
+                )))]
+                Sampled::Unsupported(never) => match *never {},
             }
         }
         let _ = sample;

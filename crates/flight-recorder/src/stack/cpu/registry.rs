@@ -42,6 +42,7 @@ thread_local! {
     static NOTED: Noted = const { Noted { tid: Cell::new(0) } };
 }
 
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 /// Notes the calling thread as a runtime thread whose CPU time is sampled (when sampling is on).
 /// Cheap after the first call on a thread.
 pub(crate) fn note_runtime_thread() {
