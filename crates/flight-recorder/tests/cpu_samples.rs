@@ -420,3 +420,54 @@ fn timer_signals_do_not_disturb_the_program() {
     capture::force_timer_source(false);
     drop(runtime);
 }
+
+/// The CPU time of a fixed amount of work on a sampled worker, without sampling and with each
+/// source at 99 and 1,000 Hz (thread CPU time: what the handler costs the thread shows, other
+/// processes on the machine do not). Not a benchmark: run by hand with `--ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn cost_of_sampling_on_the_sampled_thread() {
+    let _serial = common::serial();
+    let work = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        let start = ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+        let mut x = 0u64;
+        for _ in 0..200 {
+            x = x.wrapping_add(spin_light(LIGHT_ITERATIONS));
+        }
+        // SAFETY: a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        std::hint::black_box(x);
+        ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9 - start
+    };
+    for (hz, timers) in [
+        (0, false),
+        (99, false),
+        (1000, false),
+        (99, true),
+        (1000, true),
+        (0, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        start_capture(dir.path(), hz, timers);
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(1).enable_all();
+        flight_recorder::tokio::instrument(&mut builder);
+        let runtime = builder.build().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let seconds =
+            runtime.block_on(async { tokio::spawn(async move { work() }).await.unwrap() });
+        let status = capture::cpu_sample_status();
+        eprintln!(
+            "{hz} Hz {:?}: {seconds:.3} s of CPU, {} samples so far",
+            status.source, status.samples
+        );
+        capture::stop();
+        capture::force_timer_source(false);
+    }
+}
