@@ -89,7 +89,8 @@ struct Counted {
     misattributed: Vec<String>,
 }
 
-/// Runs the two spinning tasks on a one-worker runtime while sampling at 199 Hz for 2.5 s, dumps, and
+/// Runs the two spinning tasks on a one-worker runtime while sampling at 199 Hz (2.5 s, longer on a
+/// loaded machine), dumps, and
 /// counts the samples of each function, checking each sample's task and spawn location.
 fn run_two_spinners(timers: bool) -> (Counted, String) {
     let _serial = common::serial();
@@ -122,7 +123,20 @@ fn run_two_spinners(timers: bool) -> (Counted, String) {
         }
         sum
     });
-    std::thread::sleep(Duration::from_millis(2500));
+    // At least 2.5 s, and on a loaded machine (the samples follow the CPU time the worker gets)
+    // until 300 samples are in, for at most 15 s.
+    let started = Instant::now();
+    let samples_before = capture::cpu_sample_status().samples;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let taken = capture::cpu_sample_status().samples - samples_before;
+        let elapsed = started.elapsed();
+        if elapsed >= Duration::from_secs(15)
+            || (elapsed >= Duration::from_millis(2500) && taken >= 300)
+        {
+            break;
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     runtime.block_on(async {
         heavy.await.unwrap();
