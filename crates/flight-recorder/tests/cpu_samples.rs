@@ -485,3 +485,51 @@ fn cost_of_sampling_on_the_sampled_thread() {
         capture::force_timer_source(false);
     }
 }
+
+/// The child of [`the_start_up_line_names_the_source`]: starts capture from the environment and
+/// stops it.
+#[test]
+fn cpu_env_child() {
+    if std::env::var_os("FR_CPU_ENV_CHILD").is_none() {
+        return;
+    }
+    assert!(capture::init_from_env("cpu-child 1.0"));
+    assert_eq!(capture::settings().unwrap().cpu_sample_hz, 99);
+    capture::stop();
+}
+
+/// `FLIGHT_RECORDER_CPU_SAMPLE_HZ` turns sampling on, and the start-up line says which source
+/// runs (`FLIGHT_RECORDER_CPU_SAMPLE_SOURCE=timer` forces the timers).
+#[test]
+fn the_start_up_line_names_the_source() {
+    for (source, expected) in [
+        (None, "; cpu samples 99 Hz (perf_event)"),
+        (
+            Some("timer"),
+            "; cpu samples 99 Hz (cpu-time timers; signal ",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "cpu_env_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FR_CPU_ENV_CHILD", "1")
+            .env("FLIGHT_RECORDER_DUMP_DIR", dir.path())
+            .env("FLIGHT_RECORDER_CPU_SAMPLE_HZ", "99")
+            .env_remove("FLIGHT_RECORDER_CPU_SAMPLE_SOURCE")
+            .env_remove("FLIGHT_RECORDER_ANNOUNCE")
+            .env_remove("FLIGHT_RECORDER_CAPTURE");
+        if let Some(source) = source {
+            command.env("FLIGHT_RECORDER_CPU_SAMPLE_SOURCE", source);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+    }
+}
