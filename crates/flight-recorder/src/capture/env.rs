@@ -53,6 +53,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "slow_poll_delay, wait this long after a slow poll before writing; default 0",
     ),
     (
+        "FLIGHT_RECORDER_CPU_SAMPLE_HZ",
+        "cpu_sample_hz, CPU samples of the runtime's threads per second (1 to 1000); 0 or off turns them off; default off",
+    ),
+    (
         "FLIGHT_RECORDER_PANIC",
         "dump on panic, on or off; default on",
     ),
@@ -178,6 +182,10 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         settings.slow_poll_delay = d;
         Ok(())
     });
+    read("FLIGHT_RECORDER_CPU_SAMPLE_HZ", &mut |v| {
+        settings.cpu_sample_hz = parse_hz(v)?;
+        Ok(())
+    });
     read("FLIGHT_RECORDER_PANIC", &mut |v| {
         settings.panic = parse_bool(v)?;
         Ok(())
@@ -254,6 +262,26 @@ fn is_off(v: &str) -> bool {
         v.to_ascii_lowercase().as_str(),
         "off" | "false" | "no" | "none" | "0"
     )
+}
+
+/// A CPU sampling rate: `off` or 0 to 1000.
+fn parse_hz(v: &str) -> Result<u32, String> {
+    if is_off(v) {
+        return Ok(0);
+    }
+    let max = super::settings::MAX_CPU_SAMPLE_HZ;
+    match v
+        .trim_end_matches("Hz")
+        .trim_end_matches("hz")
+        .trim()
+        .parse::<u32>()
+    {
+        Ok(hz) if hz <= max => Ok(hz),
+        Ok(_) => Err(format!("{v:?} is too high; use at most {max} (such as 99)")),
+        Err(_) => Err(format!(
+            "{v:?} is not a rate per second (such as 99, or off)"
+        )),
+    }
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -420,6 +448,32 @@ mod tests {
         assert_eq!(s.signal, Some(signal_hook::consts::SIGUSR1));
         assert_eq!(s.program_version, "svc 2.0");
         assert!(!s.announce);
+    }
+
+    #[test]
+    fn cpu_sample_rates_from_the_environment() {
+        for (value, hz) in [
+            ("99", 99),
+            ("1000", 1000),
+            ("199Hz", 199),
+            ("0", 0),
+            ("off", 0),
+        ] {
+            let c = config(&[("FLIGHT_RECORDER_CPU_SAMPLE_HZ", value)]);
+            assert!(c.problems.is_empty(), "{value}: {:?}", c.problems);
+            assert_eq!(c.settings.cpu_sample_hz, hz, "{value}");
+        }
+        for value in ["5000", "fast", "-1"] {
+            let c = config(&[("FLIGHT_RECORDER_CPU_SAMPLE_HZ", value)]);
+            assert_eq!(c.settings.cpu_sample_hz, 0);
+            assert_eq!(c.problems.len(), 1, "{value}");
+            assert!(
+                c.problems[0].contains("FLIGHT_RECORDER_CPU_SAMPLE_HZ")
+                    && c.problems[0].contains(value),
+                "{:?}",
+                c.problems
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,7 @@
 //! One capture runs per process, and it owns the process's flight recorder: starting it fails
 //! while another [`FlightRecorder`] runs.
 
+mod cpu_sampler;
 mod dump_dir;
 mod env;
 mod panic_hook;
@@ -58,6 +59,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[doc(hidden)]
+pub use cpu_sampler::force_timer_source;
+pub use cpu_sampler::{cpu_sample_status, CpuSampleStatus};
 pub use dump_dir::{
     collect_garbage, list_dumps, parse_dump_name, DumpFile, GcReport, TEMP_FILE_MAX_AGE,
 };
@@ -154,6 +158,7 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     }
     let recorder = FlightRecorder::new(recorder_config(&settings));
     recorder.start()?;
+    let cpu_line = cpu_sampler::announce(&settings);
     let capture = Arc::new(Capture {
         control: Mutex::new(Control {
             settings: settings.clone(),
@@ -183,7 +188,11 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     *active = Some(capture);
     drop(active);
     if settings.announce {
-        log_line(&settings.describe());
+        let mut line = settings.describe();
+        if let Some(cpu) = cpu_line {
+            line = format!("{line}; {cpu}");
+        }
+        log_line(&line);
     }
     Ok(())
 }
@@ -381,6 +390,8 @@ impl Capture {
         slow_poll::watch(!settings.slow_poll_threshold.is_zero());
         let watchdog = spawn("flight-recorder-watchdog", slow_poll::run)?;
         lock(&self.threads).push(watchdog);
+        let sampler = spawn("flight-recorder-cpu-sampler", cpu_sampler::run)?;
+        lock(&self.threads).push(sampler);
         #[cfg(all(unix, feature = "signal"))]
         if let Some(number) = settings.signal {
             *lock(&self.signal) = Some(signal::SignalListener::start(number)?);

@@ -68,6 +68,11 @@ pub struct CaptureSettings {
     /// The program's version, written into every file (for example
     /// `concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"))`).
     pub program_version: String,
+    /// CPU samples of the runtime's threads, per second of CPU time each thread uses; 0 (the
+    /// default) turns them off, else 1 to 1000 (99 is a good start). Each sample is a
+    /// `cpu_sample` event with the thread's stack; see `docs/STACKS.md` (CPU samples) for the
+    /// sources (`perf_event_open`, else CPU-time timers and a signal) and their costs.
+    pub cpu_sample_hz: u32,
     /// Print one line on standard error when capture starts, saying what is recorded and where
     /// (default on).
     pub announce: bool,
@@ -87,6 +92,7 @@ impl Default for CaptureSettings {
             panic: true,
             signal: default_signal(),
             program_version: String::new(),
+            cpu_sample_hz: 0,
             announce: true,
         }
     }
@@ -103,6 +109,9 @@ fn default_signal() -> Option<i32> {
         None
     }
 }
+
+/// The highest CPU sampling rate accepted, per second.
+pub(crate) const MAX_CPU_SAMPLE_HZ: u32 = 1000;
 
 /// The longest slow-poll delay accepted.
 pub(crate) const MAX_SLOW_POLL_DELAY: Duration = Duration::from_secs(60);
@@ -121,6 +130,22 @@ impl CaptureSettings {
             return bad(format!(
                 "slow_poll_delay must be at most {}",
                 duration_text(MAX_SLOW_POLL_DELAY)
+            ));
+        }
+        if self.cpu_sample_hz > MAX_CPU_SAMPLE_HZ {
+            return bad(format!(
+                "cpu_sample_hz must be at most {MAX_CPU_SAMPLE_HZ} (0 turns CPU samples off), \
+                 not {}",
+                self.cpu_sample_hz
+            ));
+        }
+        if self.cpu_sample_hz > 0
+            && self.signal.is_some()
+            && self.signal == crate::stack::cpu::timer_signal()
+        {
+            return bad(format!(
+                "signal {} is the signal of CPU samples' timers: choose another dump signal",
+                signal_name(self.signal.unwrap_or(0))
             ));
         }
         if self.dump_dir.as_os_str().is_empty() {
@@ -301,6 +326,35 @@ mod tests {
                 ..CaptureSettings::default()
             };
             assert!(bad_signal.validate().is_err(), "{signal}");
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "SIGRTMIN() calls the C library")]
+    fn cpu_sample_rates_are_bounded_and_errors_name_the_value() {
+        for hz in [0, 1, 99, 1000] {
+            let ok = CaptureSettings {
+                cpu_sample_hz: hz,
+                ..CaptureSettings::default()
+            };
+            assert!(ok.validate().is_ok(), "{hz}");
+        }
+        let too_high = CaptureSettings {
+            cpu_sample_hz: 5000,
+            ..CaptureSettings::default()
+        };
+        let error = too_high.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("cpu_sample_hz") && error.contains("5000"),
+            "{error}"
+        );
+        if let Some(timer_signal) = crate::stack::cpu::timer_signal() {
+            let clash = CaptureSettings {
+                cpu_sample_hz: 99,
+                signal: Some(timer_signal),
+                ..CaptureSettings::default()
+            };
+            assert!(clash.validate().is_err());
         }
     }
 

@@ -354,6 +354,12 @@ impl Engine {
             .cloned()
     }
 
+    /// The descriptions of the live threads (for the CPU sampler, which maps kernel tids to the
+    /// recorder's thread ids).
+    pub(crate) fn live_threads(&self) -> Vec<ThreadInfo> {
+        lock(&self.infos).live.values().cloned().collect()
+    }
+
     /// The polls running now, on every live thread that marks its polls (the poll marks live in
     /// each thread's open chunk; a chunk of an older state does not count, since a poll that
     /// began before a recorder change may end unrecorded).

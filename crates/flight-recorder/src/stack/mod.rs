@@ -51,6 +51,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub(crate) mod cpu;
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")

@@ -163,6 +163,7 @@ impl Instrumentation {
         let user = self.thread_start;
         builder.on_thread_start(move || {
             global::set_runtime(runtime, ROLE_BLOCKING, name);
+            crate::stack::cpu::note_runtime_thread();
             if let Some(f) = &user {
                 f();
             }
@@ -176,6 +177,7 @@ impl Instrumentation {
             // `block_on` is tagged here too (it was not started by the runtime).
             if global::runtime() != (runtime, ROLE_WORKER, name) {
                 global::set_runtime(runtime, ROLE_WORKER, name);
+                crate::stack::cpu::note_runtime_thread();
             }
             raw::record(EventKind::WorkerPark, &[]);
             if let Some(f) = &user {
