@@ -11,9 +11,14 @@ use flight_recorder_format::{EventKind, TraceReader};
 
 use crate::{FlightRecorder, FlightRecorderConfig};
 
-/// Events per thread: enough to fill several chunks, few enough for Miri.
-const EVENTS: u64 = if cfg!(miri) { 20_000 } else { 200_000 };
+/// Counter events per thread, few enough for Miri; with the payloads below they fill several
+/// chunks, so refills and sealing into the window run too.
+const EVENTS: u64 = if cfg!(miri) { 1_000 } else { 20_000 };
 const THREADS: u64 = 2;
+
+/// A log payload every `LOG_EVERY` counters, of `LOG_BYTES`: a chunk holds about 30 of them.
+const LOG_EVERY: u64 = 10;
+const LOG_BYTES: usize = 2_000;
 
 /// The counter values of each thread in a file, in file order.
 fn counters_by_thread(file: &[u8]) -> BTreeMap<u64, Vec<u64>> {
@@ -34,17 +39,17 @@ fn threads_record_while_snapshots_are_taken() {
     let recorder = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(600),
         max_bytes: 64 << 20,
-        ..Default::default()
     });
     recorder.start().expect("no other recorder runs in the unit tests");
     let writers: Vec<_> = (0..THREADS)
         .map(|_| {
             std::thread::spawn(|| {
+                let payload = "x".repeat(LOG_BYTES);
                 for i in 0..EVENTS {
                     crate::counter("sequence", i);
-                    if i % 1000 == 0 {
-                        let _region = crate::region("every thousandth");
-                        crate::log("test", "a payload that takes the payload path");
+                    if i % LOG_EVERY == 0 {
+                        let _region = crate::region("every tenth");
+                        crate::log("test", &payload);
                     }
                 }
             })
@@ -64,6 +69,10 @@ fn threads_record_while_snapshots_are_taken() {
     recorder.write_to(&mut after).expect("a snapshot");
     recorder.stop();
     let by_thread = counters_by_thread(&after);
+    let mut reader = TraceReader::new(&after[..]).expect("a trace file");
+    while reader.next_event().expect("an intact file").is_some() {}
+    let (chunks, _) = reader.chunk_stats();
+    assert!(chunks > 2 * THREADS, "the threads filled several chunks each");
     assert_eq!(by_thread.len(), THREADS as usize);
     for values in by_thread.values() {
         assert!(values.iter().copied().eq(0..EVENTS), "events lost or out of order");
