@@ -5,6 +5,8 @@
 //! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order;
 //! - `flight-recorder convert FILE --to perfetto|chrome-json [-o OUT]`: export for a viewer;
 //! - `flight-recorder report FILE -o report.html`: a self-contained HTML report;
+//! - `flight-recorder symbolize FILE [--binary PATH]... [-o OUT]`: a copy of the file with its
+//!   stacks' addresses resolved to functions, files and lines (a Symbols record);
 //! - `flight-recorder ls DIR [--json] [--verify]`: the trace files of a dump directory, with
 //!   time, size, reason, tag and trigger details; `--verify` reads each file whole and says
 //!   whether it is complete (end record present, checksums right) or truncated or corrupt;
@@ -32,6 +34,7 @@ pub mod bundle;
 mod failure;
 pub mod ls;
 mod progress;
+pub mod symbolize;
 
 pub use failure::Failure;
 
@@ -91,6 +94,19 @@ enum Command {
         /// Print at most this many events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+    },
+    /// Resolve the addresses of the file's stacks to functions, files and lines, from the
+    /// binaries (checked against the file's build ids), and write a copy of the file with them.
+    Symbolize {
+        /// The trace file.
+        file: PathBuf,
+        /// A binary to resolve with: the main executable, or any module by its file name
+        /// (default: each module's path on this machine). Repeatable.
+        #[arg(long, value_name = "PATH")]
+        binary: Vec<PathBuf>,
+        /// The file to write (default: FILE.symbolized.out; never the input).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
     },
     /// List the trace files of a dump directory: time, size, reason, tag, trigger details.
     Ls {
@@ -166,6 +182,11 @@ pub fn run() -> ExitCode {
             analysis,
         } => analyze::report(&file, &output, analysis.options(), &mut out),
         Command::Dump { file, limit } => dump(&file, limit, &mut out),
+        Command::Symbolize {
+            file,
+            binary,
+            output,
+        } => symbolize::symbolize(&file, binary, output, &mut out),
         Command::Ls { dir, json, verify } => ls::ls(&dir, json, verify, &mut out),
         Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
     };
@@ -201,6 +222,9 @@ fn dump(path: &Path, limit: Option<u64>, out: &mut impl Write) -> Result<(), Fai
         match reader.next_event() {
             Ok(Some(event)) => {
                 writeln!(out, "{}", dumper.line(&reader, &event))?;
+                for line in dumper.stack_lines(&reader, &event) {
+                    writeln!(out, "    {line}")?;
+                }
                 printed += 1;
             }
             Ok(None) => break,

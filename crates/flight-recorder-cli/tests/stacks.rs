@@ -1,0 +1,325 @@
+//! Real stacks of threads of this test process, captured with `flight_recorder::stack`, written
+//! into a trace file with this process's modules, then read by the real `flight-recorder`
+//! binary: `symbolize`, `summary` (text and JSON), `dump`, the Perfetto export and the report
+//! name the functions the threads were stuck in, with their files and lines.
+
+use flight_recorder_test_support as common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Ev, TraceBuilder, ORIGIN_TICKS};
+use flight_recorder::stack::{capture_thread_stack, loaded_modules, register_current_thread};
+use flight_recorder_format::{EventKind, Module, TraceReader};
+
+const BASE: u64 = ORIGIN_TICKS + 1_000_000;
+const MS: u64 = 1_000_000;
+
+static SPIN_A_LINE: AtomicU32 = AtomicU32::new(0);
+static SPIN_B_LINE: AtomicU32 = AtomicU32::new(0);
+
+#[inline(never)]
+fn stuck_spinning_a(stop: &AtomicBool) {
+    SPIN_A_LINE.store(line!() + 1, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        std::hint::spin_loop();
+    }
+}
+
+#[inline(never)]
+fn stuck_spinning_b(stop: &AtomicBool) {
+    SPIN_B_LINE.store(line!() + 1, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Captures `n` stacks of a thread spinning in `f`.
+fn capture(f: fn(&AtomicBool), n: usize) -> Vec<Vec<u64>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = stop.clone();
+    let thread = std::thread::spawn(move || {
+        tx.send(register_current_thread().unwrap()).unwrap();
+        f(&s);
+    });
+    let handle = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut stacks = Vec::new();
+    while stacks.len() < n {
+        let stack = capture_thread_stack(&handle, Instant::now() + Duration::from_secs(2)).unwrap();
+        stacks.push(stack.frames.iter().map(|f| f.address as u64).collect());
+    }
+    stop.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+    stacks
+}
+
+fn modules() -> Vec<Module> {
+    loaded_modules()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| Module {
+            id: i as u64 + 1,
+            start: m.start as u64,
+            end: m.end as u64,
+            load_bias: m.load_bias as u64,
+            path: m.path.display().to_string(),
+            build_id: m.build_id.unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A trace of two workers: task 1 (spawned in this file) polled 50 ms on worker 1 while stuck
+/// in `stuck_spinning_a`, task 2 (spawned inside a dependency) polled 30 ms on worker 2 in
+/// `stuck_spinning_b`; a watchdog records their stacks, and CPU samples 3:1.
+fn trace(modules: &[Module]) -> Vec<u8> {
+    let a = capture(stuck_spinning_a, 2);
+    let b = capture(stuck_spinning_b, 1);
+    let mut t = TraceBuilder::standard(
+        &[],
+        &[
+            (1, "crates/app/src/main.rs", 10, 5),
+            (
+                2,
+                "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs",
+                389,
+                13,
+            ),
+        ],
+        &[(1, 101, "worker-1"), (2, 102, "worker-2"), (3, 103, "watchdog")],
+    );
+    t.modules(modules)
+        .stacks(&[(1, a[0].clone()), (2, a[1].clone()), (3, b[0].clone())]);
+    t.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::RuntimeThread, 0, &[1, 0]),
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::PollStart, 1_000, &[1]),
+            Ev::new(EventKind::PollEnd, 50 * MS, &[1, 0]),
+        ],
+    )
+    .chunk(
+        2,
+        BASE,
+        &[
+            Ev::new(EventKind::RuntimeThread, 0, &[1, 0]),
+            Ev::new(EventKind::TaskSpawn, 0, &[2, 2, 0]),
+            Ev::new(EventKind::PollStart, 1_000, &[2]),
+            Ev::new(EventKind::PollEnd, 30 * MS, &[2, 0]),
+        ],
+    )
+    .chunk(
+        3,
+        BASE + 20 * MS,
+        &[
+            Ev::new(EventKind::ThreadStack, 0, &[1, 1, 1, 1]),
+            Ev::new(EventKind::ThreadStack, 0, &[2, 2, 3, 1]),
+            // Samples taken 1 ms ago: attributed through the polls running then.
+            Ev::new(EventKind::CpuSample, 1_000, &[1, 1, MS, 0]),
+            Ev::new(EventKind::CpuSample, 0, &[1, 2, MS, 0]),
+            Ev::new(EventKind::CpuSample, 0, &[1, 1, MS, 0]),
+            Ev::new(EventKind::CpuSample, 0, &[2, 3, MS, 2]),
+            Ev::new(EventKind::ThreadStack, 10 * MS, &[1, 1, 2, 1]),
+        ],
+    );
+    t.finish()
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flight-recorder"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+/// `tests/stacks.rs:LINE` for the line of the spin loop that `text` names (the loop's lines
+/// follow the recorded one), or the first of them.
+fn file_line_in(line: &AtomicU32, text: &str) -> String {
+    let first = line.load(Ordering::Relaxed);
+    (first..first + 3)
+        .map(|l| format!("tests/stacks.rs:{l}"))
+        .find(|at| text.contains(at.as_str()))
+        .unwrap_or_else(|| format!("tests/stacks.rs:{first}"))
+}
+
+struct Files {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn write_trace() -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stacks.out");
+    std::fs::write(&path, trace(&modules())).unwrap();
+    Files { _dir: dir, path }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn symbolize_writes_the_names_into_the_file() {
+    let f = write_trace();
+    let out = f.path.with_extension("sym.out");
+    let o = run(&["symbolize", s(&f.path), "-o", s(&out)]);
+    let text = stdout(&o);
+    assert!(text.contains("addresses resolved"), "{text}");
+    let mut reader = TraceReader::open(&out).unwrap();
+    reader.read_all_events().unwrap();
+    let names = reader.name_tables();
+    let lines = SPIN_A_LINE.load(Ordering::Relaxed)..SPIN_A_LINE.load(Ordering::Relaxed) + 3;
+    let found = names.symbols().values().flatten().any(|f| {
+        f.function.ends_with("stuck_spinning_a")
+            && f.file.ends_with("tests/stacks.rs")
+            && lines.contains(&f.line)
+    });
+    assert!(found, "no symbol for stuck_spinning_a");
+    // The copy reads with names where the binaries are gone: its symbols win over the modules.
+    let dump = stdout(&run(&["dump", s(&out)]));
+    assert!(dump.contains("stuck_spinning_a"), "{dump}");
+    // The default output name; the input is never overwritten.
+    let o = run(&["symbolize", s(&f.path)]);
+    stdout(&o);
+    assert!(Path::new(&format!("{}.symbolized.out", s(&f.path))).exists());
+    let o = run(&["symbolize", s(&f.path), "-o", s(&f.path)]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}
+
+#[test]
+fn symbolize_refuses_a_binary_of_another_build() {
+    let f = write_trace();
+    let o = run(&["symbolize", s(&f.path), "--binary", "/bin/sh"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is not the binary of module"), "{err}");
+    assert!(err.contains("build id"), "{err}");
+}
+
+#[test]
+fn summary_shows_the_long_polls_stacks_and_where_cpu_time_went() {
+    let f = write_trace();
+    let text = stdout(&run(&["summary", s(&f.path)]));
+    println!("{text}");
+    let a = file_line_in(&SPIN_A_LINE, &text);
+    let b = file_line_in(&SPIN_B_LINE, &text);
+    let polls = &text[text.find("long polls").unwrap()..];
+    // The 50 ms poll first, its first stack shows the application frame with file and line.
+    let first = &polls[..polls.find("30.000ms").unwrap()];
+    assert!(first.contains("stuck_spinning_a"), "{first}");
+    assert!(first.contains(&a), "{first}");
+    assert!(first.contains("stack 1/2"), "{first}");
+    assert!(first.contains("stack 2/2"), "{first}");
+    // Application frames first: the stuck function is the first line of the stack.
+    let after = &first[first.find("innermost first:\n").unwrap() + 17..];
+    assert!(
+        after.lines().next().unwrap().contains("stuck_spinning_a"),
+        "{first}"
+    );
+    assert!(
+        first.contains("frames in"),
+        "folded library frames: {first}"
+    );
+    // The first named frame of the stack is an application frame or the innermost one.
+    let second = &polls[polls.find("30.000ms").unwrap()..];
+    assert!(second.contains("stuck_spinning_b"), "{second}");
+    assert!(second.contains(&b), "{second}");
+    assert!(
+        second.contains("spawned inside a library (axum-0.8.9/src/serve/mod.rs:389:13)"),
+        "{second}"
+    );
+    assert!(second.contains("application frame: "), "{second}");
+    // CPU table: 3 samples in task 1's location, 1 in task 2's.
+    let cpu = &text[text.find("where CPU time went: 4 samples").expect(&text)..];
+    assert!(
+        cpu.contains("crates/app/src/main.rs:10:5: 3 samples (75.0%)"),
+        "{cpu}"
+    );
+    assert!(
+        cpu.contains("axum-0.8.9/src/serve/mod.rs:389:13: 1 samples (25.0%)"),
+        "{cpu}"
+    );
+    assert!(!text.contains(".cargo/registry"), "{text}");
+    assert!(cpu.contains("stuck_spinning_a"), "{cpu}");
+    assert!(cpu.contains(": 1 samples (25.0%)"), "{cpu}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["summary", "--json", s(&f.path)]))).unwrap();
+    let top = &json["long_polls"]["top"];
+    let stacks = top[0]["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 2);
+    let frame = stacks[0]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["function"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("stuck_spinning_a"))
+        })
+        .expect("the stuck function in JSON");
+    assert!(frame["file"].as_str().unwrap().ends_with("tests/stacks.rs"));
+    let line = frame["line"].as_u64().unwrap();
+    let first = u64::from(SPIN_A_LINE.load(Ordering::Relaxed));
+    assert!((first..first + 3).contains(&line), "{line}");
+    assert!(frame["module"].as_str().unwrap().len() > 1);
+    assert!(frame["offset"].as_u64().is_some());
+    assert_eq!(frame["inlined"], false);
+    assert_eq!(json["cpu"][0]["samples"], 3);
+    assert!(json["cpu"][0]["folded"][0]["stack"]
+        .as_str()
+        .unwrap()
+        .contains("stuck_spinning_a"));
+}
+
+#[test]
+fn dump_prints_each_stack_event_with_its_frames() {
+    let f = write_trace();
+    let text = stdout(&run(&["dump", s(&f.path)]));
+    let a = file_line_in(&SPIN_A_LINE, &text);
+    let at = text
+        .find("thread_stack thread=1 task=1 stack=1")
+        .expect(&text);
+    let frames = &text[at..];
+    let next_event = frames[1..].find("\n2026").unwrap();
+    let frames = &frames[..next_event];
+    assert!(frames.contains("    #0 0x"), "{frames}");
+    assert!(frames.contains("stuck_spinning_a"), "{frames}");
+    assert!(frames.contains(&a), "{frames}");
+    assert!(text.contains("cpu_sample thread=2 stack=3"), "{text}");
+}
+
+#[test]
+fn a_runtime_whose_tasks_were_not_recorded_is_said_plainly() {
+    let mut t = TraceBuilder::standard(&[], &[], &[(1, 101, "worker-1")]);
+    t.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::RuntimeThread, 0, &[1, 0]),
+            Ev::new(EventKind::WorkerUnpark, 10, &[]),
+            Ev::new(EventKind::WorkerPark, 80 * MS, &[]),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stable.out");
+    std::fs::write(&path, t.finish()).unwrap();
+    let text = stdout(&run(&["summary", s(&path)]));
+    assert!(
+        text.contains("worker threads were recorded but none of its tasks"),
+        "{text}"
+    );
+    assert!(text.contains("--cfg tokio_unstable"), "{text}");
+    assert!(text.contains("flight_recorder::tokio::spawn"), "{text}");
+}
