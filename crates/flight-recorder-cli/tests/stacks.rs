@@ -323,3 +323,67 @@ fn a_runtime_whose_tasks_were_not_recorded_is_said_plainly() {
     assert!(text.contains("--cfg tokio_unstable"), "{text}");
     assert!(text.contains("flight_recorder::tokio::spawn"), "{text}");
 }
+
+fn have_perfetto_protos() -> bool {
+    let ok = Command::new("python3")
+        .args([
+            "-c",
+            "import perfetto.protos.perfetto.trace.perfetto_trace_pb2",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("FLIGHT_RECORDER_REQUIRE_VIEWERS").is_none(),
+            "the perfetto protos are required (scripts/install-viewer-tools.sh)"
+        );
+        eprintln!("skipping: python perfetto protos not installed");
+    }
+    ok
+}
+
+#[test]
+fn perfetto_export_has_the_stacks_as_samples_with_resolving_ids() {
+    let f = write_trace();
+    let out = f.path.with_extension("perfetto-trace");
+    stdout(&run(&[
+        "convert",
+        s(&f.path),
+        "--to",
+        "perfetto",
+        "-o",
+        s(&out),
+    ]));
+    if !have_perfetto_protos() {
+        return;
+    }
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../flight-recorder-analysis/tests/perfetto_check.py");
+    let o = Command::new("python3")
+        .arg(checker)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // 4 CPU samples and 3 stuck-worker stacks, on the workers' threads (os tids 101, 102).
+    assert_eq!(stats["counts"]["perf_samples"], 7, "{stats}");
+    assert_eq!(
+        stats["sample_tids"],
+        serde_json::json!([101, 102]),
+        "{stats}"
+    );
+    let functions: Vec<&str> = stats["sample_functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        functions.iter().any(|f| f.ends_with("stuck_spinning_a")),
+        "{functions:?}"
+    );
+    assert!(
+        functions.iter().any(|f| f.ends_with("stuck_spinning_b")),
+        "{functions:?}"
+    );
+}
