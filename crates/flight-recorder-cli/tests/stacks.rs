@@ -387,3 +387,24 @@ fn perfetto_export_has_the_stacks_as_samples_with_resolving_ids() {
         "{functions:?}"
     );
 }
+
+#[test]
+fn report_has_a_flame_graph_per_location_and_the_long_polls_stacks() {
+    let f = write_trace();
+    let out = f.path.with_extension("html");
+    stdout(&run(&["report", s(&f.path), "-o", s(&out)]));
+    let html = std::fs::read_to_string(&out).unwrap();
+    let cpu = &html[html.find("<section id=\"cpu\">").expect("cpu section")..];
+    let cpu = &cpu[..cpu.find("</section>").unwrap()];
+    assert_eq!(cpu.matches("<div class=\"flame\"><svg").count(), 2, "{cpu}");
+    assert!(cpu.contains("stuck_spinning_a"), "{cpu}");
+    assert!(
+        cpu.contains("crates/app/src/main.rs:10:5: 3 samples"),
+        "{cpu}"
+    );
+    assert!(!html.contains("<script"), "the report has no script");
+    assert!(!html.contains(" onload="), "nor handlers");
+    let polls = &html[html.find("<section id=\"long-polls\">").unwrap()..];
+    let stack = &polls[polls.find("<pre class=\"stack\">").expect("a stack")..];
+    assert!(stack[..stack.find("</pre>").unwrap()].contains("stuck_spinning_a"));
+}

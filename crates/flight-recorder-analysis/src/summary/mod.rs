@@ -35,7 +35,7 @@ use crate::model::EdgeStats;
 mod build;
 pub(crate) use build::raw_frame_name;
 mod json;
-mod stacks_text;
+pub(crate) mod stacks_text;
 mod text;
 
 /// Settings of a summary.
