@@ -162,6 +162,10 @@ fn write_trace() -> Files {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stacks.out");
     std::fs::write(&path, trace(&modules())).unwrap();
+    // To look at the file (or measure `symbolize` on it) after the test.
+    if let Some(keep) = std::env::var_os("FLIGHT_RECORDER_KEEP_STACKS_TRACE") {
+        std::fs::copy(&path, keep).unwrap();
+    }
     Files { _dir: dir, path }
 }
 
