@@ -412,3 +412,91 @@ fn report_has_a_flame_graph_per_location_and_the_long_polls_stacks() {
     let stack = &polls[polls.find("<pre class=\"stack\">").expect("a stack")..];
     assert!(stack[..stack.find("</pre>").unwrap()].contains("stuck_spinning_a"));
 }
+
+/// A file from another machine: its module's binary is not here. Addresses its Symbols table
+/// resolves are named from it; the others print as module+offset, without an error.
+#[test]
+fn names_come_from_the_symbols_table_and_a_missing_binary_leaves_module_offsets() {
+    use flight_recorder_format::SymbolFrame;
+    let module = Module {
+        id: 1,
+        start: 0x40_0000,
+        end: 0x50_0000,
+        load_bias: 0x40_0000,
+        path: "/nonexistent/bin/service".into(),
+        build_id: vec![0xab; 20],
+    };
+    let frame = |function: &str, file: &str, line| SymbolFrame {
+        function: function.into(),
+        file: file.into(),
+        line,
+    };
+    let mut t = TraceBuilder::standard(
+        &[],
+        &[(1, "src/main.rs", 3, 1)],
+        &[(1, 101, "worker-1"), (2, 102, "watchdog")],
+    );
+    t.modules(&[module])
+        .stacks(&[(1, vec![0x40_1000, 0x40_2000, 0x40_3000])])
+        .symbols(&[
+            (
+                0x40_1000,
+                vec![
+                    frame("service::parse_inner", "/src/service/src/parse.rs", 12),
+                    frame("service::parse", "/src/service/src/parse.rs", 40),
+                ],
+            ),
+            (
+                0x40_2000,
+                vec![frame(
+                    "tokio::runtime::task::raw::poll",
+                    "/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.54.0/src/runtime/task/raw.rs",
+                    255,
+                )],
+            ),
+        ]);
+    t.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::PollStart, 1_000, &[1]),
+            Ev::new(EventKind::PollEnd, 40 * MS, &[1, 1]),
+        ],
+    )
+    .chunk(
+        2,
+        BASE + 20 * MS,
+        &[Ev::new(EventKind::ThreadStack, 0, &[1, 1, 1, 1])],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("elsewhere.out");
+    std::fs::write(&path, t.finish()).unwrap();
+    let text = stdout(&run(&["summary", s(&path)]));
+    let stack = &text[text.find("innermost first:").expect(&text)..];
+    let lines: Vec<&str> = stack.lines().skip(1).take(4).collect();
+    assert!(
+        lines[0].contains("service::parse_inner [inlined]"),
+        "{stack}"
+    );
+    assert!(lines[0].contains("/src/service/src/parse.rs:12"), "{stack}");
+    assert!(lines[1].contains("service::parse "), "{stack}");
+    assert!(lines[2].contains("… 2 frames in tokio, service"), "{stack}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&run(&["summary", "--json", s(&path)]))).unwrap();
+    let frames = &json["long_polls"]["top"][0]["stacks"][0]["frames"];
+    assert_eq!(frames[0]["inlined"], true);
+    assert_eq!(frames[2]["file"], "tokio-1.54.0/src/runtime/task/raw.rs");
+    assert_eq!(frames[3]["function"], serde_json::Value::Null);
+    assert_eq!(frames[3]["offset"], 0x3000);
+    let dump = stdout(&run(&["dump", s(&path)]));
+    assert!(dump.contains("#2 0x403000 service+0x3000"), "{dump}");
+    // symbolize says what is missing, and still writes the names it has.
+    let o = run(&["symbolize", s(&path)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no binary for module /nonexistent/bin/service"),
+        "{err}"
+    );
+    assert!(o.status.success(), "{o:?}");
+}
