@@ -254,6 +254,11 @@ fn summary_shows_the_long_polls_stacks_and_where_cpu_time_went() {
         cpu.contains("axum-0.8.9/src/serve/mod.rs:389:13: 1 samples (25.0%)"),
         "{cpu}"
     );
+    let axum = &cpu[cpu.find("axum-0.8.9").unwrap()..];
+    assert!(
+        axum.contains("spawned inside a library; application frame: stacks::stuck_spinning_b"),
+        "{axum}"
+    );
     assert!(!text.contains(".cargo/registry"), "{text}");
     assert!(cpu.contains("stuck_spinning_a"), "{cpu}");
     assert!(cpu.contains(": 1 samples (25.0%)"), "{cpu}");

@@ -315,6 +315,7 @@ fn cpu_json(cpu: &[CpuLocation]) -> Value {
     json!(cpu.iter().map(|c| json!({
         "location": c.location,
         "samples": c.samples,
+        "app_frame": c.app_frame,
         "functions": c.functions.iter().map(|f| json!({
             "function": f.function,
             "location": f.location,

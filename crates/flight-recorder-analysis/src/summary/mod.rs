@@ -334,6 +334,9 @@ pub struct CpuLocation {
     pub functions: Vec<CpuFunction>,
     /// Its samples as folded stacks (`outermost;…;innermost`, with counts), for flame graphs.
     pub folded: Vec<(String, u64)>,
+    /// The first application function (`function at file:line`) of its most frequent stack
+    /// that has one: what a location inside a library ran.
+    pub app_frame: Option<String>,
 }
 
 /// One function of a [`CpuLocation`].

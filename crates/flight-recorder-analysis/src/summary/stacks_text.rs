@@ -208,6 +208,16 @@ pub(crate) fn render_cpu(cpu: &[CpuLocation], top: usize, out: &mut String) {
             c.samples,
             c.samples as f64 * 100.0 / total.max(1) as f64
         );
+        if let Some(app) = c
+            .app_frame
+            .as_ref()
+            .filter(|_| location_in_library(&c.location))
+        {
+            let _ = writeln!(
+                out,
+                "    spawned inside a library; application frame: {app}"
+            );
+        }
         let width = c
             .functions
             .iter()

@@ -57,12 +57,20 @@ pub(super) fn cpu_locations(
             let mut functions: HashMap<String, CpuFunction> = HashMap::new();
             let mut folded: HashMap<String, u64> = HashMap::new();
             let mut samples = 0;
+            let mut app_frame: Option<(u64, String)> = None;
+            let mut stacks: Vec<(u64, u64)> = stacks.into_iter().collect();
+            stacks.sort_unstable();
             for (stack, n) in stacks {
                 samples += n;
                 let frames = tables
                     .stack(stack)
                     .map(|a| symbolizer.resolve_stack(tables, a))
                     .unwrap_or_default();
+                if let Some(app) = crate::summary::stacks_text::first_app_frame(&frames) {
+                    if app_frame.as_ref().is_none_or(|(most, _)| n > *most) {
+                        app_frame = Some((n, app));
+                    }
+                }
                 let flat: Vec<(String, String)> = frames.iter().flat_map(frame_names).collect();
                 let mut seen: Vec<&str> = Vec::new();
                 for (i, (name, at)) in flat.iter().enumerate() {
@@ -113,6 +121,7 @@ pub(super) fn cpu_locations(
                 samples,
                 functions,
                 folded,
+                app_frame: app_frame.map(|(_, f)| f),
             }
         })
         .collect();
