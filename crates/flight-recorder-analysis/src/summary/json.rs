@@ -52,8 +52,17 @@ impl Summary {
     ///   "edges": { "poll_ends_without_start", "polls_open_at_end", "region_ends_without_begin",
     ///              "regions_open_at_end", "regions_too_deep", "user_task_ends_without_begin",
     ///              "user_tasks_open_at_end", "tasks_alive_at_end": number },
-    ///   "late_events": number
+    ///   "late_events": number,
+    ///   "other_stacks": [STACK],     (only when the file has stacks outside polls)
+    ///   "cpu": [ { "location", "samples", "app_frame": string | null,
+    ///              "functions": [ { "function", "location", "self", "total" } ],
+    ///              "folded": [ { "stack", "samples" } ] } ],   (only with CPU samples)
+    ///   "unrecorded_tasks": string   (only when a runtime's tasks were not recorded)
     /// }
+    /// (each long poll of "top" also has "stacks": [STACK] when stacks were taken during it)
+    /// STACK := { "time_ns", "time", "thread", "task", "cause", "stack", "truncated",
+    ///            "frames": [ { "address", "module", "offset", "function", "file", "line",
+    ///                          "inlined", "library" } ] }
     /// LATENCY := { "count", "p50_ns", "p90_ns", "p99_ns", "max_ns", "mean_ns", "unknown": number,
     ///              "histogram": [ { "bucket": string, "count": number } ] }
     /// PERCENTILES := { "count", "p50_ns", "p90_ns", "p99_ns", "max_ns", "mean_ns": number }
