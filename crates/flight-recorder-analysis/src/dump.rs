@@ -71,7 +71,7 @@ impl Dumper {
         };
         let symbolizer = self
             .symbolizer
-            .get_or_insert_with(|| Symbolizer::new(Vec::new()));
+            .get_or_insert_with(Symbolizer::with_default_binaries);
         let frames = symbolizer.resolve_stack(tables, addresses);
         let mut out = Vec::new();
         for (i, f) in frames.iter().enumerate() {

@@ -233,7 +233,7 @@ impl<F: Format> Timeline<F> {
         }
         let frames = self
             .symbolizer
-            .get_or_insert_with(|| Symbolizer::new(Vec::new()))
+            .get_or_insert_with(Symbolizer::with_default_binaries)
             .resolve_stack(tables, addresses);
         let r = self
             .format

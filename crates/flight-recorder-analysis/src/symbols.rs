@@ -98,6 +98,15 @@ impl std::fmt::Display for ModuleProblem {
     }
 }
 
+static BINARIES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+
+/// Sets, once for the process, the binaries that the viewers' symbolizers (`summary`, `dump`,
+/// `convert`, `report`) look in before the modules' own paths (the `--binary` of the command
+/// line). Later calls are ignored.
+pub fn set_default_binaries(binaries: Vec<PathBuf>) {
+    let _ = BINARIES.set(binaries);
+}
+
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -195,6 +204,11 @@ impl Symbolizer {
             self.states.insert(module.id, state);
         }
         &self.states[&module.id]
+    }
+
+    /// A symbolizer with the binaries set by [`set_default_binaries`] (none by default).
+    pub fn with_default_binaries() -> Symbolizer {
+        Symbolizer::new(BINARIES.get().cloned().unwrap_or_default())
     }
 
     /// Loads the binaries of every module that an address of the file's stacks lies in, and

@@ -62,6 +62,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         analysis: AnalysisArgs,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Convert a trace file for a viewer: Perfetto (ui.perfetto.dev) or Chrome JSON.
     Convert {
@@ -76,6 +78,8 @@ enum Command {
         /// Events held back to put threads' events in time order.
         #[arg(long, value_name = "N", hide = true)]
         reorder_events: Option<usize>,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Write a self-contained HTML report with charts.
     Report {
@@ -86,6 +90,8 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         analysis: AnalysisArgs,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Print one line per event, in file order.
     Dump {
@@ -94,6 +100,8 @@ enum Command {
         /// Print at most this many events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Resolve the addresses of the file's stacks to functions, files and lines, from the
     /// binaries (checked against the file's build ids), and write a copy of the file with them.
@@ -130,6 +138,16 @@ enum Command {
     },
 }
 
+/// Where stacks' names come from, when the file has no Symbols table.
+#[derive(clap::Args)]
+struct SymbolArgs {
+    /// A binary to name stack frames with when the file has no symbols for them: the main
+    /// executable, or any module by its file name (default: each module's path on this
+    /// machine; a binary of another build is not used). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    binary: Vec<PathBuf>,
+}
+
 /// Settings of the analyses.
 #[derive(clap::Args)]
 struct AnalysisArgs {
@@ -158,6 +176,13 @@ impl AnalysisArgs {
     }
 }
 
+impl SymbolArgs {
+    fn set(self) -> Result<(), Failure> {
+        flight_recorder_analysis::symbols::set_default_binaries(self.binary);
+        Ok(())
+    }
+}
+
 /// Runs the command of the process's arguments and returns its exit status (the whole of
 /// `main`).
 pub fn run() -> ExitCode {
@@ -169,19 +194,32 @@ pub fn run() -> ExitCode {
             file,
             json,
             analysis,
-        } => analyze::summary(&file, json, analysis.options(), &mut out),
+            symbols,
+        } => symbols
+            .set()
+            .and_then(|()| analyze::summary(&file, json, analysis.options(), &mut out)),
         Command::Convert {
             file,
             to,
             output,
             reorder_events,
-        } => analyze::convert(&file, to, output, reorder_events, &mut out),
+            symbols,
+        } => symbols
+            .set()
+            .and_then(|()| analyze::convert(&file, to, output, reorder_events, &mut out)),
         Command::Report {
             file,
             output,
             analysis,
-        } => analyze::report(&file, &output, analysis.options(), &mut out),
-        Command::Dump { file, limit } => dump(&file, limit, &mut out),
+            symbols,
+        } => symbols
+            .set()
+            .and_then(|()| analyze::report(&file, &output, analysis.options(), &mut out)),
+        Command::Dump {
+            file,
+            limit,
+            symbols,
+        } => symbols.set().and_then(|()| dump(&file, limit, &mut out)),
         Command::Symbolize {
             file,
             binary,

@@ -505,3 +505,35 @@ fn names_come_from_the_symbols_table_and_a_missing_binary_leaves_module_offsets(
     );
     assert!(o.status.success(), "{o:?}");
 }
+
+/// The main executable moved (a deployment elsewhere): its frames stay raw, until `--binary`
+/// names the binary, whose build id matches.
+#[test]
+fn binary_option_names_frames_of_a_moved_executable() {
+    let mut modules = modules();
+    modules[0].path = "/nonexistent/deployed/service".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moved.out");
+    std::fs::write(&path, trace(&modules)).unwrap();
+    let raw = stdout(&run(&["summary", s(&path)]));
+    assert!(!raw.contains("stuck_spinning_a"), "{raw}");
+    assert!(raw.contains("service+0x"), "{raw}");
+    let exe = std::env::current_exe().unwrap();
+    for command in [&["summary"][..], &["dump"][..]] {
+        let mut args = command.to_vec();
+        args.extend([s(&path), "--binary", s(&exe)]);
+        let text = stdout(&run(&args));
+        assert!(text.contains("stuck_spinning_a"), "{text}");
+    }
+    let out = dir.path().join("moved.sym.out");
+    stdout(&run(&[
+        "symbolize",
+        s(&path),
+        "--binary",
+        s(&exe),
+        "-o",
+        s(&out),
+    ]));
+    let text = stdout(&run(&["summary", s(&out)]));
+    assert!(text.contains("stuck_spinning_a"), "{text}");
+}

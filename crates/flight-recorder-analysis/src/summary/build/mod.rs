@@ -147,7 +147,7 @@ fn build<R: Read>(
         long_polls.top.iter().any(|p| !p.stacks.is_empty()) || !other_stacks.is_empty();
     if has_stacks || !cpu_counts.is_empty() {
         let tables = reader.name_tables();
-        let mut symbolizer = Symbolizer::new(Vec::new());
+        let mut symbolizer = Symbolizer::with_default_binaries();
         let mut resolve = |s: &mut ThreadStack| {
             if let Some(addresses) = tables.stack(s.stack) {
                 s.frames = symbolizer.resolve_stack(&tables, addresses);
