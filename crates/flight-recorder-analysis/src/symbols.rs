@@ -445,3 +445,68 @@ pub fn looks_truncated(frames: &[ResolvedFrame]) -> bool {
         || name.ends_with("::main")
         || name.starts_with("std::sys::") && name.contains("thread"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(function: &str, file: &str) -> SymbolFrame {
+        SymbolFrame {
+            function: function.into(),
+            file: file.into(),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn paths_of_dependencies_and_the_toolchain_print_short() {
+        let reg = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs";
+        assert_eq!(short_path(reg), "axum-0.8.9/src/serve/mod.rs");
+        assert_eq!(
+            short_path(
+                "/rustc/59807616e1fa2540724bfbac14d7976d7e4a3860/library/std/src/thread/mod.rs"
+            ),
+            "library/std/src/thread/mod.rs"
+        );
+        assert_eq!(
+            short_path("/home/u/.cargo/git/checkouts/tokio-abc123/def456/tokio/src/lib.rs"),
+            "tokio-abc123/tokio/src/lib.rs"
+        );
+        assert_eq!(short_path("src/main.rs"), "src/main.rs");
+        assert_eq!(library_of(&f("axum::serve", reg)).as_deref(), Some("axum"));
+        assert_eq!(
+            library_of(&f(
+                "std::thread::sleep",
+                "/rustc/abc/library/std/src/thread/mod.rs"
+            ))
+            .as_deref(),
+            Some("std")
+        );
+        assert_eq!(library_of(&f("app::handler", "/src/app/src/main.rs")), None);
+        assert_eq!(
+            library_of(&f("clock_nanosleep", "")).as_deref(),
+            Some("system")
+        );
+    }
+
+    #[test]
+    fn a_stack_not_ending_at_a_thread_entry_looks_truncated() {
+        let frame = |name: &str| ResolvedFrame {
+            functions: vec![f(name, "")],
+            ..ResolvedFrame::default()
+        };
+        assert!(!looks_truncated(&[frame("app::f"), frame("start_thread")]));
+        assert!(!looks_truncated(&[frame("app::f"), frame("__clone3")]));
+        assert!(!looks_truncated(&[
+            frame("app::f"),
+            frame("<std::sys::thread::unix::Thread>::new::thread_start")
+        ]));
+        assert!(looks_truncated(&[
+            frame("app::f"),
+            frame("tokio::runtime::park")
+        ]));
+        // Unresolved stacks are not judged.
+        assert!(!looks_truncated(&[ResolvedFrame::default()]));
+        assert!(!looks_truncated(&[]));
+    }
+}
