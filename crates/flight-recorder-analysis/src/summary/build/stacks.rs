@@ -58,6 +58,7 @@ pub(super) fn cpu_locations(
             let mut folded: HashMap<String, u64> = HashMap::new();
             let mut samples = 0;
             let mut app_frame: Option<(u64, String)> = None;
+            let mut app: std::collections::HashSet<String> = Default::default();
             let mut stacks: Vec<(u64, u64)> = stacks.into_iter().collect();
             stacks.sort_unstable();
             for (stack, n) in stacks {
@@ -69,6 +70,11 @@ pub(super) fn cpu_locations(
                 if let Some(app) = crate::summary::stacks_text::first_app_frame(&frames) {
                     if app_frame.as_ref().is_none_or(|(most, _)| n > *most) {
                         app_frame = Some((n, app));
+                    }
+                }
+                for line in crate::summary::stacks_text::lines(&frames) {
+                    if line.library.is_none() {
+                        app.insert(line.function);
                     }
                 }
                 let flat: Vec<(String, String)> = frames.iter().flat_map(frame_names).collect();
@@ -100,7 +106,12 @@ pub(super) fn cpu_locations(
                 };
                 *folded.entry(line).or_default() += n;
             }
-            let mut functions: Vec<CpuFunction> = functions.into_values().collect();
+            // Where the samples were, and the application's functions above them: the
+            // runtime's and std's callers in between would fill the list.
+            let mut functions: Vec<CpuFunction> = functions
+                .into_values()
+                .filter(|f| f.self_samples > 0 || app.contains(&f.function))
+                .collect();
             // Where the samples were (self) first, then the callers that hold the most.
             functions.sort_by(|a, b| {
                 (b.self_samples, b.total_samples, &a.function).cmp(&(
