@@ -216,11 +216,11 @@ fn summary_shows_the_long_polls_stacks_and_where_cpu_time_went() {
     let f = write_trace();
     let text = stdout(&run(&["summary", s(&f.path)]));
     println!("{text}");
-    let a = file_line_in(&SPIN_A_LINE, &text);
-    let b = file_line_in(&SPIN_B_LINE, &text);
     let polls = &text[text.find("long polls").unwrap()..];
     // The 50 ms poll first, its first stack shows the application frame with file and line.
     let first = &polls[..polls.find("30.000ms").unwrap()];
+    let a = file_line_in(&SPIN_A_LINE, first);
+    let b = file_line_in(&SPIN_B_LINE, &polls[polls.find("30.000ms").unwrap()..]);
     assert!(first.contains("stuck_spinning_a"), "{first}");
     assert!(first.contains(&a), "{first}");
     assert!(first.contains("stack 1/2"), "{first}");
@@ -296,13 +296,13 @@ fn summary_shows_the_long_polls_stacks_and_where_cpu_time_went() {
 fn dump_prints_each_stack_event_with_its_frames() {
     let f = write_trace();
     let text = stdout(&run(&["dump", s(&f.path)]));
-    let a = file_line_in(&SPIN_A_LINE, &text);
     let at = text
         .find("thread_stack thread=1 task=1 stack=1")
         .expect(&text);
     let frames = &text[at..];
     let next_event = frames[1..].find("\n2026").unwrap();
     let frames = &frames[..next_event];
+    let a = file_line_in(&SPIN_A_LINE, frames);
     assert!(frames.contains("    #0 0x"), "{frames}");
     assert!(frames.contains("stuck_spinning_a"), "{frames}");
     assert!(frames.contains(&a), "{frames}");
@@ -536,4 +536,55 @@ fn binary_option_names_frames_of_a_moved_executable() {
     ]));
     let text = stdout(&run(&["summary", s(&out)]));
     assert!(text.contains("stuck_spinning_a"), "{text}");
+}
+
+static SLEEP_LINE: AtomicU32 = AtomicU32::new(0);
+
+#[inline(never)]
+fn stuck_sleeping(stop: &AtomicBool) {
+    SLEEP_LINE.store(line!() + 2, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A worker asleep in std: the stack begins with the application's function; the frames of
+/// std and libc under it fold into one line naming the call into std and the innermost frame.
+#[test]
+fn a_stack_in_std_shows_the_application_frame_first() {
+    let stacks = capture(stuck_sleeping, 1);
+    let mut t = TraceBuilder::standard(
+        &[],
+        &[(1, "crates/app/src/main.rs", 10, 5)],
+        &[(1, 101, "worker-1"), (3, 103, "watchdog")],
+    );
+    t.modules(&modules()).stacks(&[(1, stacks[0].clone())]);
+    t.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::PollStart, 1_000, &[1]),
+            Ev::new(EventKind::PollEnd, 50 * MS, &[1, 0]),
+        ],
+    )
+    .chunk(
+        3,
+        BASE + 20 * MS,
+        &[Ev::new(EventKind::ThreadStack, 0, &[1, 1, 1, 1])],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sleep.out");
+    std::fs::write(&path, t.finish()).unwrap();
+    let text = stdout(&run(&["summary", s(&path)]));
+    println!("{text}");
+    let stack = &text[text.find("innermost first:\n").expect(&text) + 17..];
+    let mut lines = stack.lines();
+    let fold = lines.next().unwrap();
+    assert!(fold.contains("frames in"), "{stack}");
+    assert!(fold.contains(": in std::thread::"), "{stack}");
+    let app = lines.next().unwrap();
+    assert!(app.contains("stacks::stuck_sleeping"), "{stack}");
+    let line = SLEEP_LINE.load(Ordering::Relaxed);
+    assert!(app.contains(&format!("tests/stacks.rs:{line}")), "{stack}");
 }

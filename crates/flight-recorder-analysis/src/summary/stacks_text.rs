@@ -119,6 +119,27 @@ pub(crate) fn render_stack(lines_in: &[Line], indent: &str, out: &mut String) {
         let _ = writeln!(out, "{indent}{name:<width$}  {}", l.at);
     };
     let mut i = 0;
+    // Application frames first: library frames innermost of the first application frame (a
+    // system call under std's `sleep`) fold into one line that names the library function the
+    // application called and the innermost one.
+    let first_app = lines_in.iter().position(|l| l.library.is_none());
+    if let Some(k) = first_app.filter(|&k| k >= 2) {
+        let run: Vec<&Line> = lines_in[..k].iter().collect();
+        let called = &lines_in[k - 1];
+        let _ = writeln!(
+            out,
+            "{indent}{}: in {}{}, innermost {}",
+            fold_text(&run),
+            called.function,
+            if called.at.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", called.at)
+            },
+            lines_in[0].function
+        );
+        i = k;
+    }
     while i < lines_in.len() {
         let l = &lines_in[i];
         if l.library.is_none() || i == 0 {
