@@ -8,6 +8,7 @@ use tokio::runtime::Builder;
 use crate::engine::global;
 use crate::raw::{self, EventKind};
 use crate::record::intern::intern_name;
+use crate::stack::workers;
 
 /// The role of a runtime thread in the trace: a worker (it parks and unparks).
 pub(crate) const ROLE_WORKER: u64 = 0;
@@ -163,6 +164,8 @@ impl Instrumentation {
         let user = self.thread_start;
         builder.on_thread_start(move || {
             global::set_runtime(runtime, ROLE_BLOCKING, name);
+            // While capture wants stacks: the watchdog may capture this thread's stack.
+            workers::register_current_thread();
             if let Some(f) = &user {
                 f();
             }
@@ -178,6 +181,7 @@ impl Instrumentation {
                 global::set_runtime(runtime, ROLE_WORKER, name);
             }
             raw::record(EventKind::WorkerPark, &[]);
+            workers::parking();
             if let Some(f) = &user {
                 f();
             }
@@ -185,6 +189,7 @@ impl Instrumentation {
         let user = self.thread_unpark;
         builder.on_thread_unpark(move || {
             raw::record(EventKind::WorkerUnpark, &[]);
+            workers::unparked();
             if let Some(f) = &user {
                 f();
             }
