@@ -14,7 +14,8 @@
 //!
 //! **Stuck workers.** Without tokio's poll hooks (no `--cfg tokio_unstable`) there are no poll
 //! marks. The watchdog then looks at the runtime's workers: one that has stayed unparked past the
-//! threshold, with no poll mark, is sampled every threshold; it is stuck when two samples in a
+//! threshold, with no poll mark and no event recorded since the previous look, is sampled every
+//! threshold (a worker that records events is never interrupted); it is stuck when two samples in a
 //! row are at the same place (their frame-pointer return addresses, the application's frames,
 //! agree but for the innermost frames) and the thread recorded no event in between. Its stacks
 //! (cause `STUCK_WORKER`) and a `stuck_worker` dump follow the same rules as a slow poll's. A
@@ -368,7 +369,9 @@ fn check_workers(
                     pending: Vec::new(),
                     confirmed: false,
                     samples: 0,
-                    next_units: now,
+                    // Sampled from the next look on, if it records nothing until then: a busy
+                    // worker that records events (poll hooks) is never interrupted.
+                    next_units: now + 1,
                 }
             }
         };
