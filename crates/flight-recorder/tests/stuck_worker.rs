@@ -249,7 +249,9 @@ fn the_dump(dir: &Path, tag: &str) -> PathBuf {
     // Any other dump would come right after.
     std::thread::sleep(Duration::from_millis(200));
     let found = with_tag(dir);
+    // One stall, one dump: never both a slow poll and a stuck worker.
     assert_eq!(found.len(), 1, "one stall, one dump: {:?}", dumps(dir));
+    assert_eq!(dumps(dir).len(), 1, "one stall, one dump: {:?}", dumps(dir));
     found.into_iter().next().unwrap()
 }
 
@@ -434,4 +436,38 @@ fn stacks_off_in_the_environment_captures_none() {
         "{:?}",
         dumps(dir.path())
     );
+}
+
+#[inline(never)]
+fn a_little_work() {
+    stuck_spinning(Duration::from_millis(2));
+}
+
+#[test]
+fn workers_that_move_on_are_not_stuck() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let _running = start(CaptureSettings {
+        slow_poll_threshold: THRESHOLD,
+        ..settings(dir.path())
+    });
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            tasks.push(tokio::spawn(async {
+                let end = Instant::now() + STUCK;
+                while Instant::now() < end {
+                    a_little_work();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    drop(runtime);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(dumps(dir.path()).is_empty(), "{:?}", dumps(dir.path()));
 }
