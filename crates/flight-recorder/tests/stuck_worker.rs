@@ -471,3 +471,33 @@ fn workers_that_move_on_are_not_stuck() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(dumps(dir.path()).is_empty(), "{:?}", dumps(dir.path()));
 }
+
+#[inline(never)]
+fn busy_and_logging(time: Duration) {
+    let end = Instant::now() + time;
+    while Instant::now() < end {
+        flight_recorder::log("work", "still going");
+        stuck_spinning(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_worker_that_records_events_is_not_stuck() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let _running = start(CaptureSettings {
+        slow_poll_threshold: THRESHOLD,
+        ..settings(dir.path())
+    });
+    run_stuck(|| busy_and_logging(STUCK));
+    std::thread::sleep(Duration::from_millis(300));
+    let files = dumps(dir.path());
+    if cfg!(tokio_unstable) {
+        // The poll is long: a slow poll, with its stacks.
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(files[0].to_str().unwrap().ends_with(".slow_poll.out"));
+    } else {
+        // Without poll hooks, a worker that records events is making progress.
+        assert!(files.is_empty(), "{files:?}");
+    }
+}
