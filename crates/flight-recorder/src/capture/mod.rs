@@ -387,7 +387,7 @@ impl Capture {
         };
         let periodic = spawn("flight-recorder-periodic", periodic::run)?;
         lock(&self.threads).push(periodic);
-        slow_poll::watch(!settings.slow_poll_threshold.is_zero());
+        slow_poll::watch(!settings.slow_poll_threshold.is_zero(), settings.stacks);
         let watchdog = spawn("flight-recorder-watchdog", slow_poll::run)?;
         lock(&self.threads).push(watchdog);
         let sampler = spawn("flight-recorder-cpu-sampler", cpu_sampler::run)?;
@@ -418,7 +418,7 @@ impl Capture {
         }
         let _writing = self.writer.acquire(Some(BOUNDED_WAIT));
         lock(&self.recorder).stop();
-        slow_poll::watch(false);
+        slow_poll::watch(false, false);
     }
 
     /// Sleeps for `duration` unless capture stops first; returns whether it is still running.
@@ -466,7 +466,7 @@ impl Capture {
         if new.panic && !old.panic {
             panic_hook::install();
         }
-        slow_poll::watch(!new.slow_poll_threshold.is_zero());
+        slow_poll::watch(!new.slow_poll_threshold.is_zero(), new.stacks);
         self.control().settings = new;
         self.wake.notify_all();
         Ok(())

@@ -54,6 +54,12 @@ pub struct CaptureSettings {
     /// How long to wait after detecting a slow poll before writing, so that the file also shows
     /// what happened just after (default zero: write at once). At most 60 s.
     pub slow_poll_delay: Duration,
+    /// Capture the stack of a worker running a slow poll, while it runs (default on; only while
+    /// the slow-poll watchdog runs): the watchdog interrupts the worker with the stack signal
+    /// ([`crate::stack::signal`], `SIGRTMIN+4` by default) and records its stack in the dump.
+    /// Code and the environment may change it, not HTTP. `docs/STACKS.md` says what the
+    /// application may notice (some calls return `EINTR`).
+    pub stacks: bool,
     /// Write a `panic` dump from the panic hook (default on).
     pub panic: bool,
     /// The signal that writes a `signal` dump, `None` for none. Default `SIGUSR2` where signals
@@ -89,6 +95,7 @@ impl Default for CaptureSettings {
             min_dump_interval: Duration::from_secs(10),
             slow_poll_threshold: Duration::ZERO,
             slow_poll_delay: Duration::ZERO,
+            stacks: true,
             panic: true,
             signal: default_signal(),
             program_version: String::new(),
@@ -179,6 +186,9 @@ impl CaptureSettings {
             if !self.slow_poll_delay.is_zero() {
                 let _ = write!(slow, " (+{})", duration_text(self.slow_poll_delay));
             }
+            if self.stacks {
+                slow.push_str(" with stacks");
+            }
             triggers.push(slow);
         }
         if self.panic {
@@ -226,11 +236,25 @@ pub(crate) fn realtime_signals() -> Option<(i32, i32)> {
     }
 }
 
-/// Checks that `signal` may trigger dumps: `SIGUSR1`, `SIGUSR2` or a real-time signal, and
+/// Checks that `signal` may trigger dumps: `SIGUSR1`, `SIGUSR2` or a real-time signal, never a
+/// signal the recorder uses for anything else (the stack signal, [`crate::stack::signal`]), and
 /// signal capture is built in. The error names the signal and what is accepted.
 pub(crate) fn check_dump_signal(signal: i32) -> Result<(), String> {
+    check_dump_signal_beside(signal, crate::stack::signal())
+}
+
+/// [`check_dump_signal`] with the stack signal `stack_signal` (0 = none).
+pub(crate) fn check_dump_signal_beside(signal: i32, stack_signal: i32) -> Result<(), String> {
     #[cfg(all(unix, feature = "signal"))]
     {
+        if signal == stack_signal && stack_signal != 0 {
+            return Err(format!(
+                "signal {} cannot trigger dumps: stacks use it (FLIGHT_RECORDER_STACK_SIGNAL, \
+                 flight_recorder::stack::set_signal); use another of {}",
+                signal_name(signal),
+                dump_signals_text()
+            ));
+        }
         let realtime = realtime_signals().is_some_and(|(min, max)| (min..=max).contains(&signal));
         if signal == libc::SIGUSR1 || signal == libc::SIGUSR2 || realtime {
             return Ok(());
@@ -243,6 +267,7 @@ pub(crate) fn check_dump_signal(signal: i32) -> Result<(), String> {
     }
     #[cfg(not(all(unix, feature = "signal")))]
     {
+        let _ = stack_signal;
         Err(format!(
             "signal {signal} cannot trigger dumps: signal capture is not built in (Unix, cargo \
              feature `signal`)"
@@ -371,6 +396,11 @@ mod tests {
             "{error}"
         );
         assert_eq!(signal_name(min + 2), "SIGRTMIN+2");
+        // Never the stack signal.
+        let stacks = crate::stack::signal();
+        let error = check_dump_signal(stacks).unwrap_err();
+        assert!(error.contains("stacks use it"), "{error}");
+        assert_eq!(check_dump_signal_beside(stacks, stacks + 1), Ok(()));
         assert_eq!(signal_name(max), "SIGRTMAX");
     }
 

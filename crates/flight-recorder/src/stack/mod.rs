@@ -75,6 +75,7 @@ mod unsupported;
     )
 ))]
 mod walk;
+pub(crate) mod workers;
 
 #[cfg(all(
     target_os = "linux",
