@@ -27,7 +27,7 @@ FLIGHT_RECORDER_CLOCK=monotonic MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGE
     cargo +nightly miri test -p flight-recorder --lib --all-features
 
 echo "== features: every crate's library with each feature alone, none, and all (warnings are errors)"
-RUSTFLAGS="--cfg tokio_unstable -D warnings" CARGO_TARGET_DIR=target/features \
+RUSTFLAGS="--cfg tokio_unstable -C force-frame-pointers=yes -D warnings" CARGO_TARGET_DIR=target/features \
     cargo hack check --workspace --lib --each-feature --no-dev-deps
 
 echo "== the declared minimum Rust version (rust-version in Cargo.toml) builds the workspace"
@@ -35,8 +35,9 @@ msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 CARGO_TARGET_DIR=target/msrv cargo "+$msrv" build --workspace --all-features
 
 echo "== the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
-RUSTFLAGS="" CARGO_TARGET_DIR=target/stable-tokio \
-    cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot --test spawn_allocations
+RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/stable-tokio \
+    cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot \
+    --test spawn_allocations --test stuck_worker
 
 echo "== doc tests"
 cargo test --workspace --all-features --doc

@@ -18,10 +18,13 @@ use std::io::Read;
 use flight_recorder_format::time::format_utc_millis;
 use flight_recorder_format::{args, Event, EventKind, TraceReader};
 
+use crate::symbols::{short_path, Symbolizer};
+
 /// Formats events as lines, measuring offsets from the first event it formats.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct Dumper {
     origin_ns: Option<u64>,
+    symbolizer: Option<Symbolizer>,
 }
 
 impl Dumper {
@@ -44,6 +47,58 @@ impl Dumper {
             format_offset(event.time_ns, origin),
             describe(reader, event)
         )
+    }
+}
+
+impl Dumper {
+    /// For a `thread_stack` or `cpu_sample` event, its stack's frames, one line each, innermost
+    /// first: `#N 0xADDRESS FUNCTION FILE:LINE (MODULE+0xOFFSET)`, with `[inlined]` on functions
+    /// inlined into the next line's. Names come from the file's Symbols table, else from the
+    /// binaries on this machine when their build ids match; empty for other events.
+    pub fn stack_lines<R: Read>(&mut self, reader: &TraceReader<R>, event: &Event) -> Vec<String> {
+        let stack = match event.kind() {
+            Some(EventKind::ThreadStack) if event.arg_count == 4 => {
+                event.args_as::<args::ThreadStack>().stack
+            }
+            Some(EventKind::CpuSample) if event.arg_count == 4 => {
+                event.args_as::<args::CpuSample>().stack
+            }
+            _ => return Vec::new(),
+        };
+        let tables = reader.tables();
+        let Some(addresses) = tables.stack(stack) else {
+            return Vec::new();
+        };
+        let symbolizer = self
+            .symbolizer
+            .get_or_insert_with(Symbolizer::with_default_binaries);
+        let frames = symbolizer.resolve_stack(tables, addresses);
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            let module = crate::summary::raw_frame_name(f);
+            if f.functions.is_empty() {
+                out.push(format!("#{i} {:#x} {module}", f.address));
+                continue;
+            }
+            let n = f.functions.len();
+            for (j, sym) in f.functions.iter().enumerate() {
+                let mut line = format!("#{i} {:#x} ", f.address);
+                line.push_str(if sym.function.is_empty() {
+                    "?"
+                } else {
+                    &sym.function
+                });
+                if j + 1 < n {
+                    line.push_str(" [inlined]");
+                }
+                if !sym.file.is_empty() {
+                    let _ = write!(line, " {}:{}", short_path(&sym.file), sym.line);
+                }
+                let _ = write!(line, " ({module})");
+                out.push(line);
+            }
+        }
+        out
     }
 }
 

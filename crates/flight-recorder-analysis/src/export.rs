@@ -18,6 +18,8 @@ use crate::model::{
     EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, RegionSpan, TaskDone,
     UserTaskSpan,
 };
+pub use crate::symbols::ResolvedFrame;
+use crate::symbols::Symbolizer;
 
 /// A track of the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,8 +81,34 @@ pub trait Format {
     ) -> io::Result<()>;
     /// A counter's value.
     fn counter(&mut self, track: Track, time: u64, name: &str, value: u64) -> io::Result<()>;
+    /// A stack of a thread at an instant (a CPU sample, or a stuck worker's stack), frames
+    /// innermost first, resolved as far as possible. Ignored by default.
+    #[allow(unused_variables)]
+    fn stack_sample(
+        &mut self,
+        thread: u64,
+        os_tid: u64,
+        time: u64,
+        frames: &[ResolvedFrame],
+        kind: SampleKind,
+    ) -> io::Result<()> {
+        Ok(())
+    }
+    /// The modules of the recorded process, before the first [`Format::stack_sample`] that
+    /// names them. Ignored by default.
+    #[allow(unused_variables)]
+    fn set_modules(&mut self, modules: &[flight_recorder_format::Module]) {}
     /// The end: flush.
     fn finish(&mut self) -> io::Result<()>;
+}
+
+/// What a [`Format::stack_sample`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleKind {
+    /// A `cpu_sample` event.
+    Cpu,
+    /// A `thread_stack` event (a stuck worker, a fatal signal).
+    Stuck,
 }
 
 #[derive(Clone, Debug)]
@@ -107,6 +135,8 @@ pub struct Timeline<F: Format> {
     counters: IdMap<String>,
     labels: IdMap<std::rc::Rc<str>>,
     error: Option<io::Error>,
+    symbolizer: Option<Symbolizer>,
+    modules_seen: usize,
 }
 
 impl<F: Format> Timeline<F> {
@@ -121,6 +151,8 @@ impl<F: Format> Timeline<F> {
             counters: IdMap::default(),
             labels: IdMap::default(),
             error: None,
+            symbolizer: None,
+            modules_seen: 0,
         }
     }
 
@@ -170,6 +202,43 @@ impl<F: Format> Timeline<F> {
             .entry(location)
             .or_insert_with(|| location_label(names, location).into())
             .clone()
+    }
+
+    fn stack_event(&mut self, names: &dyn Names, kind: EventKind, ev: &Ev) {
+        if ev.arg_count != 4 {
+            return;
+        }
+        let (thread, stack, time, sample) = if kind == EventKind::CpuSample {
+            let args::CpuSample {
+                thread, stack, age, ..
+            } = ev.args_as();
+            let age = names.header().clock.converter().units_to_ns(age);
+            (thread, stack, ev.time.saturating_sub(age), SampleKind::Cpu)
+        } else {
+            let args::ThreadStack { thread, stack, .. } = ev.args_as();
+            (thread, stack, ev.time, SampleKind::Stuck)
+        };
+        let Some(tables) = names.tables() else {
+            return;
+        };
+        let Some(addresses) = tables.stack(stack) else {
+            return;
+        };
+        self.thread(names, thread);
+        let os_tid = names.thread(thread).map_or(thread, |t| t.os_tid);
+        if self.symbolizer.is_none() || self.modules_seen != tables.modules().len() {
+            self.modules_seen = tables.modules().len();
+            let modules: Vec<_> = tables.modules().values().cloned().collect();
+            self.format.set_modules(&modules);
+        }
+        let frames = self
+            .symbolizer
+            .get_or_insert_with(Symbolizer::with_default_binaries)
+            .resolve_stack(tables, addresses);
+        let r = self
+            .format
+            .stack_sample(thread, os_tid, time, &frames, sample);
+        self.check(r);
     }
 
     /// The format and the first write error, if any.
@@ -242,6 +311,10 @@ impl<F: Format> Observer for Timeline<F> {
                 let name = self.counters[&id].clone();
                 self.format
                     .counter(Track::Counter(id), ev.time, &name, value)
+            }
+            EventKind::ThreadStack | EventKind::CpuSample => {
+                self.stack_event(names, kind, ev);
+                Ok(())
             }
             _ => Ok(()),
         };

@@ -16,7 +16,8 @@
 //! - [`chrome`]: export to the Chrome JSON trace format (chrome://tracing, speedscope);
 //! - [`report`]: a self-contained HTML report with charts;
 //! - [`dump`]: one line of text per event;
-//! - [`histogram`]: percentiles in fixed memory.
+//! - [`histogram`]: percentiles in fixed memory;
+//! - [`symbols`]: stacks' addresses resolved to functions, files and lines.
 //!
 //! ```no_run
 //! use flight_recorder_analysis::Summary;
@@ -46,5 +47,6 @@ pub mod model;
 pub mod perfetto;
 pub mod report;
 pub mod summary;
+pub mod symbols;
 
 pub use summary::{DamagedTrace, KindCount, Summary, SummaryOptions, ThreadSummary, Window};

@@ -84,6 +84,10 @@ pub trait Names {
     fn kind_name(&self, byte: u8) -> Option<&str>;
     /// The file's header.
     fn header(&self) -> &Header;
+    /// All the tables read so far (stacks, modules and symbols included), when available.
+    fn tables(&self) -> Option<&NameTables> {
+        None
+    }
 }
 
 impl<R: Read> Names for TraceReader<R> {
@@ -102,6 +106,9 @@ impl<R: Read> Names for TraceReader<R> {
     fn header(&self) -> &Header {
         TraceReader::header(self)
     }
+    fn tables(&self) -> Option<&NameTables> {
+        Some(TraceReader::tables(self))
+    }
 }
 
 impl Names for NameTables {
@@ -119,6 +126,9 @@ impl Names for NameTables {
     }
     fn header(&self) -> &Header {
         NameTables::header(self)
+    }
+    fn tables(&self) -> Option<&NameTables> {
+        Some(self)
     }
 }
 

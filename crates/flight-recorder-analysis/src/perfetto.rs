@@ -26,7 +26,7 @@ use std::io::{self, Read, Write};
 
 use flight_recorder_format::{Header, TraceReader};
 
-use crate::export::{export, Arg, ExportError, Format, Track};
+use crate::export::{export, Arg, ExportError, Format, ResolvedFrame, SampleKind, Track};
 use crate::merge::MergeOptions;
 
 /// Protobuf wire encoding into a byte vector.
@@ -144,7 +144,113 @@ mod field {
     pub const EVENT_NAMES: u32 = 2;
     pub const IID: u32 = 1;
     pub const INTERNED_NAME: u32 = 2;
+    // InternedData: profiling
+    pub const FUNCTION_NAMES: u32 = 5;
+    pub const FRAMES: u32 = 6;
+    pub const CALLSTACKS: u32 = 7;
+    pub const BUILD_IDS: u32 = 16;
+    pub const MAPPING_PATHS: u32 = 17;
+    pub const SOURCE_PATHS: u32 = 18;
+    pub const MAPPINGS: u32 = 19;
+    // InternedString
+    pub const STR: u32 = 2;
+    // Frame
+    pub const FUNCTION_NAME_ID: u32 = 2;
+    pub const MAPPING_ID: u32 = 3;
+    pub const REL_PC: u32 = 4;
+    pub const SOURCE_PATH_IID: u32 = 5;
+    pub const LINE_NUMBER: u32 = 6;
+    // Mapping
+    pub const MAPPING_BUILD_ID: u32 = 2;
+    pub const MAPPING_START: u32 = 4;
+    pub const MAPPING_END: u32 = 5;
+    pub const MAPPING_LOAD_BIAS: u32 = 6;
+    pub const PATH_STRING_IDS: u32 = 7;
+    // Callstack
+    pub const FRAME_IDS: u32 = 2;
+    // TracePacket.perf_sample, PerfSample
+    pub const PERF_SAMPLE: u32 = 66;
+    pub const SAMPLE_CPU: u32 = 1;
+    pub const SAMPLE_PID: u32 = 2;
+    pub const SAMPLE_TID: u32 = 3;
+    pub const CALLSTACK_IID: u32 = 4;
+    pub const CPU_MODE: u32 = 5;
 }
+
+/// The packet sequence of the stack samples: its own interning of frames and callstacks.
+const SAMPLE_SEQUENCE: u64 = 2;
+const MODE_USER: u64 = 2;
+
+/// Interned ids of the samples' sequence, one table per kind of interned data.
+#[derive(Default)]
+struct SampleInterning {
+    started: bool,
+    strings: [HashMap<Vec<u8>, u64>; 4],
+    mappings: HashMap<String, u64>,
+    frames: HashMap<(u64, usize, String), u64>,
+    callstacks: HashMap<Vec<u64>, u64>,
+}
+
+const FUNCTION_NAMES: usize = 0;
+const BUILD_IDS: usize = 1;
+const MAPPING_PATHS: usize = 2;
+const SOURCE_PATHS: usize = 3;
+
+impl SampleInterning {
+    /// The id of `text` in table `t`, adding it to `data` (an `InternedData` body) when new.
+    fn string(&mut self, t: usize, text: &[u8], data: &mut Vec<u8>) -> u64 {
+        if let Some(&iid) = self.strings[t].get(text) {
+            return iid;
+        }
+        let iid = self.strings[t].len() as u64 + 1;
+        self.strings[t].insert(text.to_vec(), iid);
+        let f = [
+            field::FUNCTION_NAMES,
+            field::BUILD_IDS,
+            field::MAPPING_PATHS,
+            field::SOURCE_PATHS,
+        ][t];
+        message(data, f, |m| {
+            uint(m, field::IID, iid);
+            bytes(m, field::STR, text);
+        });
+        iid
+    }
+
+    fn mapping(&mut self, frame: &ResolvedFrame, tables: &ModuleInfo, data: &mut Vec<u8>) -> u64 {
+        let key = frame.module.clone().unwrap_or_default();
+        if let Some(&iid) = self.mappings.get(&key) {
+            return iid;
+        }
+        let (start, end, bias, build_id) =
+            tables.get(&key).cloned().unwrap_or((0, 0, 0, Vec::new()));
+        let build = (!build_id.is_empty()).then(|| self.string(BUILD_IDS, &build_id, data));
+        let path = if key.is_empty() { "[unknown]" } else { &key };
+        let parts: Vec<u64> = path
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .map(|p| self.string(MAPPING_PATHS, p.as_bytes(), data))
+            .collect();
+        let iid = self.mappings.len() as u64 + 1;
+        self.mappings.insert(key, iid);
+        message(data, field::MAPPINGS, |m| {
+            uint(m, field::IID, iid);
+            if let Some(b) = build {
+                uint(m, field::MAPPING_BUILD_ID, b);
+            }
+            uint(m, field::MAPPING_START, start);
+            uint(m, field::MAPPING_END, end);
+            uint(m, field::MAPPING_LOAD_BIAS, bias);
+            for p in parts {
+                uint(m, field::PATH_STRING_IDS, p);
+            }
+        });
+        iid
+    }
+}
+
+/// Modules by path: start, end, load bias, build id.
+type ModuleInfo = HashMap<String, (u64, u64, u64, Vec<u8>)>;
 
 const SEQUENCE: u64 = 1;
 const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
@@ -181,6 +287,8 @@ pub struct Perfetto<W: Write> {
     pid: u64,
     first: bool,
     user_tasks_track: bool,
+    samples: SampleInterning,
+    modules: ModuleInfo,
 }
 
 impl<W: Write> Perfetto<W> {
@@ -194,6 +302,8 @@ impl<W: Write> Perfetto<W> {
             pid: 0,
             first: true,
             user_tasks_track: false,
+            samples: SampleInterning::default(),
+            modules: ModuleInfo::new(),
         }
     }
 
@@ -439,6 +549,118 @@ impl<W: Write> Format for Perfetto<W> {
             (None, None),
             Some(value),
         )
+    }
+
+    fn stack_sample(
+        &mut self,
+        _thread: u64,
+        os_tid: u64,
+        time: u64,
+        frames: &[ResolvedFrame],
+        _kind: SampleKind,
+    ) -> io::Result<()> {
+        let mut data = Vec::new();
+        let i = &mut self.samples;
+        // Perfetto frames, innermost first (one per function: inlined functions are frames of
+        // their own at the same pc), then the callstack, outermost first.
+        let mut ids = Vec::new();
+        for f in frames {
+            let mapping = i.mapping(f, &self.modules, &mut data);
+            let functions: Vec<(String, String, u32)> = if f.functions.is_empty() {
+                vec![(crate::summary::raw_frame_name(f), String::new(), 0)]
+            } else {
+                f.functions
+                    .iter()
+                    .map(|s| {
+                        let name = if s.function.is_empty() {
+                            crate::summary::raw_frame_name(f)
+                        } else {
+                            s.function.clone()
+                        };
+                        (name, s.file.clone(), s.line)
+                    })
+                    .collect()
+            };
+            for (j, (name, file, line)) in functions.into_iter().enumerate() {
+                let key = (f.address, j, name);
+                if let Some(&iid) = i.frames.get(&key) {
+                    ids.push(iid);
+                    continue;
+                }
+                let name_iid = i.string(FUNCTION_NAMES, key.2.as_bytes(), &mut data);
+                let source = (!file.is_empty()).then(|| {
+                    let short = crate::symbols::short_path(&file).into_owned();
+                    i.string(SOURCE_PATHS, short.as_bytes(), &mut data)
+                });
+                let iid = i.frames.len() as u64 + 1;
+                i.frames.insert(key, iid);
+                message(&mut data, field::FRAMES, |m| {
+                    uint(m, field::IID, iid);
+                    uint(m, field::FUNCTION_NAME_ID, name_iid);
+                    uint(m, field::MAPPING_ID, mapping);
+                    uint(m, field::REL_PC, f.offset);
+                    if let Some(source) = source {
+                        uint(m, field::SOURCE_PATH_IID, source);
+                        if line > 0 {
+                            uint(m, field::LINE_NUMBER, u64::from(line));
+                        }
+                    }
+                });
+                ids.push(iid);
+            }
+        }
+        ids.reverse();
+        let callstack = match i.callstacks.get(&ids) {
+            Some(&iid) => iid,
+            None => {
+                let iid = i.callstacks.len() as u64 + 1;
+                message(&mut data, field::CALLSTACKS, |m| {
+                    uint(m, field::IID, iid);
+                    for &f in &ids {
+                        uint(m, field::FRAME_IDS, f);
+                    }
+                });
+                i.callstacks.insert(ids, iid);
+                iid
+            }
+        };
+        let pid = self.pid;
+        let mut packet = Vec::new();
+        uint(&mut packet, field::TIMESTAMP, time);
+        if !data.is_empty() {
+            bytes(&mut packet, field::INTERNED_DATA, &data);
+        }
+        message(&mut packet, field::PERF_SAMPLE, |p| {
+            uint(p, field::SAMPLE_CPU, 0);
+            uint(p, field::SAMPLE_PID, pid);
+            uint(p, field::SAMPLE_TID, os_tid);
+            uint(p, field::CALLSTACK_IID, callstack);
+            uint(p, field::CPU_MODE, MODE_USER);
+        });
+        uint(
+            &mut packet,
+            field::TRUSTED_PACKET_SEQUENCE_ID,
+            SAMPLE_SEQUENCE,
+        );
+        let flags = if i.started {
+            SEQ_NEEDS_INCREMENTAL_STATE
+        } else {
+            i.started = true;
+            SEQ_INCREMENTAL_STATE_CLEARED | SEQ_NEEDS_INCREMENTAL_STATE
+        };
+        uint(&mut packet, field::SEQUENCE_FLAGS, flags);
+        self.scratch.clear();
+        bytes(&mut self.scratch, field::TRACE_PACKET, &packet);
+        self.out.write_all(&self.scratch)
+    }
+
+    fn set_modules(&mut self, modules: &[flight_recorder_format::Module]) {
+        for m in modules {
+            self.modules.insert(
+                m.path.clone(),
+                (m.start, m.end, m.load_bias, m.build_id.clone()),
+            );
+        }
     }
 
     fn finish(&mut self) -> io::Result<()> {

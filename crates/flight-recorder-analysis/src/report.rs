@@ -5,7 +5,8 @@
 //! worker's busy share per time slice), `latency` (the scheduling-latency histogram and
 //! percentiles), `long-polls` (the longest polls with their annotations), `locations` (tasks by
 //! spawn location, run / scheduling wait / idle as stacked bars), `user-tasks` and `regions`
-//! (latency percentiles and the slowest), `logs`.
+//! (latency percentiles and the slowest), `logs`; with stacks, the long polls show them, and
+//! `cpu` (when the file has CPU samples) holds a flame graph per spawn location.
 
 use std::fmt::Write as _;
 
@@ -37,6 +38,8 @@ header { background: #1d2430; color: #fff; padding: 14px 28px; }
 header h1 { margin: 0; font-size: 20px; }
 header p { margin: 4px 0 0; color: #c5cbd6; }
 main { max-width: 1180px; margin: 0 auto; padding: 8px 20px 40px; }
+pre.stack { font-size: 12px; margin: 4px 0; white-space: pre; }
+.flame svg { max-width: 100%; height: auto; }
 section { background: #fff; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.08); padding: 14px 20px; margin: 16px 0; overflow-x: auto; }
 h2 { font-size: 16px; margin: 0 0 10px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
@@ -96,6 +99,7 @@ pub fn render_html(summary: &Summary) -> String {
     workers(&mut out, summary);
     latency(&mut out, summary);
     long_polls(&mut out, summary);
+    cpu(&mut out, summary);
     locations(&mut out, summary);
     groups(&mut out, "user-tasks", "User tasks", &summary.user_tasks);
     groups(&mut out, "regions", "Regions", &summary.regions);
@@ -354,10 +358,79 @@ fn long_polls(out: &mut String, s: &Summary) {
                     escape(&p.annotations.join("; "))
                 );
             }
+            if !p.stacks.is_empty() {
+                let mut text = String::new();
+                crate::summary::stacks_text::render_stacks(&p.stacks, "", &mut text);
+                let _ = write!(
+                    out,
+                    "<tr><td></td><td colspan=\"6\"><pre class=\"stack\">{}</pre></td></tr>",
+                    escape(&text)
+                );
+            }
         }
         out.push_str("</table>");
     }
     out.push_str("</section>\n");
+}
+
+/// Where CPU time went: a flame graph per spawn location (inline SVG, without script), from
+/// the CPU samples. Nothing without samples.
+fn cpu(out: &mut String, s: &Summary) {
+    if s.cpu.is_empty() {
+        return;
+    }
+    let total: u64 = s.cpu.iter().map(|c| c.samples).sum();
+    let _ = write!(
+        out,
+        "<section id=\"cpu\"><h2>Where CPU time went</h2><p>{total} samples, a flame graph \
+         per spawn location (callers below, callees above; width = samples)</p>"
+    );
+    for c in &s.cpu {
+        let _ = write!(
+            out,
+            "<h3>{}: {} samples</h3>",
+            escape(&c.location),
+            c.samples
+        );
+        out.push_str(&flame_graph(&c.location, &c.folded));
+    }
+    out.push_str("</section>\n");
+}
+
+/// An inline SVG flame graph of folded stacks (`outer;…;inner`, count), by the `inferno` crate.
+pub fn flame_graph(title: &str, folded: &[(String, u64)]) -> String {
+    let lines: Vec<String> = folded.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let mut options = inferno::flamegraph::Options::default();
+    options.no_javascript = true;
+    options.deterministic = true;
+    options.hash = true;
+    options.title = title.to_string();
+    options.count_name = "samples".to_string();
+    options.image_width = Some(1100);
+    let mut svg = Vec::new();
+    match inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
+    {
+        Ok(()) => {
+            let mut svg = String::from_utf8_lossy(&svg).into_owned();
+            // No script in the report: inferno keeps a few variables in a script element even
+            // without its JavaScript.
+            while let (Some(a), Some(b)) = (svg.find("<script"), svg.find("</script>")) {
+                if b < a {
+                    break;
+                }
+                svg.replace_range(a..b + "</script>".len(), "");
+            }
+            // Its `onload` would call the script's missing `init`.
+            svg = svg.replace(" onload=\"init(evt)\"", "");
+            // Inline: without the XML declaration and doctype.
+            let start = svg.find("<svg").unwrap_or(0);
+            format!("<div class=\"flame\">{}</div>", &svg[start..])
+        }
+        Err(e) => format!(
+            "<p class=\"note\">No flame graph: {}</p>",
+            escape(&e.to_string())
+        ),
+    }
 }
 
 fn locations(out: &mut String, s: &Summary) {

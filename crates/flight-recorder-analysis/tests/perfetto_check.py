@@ -16,7 +16,10 @@ protobuf classes) and fails, with one line per problem on stderr and exit status
   SEQ_INCREMENTAL_STATE_CLEARED), packets that need incremental state before any CLEARED, and
   names that are neither interned nor inline;
 - flows with only one end (a flow_ids entry never terminated, or a terminating id never begun);
-- no ClockSnapshot, or a track event without a timestamp.
+- no ClockSnapshot, or a track event without a timestamp;
+- stack samples (`PerfSample`) whose interned ids do not resolve in their sequence: the
+  callstack, its frames, each frame's function name, mapping and source path, each mapping's
+  build id and path components.
 
 On success prints a JSON object with counts (packets, tracks by kind, thread names, slices by
 category, instants, counters, flows) on stdout for the calling test to check.
@@ -148,6 +151,9 @@ def main(path):
 
     tracks = {}  # uuid -> descriptor
     interned = {}  # sequence -> {iid: name}
+    profiling = {}  # sequence -> {table: {iid: message}}
+    sample_functions = set()
+    sample_tids = set()
     cleared = set()
     clock_snapshots = 0
     events_by_track = collections.defaultdict(list)
@@ -163,6 +169,7 @@ def main(path):
         if flags & SEQ_CLEARED:
             cleared.add(seq)
             interned[seq] = {}
+            profiling[seq] = collections.defaultdict(dict)
         if flags & SEQ_NEEDS and seq not in cleared:
             problem(f"packet {index} needs incremental state before sequence {seq} cleared it")
         if packet.HasField("interned_data"):
@@ -170,6 +177,45 @@ def main(path):
                 problem(f"packet {index} interns data before sequence {seq} was cleared")
             for name in packet.interned_data.event_names:
                 interned.setdefault(seq, {})[name.iid] = name.name
+            tables = profiling.setdefault(seq, collections.defaultdict(dict))
+            for table in ("function_names", "build_ids", "mapping_paths", "source_paths",
+                          "mappings", "frames", "callstacks"):
+                for item in getattr(packet.interned_data, table):
+                    tables[table][item.iid] = item
+        if packet.HasField("perf_sample"):
+            counts["perf_samples"] += 1
+            sample = packet.perf_sample
+            sample_tids.add(sample.tid)
+            tables = profiling.get(seq, {}) if seq in cleared else {}
+            if not packet.HasField("timestamp"):
+                problem(f"packet {index}: a sample without timestamp")
+
+            def resolve(table, iid, what):
+                item = tables.get(table, {}).get(iid) if tables else None
+                if item is None:
+                    problem(f"packet {index}: {what} {table} iid {iid} not interned in "
+                            f"sequence {seq}")
+                return item
+
+            stack = resolve("callstacks", sample.callstack_iid, "sample's")
+            if stack is not None:
+                if not stack.frame_ids:
+                    problem(f"packet {index}: an empty callstack")
+                for fid in stack.frame_ids:
+                    frame = resolve("frames", fid, "callstack's")
+                    if frame is None:
+                        continue
+                    fname = resolve("function_names", frame.function_name_id, "frame's")
+                    if fname is not None:
+                        sample_functions.add(fname.str.decode("utf-8", "replace"))
+                    mapping = resolve("mappings", frame.mapping_id, "frame's")
+                    if frame.HasField("source_path_iid"):
+                        resolve("source_paths", frame.source_path_iid, "frame's")
+                    if mapping is not None:
+                        if mapping.HasField("build_id"):
+                            resolve("build_ids", mapping.build_id, "mapping's")
+                        for part in mapping.path_string_ids:
+                            resolve("mapping_paths", part, "mapping's")
         if packet.HasField("clock_snapshot"):
             clock_snapshots += 1
         if packet.HasField("track_descriptor"):
@@ -272,6 +318,8 @@ def main(path):
             "slice_names": {k: sorted(n for n in v if n) for k, v in names_by_category.items()},
             "flows": len(flow_starts),
             "counts": dict(counts),
+            "sample_functions": sorted(sample_functions),
+            "sample_tids": sorted(sample_tids),
         }
     )
 

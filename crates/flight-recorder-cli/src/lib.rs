@@ -5,6 +5,8 @@
 //! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order;
 //! - `flight-recorder convert FILE --to perfetto|chrome-json [-o OUT]`: export for a viewer;
 //! - `flight-recorder report FILE -o report.html`: a self-contained HTML report;
+//! - `flight-recorder symbolize FILE [--binary PATH]... [-o OUT]`: a copy of the file with its
+//!   stacks' addresses resolved to functions, files and lines (a Symbols record);
 //! - `flight-recorder ls DIR [--json] [--verify]`: the trace files of a dump directory, with
 //!   time, size, reason, tag and trigger details; `--verify` reads each file whole and says
 //!   whether it is complete (end record present, checksums right) or truncated or corrupt;
@@ -34,6 +36,7 @@ pub mod ls;
 mod progress;
 #[cfg(unix)]
 mod recover;
+pub mod symbolize;
 
 pub use failure::Failure;
 
@@ -61,6 +64,8 @@ enum Command {
         json: bool,
         #[command(flatten)]
         analysis: AnalysisArgs,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Convert a trace file for a viewer: Perfetto (ui.perfetto.dev) or Chrome JSON.
     Convert {
@@ -75,6 +80,8 @@ enum Command {
         /// Events held back to put threads' events in time order.
         #[arg(long, value_name = "N", hide = true)]
         reorder_events: Option<usize>,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Write a self-contained HTML report with charts.
     Report {
@@ -85,6 +92,8 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         analysis: AnalysisArgs,
+        #[command(flatten)]
+        symbols: SymbolArgs,
     },
     /// Print one line per event, in file order.
     Dump {
@@ -93,6 +102,21 @@ enum Command {
         /// Print at most this many events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        #[command(flatten)]
+        symbols: SymbolArgs,
+    },
+    /// Resolve the addresses of the file's stacks to functions, files and lines, from the
+    /// binaries (checked against the file's build ids), and write a copy of the file with them.
+    Symbolize {
+        /// The trace file.
+        file: PathBuf,
+        /// A binary to resolve with: the main executable, or any module by its file name
+        /// (default: each module's path on this machine). Repeatable.
+        #[arg(long, value_name = "PATH")]
+        binary: Vec<PathBuf>,
+        /// The file to write (default: FILE.symbolized.out; never the input).
+        #[arg(short, long, value_name = "OUT")]
+        output: Option<PathBuf>,
     },
     /// List the trace files of a dump directory: time, size, reason, tag, trigger details.
     Ls {
@@ -129,6 +153,16 @@ enum Command {
     },
 }
 
+/// Where stacks' names come from, when the file has no Symbols table.
+#[derive(clap::Args)]
+struct SymbolArgs {
+    /// A binary to name stack frames with when the file has no symbols for them: the main
+    /// executable, or any module by its file name (default: each module's path on this
+    /// machine; a binary of another build is not used). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    binary: Vec<PathBuf>,
+}
+
 /// Settings of the analyses.
 #[derive(clap::Args)]
 struct AnalysisArgs {
@@ -157,6 +191,13 @@ impl AnalysisArgs {
     }
 }
 
+impl SymbolArgs {
+    fn set(self) -> Result<(), Failure> {
+        flight_recorder_analysis::symbols::set_default_binaries(self.binary);
+        Ok(())
+    }
+}
+
 /// Runs the command of the process's arguments and returns its exit status (the whole of
 /// `main`).
 pub fn run() -> ExitCode {
@@ -168,19 +209,37 @@ pub fn run() -> ExitCode {
             file,
             json,
             analysis,
-        } => analyze::summary(&file, json, analysis.options(), &mut out),
+            symbols,
+        } => symbols
+            .set()
+            .and_then(|()| analyze::summary(&file, json, analysis.options(), &mut out)),
         Command::Convert {
             file,
             to,
             output,
             reorder_events,
-        } => analyze::convert(&file, to, output, reorder_events, &mut out),
+            symbols,
+        } => symbols
+            .set()
+            .and_then(|()| analyze::convert(&file, to, output, reorder_events, &mut out)),
         Command::Report {
             file,
             output,
             analysis,
-        } => analyze::report(&file, &output, analysis.options(), &mut out),
-        Command::Dump { file, limit } => dump(&file, limit, &mut out),
+            symbols,
+        } => symbols
+            .set()
+            .and_then(|()| analyze::report(&file, &output, analysis.options(), &mut out)),
+        Command::Dump {
+            file,
+            limit,
+            symbols,
+        } => symbols.set().and_then(|()| dump(&file, limit, &mut out)),
+        Command::Symbolize {
+            file,
+            binary,
+            output,
+        } => symbolize::symbolize(&file, binary, output, &mut out),
         Command::Ls { dir, json, verify } => ls::ls(&dir, json, verify, &mut out),
         Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
         #[cfg(unix)]
@@ -222,6 +281,9 @@ fn dump(path: &Path, limit: Option<u64>, out: &mut impl Write) -> Result<(), Fai
         match reader.next_event() {
             Ok(Some(event)) => {
                 writeln!(out, "{}", dumper.line(&reader, &event))?;
+                for line in dumper.stack_lines(&reader, &event) {
+                    writeln!(out, "    {line}")?;
+                }
                 printed += 1;
             }
             Ok(None) => break,

@@ -9,8 +9,8 @@ use std::rc::Rc;
 
 use flight_recorder_format::event::{encode_event, MAX_EVENT_LEN};
 use flight_recorder_format::{
-    tables, varint, ClockCalibration, ClockSample, EventKind, Header, KindInfo, Location,
-    RecordType, RecordWriter, ThreadInfo,
+    tables, varint, ClockCalibration, ClockSample, EventKind, Header, KindInfo, Location, Module,
+    RecordType, RecordWriter, SymbolFrame, ThreadInfo,
 };
 
 /// Unix time of the calibration's first sample: 2026-11-22T02:35:36.000Z.
@@ -202,6 +202,33 @@ impl TraceBuilder {
             tables::push_thread(&thread, &mut out);
         }
         self.record(RecordType::Threads, &out)
+    }
+
+    /// Writes a modules table.
+    pub fn modules(&mut self, modules: &[Module]) -> &mut Self {
+        let mut out = Vec::new();
+        for m in modules {
+            tables::push_module(m, &mut out);
+        }
+        self.record(RecordType::Modules, &out)
+    }
+
+    /// Writes a stacks table of `(id, addresses innermost first)`.
+    pub fn stacks(&mut self, stacks: &[(u64, Vec<u64>)]) -> &mut Self {
+        let mut out = Vec::new();
+        for (id, frames) in stacks {
+            tables::push_stack(*id, frames, &mut out);
+        }
+        self.record(RecordType::Stacks, &out)
+    }
+
+    /// Writes a symbols table of `(address, functions innermost first)`.
+    pub fn symbols(&mut self, symbols: &[(u64, Vec<SymbolFrame>)]) -> &mut Self {
+        let mut out = Vec::new();
+        for (address, frames) in symbols {
+            tables::push_symbol(*address, frames, &mut out);
+        }
+        self.record(RecordType::Symbols, &out)
     }
 
     /// Writes a chunk of `thread`'s events starting from `base` units.

@@ -87,6 +87,8 @@ pub mod tracing;
 
 #[cfg(all(test, flight_recorder_loom))]
 mod loom_tests;
+#[cfg(all(test, not(flight_recorder_loom)))]
+mod recording_tests;
 
 #[cfg(not(flight_recorder_loom))]
 pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, UserTask};

@@ -400,7 +400,7 @@ fn runtime_counters_are_sampled() {
         );
         rt.block_on(async {
             let tasks: Vec<_> = (0..10)
-                .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(40))))
+                .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(200))))
                 .collect();
             for t in tasks {
                 t.await.unwrap();

@@ -43,6 +43,52 @@ fn tokio_work() {
     });
 }
 
+/// A worker stuck in a blocking call, for the slow-poll watchdog.
+#[inline(never)]
+fn stuck_sleeping() {
+    std::thread::sleep(Duration::from_millis(120));
+}
+
+/// A slow-poll dump with the stuck worker's stacks (`thread_stack` events, the Stacks and
+/// Modules records), written by automatic capture.
+fn slow_poll_dump() -> Vec<u8> {
+    use flight_recorder::capture::{self, CaptureSettings};
+    let dir = std::env::temp_dir().join(format!("fuzz-seed-dumps-{}", std::process::id()));
+    capture::start(CaptureSettings {
+        dump_dir: dir.clone(),
+        slow_poll_threshold: Duration::from_millis(30),
+        min_dump_interval: Duration::ZERO,
+        signal: None,
+        panic: false,
+        announce: false,
+        ..CaptureSettings::default()
+    })
+    .expect("capture");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(1).enable_time();
+    flight_recorder::tokio::instrument(&mut builder);
+    let runtime = builder.build().expect("runtime");
+    runtime.block_on(async {
+        tokio::spawn(async { stuck_sleeping() })
+            .await
+            .expect("task");
+    });
+    drop(runtime);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let path = loop {
+        let dumps = capture::list_dumps(&dir).expect("dump directory");
+        if let Some(dump) = dumps.into_iter().next() {
+            break dump.path;
+        }
+        assert!(std::time::Instant::now() < deadline, "no slow-poll dump");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    capture::stop();
+    let bytes = std::fs::read(&path).expect("dump");
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
 fn main() {
     let out = PathBuf::from(
         std::env::args()
@@ -91,6 +137,9 @@ fn main() {
     let full = std::fs::read(&full_path).expect("trace file");
     let _ = std::fs::remove_file(&full_path);
     seeds.push(("full_trace", full.clone()));
+
+    // A slow-poll dump with the stuck worker's stacks.
+    seeds.push(("slow_poll_stacks", slow_poll_dump()));
 
     // Damaged copies: torn in the middle, torn at the last record, one flipped byte.
     seeds.push(("torn_half", snapshot[..snapshot.len() / 2].to_vec()));

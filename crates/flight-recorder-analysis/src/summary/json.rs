@@ -52,8 +52,17 @@ impl Summary {
     ///   "edges": { "poll_ends_without_start", "polls_open_at_end", "region_ends_without_begin",
     ///              "regions_open_at_end", "regions_too_deep", "user_task_ends_without_begin",
     ///              "user_tasks_open_at_end", "tasks_alive_at_end": number },
-    ///   "late_events": number
+    ///   "late_events": number,
+    ///   "other_stacks": [STACK],     (only when the file has stacks outside polls)
+    ///   "cpu": [ { "location", "samples", "app_frame": string | null,
+    ///              "functions": [ { "function", "location", "self", "total" } ],
+    ///              "folded": [ { "stack", "samples" } ] } ],   (only with CPU samples)
+    ///   "unrecorded_tasks": string   (only when a runtime's tasks were not recorded)
     /// }
+    /// (each long poll of "top" also has "stacks": [STACK] when stacks were taken during it)
+    /// STACK := { "time_ns", "time", "thread", "task", "cause", "stack", "truncated",
+    ///            "frames": [ { "address", "module", "offset", "function", "file", "line",
+    ///                          "inlined", "library" } ] }
     /// LATENCY := { "count", "p50_ns", "p90_ns", "p99_ns", "max_ns", "mean_ns", "unknown": number,
     ///              "histogram": [ { "bucket": string, "count": number } ] }
     /// PERCENTILES := { "count", "p50_ns", "p90_ns", "p99_ns", "max_ns", "mean_ns": number }
@@ -97,7 +106,7 @@ impl Summary {
         for (c, n) in &self.logs.by_category {
             categories.insert(c.clone(), json!(n));
         }
-        json!({
+        let mut summary = json!({
             "path": self.path,
             "file": {
                 "mode": h.mode,
@@ -179,7 +188,7 @@ impl Summary {
                 "threshold_ns": self.long_polls.threshold_ns,
                 "count": self.long_polls.count,
                 "total_ns": self.long_polls.total_ns,
-                "top": self.long_polls.top.iter().map(|p| json!({
+                "top": self.long_polls.top.iter().map(|p| with_stacks(json!({
                     "task": p.task,
                     "location": p.location,
                     "thread": p.thread,
@@ -189,7 +198,7 @@ impl Summary {
                     "duration_ns": p.duration_ns,
                     "result": p.result,
                     "annotations": p.annotations,
-                })).collect::<Vec<_>>(),
+                }), &p.stacks)).collect::<Vec<_>>(),
             },
             "utilization": {
                 "start_ns": self.utilization.start_ns,
@@ -238,8 +247,92 @@ impl Summary {
                 "tasks_alive_at_end": e.tasks_alive_at_end,
             },
             "late_events": self.late_events,
-        })
+        });
+        // Keys of stacks and samples only when the file has some: the JSON of a file without
+        // them is unchanged.
+        if let Value::Object(map) = &mut summary {
+            if !self.other_stacks.is_empty() {
+                let stacks: Vec<Value> = self.other_stacks.iter().map(stack_json).collect();
+                map.insert("other_stacks".to_string(), json!(stacks));
+            }
+            if !self.cpu.is_empty() {
+                map.insert("cpu".to_string(), cpu_json(&self.cpu));
+            }
+            if let Some(note) = self.unrecorded_tasks_note() {
+                map.insert("unrecorded_tasks".to_string(), json!(note));
+            }
+        }
+        summary
     }
+}
+
+fn with_stacks(mut poll: Value, stacks: &[ThreadStack]) -> Value {
+    if !stacks.is_empty() {
+        if let Value::Object(map) = &mut poll {
+            let stacks: Vec<Value> = stacks.iter().map(stack_json).collect();
+            map.insert("stacks".to_string(), json!(stacks));
+        }
+    }
+    poll
+}
+
+/// A stack: its frames innermost first, each function of a frame (inlined ones first) a
+/// separate entry.
+pub(crate) fn stack_json(s: &ThreadStack) -> Value {
+    let mut frames = Vec::new();
+    for f in &s.frames {
+        let module = f.module.as_deref().unwrap_or("");
+        if f.functions.is_empty() {
+            frames.push(json!({
+                "address": f.address,
+                "module": module,
+                "offset": f.offset,
+                "function": null,
+                "file": null,
+                "line": null,
+                "inlined": false,
+                "library": true,
+            }));
+        }
+        let n = f.functions.len();
+        for (i, sym) in f.functions.iter().enumerate() {
+            frames.push(json!({
+                "address": f.address,
+                "module": module,
+                "offset": f.offset,
+                "function": (!sym.function.is_empty()).then_some(&sym.function),
+                "file": (!sym.file.is_empty()).then(|| crate::symbols::short_path(&sym.file)),
+                "line": (sym.line != 0).then_some(sym.line),
+                "inlined": i + 1 < n,
+                "library": crate::symbols::library_of(sym).is_some(),
+            }));
+        }
+    }
+    json!({
+        "time_ns": s.time_ns,
+        "time": format_utc_micros(s.time_ns),
+        "thread": s.thread,
+        "task": s.task,
+        "cause": s.cause,
+        "stack": s.stack,
+        "truncated": s.looks_truncated(),
+        "frames": frames,
+    })
+}
+
+fn cpu_json(cpu: &[CpuLocation]) -> Value {
+    json!(cpu.iter().map(|c| json!({
+        "location": c.location,
+        "samples": c.samples,
+        "app_frame": c.app_frame,
+        "functions": c.functions.iter().map(|f| json!({
+            "function": f.function,
+            "location": f.location,
+            "self": f.self_samples,
+            "total": f.total_samples,
+        })).collect::<Vec<_>>(),
+        "folded": c.folded.iter().map(|(stack, n)| json!({"stack": stack, "samples": n})).collect::<Vec<_>>(),
+    })).collect::<Vec<_>>())
 }
 
 fn percentiles_json(p: &Percentiles) -> Value {

@@ -33,7 +33,9 @@ use crate::merge::MergeOptions;
 use crate::model::EdgeStats;
 
 mod build;
+pub(crate) use build::raw_frame_name;
 mod json;
+pub(crate) mod stacks_text;
 mod text;
 
 /// Settings of a summary.
@@ -121,6 +123,11 @@ pub struct Summary {
     pub counters: Vec<CounterSummary>,
     /// What could not be paired at the window's edges.
     pub edges: EdgeStats,
+    /// Stacks of threads taken outside any poll (a stuck worker with no poll events), the
+    /// latest 8.
+    pub other_stacks: Vec<ThreadStack>,
+    /// Where CPU time went, per spawn location, most samples first (empty without samples).
+    pub cpu: Vec<CpuLocation>,
     /// Events that arrived too late to be put in time order (their thread stayed quiet longer
     /// than the merge's lookahead); figures across threads may be off for them.
     pub late_events: u64,
@@ -285,6 +292,64 @@ pub struct LongPoll {
     /// The annotations active on the thread during the poll: open regions (`region NAME`),
     /// user tasks (`user task NAME #ID`), logs (`log CATEGORY: MESSAGE`).
     pub annotations: Vec<String>,
+    /// The stacks of the polling thread taken during the poll (`thread_stack` events on that
+    /// thread, or naming that task), in time order; at most 8.
+    pub stacks: Vec<ThreadStack>,
+}
+
+/// A stack of a thread, from a `thread_stack` event, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadStack {
+    /// When it was recorded, Unix ns.
+    pub time_ns: u64,
+    /// The thread whose stack it is.
+    pub thread: u64,
+    /// The task that thread was polling (0: none or unknown).
+    pub task: u64,
+    /// Why: 1 a poll past the slow-poll threshold, 2 a worker busy with no events, 3 a fatal
+    /// signal.
+    pub cause: u64,
+    /// The stack id in the file (0: the capture failed).
+    pub stack: u64,
+    /// The frames, innermost first.
+    pub frames: Vec<crate::symbols::ResolvedFrame>,
+}
+
+impl ThreadStack {
+    /// Whether the stack looks cut short: its outermost frame is not a thread's entry
+    /// (`start_thread`, `clone`, `thread_start`, `main`, `_start`).
+    pub fn looks_truncated(&self) -> bool {
+        crate::symbols::looks_truncated(&self.frames)
+    }
+}
+
+/// Where CPU time went for one spawn location, from `cpu_sample` events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuLocation {
+    /// The spawn location (`unknown`; `outside polls` for samples of no poll).
+    pub location: String,
+    /// Samples attributed to it.
+    pub samples: u64,
+    /// The functions seen in its samples, highest total first (at most `top`).
+    pub functions: Vec<CpuFunction>,
+    /// Its samples as folded stacks (`outermost;…;innermost`, with counts), for flame graphs.
+    pub folded: Vec<(String, u64)>,
+    /// The first application function (`function at file:line`) of its most frequent stack
+    /// that has one: what a location inside a library ran.
+    pub app_frame: Option<String>,
+}
+
+/// One function of a [`CpuLocation`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CpuFunction {
+    /// The function (its name, or `module+0xoffset` when unresolved).
+    pub function: String,
+    /// Where (short path and line of its innermost occurrence), if known.
+    pub location: String,
+    /// Samples whose innermost frame is in it.
+    pub self_samples: u64,
+    /// Samples with it anywhere on the stack.
+    pub total_samples: u64,
 }
 
 /// Worker utilization: busy time per worker, over the window and per time slice.
@@ -415,6 +480,25 @@ impl std::error::Error for DamagedTrace {
 }
 
 impl Summary {
+    /// When the file has a runtime's worker threads but none of its tasks (no spawn or poll
+    /// event at all), a sentence saying so and which build setting would record them.
+    pub fn unrecorded_tasks_note(&self) -> Option<String> {
+        if self.tasks.tasks > 0 || self.tasks.polls > 0 {
+            return None;
+        }
+        let rt = self.runtimes.iter().find(|r| !r.workers.is_empty())?;
+        let name = if rt.name.is_empty() {
+            format!("runtime {}", rt.id)
+        } else {
+            rt.name.clone()
+        };
+        Some(format!(
+            "{name}'s worker threads were recorded but none of its tasks (no spawn or poll \
+             events): build with RUSTFLAGS=\"--cfg tokio_unstable\" to record every task, or \
+             spawn them with flight_recorder::tokio::spawn"
+        ))
+    }
+
     /// The number of events of the kind with this name (0 if none).
     pub fn count_of(&self, kind_name: &str) -> u64 {
         self.kinds

@@ -180,6 +180,9 @@ impl Summary {
                 ),
             ));
         }
+        if let Some(note) = self.unrecorded_tasks_note() {
+            facts.push(("note", note));
+        }
         let t = &self.tasks;
         facts.push((
             "tasks",
@@ -238,6 +241,21 @@ impl Summary {
         self.render_locations(&mut out);
         self.render_latency(&mut out);
         self.render_long_polls(&mut out);
+        if !self.other_stacks.is_empty() {
+            let _ = writeln!(out, "\nstacks outside polls: {}", self.other_stacks.len());
+            for s in &self.other_stacks {
+                let name = self
+                    .threads
+                    .iter()
+                    .find(|t| t.id == s.thread)
+                    .map_or("", |t| t.name.as_str());
+                let _ = writeln!(out, "  thread {}", thread_label(s.thread, name));
+                stacks_text::render_stacks(std::slice::from_ref(s), "    ", &mut out);
+            }
+        }
+        if !self.cpu.is_empty() {
+            stacks_text::render_cpu(&self.cpu, self.options.top, &mut out);
+        }
         self.render_utilization(&mut out);
         for (title, groups) in [("user tasks", &self.user_tasks), ("regions", &self.regions)] {
             render_groups(&mut out, title, groups, self.options.top);
@@ -490,6 +508,23 @@ impl Summary {
             if !poll.annotations.is_empty() {
                 let _ = writeln!(out, "      during: {}", poll.annotations.join("; "));
             }
+            if poll.stacks.is_empty() {
+                continue;
+            }
+            if stacks_text::location_in_library(&poll.location) {
+                if let Some(app) = poll
+                    .stacks
+                    .iter()
+                    .find_map(|s| stacks_text::first_app_frame(&s.frames))
+                {
+                    let _ = writeln!(
+                        out,
+                        "      spawned inside a library ({}); application frame: {app}",
+                        crate::symbols::short_path(&poll.location)
+                    );
+                }
+            }
+            stacks_text::render_stacks(&poll.stacks, "      ", out);
         }
     }
 

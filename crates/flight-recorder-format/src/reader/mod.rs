@@ -336,6 +336,11 @@ impl<R: Read> TraceReader<R> {
         self.names.clone()
     }
 
+    /// The names read so far, without a copy (stacks, modules and symbols included).
+    pub fn tables(&self) -> &NameTables {
+        &self.names
+    }
+
     /// From now on (`true`), keeps a copy of every table entry absorbed, in order, until taken
     /// with [`TraceReader::take_table_entries`]; `false` stops and drops them.
     pub fn log_table_entries(&mut self, on: bool) {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::settings::{check_dump_signal, realtime_signals, DUMP_DIR_NAME};
+use super::settings::{check_dump_signal_beside, realtime_signals, signal_name, DUMP_DIR_NAME};
 use super::{report_error, start, CaptureSettings};
 
 /// The environment variables read by [`config_from_env`]: name, and what it sets.
@@ -53,6 +53,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "slow_poll_delay, wait this long after a slow poll before writing; default 0",
     ),
     (
+        "FLIGHT_RECORDER_CPU_SAMPLE_HZ",
+        "cpu_sample_hz, CPU samples of the runtime's threads per second (1 to 1000); 0 or off turns them off; default off",
+    ),
+    (
+        "FLIGHT_RECORDER_STACKS",
+        "stacks, capture a slow poll's worker stack, on or off; default on",
+    ),
+    (
+        "FLIGHT_RECORDER_STACK_SIGNAL",
+        "the signal that asks a worker for its stack: a real-time signal (RTMIN+4, RTMAX-2, a number); default RTMIN+4",
+    ),
+    (
         "FLIGHT_RECORDER_PANIC",
         "dump on panic, on or off; default on",
     ),
@@ -77,6 +89,10 @@ pub struct EnvConfig {
     pub enabled: bool,
     /// The settings: defaults, overridden by each variable that is set and valid.
     pub settings: CaptureSettings,
+    /// The stack signal (`FLIGHT_RECORDER_STACK_SIGNAL`), set with
+    /// [`crate::stack::set_signal`] by [`init_from_env`]; `None` keeps the one chosen in code or
+    /// the default.
+    pub stack_signal: Option<i32>,
     /// One line per variable that could not be used (its default was kept).
     pub problems: Vec<String>,
 }
@@ -109,6 +125,7 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     let mut settings = CaptureSettings::default();
     let mut problems = Vec::new();
     let mut enabled = true;
+    let mut stack_signal = None;
     let mut read = |name: &str, apply: &mut dyn FnMut(&str) -> Result<(), String>| {
         if let Some(value) = var(name) {
             let value = value.trim();
@@ -178,6 +195,30 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         settings.slow_poll_delay = d;
         Ok(())
     });
+    read("FLIGHT_RECORDER_CPU_SAMPLE_HZ", &mut |v| {
+        settings.cpu_sample_hz = parse_hz(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_STACKS", &mut |v| {
+        settings.stacks = parse_bool(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_STACK_SIGNAL", &mut |v| {
+        let number = parse_signal(v)?.ok_or_else(|| {
+            format!("{v:?} is not a stack signal; FLIGHT_RECORDER_STACKS=off turns stacks off")
+        })?;
+        match realtime_signals() {
+            Some((min, max)) if (min..=max).contains(&number) => {
+                stack_signal = Some(number);
+                Ok(())
+            }
+            Some((min, max)) => Err(format!(
+                "{v:?} ({}) is not a real-time signal; use e.g. RTMIN+4 ({min}..={max} here)",
+                signal_name(number)
+            )),
+            None => Err(format!("{v:?}: stacks are not captured on this platform")),
+        }
+    });
     read("FLIGHT_RECORDER_PANIC", &mut |v| {
         settings.panic = parse_bool(v)?;
         Ok(())
@@ -185,7 +226,8 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     read("FLIGHT_RECORDER_SIGNAL", &mut |v| {
         let signal = parse_signal(v)?;
         if let Some(number) = signal {
-            check_dump_signal(number).map_err(|why| format!("{v:?}: {why}"))?;
+            let stacks = stack_signal.unwrap_or_else(crate::stack::signal);
+            check_dump_signal_beside(number, stacks).map_err(|why| format!("{v:?}: {why}"))?;
         }
         settings.signal = signal;
         Ok(())
@@ -201,6 +243,7 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     EnvConfig {
         enabled,
         settings,
+        stack_signal,
         problems,
     }
 }
@@ -228,6 +271,11 @@ pub fn init_from_env(program_version: &str) -> bool {
         }
         return false;
     }
+    if let Some(signal) = config.stack_signal {
+        if let Err(e) = crate::stack::set_signal(signal) {
+            report_error("environment: FLIGHT_RECORDER_STACK_SIGNAL", &e);
+        }
+    }
     if config.settings.program_version.is_empty() {
         config.settings.program_version = program_version.to_string();
     }
@@ -254,6 +302,26 @@ fn is_off(v: &str) -> bool {
         v.to_ascii_lowercase().as_str(),
         "off" | "false" | "no" | "none" | "0"
     )
+}
+
+/// A CPU sampling rate: `off` or 0 to 1000.
+fn parse_hz(v: &str) -> Result<u32, String> {
+    if is_off(v) {
+        return Ok(0);
+    }
+    let max = super::settings::MAX_CPU_SAMPLE_HZ;
+    match v
+        .trim_end_matches("Hz")
+        .trim_end_matches("hz")
+        .trim()
+        .parse::<u32>()
+    {
+        Ok(hz) if hz <= max => Ok(hz),
+        Ok(_) => Err(format!("{v:?} is too high; use at most {max} (such as 99)")),
+        Err(_) => Err(format!(
+            "{v:?} is not a rate per second (such as 99, or off)"
+        )),
+    }
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -398,6 +466,7 @@ mod tests {
             ("FLIGHT_RECORDER_SLOW_POLL", "100ms"),
             ("FLIGHT_RECORDER_SLOW_POLL_DELAY", "200ms"),
             ("FLIGHT_RECORDER_PANIC", "off"),
+            ("FLIGHT_RECORDER_STACKS", "off"),
             ("FLIGHT_RECORDER_SIGNAL", "usr1"),
             ("FLIGHT_RECORDER_PROGRAM_VERSION", "svc 2.0"),
             ("FLIGHT_RECORDER_ANNOUNCE", "no"),
@@ -416,10 +485,37 @@ mod tests {
         assert_eq!(s.slow_poll_threshold, Duration::from_millis(100));
         assert_eq!(s.slow_poll_delay, Duration::from_millis(200));
         assert!(!s.panic);
+        assert!(!s.stacks);
         #[cfg(all(unix, feature = "signal"))]
         assert_eq!(s.signal, Some(signal_hook::consts::SIGUSR1));
         assert_eq!(s.program_version, "svc 2.0");
         assert!(!s.announce);
+    }
+
+    #[test]
+    fn cpu_sample_rates_from_the_environment() {
+        for (value, hz) in [
+            ("99", 99),
+            ("1000", 1000),
+            ("199Hz", 199),
+            ("0", 0),
+            ("off", 0),
+        ] {
+            let c = config(&[("FLIGHT_RECORDER_CPU_SAMPLE_HZ", value)]);
+            assert!(c.problems.is_empty(), "{value}: {:?}", c.problems);
+            assert_eq!(c.settings.cpu_sample_hz, hz, "{value}");
+        }
+        for value in ["5000", "fast", "-1"] {
+            let c = config(&[("FLIGHT_RECORDER_CPU_SAMPLE_HZ", value)]);
+            assert_eq!(c.settings.cpu_sample_hz, 0);
+            assert_eq!(c.problems.len(), 1, "{value}");
+            assert!(
+                c.problems[0].contains("FLIGHT_RECORDER_CPU_SAMPLE_HZ")
+                    && c.problems[0].contains(value),
+                "{:?}",
+                c.problems
+            );
+        }
     }
 
     #[test]
@@ -472,6 +568,12 @@ mod tests {
             ("FLIGHT_RECORDER_SLOW_POLL", "slow", "is not a duration"),
             ("FLIGHT_RECORDER_SLOW_POLL_DELAY", "2m", "use at most 60s"),
             ("FLIGHT_RECORDER_PANIC", "sometimes", "is not on or off"),
+            ("FLIGHT_RECORDER_STACKS", "perhaps", "is not on or off"),
+            (
+                "FLIGHT_RECORDER_STACK_SIGNAL",
+                "SIGNOPE",
+                "is not a signal; use e.g.",
+            ),
             (
                 "FLIGHT_RECORDER_SIGNAL",
                 "SIGNOPE",
@@ -525,11 +627,49 @@ mod tests {
         }
     }
 
+    #[cfg(all(target_os = "linux", feature = "signal"))]
+    #[test]
+    fn the_stack_signal_is_a_realtime_signal_apart_from_the_dump_signal() {
+        let rtmin = libc::SIGRTMIN();
+        let c = config(&[("FLIGHT_RECORDER_STACK_SIGNAL", "SIGRTMIN+6")]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.stack_signal, Some(rtmin + 6));
+        for (bad, says) in [
+            ("USR1", "is not a real-time signal"),
+            ("TERM", "is not a real-time signal"),
+            ("off", "FLIGHT_RECORDER_STACKS=off"),
+        ] {
+            let c = config(&[("FLIGHT_RECORDER_STACK_SIGNAL", bad)]);
+            assert_eq!(c.stack_signal, None, "{bad}");
+            assert!(
+                c.problems[0].contains(&format!("{bad:?}")),
+                "{:?}",
+                c.problems
+            );
+            assert!(c.problems[0].contains(says), "{:?}", c.problems);
+        }
+        // The dump signal may not be the stack signal, the default one or the one chosen.
+        let c = config(&[
+            ("FLIGHT_RECORDER_STACK_SIGNAL", "RTMIN+6"),
+            ("FLIGHT_RECORDER_SIGNAL", "RTMIN+6"),
+        ]);
+        assert_eq!(c.settings.signal, CaptureSettings::default().signal);
+        assert!(c.problems[0].contains("stacks use it"), "{:?}", c.problems);
+        let c = config(&[(
+            "FLIGHT_RECORDER_SIGNAL",
+            &crate::stack::signal().to_string(),
+        )]);
+        assert!(c.problems[0].contains("stacks use it"), "{:?}", c.problems);
+    }
+
     #[test]
     fn capture_can_be_turned_off() {
         assert!(!config(&[("FLIGHT_RECORDER_CAPTURE", "0")]).enabled);
         let off = config(&[("FLIGHT_RECORDER_SLOW_POLL", "off")]);
         assert_eq!(off.settings.slow_poll_threshold, Duration::ZERO);
+        for off in ["0", "off", "false"] {
+            assert!(!config(&[("FLIGHT_RECORDER_STACKS", off)]).settings.stacks);
+        }
     }
 
     #[test]

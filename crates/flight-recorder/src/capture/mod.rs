@@ -42,6 +42,7 @@
 //! One capture runs per process, and it owns the process's flight recorder: starting it fails
 //! while another [`FlightRecorder`] runs.
 
+mod cpu_sampler;
 mod dump_dir;
 mod env;
 mod panic_hook;
@@ -60,6 +61,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+#[doc(hidden)]
+pub use cpu_sampler::force_timer_source;
+pub use cpu_sampler::{cpu_sample_status, CpuSampleStatus};
 pub use dump_dir::{
     collect_garbage, list_dumps, parse_dump_name, DumpFile, GcReport, TEMP_FILE_MAX_AGE,
 };
@@ -158,6 +162,7 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     ring::recover_at_start();
     let recorder = FlightRecorder::new(recorder_config(&settings));
     recorder.start()?;
+    let cpu_line = cpu_sampler::announce(&settings);
     let capture = Arc::new(Capture {
         control: Mutex::new(Control {
             settings: settings.clone(),
@@ -187,7 +192,11 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     *active = Some(capture);
     drop(active);
     if settings.announce {
-        log_line(&settings.describe());
+        let mut line = settings.describe();
+        if let Some(cpu) = cpu_line {
+            line = format!("{line}; {cpu}");
+        }
+        log_line(&line);
     }
     Ok(())
 }
@@ -384,9 +393,11 @@ impl Capture {
         };
         let periodic = spawn("flight-recorder-periodic", periodic::run)?;
         lock(&self.threads).push(periodic);
-        slow_poll::watch(!settings.slow_poll_threshold.is_zero());
+        slow_poll::watch(!settings.slow_poll_threshold.is_zero(), settings.stacks);
         let watchdog = spawn("flight-recorder-watchdog", slow_poll::run)?;
         lock(&self.threads).push(watchdog);
+        let sampler = spawn("flight-recorder-cpu-sampler", cpu_sampler::run)?;
+        lock(&self.threads).push(sampler);
         #[cfg(all(unix, feature = "signal"))]
         if let Some(number) = settings.signal {
             *lock(&self.signal) = Some(signal::SignalListener::start(number)?);
@@ -413,7 +424,7 @@ impl Capture {
         }
         let _writing = self.writer.acquire(Some(BOUNDED_WAIT));
         lock(&self.recorder).stop();
-        slow_poll::watch(false);
+        slow_poll::watch(false, false);
     }
 
     /// Sleeps for `duration` unless capture stops first; returns whether it is still running.
@@ -461,7 +472,7 @@ impl Capture {
         if new.panic && !old.panic {
             panic_hook::install();
         }
-        slow_poll::watch(!new.slow_poll_threshold.is_zero());
+        slow_poll::watch(!new.slow_poll_threshold.is_zero(), new.stacks);
         self.control().settings = new;
         self.wake.notify_all();
         Ok(())

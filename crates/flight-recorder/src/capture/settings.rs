@@ -54,6 +54,12 @@ pub struct CaptureSettings {
     /// How long to wait after detecting a slow poll before writing, so that the file also shows
     /// what happened just after (default zero: write at once). At most 60 s.
     pub slow_poll_delay: Duration,
+    /// Capture the stack of a worker running a slow poll, while it runs (default on; only while
+    /// the slow-poll watchdog runs): the watchdog interrupts the worker with the stack signal
+    /// ([`crate::stack::signal`], `SIGRTMIN+4` by default) and records its stack in the dump.
+    /// Code and the environment may change it, not HTTP. `docs/STACKS.md` says what the
+    /// application may notice (some calls return `EINTR`).
+    pub stacks: bool,
     /// Write a `panic` dump from the panic hook (default on).
     pub panic: bool,
     /// The signal that writes a `signal` dump, `None` for none. Default `SIGUSR2` where signals
@@ -68,6 +74,11 @@ pub struct CaptureSettings {
     /// The program's version, written into every file (for example
     /// `concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"))`).
     pub program_version: String,
+    /// CPU samples of the runtime's threads, per second of CPU time each thread uses; 0 (the
+    /// default) turns them off, else 1 to 1000 (99 is a good start). Each sample is a
+    /// `cpu_sample` event with the thread's stack; see `docs/STACKS.md` (CPU samples) for the
+    /// sources (`perf_event_open`, else CPU-time timers and a signal) and their costs.
+    pub cpu_sample_hz: u32,
     /// Print one line on standard error when capture starts, saying what is recorded and where
     /// (default on).
     pub announce: bool,
@@ -84,9 +95,11 @@ impl Default for CaptureSettings {
             min_dump_interval: Duration::from_secs(10),
             slow_poll_threshold: Duration::ZERO,
             slow_poll_delay: Duration::ZERO,
+            stacks: true,
             panic: true,
             signal: default_signal(),
             program_version: String::new(),
+            cpu_sample_hz: 0,
             announce: true,
         }
     }
@@ -103,6 +116,9 @@ fn default_signal() -> Option<i32> {
         None
     }
 }
+
+/// The highest CPU sampling rate accepted, per second.
+pub(crate) const MAX_CPU_SAMPLE_HZ: u32 = 1000;
 
 /// The longest slow-poll delay accepted.
 pub(crate) const MAX_SLOW_POLL_DELAY: Duration = Duration::from_secs(60);
@@ -121,6 +137,22 @@ impl CaptureSettings {
             return bad(format!(
                 "slow_poll_delay must be at most {}",
                 duration_text(MAX_SLOW_POLL_DELAY)
+            ));
+        }
+        if self.cpu_sample_hz > MAX_CPU_SAMPLE_HZ {
+            return bad(format!(
+                "cpu_sample_hz must be at most {MAX_CPU_SAMPLE_HZ} (0 turns CPU samples off), \
+                 not {}",
+                self.cpu_sample_hz
+            ));
+        }
+        if self.cpu_sample_hz > 0
+            && self.signal.is_some()
+            && self.signal == crate::stack::cpu::timer_signal()
+        {
+            return bad(format!(
+                "signal {} is the signal of CPU samples' timers: choose another dump signal",
+                signal_name(self.signal.unwrap_or(0))
             ));
         }
         if self.dump_dir.as_os_str().is_empty() {
@@ -153,6 +185,9 @@ impl CaptureSettings {
             let mut slow = format!("slow poll > {}", duration_text(self.slow_poll_threshold));
             if !self.slow_poll_delay.is_zero() {
                 let _ = write!(slow, " (+{})", duration_text(self.slow_poll_delay));
+            }
+            if self.stacks {
+                slow.push_str(" with stacks");
             }
             triggers.push(slow);
         }
@@ -201,11 +236,25 @@ pub(crate) fn realtime_signals() -> Option<(i32, i32)> {
     }
 }
 
-/// Checks that `signal` may trigger dumps: `SIGUSR1`, `SIGUSR2` or a real-time signal, and
+/// Checks that `signal` may trigger dumps: `SIGUSR1`, `SIGUSR2` or a real-time signal, never a
+/// signal the recorder uses for anything else (the stack signal, [`crate::stack::signal`]), and
 /// signal capture is built in. The error names the signal and what is accepted.
 pub(crate) fn check_dump_signal(signal: i32) -> Result<(), String> {
+    check_dump_signal_beside(signal, crate::stack::signal())
+}
+
+/// [`check_dump_signal`] with the stack signal `stack_signal` (0 = none).
+pub(crate) fn check_dump_signal_beside(signal: i32, stack_signal: i32) -> Result<(), String> {
     #[cfg(all(unix, feature = "signal"))]
     {
+        if signal == stack_signal && stack_signal != 0 {
+            return Err(format!(
+                "signal {} cannot trigger dumps: stacks use it (FLIGHT_RECORDER_STACK_SIGNAL, \
+                 flight_recorder::stack::set_signal); use another of {}",
+                signal_name(signal),
+                dump_signals_text()
+            ));
+        }
         let realtime = realtime_signals().is_some_and(|(min, max)| (min..=max).contains(&signal));
         if signal == libc::SIGUSR1 || signal == libc::SIGUSR2 || realtime {
             return Ok(());
@@ -218,6 +267,7 @@ pub(crate) fn check_dump_signal(signal: i32) -> Result<(), String> {
     }
     #[cfg(not(all(unix, feature = "signal")))]
     {
+        let _ = stack_signal;
         Err(format!(
             "signal {signal} cannot trigger dumps: signal capture is not built in (Unix, cargo \
              feature `signal`)"
@@ -304,6 +354,35 @@ mod tests {
         }
     }
 
+    #[test]
+    #[cfg_attr(miri, ignore = "SIGRTMIN() calls the C library")]
+    fn cpu_sample_rates_are_bounded_and_errors_name_the_value() {
+        for hz in [0, 1, 99, 1000] {
+            let ok = CaptureSettings {
+                cpu_sample_hz: hz,
+                ..CaptureSettings::default()
+            };
+            assert!(ok.validate().is_ok(), "{hz}");
+        }
+        let too_high = CaptureSettings {
+            cpu_sample_hz: 5000,
+            ..CaptureSettings::default()
+        };
+        let error = too_high.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("cpu_sample_hz") && error.contains("5000"),
+            "{error}"
+        );
+        if let Some(timer_signal) = crate::stack::cpu::timer_signal() {
+            let clash = CaptureSettings {
+                cpu_sample_hz: 99,
+                signal: Some(timer_signal),
+                ..CaptureSettings::default()
+            };
+            assert!(clash.validate().is_err());
+        }
+    }
+
     #[cfg(all(target_os = "linux", feature = "signal"))]
     #[test]
     fn only_user_and_realtime_signals_trigger_dumps() {
@@ -317,6 +396,11 @@ mod tests {
             "{error}"
         );
         assert_eq!(signal_name(min + 2), "SIGRTMIN+2");
+        // Never the stack signal.
+        let stacks = crate::stack::signal();
+        let error = check_dump_signal(stacks).unwrap_err();
+        assert!(error.contains("stacks use it"), "{error}");
+        assert_eq!(check_dump_signal_beside(stacks, stacks + 1), Ok(()));
         assert_eq!(signal_name(max), "SIGRTMAX");
     }
 

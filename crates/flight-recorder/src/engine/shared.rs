@@ -37,6 +37,18 @@ pub(crate) struct PollInProgress {
     pub started_units: u64,
 }
 
+/// How far a live thread has recorded, as seen by [`Engine::threads_progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadProgress {
+    /// The recorder's id of the thread.
+    pub thread: u64,
+    /// Its kernel thread id.
+    pub os_tid: u64,
+    /// Its open chunk's sequence number and published length (`None` without one): any event
+    /// the thread records changes it.
+    pub progress: Option<(u64, usize)>,
+}
+
 /// The active consumers of sealed chunks.
 #[derive(Default)]
 struct Consumers {
@@ -376,6 +388,12 @@ impl Engine {
             .cloned()
     }
 
+    /// The descriptions of the live threads (for the CPU sampler, which maps kernel tids to the
+    /// recorder's thread ids).
+    pub(crate) fn live_threads(&self) -> Vec<ThreadInfo> {
+        lock(&self.infos).live.values().cloned().collect()
+    }
+
     /// The polls running now, on every live thread that marks its polls (the poll marks live in
     /// each thread's open chunk; a chunk of an older state does not count, since a poll that
     /// began before a recorder change may end unrecorded).
@@ -395,6 +413,23 @@ impl Engine {
                     task,
                     started_units,
                 })
+            })
+            .collect()
+    }
+
+    /// The live threads with their kernel ids and how far each has recorded.
+    pub(crate) fn threads_progress(&self) -> Vec<ThreadProgress> {
+        let threads = lock(&self.threads).clone();
+        let infos = lock(&self.infos);
+        threads
+            .iter()
+            .map(|t| {
+                let os_tid = infos.live.get(&t.id).map_or(0, |i| i.os_tid);
+                ThreadProgress {
+                    thread: t.id,
+                    os_tid,
+                    progress: t.open.view().map(|v| (v.chunk.seq, v.len)),
+                }
             })
             .collect()
     }

@@ -4,9 +4,9 @@
 //! sizes are numbers of bytes or strings with a unit (`"512MiB"`), the signal a name, a number or
 //! `null`. `PUT` takes any subset of the fields; the whole change is checked before anything is
 //! applied, so a refused change leaves the settings as they were, and an error names the value
-//! given and shows a valid one. `dump_dir`, `program_version` and `announce` are shown but cannot
-//! be changed over HTTP (a `PUT` may repeat their current value, so what `GET` returns can be
-//! sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
+//! given and shows a valid one. `stacks`, `dump_dir`, `program_version` and `announce` are shown
+//! but cannot be changed over HTTP (a `PUT` may repeat their current value, so what `GET` returns
+//! can be sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
 //! (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
 //! away from the process.
 
@@ -54,7 +54,7 @@ const CHANGEABLE: [&str; 9] = [
 ];
 
 /// The fields shown by `GET` that `PUT` may only repeat.
-const SHOWN_ONLY: [&str; 3] = ["dump_dir", "program_version", "announce"];
+const SHOWN_ONLY: [&str; 4] = ["stacks", "dump_dir", "program_version", "announce"];
 
 fn settings_json(s: &CaptureSettings) -> Value {
     let signal = match s.signal {
@@ -76,6 +76,7 @@ fn settings_json(s: &CaptureSettings) -> Value {
         "min_dump_interval": duration_text(s.min_dump_interval),
         "slow_poll_threshold": duration_text(s.slow_poll_threshold),
         "slow_poll_delay": duration_text(s.slow_poll_delay),
+        "stacks": s.stacks,
         "panic": s.panic,
         "signal": signal,
         "dump_dir": s.dump_dir.display().to_string(),
@@ -108,6 +109,7 @@ struct Patch {
     slow_poll_threshold: Option<Value>,
     slow_poll_delay: Option<Value>,
     panic: Option<Value>,
+    stacks: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     signal: Option<Value>,
     dump_dir: Option<Value>,
@@ -340,6 +342,7 @@ fn apply(
         Value::String(current.program_version.clone()),
     )?;
     read_only("announce", &patch.announce, Value::Bool(current.announce))?;
+    read_only("stacks", &patch.stacks, Value::Bool(current.stacks))?;
     s.validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(s)
@@ -416,6 +419,7 @@ mod tests {
             json!({"slow_poll_threshold": "1us"}),
             json!({"panic": "yes"}),
             json!({"dump_dir": "/etc"}),
+            json!({"stacks": false}),
         ] {
             let patch: Patch = serde_json::from_value(body.clone()).unwrap();
             assert!(

@@ -18,7 +18,6 @@ pub(crate) mod local;
 #[cfg(not(flight_recorder_loom))]
 pub mod ring;
 #[cfg(not(flight_recorder_loom))]
-#[allow(dead_code)] // until a capturing thread interns stacks
 pub(crate) mod stacks;
 pub(crate) mod state;
 pub(crate) mod sync;

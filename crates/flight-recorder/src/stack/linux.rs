@@ -120,7 +120,7 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
-fn gettid() -> i32 {
+pub(super) fn gettid() -> i32 {
     // SAFETY: gettid has no arguments and cannot fail; async-signal-safe.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
@@ -267,19 +267,13 @@ unsafe fn answer(number: u64, context: *mut libc::c_void) {
     if slot.request.load(Ordering::Acquire) != number {
         return;
     }
-    // SAFETY: per the function contract.
-    let Some(regs) = (unsafe { registers(context) }) else {
-        return;
-    };
     let lo = slot.stack_lo.load(Ordering::Relaxed);
     let hi = slot.stack_hi.load(Ordering::Relaxed);
     let mut len = 0usize;
     // SAFETY: `[lo, hi)` is this thread's own stack, registered by this thread, and we are
-    // running on this thread, so it stays mapped during the walk. When the interrupted stack
-    // pointer lies in it, everything from there to `hi` is mapped (for the main thread, the
-    // kernel maps its stack from the lowest stack pointer up); `walk` reads nothing otherwise.
-    let truncated = unsafe {
-        walk(regs, lo, hi, &Code, |address, kind| {
+    // running on this thread (per the function contract, `context` is its handler's).
+    let walked = unsafe {
+        walk_context(context, lo, hi, |address, kind| {
             if len == MAX_FRAMES {
                 return false;
             }
@@ -289,9 +283,35 @@ unsafe fn answer(number: u64, context: *mut libc::c_void) {
             true
         })
     };
+    let Some(truncated) = walked else {
+        return;
+    };
     slot.len.store(len, Ordering::Relaxed);
     slot.truncated.store(truncated, Ordering::Relaxed);
     slot.reply.store(number, Ordering::Release);
+}
+
+/// Walks the stack of the context a signal handler interrupted, with the handler's thread's
+/// stack bounds `[lo, hi)`, calling `emit` for every frame (see [`walk`]); `None` when `context`
+/// is null. Async-signal-safe: the walk of stuck-worker stacks and of CPU samples.
+///
+/// # Safety
+///
+/// Must run in a signal handler on the interrupted thread: `context` must be null or the
+/// `ucontext_t` the kernel gave that handler, and `[lo, hi)` the bounds this thread registered
+/// (its own stack, which stays mapped while it runs; when the interrupted stack pointer lies in
+/// it, everything from there to `hi` is mapped — for the main thread, the kernel maps its stack
+/// from the lowest stack pointer up — and `walk` reads nothing otherwise).
+pub(super) unsafe fn walk_context(
+    context: *mut libc::c_void,
+    lo: usize,
+    hi: usize,
+    emit: impl FnMut(usize, FrameKind) -> bool,
+) -> Option<bool> {
+    // SAFETY: per the function contract.
+    let regs = unsafe { registers(context) }?;
+    // SAFETY: per the function contract.
+    Some(unsafe { walk(regs, lo, hi, &Code, emit) })
 }
 
 fn kind_code(kind: FrameKind) -> u8 {
@@ -410,7 +430,7 @@ fn page_size() -> usize {
 }
 
 /// The calling thread's stack, `[lo, hi)`.
-fn stack_bounds() -> Result<(usize, usize), StackError> {
+pub(super) fn stack_bounds() -> Result<(usize, usize), StackError> {
     // SAFETY: the attribute object is initialized by pthread_getattr_np and destroyed after use;
     // the out-pointers are valid.
     unsafe {

@@ -51,6 +51,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub(crate) mod cpu;
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -74,6 +75,7 @@ mod unsupported;
     )
 ))]
 mod walk;
+pub(crate) mod workers;
 
 #[cfg(all(
     target_os = "linux",

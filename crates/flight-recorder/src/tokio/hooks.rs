@@ -8,6 +8,7 @@ use tokio::runtime::Builder;
 use crate::engine::global;
 use crate::raw::{self, EventKind};
 use crate::record::intern::intern_name;
+use crate::stack::workers;
 
 /// The role of a runtime thread in the trace: a worker (it parks and unparks).
 pub(crate) const ROLE_WORKER: u64 = 0;
@@ -163,6 +164,9 @@ impl Instrumentation {
         let user = self.thread_start;
         builder.on_thread_start(move || {
             global::set_runtime(runtime, ROLE_BLOCKING, name);
+            crate::stack::cpu::note_runtime_thread();
+            // While capture wants stacks: the watchdog may capture this thread's stack.
+            workers::register_current_thread();
             if let Some(f) = &user {
                 f();
             }
@@ -176,8 +180,10 @@ impl Instrumentation {
             // `block_on` is tagged here too (it was not started by the runtime).
             if global::runtime() != (runtime, ROLE_WORKER, name) {
                 global::set_runtime(runtime, ROLE_WORKER, name);
+                crate::stack::cpu::note_runtime_thread();
             }
             raw::record(EventKind::WorkerPark, &[]);
+            workers::parking();
             if let Some(f) = &user {
                 f();
             }
@@ -185,6 +191,7 @@ impl Instrumentation {
         let user = self.thread_unpark;
         builder.on_thread_unpark(move || {
             raw::record(EventKind::WorkerUnpark, &[]);
+            workers::unparked();
             if let Some(f) = &user {
                 f();
             }

@@ -2,9 +2,11 @@
 //! on their thread then.
 
 use super::{keep_top, location_name, string_or_id, thread_name};
+use crate::merge::Ev;
 use crate::merge::Names;
 use crate::model::{IdMap, Note, Observer, OpenRegion, PollEnd, PollResult, UserTaskSpan};
-use crate::summary::{LongPoll, LongPolls, SummaryOptions};
+use crate::summary::{LongPoll, LongPolls, SummaryOptions, ThreadStack};
+use flight_recorder_format::{args, EventKind};
 
 /// The analysis of long polls (see the module's docs).
 pub(super) struct LongPollStats {
@@ -12,7 +14,15 @@ pub(super) struct LongPollStats {
     long_polls: LongPolls,
     /// The names of the open user tasks, for the annotations.
     user_task_names: IdMap<u64>,
+    /// Stacks recorded for each thread (`thread_stack` events, by the stack's thread) since its
+    /// last poll ended, at most [`MAX_STACKS`] each.
+    pending_stacks: IdMap<Vec<ThreadStack>>,
+    /// Stacks taken outside any poll, the latest [`MAX_STACKS`].
+    other_stacks: Vec<ThreadStack>,
 }
+
+/// Stacks kept per poll (a watchdog captures at most 8 per poll).
+const MAX_STACKS: usize = 8;
 
 impl LongPollStats {
     pub(super) fn new(options: SummaryOptions) -> LongPollStats {
@@ -23,6 +33,8 @@ impl LongPollStats {
                 ..LongPolls::default()
             },
             user_task_names: IdMap::default(),
+            pending_stacks: IdMap::default(),
+            other_stacks: Vec::new(),
         }
     }
 
@@ -72,6 +84,31 @@ impl LongPollStats {
 }
 
 impl Observer for LongPollStats {
+    #[inline]
+    fn event(&mut self, _names: &dyn Names, ev: &Ev) {
+        if ev.kind == EventKind::ThreadStack as u8 {
+            let args::ThreadStack {
+                thread,
+                task,
+                stack,
+                cause,
+            } = ev.args_as();
+            let list = self.pending_stacks.entry(thread).or_default();
+            if list.len() == MAX_STACKS {
+                let old = list.remove(0);
+                push_latest(&mut self.other_stacks, old);
+            }
+            list.push(ThreadStack {
+                time_ns: ev.time,
+                thread,
+                task,
+                cause,
+                stack,
+                frames: Vec::new(),
+            });
+        }
+    }
+
     fn poll_end(
         &mut self,
         names: &dyn Names,
@@ -79,6 +116,19 @@ impl Observer for LongPollStats {
         stack: &[OpenRegion],
         notes: &[Note],
     ) {
+        let mut stacks = Vec::new();
+        if !self.pending_stacks.is_empty() {
+            if let Some(list) = self.pending_stacks.remove(&poll.thread) {
+                for s in list {
+                    let during = (poll.start..=poll.end).contains(&s.time_ns);
+                    if during || (s.task != 0 && s.task == poll.task.id && s.time_ns > poll.end) {
+                        stacks.push(s);
+                    } else {
+                        push_latest(&mut self.other_stacks, s);
+                    }
+                }
+            }
+        }
         let duration = poll.duration();
         if duration >= self.options.long_poll_ns {
             self.long_polls.count += 1;
@@ -103,6 +153,7 @@ impl Observer for LongPollStats {
                     }
                     .to_string(),
                     annotations: self.annotations(names, poll.task.uid, stack, notes),
+                    stacks,
                 };
                 keep_top(&mut self.long_polls.top, long, top, |p| p.duration_ns);
             }
@@ -119,8 +170,20 @@ impl Observer for LongPollStats {
 }
 
 impl LongPollStats {
-    /// The long polls, the longest first.
-    pub(super) fn finish(self) -> LongPolls {
-        self.long_polls
+    /// The long polls, the longest first, and the stacks taken outside polls (unresolved).
+    pub(super) fn finish(mut self) -> (LongPolls, Vec<ThreadStack>) {
+        let mut rest: Vec<ThreadStack> = self.pending_stacks.into_values().flatten().collect();
+        rest.sort_by_key(|s| s.time_ns);
+        for s in rest {
+            push_latest(&mut self.other_stacks, s);
+        }
+        (self.long_polls, self.other_stacks)
     }
+}
+
+fn push_latest(list: &mut Vec<ThreadStack>, stack: ThreadStack) {
+    if list.len() == MAX_STACKS {
+        list.remove(0);
+    }
+    list.push(stack);
 }

@@ -9,29 +9,39 @@ use std::io::Read;
 
 use flight_recorder_format::{Error, TraceReader};
 
-use super::{DamagedTrace, Summary, SummaryOptions};
+use super::{DamagedTrace, Summary, SummaryOptions, ThreadStack};
 use crate::drive::{drive, drive_pipelined};
 use crate::merge::{Names, OrderedEvents};
+use crate::symbols::Symbolizer;
 
 mod activity;
+mod cpu;
 mod long_polls;
 mod spans;
+mod stacks;
 mod tasks;
 
 use activity::Activity;
+use cpu::CpuStats;
 use long_polls::LongPollStats;
 use spans::SpanStats;
 use tasks::TaskStats;
 
 /// The summary's analyses, as one observer.
-type Analyses = (Activity, (TaskStats, (LongPollStats, SpanStats)));
+type Analyses = (
+    Activity,
+    (TaskStats, (LongPollStats, (SpanStats, CpuStats))),
+);
 
 fn analyses(options: SummaryOptions) -> Analyses {
     (
         Activity::new(options),
         (
             TaskStats::default(),
-            (LongPollStats::new(options), SpanStats::new(options.top)),
+            (
+                LongPollStats::new(options),
+                (SpanStats::new(options.top), CpuStats::default()),
+            ),
         ),
     )
 }
@@ -60,7 +70,12 @@ fn location_name(names: &dyn Names, id: u64) -> String {
         return "unknown".to_string();
     }
     match names.location(id) {
-        Some(l) => format!("{}:{}:{}", l.file, l.line, l.column),
+        Some(l) => format!(
+            "{}:{}:{}",
+            crate::symbols::short_path(&l.file),
+            l.line,
+            l.column
+        ),
         None => format!("location #{id}"),
     }
 }
@@ -114,7 +129,7 @@ impl Summary {
 
 /// The summary from what the analyses found and the reader at the end of the events.
 fn build<R: Read>(
-    (activity, (tasks, (long_polls, spans))): Analyses,
+    (activity, (tasks, (long_polls, (spans, cpu)))): Analyses,
     options: SummaryOptions,
     reader: &TraceReader<R>,
     error: Option<&Error>,
@@ -125,6 +140,27 @@ fn build<R: Read>(
     let (task_totals, locations, sched_latency) = tasks.finish(names);
     let (user_tasks, regions) = spans.finish(names);
     let (chunks, event_bytes) = reader.chunk_stats();
+    let (mut long_polls, mut other_stacks) = long_polls.finish();
+    let cpu_counts = cpu.finish();
+    let mut cpu = Vec::new();
+    let has_stacks =
+        long_polls.top.iter().any(|p| !p.stacks.is_empty()) || !other_stacks.is_empty();
+    if has_stacks || !cpu_counts.is_empty() {
+        let tables = reader.name_tables();
+        let mut symbolizer = Symbolizer::with_default_binaries();
+        let mut resolve = |s: &mut ThreadStack| {
+            if let Some(addresses) = tables.stack(s.stack) {
+                s.frames = symbolizer.resolve_stack(&tables, addresses);
+            }
+        };
+        long_polls
+            .top
+            .iter_mut()
+            .flat_map(|p| p.stacks.iter_mut())
+            .for_each(&mut resolve);
+        other_stacks.iter_mut().for_each(&mut resolve);
+        cpu = stacks::cpu_locations(names, &tables, &mut symbolizer, cpu_counts, options.top);
+    }
     Summary {
         path: None,
         header: reader.header().clone(),
@@ -143,7 +179,9 @@ fn build<R: Read>(
         tasks: task_totals,
         locations,
         sched_latency,
-        long_polls: long_polls.finish(),
+        long_polls,
+        other_stacks,
+        cpu,
         utilization: activity.utilization,
         user_tasks,
         regions,
@@ -152,4 +190,9 @@ fn build<R: Read>(
         edges: activity.edges,
         late_events: late,
     }
+}
+
+/// `module+0xoffset` for a frame that did not resolve.
+pub(crate) fn raw_frame_name(frame: &crate::symbols::ResolvedFrame) -> String {
+    stacks::raw_name(frame)
 }
