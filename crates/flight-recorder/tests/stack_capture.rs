@@ -74,7 +74,7 @@ fn show(stack: &Stack) -> String {
 /// returns that frame and the stack.
 fn capture_until(thread: &ThreadHandle, function: &str) -> (Resolved, Stack) {
     let mut last = String::new();
-    for _ in 0..50 {
+    for _ in 0..200 {
         let stack =
             capture_thread_stack(thread, Instant::now() + Duration::from_secs(5)).expect("capture");
         assert_eq!(stack.tid, thread.tid());

@@ -39,6 +39,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::modules::{self, Code};
+use super::signal::{errno, keeping_errno, thread_exists, ChainedHandler};
 use super::walk::{walk, Regs};
 use super::{Frame, FrameKind, Module, Stack, StackError, ThreadHandle, MAX_FRAMES};
 
@@ -105,19 +106,13 @@ static INSTALLED_SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// Serializes installation.
 static INSTALL: Mutex<()> = Mutex::new(());
 
-/// The action installed for the signal before ours (`sa_sigaction`, 0 = default) and its flags,
-/// stored right after ours is installed. Until then the handler treats it as the default action.
-static PREVIOUS_ACTION: AtomicUsize = AtomicUsize::new(0);
-static PREVIOUS_FLAGS: AtomicI32 = AtomicI32::new(0);
+/// Our handler and the action installed for the signal before it.
+static HANDLER: ChainedHandler = ChainedHandler::new(handler);
 
 fn slot(index: usize) -> Option<&'static Slot> {
     let ptr = SLOTS.get(index)?.load(Ordering::Acquire) as *const Slot;
     // SAFETY: a non-null entry comes from `Box::leak` and is never freed.
     unsafe { ptr.as_ref() }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
 pub(super) fn gettid() -> i32 {
@@ -171,37 +166,21 @@ fn install() -> Result<i32, StackError> {
     }
     let signal = signal();
     modules::refresh_code_ranges();
-    // SAFETY: a plain sigaction call with valid pointers. The previous action comes from the
-    // same call, so no action installed in between can be missed.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        let mut previous: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(signal, &action, &mut previous) != 0 {
-            return Err(StackError::SignalInstall(errno()));
-        }
-        PREVIOUS_FLAGS.store(previous.sa_flags, Ordering::Relaxed);
-        PREVIOUS_ACTION.store(previous.sa_sigaction, Ordering::Release);
-    }
+    HANDLER.install(signal).map_err(StackError::SignalInstall)?;
     INSTALLED_SIGNAL.store(signal, Ordering::Release);
     Ok(signal)
 }
 
 /// The signal handler. Async-signal-safe: atomics, `gettid`/`getpid`, bounded reads.
 extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; reading and writing it back is what every handler must do.
-    let saved_errno = unsafe { *libc::__errno_location() };
     // SAFETY: `info` and `context` come from the kernel for an SA_SIGINFO handler (or from a
     // chained caller passing them on); both are checked for null before use.
-    unsafe {
+    keeping_errno(|| unsafe {
         match our_request(info) {
             Some(number) => answer(number, context),
-            None => chain(signal, info, context),
+            None => HANDLER.chain(signal, info, context),
         }
-        *libc::__errno_location() = saved_errno;
-    }
+    });
 }
 
 /// The request number if the signal was queued by this process with our tag.
@@ -222,32 +201,6 @@ unsafe fn our_request(info: *const libc::siginfo_t) -> Option<u64> {
         return None;
     }
     Some(value & NUMBER_MASK)
-}
-
-/// Passes a signal that is not ours to the action installed before ours. A default or ignored
-/// action is ignored: the default action of a real-time signal ends the process, which no
-/// library should do on behalf of another.
-///
-/// # Safety
-///
-/// The arguments must be those the kernel gave the handler.
-unsafe fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    let action = PREVIOUS_ACTION.load(Ordering::Acquire);
-    let flags = PREVIOUS_FLAGS.load(Ordering::Relaxed);
-    if action == libc::SIG_DFL || action == libc::SIG_IGN || action == handler as *const () as usize
-    {
-        return;
-    }
-    if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(action) };
-        f(signal, info, context);
-    } else {
-        // SAFETY: installed without SA_SIGINFO: a plain `void (*)(int)` handler.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
-        f(signal);
-    }
 }
 
 /// Walks the interrupted thread's stack into its slot, if request `number` is still wanted.
@@ -621,13 +574,6 @@ fn send(signal: i32, tid: i32, number: u64) -> Result<(), i32> {
     } else {
         Err(errno())
     }
-}
-
-/// Whether thread `tid` of this process still exists.
-fn thread_exists(tid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the thread exists.
-    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
-    rc == 0 || errno() != libc::ESRCH
 }
 
 pub(super) fn capture_thread_stack(

@@ -62,6 +62,11 @@ mod linux;
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 mod modules;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod signal;
 #[cfg(not(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")

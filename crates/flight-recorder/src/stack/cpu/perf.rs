@@ -7,6 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::super::signal::errno;
+
 /// `perf_event_attr`, as far as `PERF_ATTR_SIZE_VER5` (112 bytes, Linux 4.1+): the fields used
 /// here are all in the first version; the later ones are zero.
 #[repr(C)]
@@ -66,10 +68,6 @@ const DATA_TAIL: usize = 1032;
 /// The most data pages per thread's ring (32 KiB with 4 KiB pages: at 99 Hz and 30 frames a
 /// sample, about 10 s of samples; the sampler drains every 20 ms).
 pub(crate) const MAX_DATA_PAGES: usize = 8;
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
 
 fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::super::linux::{gettid, walk_context};
+use super::super::signal::{errno, keeping_errno, thread_exists, ChainedHandler};
 
 /// Samples a ring holds: at 1,000 Hz the sampler (every 20 ms) finds at most about 20.
 pub(crate) const RING_ENTRIES: usize = 32;
@@ -73,24 +74,13 @@ static RING_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Serializes ring assignment and the handler's installation (never taken by the handler).
 static ASSIGN: Mutex<bool> = Mutex::new(false);
 
-/// The action installed for the signal before ours, and its flags.
-static PREVIOUS_ACTION: AtomicUsize = AtomicUsize::new(0);
-static PREVIOUS_FLAGS: AtomicI32 = AtomicI32::new(0);
+/// Our handler and the action installed for the signal before it.
+static HANDLER: ChainedHandler = ChainedHandler::new(handler);
 
 fn ring(index: usize) -> Option<&'static Ring> {
     let ptr = RINGS.get(index)?.load(Ordering::Acquire) as *const Ring;
     // SAFETY: a non-null entry comes from `Box::leak` and is never freed.
     unsafe { ptr.as_ref() }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn thread_exists(tid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the thread exists.
-    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0) };
-    rc == 0 || errno() != libc::ESRCH
 }
 
 /// Installs the handler once. `Err(errno)` if `sigaction` fails.
@@ -100,20 +90,7 @@ fn install() -> Result<(), i32> {
         return Ok(());
     }
     super::super::modules::refresh_code_ranges();
-    // SAFETY: a plain sigaction call with valid pointers; the previous action comes from the same
-    // call.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        let mut previous: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(timer_signal(), &action, &mut previous) != 0 {
-            return Err(errno());
-        }
-        PREVIOUS_FLAGS.store(previous.sa_flags, Ordering::Relaxed);
-        PREVIOUS_ACTION.store(previous.sa_sigaction, Ordering::Release);
-    }
+    HANDLER.install(timer_signal())?;
     *installed = true;
     Ok(())
 }
@@ -158,17 +135,14 @@ fn assign_ring(tid: i32, stack_lo: usize, stack_hi: usize) -> Option<usize> {
 
 /// The signal handler. Async-signal-safe: atomics, `gettid`, `clock_gettime`, bounded reads.
 extern "C" fn handler(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    // SAFETY: errno is thread-local; reading and writing it back is what every handler must do.
-    let saved_errno = unsafe { *libc::__errno_location() };
     // SAFETY: `info` and `context` come from the kernel for an SA_SIGINFO handler (or from a
     // chained caller passing them on); both are checked for null before use.
-    unsafe {
+    keeping_errno(|| unsafe {
         match our_ring(info) {
             Some(index) => take_sample(index, context),
-            None => chain(signal, info, context),
+            None => HANDLER.chain(signal, info, context),
         }
-        *libc::__errno_location() = saved_errno;
-    }
+    });
 }
 
 /// The ring index if the signal comes from one of our timers.
@@ -189,31 +163,6 @@ unsafe fn our_ring(info: *const libc::siginfo_t) -> Option<usize> {
         return None;
     }
     Some((value & INDEX_MASK) as usize)
-}
-
-/// Passes a signal that is not ours to the action installed before ours (a default or ignored
-/// action is ignored: the default action of a real-time signal ends the process).
-///
-/// # Safety
-///
-/// The arguments must be those the kernel gave the handler.
-unsafe fn chain(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    let action = PREVIOUS_ACTION.load(Ordering::Acquire);
-    let flags = PREVIOUS_FLAGS.load(Ordering::Relaxed);
-    if action == libc::SIG_DFL || action == libc::SIG_IGN || action == handler as *const () as usize
-    {
-        return;
-    }
-    if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed with SA_SIGINFO, so it has this signature.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(action) };
-        f(signal, info, context);
-    } else {
-        // SAFETY: installed without SA_SIGINFO: a plain `void (*)(int)` handler.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
-        f(signal);
-    }
 }
 
 /// Walks the interrupted stack into ring `index`, if it belongs to this thread and has room.
