@@ -264,7 +264,8 @@ fn check_case(function: &str) {
     });
     run_case(function);
     let (tag, cause) = expected();
-    let trace = read(&the_dump(dir.path(), tag));
+    let dump = the_dump(dir.path(), tag);
+    let trace = read(&dump);
     assert_eq!(trace.reader.header().reason, tag);
     let stacks: usize = detail(&trace, "stacks").unwrap().parse().unwrap();
     assert!(
@@ -273,6 +274,18 @@ fn check_case(function: &str) {
     );
     let naming = assert_named(&trace, cause, function, 2);
     assert!(naming <= stacks);
+    // What `flight-recorder summary` prints names the function with its file and line too,
+    // resolved from this test's binary through the file's modules table.
+    let summary = flight_recorder_analysis::summary::Summary::from_reader(
+        flight_recorder_format::TraceReader::open(&dump).unwrap(),
+    )
+    .unwrap()
+    .render_text();
+    let line = summary
+        .lines()
+        .find(|line| line.contains(&format!("::{function} ")))
+        .unwrap_or_else(|| panic!("the summary does not name {function}:\n{summary}"));
+    assert!(line.contains("stuck_worker.rs:"), "{line}\n{summary}");
     if cfg!(tokio_unstable) {
         // Attributed to the task and to the worker running it.
         let runtime_workers: Vec<u64> = trace
@@ -415,7 +428,8 @@ fn capture_from_env_gets_stacks_without_code_changes() {
     let dir = tempfile::tempdir().unwrap();
     run_env_child(dir.path(), None);
     let (tag, cause) = expected();
-    let trace = read(&the_dump(dir.path(), tag));
+    let dump = the_dump(dir.path(), tag);
+    let trace = read(&dump);
     assert_named(&trace, cause, "stuck_sleeping", 2);
 }
 
