@@ -449,7 +449,9 @@ fn main() {
     println!("* on/off: the median of each round's on/off slowdown");
     if rows.iter().any(|row| row.spawn.is_some()) {
         println!();
-        println!("instrumented spawn (config spawn: hooks + recorder + flight_recorder::tokio::spawn)");
+        println!(
+            "instrumented spawn (config spawn: hooks + recorder + flight_recorder::tokio::spawn)"
+        );
         println!(
             "{:<44} {:>10} {:>10} {:>10} {:>9} {:>9}",
             "workload", "bare", "on", "spawn", "spawn/on*", "spawn/bare*"

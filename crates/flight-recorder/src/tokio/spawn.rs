@@ -6,17 +6,17 @@ use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use super::hooks::ROLE_BLOCKING;
 use super::task_id::{current_task, task_id};
+use super::waker_slot::WakerSlot;
 use crate::engine::global;
 use crate::raw::{self, EventKind};
 use crate::record::intern::intern_location;
-use crate::record::sync::lock;
 
 /// Whether the wrapper records spawns, polls and terminations itself: only when the runtime
 /// hooks, which record them for every task, are not compiled in.
@@ -100,7 +100,11 @@ where
 }
 
 fn record_spawn(state: &WakeState, task: u64, location: &'static Location<'static>, parent: u64) {
-    state.task.store(task, Ordering::Relaxed);
+    // Only if neither the first poll (which reads the id from tokio) nor the end came first: a
+    // task that already ended keeps `ENDED`, so its late wakes record nothing.
+    let _ = state
+        .task
+        .compare_exchange(0, task, Ordering::Relaxed, Ordering::Relaxed);
     if WRAPPER_RECORDS_POLLS && raw::is_running() {
         raw::record(
             EventKind::TaskSpawn,
@@ -109,10 +113,25 @@ fn record_spawn(state: &WakeState, task: u64, location: &'static Location<'stati
     }
 }
 
-/// What a task's waker needs: the task's id and the runtime's waker to forward to.
+/// The task id of a task whose future was dropped (completed or aborted): its wakers may live on,
+/// and their wakes record nothing.
+const ENDED: u64 = u64::MAX;
+
+/// What a task's waker needs: the task's id and the runtime's waker to forward to. The task's
+/// only allocation besides the runtime's own: this `Arc` is both the wrapper's state and, through
+/// `Wake`, the waker handed to the inner future (a clone of it is a reference count, not an
+/// allocation).
+///
+/// It cannot live inline in the wrapper: the inner future may clone the waker into anything
+/// `'static` (a channel, a timer, another task), and such clones outlive the wrapper, which the
+/// runtime drops when the task ends or is aborted. The `Arc` keeps the state alive while any
+/// clone exists.
 struct WakeState {
+    /// The task's id: 0 until known, then tokio's id, then `ENDED`.
     task: AtomicU64,
-    target: Mutex<Option<Waker>>,
+    /// The runtime's waker of the task, registered on each poll (with no clone nor atomic
+    /// operation when it is the same as before) and woken by each wake, with no lock.
+    target: WakerSlot,
 }
 
 impl Wake for WakeState {
@@ -120,14 +139,14 @@ impl Wake for WakeState {
         self.wake_by_ref();
     }
 
+    /// One `task_wake` event per call, whichever clone and however it is called (`wake`,
+    /// `wake_by_ref`), then the runtime's waker is woken by reference.
     fn wake_by_ref(self: &Arc<Self>) {
         let task = self.task.load(Ordering::Relaxed);
-        if task != 0 {
+        if task != 0 && task != ENDED {
             raw::record(EventKind::TaskWake, &[task, current_task()]);
         }
-        if let Some(target) = lock(&self.target).as_ref() {
-            target.wake_by_ref();
-        }
+        self.target.wake();
     }
 }
 
@@ -136,8 +155,8 @@ pin_project_lite::pin_project! {
     pub struct Instrumented<F> {
         #[pin]
         inner: F,
-        state: Arc<WakeState>,
-        // The waker handed to the inner future, made once per task so a poll allocates nothing.
+        // The waker handed to the inner future, over the task's `WakeState`, made once per task
+        // (from the same `Arc`, so no allocation) on the first recorded poll.
         waker: Option<Waker>,
         ended: EndGuard,
     }
@@ -147,11 +166,10 @@ impl<F> Instrumented<F> {
     fn new(inner: F) -> (Instrumented<F>, Arc<WakeState>) {
         let state = Arc::new(WakeState {
             task: AtomicU64::new(0),
-            target: Mutex::new(None),
+            target: WakerSlot::new(),
         });
         let instrumented = Instrumented {
             inner,
-            state: state.clone(),
             waker: None,
             ended: EndGuard {
                 state: state.clone(),
@@ -169,20 +187,15 @@ impl<F: Future> Future for Instrumented<F> {
         if !raw::is_running() && this.waker.is_none() {
             return this.inner.poll(cx);
         }
-        let mut task = this.state.task.load(Ordering::Relaxed);
+        let state = &this.ended.state;
+        let mut task = state.task.load(Ordering::Relaxed);
         if task == 0 {
             task = current_task();
-            this.state.task.store(task, Ordering::Relaxed);
+            state.task.store(task, Ordering::Relaxed);
         }
-        {
-            let mut target = lock(&this.state.target);
-            if !target.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *target = Some(cx.waker().clone());
-            }
-        }
-        let waker = this
-            .waker
-            .get_or_insert_with(|| Waker::from(this.state.clone()));
+        // The common poll's waker is the one already stored: a comparison, nothing else.
+        state.target.register(cx.waker());
+        let waker = this.waker.get_or_insert_with(|| Waker::from(state.clone()));
         let mut cx = Context::from_waker(waker);
         if WRAPPER_RECORDS_POLLS {
             raw::poll_start(task);
@@ -195,14 +208,15 @@ impl<F: Future> Future for Instrumented<F> {
     }
 }
 
-/// Records the task's end when its future is dropped: after completing, or when aborted.
+/// Records the task's end when its future is dropped: after completing, or when aborted. Later
+/// wakes of the wakers left behind find `ENDED` and record nothing.
 struct EndGuard {
     state: Arc<WakeState>,
 }
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        let task = self.state.task.load(Ordering::Relaxed);
+        let task = self.state.task.swap(ENDED, Ordering::Relaxed);
         if WRAPPER_RECORDS_POLLS && task != 0 {
             raw::record(EventKind::TaskTerminate, &[task]);
         }
