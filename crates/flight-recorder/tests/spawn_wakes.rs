@@ -140,7 +140,9 @@ fn each_wake_by_ref_and_each_clone_records_one_event() {
             waker.wake_by_ref();
         }
         for _ in 0..2 {
-            waker.clone().wake();
+            // A clone woken by value (not `wake_by_ref`, on purpose).
+            let clone = waker.clone();
+            clone.wake();
         }
         let clone = waker.clone();
         done.store(true, Ordering::SeqCst);
@@ -193,7 +195,8 @@ fn wakers_outliving_their_task_record_nothing() {
     });
     // After the runtime itself is gone, too.
     kept.wake_by_ref();
-    kept.clone().wake();
+    let clone = kept.clone();
+    clone.wake();
     drop(kept);
     assert!(
         wakes_of(&trace, task).is_empty(),
