@@ -1,6 +1,7 @@
-//! The instrumented spawn allocates one block per task (its wake state, which is also the waker
-//! handed to the task's future), beyond what `tokio::spawn` allocates. In a process of its own,
-//! as it counts the process's allocations.
+//! Beyond what `tokio::spawn` allocates, the instrumented spawn allocates nothing for a task that
+//! never clones its waker, and one block (its wake state, which is also the waker handed to the
+//! task's future) for a task that does. In a process of its own, as it counts the process's
+//! allocations.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,13 +31,21 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Allocations made by spawning `tasks` empty tasks and awaiting them, with the instrumented
-/// spawn or `tokio::spawn`.
-fn allocations_for_spawns(rt: &tokio::runtime::Runtime, tasks: u64, instrumented: bool) -> u64 {
+/// Allocations made by spawning `tasks` tasks and awaiting them, with the instrumented spawn or
+/// `tokio::spawn`; each task yields once (which clones its waker) if `yields`.
+fn allocations_for_spawns(
+    rt: &tokio::runtime::Runtime,
+    tasks: u64,
+    instrumented: bool,
+    yields: bool,
+) -> u64 {
     rt.block_on(async {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         for i in 0..tasks {
             let task = async move {
+                if yields {
+                    tokio::task::yield_now().await;
+                }
                 std::hint::black_box(i);
             };
             if instrumented {
@@ -50,7 +59,7 @@ fn allocations_for_spawns(rt: &tokio::runtime::Runtime, tasks: u64, instrumented
 }
 
 #[test]
-fn an_instrumented_spawn_allocates_one_block_more_than_tokio_spawn() {
+fn an_instrumented_spawn_allocates_only_for_a_task_that_clones_its_waker() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
@@ -59,17 +68,30 @@ fn an_instrumented_spawn_allocates_one_block_more_than_tokio_spawn() {
     let mut builder = tokio::runtime::Builder::new_current_thread();
     flight_recorder::tokio::instrument(&mut builder);
     let rt = builder.enable_all().build().unwrap();
-    allocations_for_spawns(&rt, 100, true);
-    allocations_for_spawns(&rt, 100, false);
+    for yields in [false, true] {
+        allocations_for_spawns(&rt, 100, true, yields);
+        allocations_for_spawns(&rt, 100, false, yields);
+    }
     let tasks = 1_000;
-    let instrumented = allocations_for_spawns(&rt, tasks, true);
-    let plain = allocations_for_spawns(&rt, tasks, false);
+    let mut extra = Vec::new();
+    for yields in [false, true] {
+        let instrumented = allocations_for_spawns(&rt, tasks, true, yields);
+        let plain = allocations_for_spawns(&rt, tasks, false, yields);
+        extra.push((instrumented, plain));
+    }
     fr.stop();
-    // The task's `WakeState` (its id and waker slot, and the waker handed to the future): one
-    // allocation per task, the lock and the per-poll clone of the runtime's waker gone. A few
-    // more overall for fresh event buffers.
+    // A few more overall for fresh event buffers.
+    let [(instrumented, plain), (instrumented_yielding, plain_yielding)] = extra[..] else {
+        unreachable!()
+    };
     assert!(
-        instrumented + 8 >= plain + tasks && instrumented <= plain + tasks + 8,
-        "{instrumented} allocations for {tasks} instrumented spawns, {plain} for tokio::spawn"
+        instrumented <= plain + 8,
+        "{instrumented} allocations for {tasks} instrumented spawns that never wait, {plain} for tokio::spawn"
+    );
+    // The `WakeState`, made by the first clone of the waker (yield_now's).
+    assert!(
+        instrumented_yielding + 8 >= plain_yielding + tasks
+            && instrumented_yielding <= plain_yielding + tasks + 8,
+        "{instrumented_yielding} allocations for {tasks} instrumented spawns that yield, {plain_yielding} for tokio::spawn"
     );
 }

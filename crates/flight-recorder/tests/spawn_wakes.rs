@@ -318,3 +318,45 @@ fn many_threads_waking_one_task_lose_no_wake() {
         THREADS * WAKES
     );
 }
+
+#[test]
+fn the_lent_waker_woken_and_cloned_from_threads_during_a_poll() {
+    let _serial = serial();
+    let kept: Shared = Arc::default();
+    let (trace, task) = record(|rt| {
+        rt.block_on({
+            let kept = kept.clone();
+            async move {
+                let mut polls = 0;
+                let task = flight_recorder::tokio::spawn(poll_fn(move |cx| {
+                    polls += 1;
+                    match polls {
+                        // Woken by reference before any clone exists: one event.
+                        1 => cx.waker().wake_by_ref(),
+                        // Four threads clone the waker at once (the first clone makes the task's
+                        // wake state; the others race it), each waking its clone: four events.
+                        2 => {
+                            let waker = cx.waker();
+                            std::thread::scope(|scope| {
+                                for _ in 0..4 {
+                                    scope.spawn(|| {
+                                        let clone = waker.clone();
+                                        clone.wake_by_ref();
+                                        *kept.lock().unwrap() = Some(clone);
+                                    });
+                                }
+                            });
+                        }
+                        _ => return Poll::Ready(()),
+                    }
+                    Poll::Pending
+                }));
+                let id = tokio_id(task.id());
+                task.await.unwrap();
+                id
+            }
+        })
+    });
+    drop(kept.lock().unwrap().take());
+    assert_eq!(wakes_of(&trace, task).len(), 5);
+}

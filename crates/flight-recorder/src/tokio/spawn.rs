@@ -6,7 +6,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -46,9 +46,8 @@ where
 {
     let location = Location::caller();
     let parent = current_task();
-    let (instrumented, state) = Instrumented::new(future);
-    let handle = tokio::spawn(instrumented);
-    record_spawn(state, task_id(handle.id()), location, parent);
+    let handle = tokio::spawn(Instrumented::new(future));
+    record_spawn(task_id(handle.id()), location, parent);
     handle
 }
 
@@ -61,9 +60,8 @@ where
 {
     let location = Location::caller();
     let parent = current_task();
-    let (instrumented, state) = Instrumented::new(future);
-    let handle = set.spawn(instrumented);
-    record_spawn(state, task_id(handle.id()), location, parent);
+    let handle = set.spawn(Instrumented::new(future));
+    record_spawn(task_id(handle.id()), location, parent);
     handle
 }
 
@@ -100,21 +98,10 @@ where
     handle
 }
 
-fn record_spawn(
-    state: Option<Arc<WakeState>>,
-    task: u64,
-    location: &'static Location<'static>,
-    parent: u64,
-) {
-    // Without the runtime hooks, the id is known from here, for the end of a task that is never
-    // polled while recording. Only if neither the first poll (which reads the id from tokio) nor
-    // the end came first: a task that already ended keeps `ENDED`, so its late wakes record
-    // nothing. (With the hooks, the first poll sets it, before any waker of the task exists.)
-    if let Some(state) = state {
-        let _ = state
-            .task
-            .compare_exchange(0, task, Ordering::Relaxed, Ordering::Relaxed);
-    }
+/// Records the spawn (without the runtime hooks, which record it otherwise). The wrapper learns
+/// the task's id at its first recorded poll, from tokio: a task that ends before any recorded
+/// poll has no end event.
+fn record_spawn(task: u64, location: &'static Location<'static>, parent: u64) {
     if WRAPPER_RECORDS_POLLS && raw::is_running() {
         raw::record(
             EventKind::TaskSpawn,
@@ -128,9 +115,10 @@ fn record_spawn(
 const ENDED: u64 = u64::MAX;
 
 /// What a task's waker needs: the task's id and the runtime's waker to forward to. The task's
-/// only allocation besides the runtime's own: this `Arc` is both the wrapper's state and, through
-/// `WAKER_VTABLE`, the waker handed to the inner future (lent by each poll with no count; a clone
-/// is a reference count, not an allocation).
+/// only allocation besides the runtime's own, made only when the inner future first clones its
+/// waker (see `Inline`): this `Arc` is both the state and, through `WAKER_VTABLE`, the waker
+/// handed to the inner future (lent by each later poll with no count; a clone is a reference
+/// count, not an allocation).
 ///
 /// It cannot live inline in the wrapper: the inner future may clone the waker into anything
 /// `'static` (a channel, a timer, another task), and such clones outlive the wrapper, which the
@@ -161,19 +149,6 @@ impl WakeState {
 /// clone is one count more, a drop one less: the state lives while any waker exists.
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
-
-/// A waker over `state`'s allocation, not owning a count.
-///
-/// # Safety
-///
-/// The returned waker must not be used (nor dropped: wrap it in `ManuallyDrop`) after the
-/// caller's `state` is dropped; its clones own their counts and have no such limit.
-unsafe fn borrowed_waker(state: &Arc<WakeState>) -> Waker {
-    let raw = RawWaker::new(Arc::as_ptr(state).cast(), &WAKER_VTABLE);
-    // SAFETY: the vtable's functions uphold `RawWaker`'s contract for a pointer of a live
-    // `Arc<WakeState>` (below); the caller keeps `state` alive while this waker is used.
-    unsafe { Waker::from_raw(raw) }
-}
 
 /// # Safety
 ///
@@ -222,25 +197,23 @@ pin_project_lite::pin_project! {
         // Whether a poll has lent the task's waker: from then on polls go through the wrapper
         // even if the recorder stops, so that wakes keep reaching the runtime.
         wrapped: bool,
-        // Holds the task's `WakeState`, which the wakers point to.
-        ended: EndGuard,
+        // The task's id and, once the inner future has cloned its waker, its `WakeState`. Last,
+        // so that it is dropped after the inner future (and its wakers' clones, if it owns any).
+        ended: Inline,
     }
 }
 
 impl<F> Instrumented<F> {
-    /// The wrapper, and (without the runtime hooks) a count of its state for `record_spawn`.
-    fn new(inner: F) -> (Instrumented<F>, Option<Arc<WakeState>>) {
-        let state = Arc::new(WakeState {
-            task: AtomicU64::new(0),
-            target: WakerSlot::new(),
-        });
-        let for_spawn = WRAPPER_RECORDS_POLLS.then(|| state.clone());
-        let instrumented = Instrumented {
+    fn new(inner: F) -> Instrumented<F> {
+        Instrumented {
             inner,
             wrapped: false,
-            ended: EndGuard { state },
-        };
-        (instrumented, for_spawn)
+            ended: Inline {
+                task: AtomicU64::new(0),
+                cx_waker: AtomicPtr::new(std::ptr::null_mut()),
+                state: AtomicPtr::new(std::ptr::null_mut()),
+            },
+        }
     }
 }
 
@@ -253,18 +226,34 @@ impl<F: Future> Future for Instrumented<F> {
             return this.inner.poll(cx);
         }
         *this.wrapped = true;
-        let state = &this.ended.state;
-        let mut task = state.task.load(Ordering::Relaxed);
+        // Only shared from here on: the lent inline waker points to it during the inner poll.
+        let inline: &Inline = this.ended;
+        let mut task = inline.task.load(Ordering::Relaxed);
         if task == 0 {
             task = current_task();
-            state.task.store(task, Ordering::Relaxed);
+            inline.task.store(task, Ordering::Relaxed);
         }
-        // The common poll's waker is the one already stored: a comparison, nothing else.
-        state.target.register(cx.waker());
-        // SAFETY: the lent waker lives in this frame only, and `state` (held by `self`, pinned and
-        // borrowed for the whole poll) outlives it; `ManuallyDrop`, as it owns no count. The inner
-        // future keeps clones, which own theirs.
-        let waker = ManuallyDrop::new(unsafe { borrowed_waker(state) });
+        let state = inline.state.load(Ordering::Acquire);
+        let raw = if state.is_null() {
+            // No clone of the task's waker exists: lend one over `inline`, which forwards to this
+            // poll's waker (kept for the duration of the poll).
+            inline
+                .cx_waker
+                .store(std::ptr::from_ref(cx.waker()).cast_mut(), Ordering::Relaxed);
+            RawWaker::new(std::ptr::from_ref(inline).cast(), &INLINE_VTABLE)
+        } else {
+            // SAFETY: `inline` owns one count of the state while it is not null (`Inline::drop`
+            // releases it), and `self` is borrowed for the whole poll.
+            let state = unsafe { &*state };
+            // The common poll's waker is the one already stored: a comparison, nothing else.
+            state.target.register(cx.waker());
+            RawWaker::new(std::ptr::from_ref(state).cast(), &WAKER_VTABLE)
+        };
+        // SAFETY: the lent waker lives in this frame only: `inline` and the state it owns a count
+        // of (held by `self`, pinned and borrowed for the whole poll) and `cx`'s waker outlive it.
+        // Its vtables uphold `RawWaker`'s contract for those pointers (see each function).
+        // `ManuallyDrop`, as it owns no count; the inner future keeps clones, which own theirs.
+        let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw) });
         let mut cx = Context::from_waker(&waker);
         if WRAPPER_RECORDS_POLLS {
             raw::poll_start(task);
@@ -277,19 +266,110 @@ impl<F: Future> Future for Instrumented<F> {
     }
 }
 
-/// Records the task's end when its future is dropped: after completing, or when aborted. Later
-/// wakes of the wakers left behind find `ENDED` and record nothing.
-struct EndGuard {
-    state: Arc<WakeState>,
+/// The wrapper's own state, inline in the task: a task whose future never clones its waker (it
+/// completes or waits on nothing that keeps a waker) allocates nothing of ours and registers
+/// nothing. The first clone of the lent waker allocates the `WakeState` (with this poll's waker
+/// of the runtime registered), which every later waker and poll uses.
+struct Inline {
+    /// The task's id: 0 until the first recorded poll.
+    task: AtomicU64,
+    /// The waker of the poll in progress, while a waker over this `Inline` is lent (else stale).
+    cx_waker: AtomicPtr<Waker>,
+    /// The task's `WakeState` once made (`Arc::into_raw`, owning one count), else null.
+    state: AtomicPtr<WakeState>,
 }
 
-impl Drop for EndGuard {
+impl Inline {
+    /// The task's `WakeState`, made on the first call. Called only during a poll that lent a
+    /// waker over `self` (from any thread the inner future passes it to).
+    fn state(&self) -> *const WakeState {
+        let state = self.state.load(Ordering::Acquire);
+        if !state.is_null() {
+            return state;
+        }
+        // SAFETY: a waker over `self` is lent, so `cx_waker` points to the poll's waker, alive
+        // until the poll returns, which is after this call.
+        let target = unsafe { &*self.cx_waker.load(Ordering::Relaxed) }.clone();
+        let made = Arc::into_raw(Arc::new(WakeState {
+            task: AtomicU64::new(self.task.load(Ordering::Relaxed)),
+            target: WakerSlot::with_waker(target),
+        }))
+        .cast_mut();
+        match self.state.compare_exchange(
+            std::ptr::null_mut(),
+            made,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => made,
+            Err(theirs) => {
+                // Another thread's clone made it first (during the same poll).
+                // SAFETY: `made` came from `Arc::into_raw` above and was not published.
+                drop(unsafe { Arc::from_raw(made) });
+                theirs
+            }
+        }
+    }
+}
+
+/// Records the task's end when its future is dropped: after completing, or when aborted. Later
+/// wakes of the wakers left behind find `ENDED` and record nothing.
+impl Drop for Inline {
     fn drop(&mut self) {
-        // A load and a store: the only other writer, `record_spawn`, writes only over 0.
-        let task = self.state.task.load(Ordering::Relaxed);
-        self.state.task.store(ENDED, Ordering::Relaxed);
+        let task = *self.task.get_mut();
+        let state = *self.state.get_mut();
+        if !state.is_null() {
+            // SAFETY: a non-null `state` came from `Arc::into_raw`, owning one count, released
+            // here once (`&mut self`: no lent waker exists any more).
+            let state = unsafe { Arc::from_raw(state) };
+            state.task.store(ENDED, Ordering::Relaxed);
+        }
         if WRAPPER_RECORDS_POLLS && task != 0 {
             raw::record(EventKind::TaskTerminate, &[task]);
         }
     }
 }
+
+/// The waker a poll lends while the task has no `WakeState`: its data pointer is the task's
+/// `Inline`, valid for the duration of that poll only, which is as long as a lent `&Waker` may be
+/// used. Never owned: a clone is an owning waker of `WAKER_VTABLE`; dropping or waking by value
+/// cannot happen (no one owns it), and are harmless no-ops and a wake by reference.
+static INLINE_VTABLE: RawWakerVTable = RawWakerVTable::new(
+    inline_waker_clone,
+    inline_waker_wake_by_ref,
+    inline_waker_wake_by_ref,
+    inline_waker_drop,
+);
+
+/// # Safety
+///
+/// `data` is the `Inline` of a task whose poll, lending this waker, is in progress (all of
+/// `INLINE_VTABLE`'s functions have this contract: `Waker`'s for its data pointer).
+unsafe fn inline_waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live `Inline` during its poll (above).
+    let inline = unsafe { &*data.cast::<Inline>() };
+    let state = inline.state();
+    // SAFETY: `state` is a live `Arc<WakeState>` (the `Inline` owns a count); the new waker owns
+    // the count added here.
+    unsafe { Arc::increment_strong_count(state) };
+    RawWaker::new(state.cast(), &WAKER_VTABLE)
+}
+
+/// # Safety
+///
+/// As `inline_waker_clone`.
+unsafe fn inline_waker_wake_by_ref(data: *const ()) {
+    // SAFETY: `data` is a live `Inline` during its poll (above).
+    let inline = unsafe { &*data.cast::<Inline>() };
+    let task = inline.task.load(Ordering::Relaxed);
+    if task != 0 {
+        raw::record(EventKind::TaskWake, &[task, current_task()]);
+    }
+    // SAFETY: the poll lending this waker is in progress, so `cx_waker` points to its waker.
+    unsafe { &*inline.cx_waker.load(Ordering::Relaxed) }.wake_by_ref();
+}
+
+/// # Safety
+///
+/// As `inline_waker_clone`.
+unsafe fn inline_waker_drop(_data: *const ()) {}

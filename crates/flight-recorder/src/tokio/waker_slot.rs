@@ -82,6 +82,15 @@ impl WakerSlot {
         }
     }
 
+    /// A slot holding `waker`, for a slot made when its first waker is known.
+    #[cfg_attr(flight_recorder_loom, allow(dead_code))]
+    pub(crate) fn with_waker(waker: Waker) -> WakerSlot {
+        WakerSlot {
+            state: AtomicUsize::new(0),
+            waker: UnsafeCell::new(Some(waker)),
+        }
+    }
+
     /// Makes `waker` the one that later wakes reach. Called only from the task's poll: two
     /// registers of one slot never run at the same time (the caller holds the task's
     /// `Pin<&mut _>`, and the runtime orders its polls), which is what the protocol relies on.
