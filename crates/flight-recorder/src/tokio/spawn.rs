@@ -120,10 +120,11 @@ const ENDED: u64 = u64::MAX;
 /// handed to the inner future (lent by each later poll with no count; a clone is a reference
 /// count, not an allocation).
 ///
-/// It cannot live inline in the wrapper: the inner future may clone the waker into anything
-/// `'static` (a channel, a timer, another task), and such clones outlive the wrapper, which the
-/// runtime drops when the task ends or is aborted. The `Arc` keeps the state alive while any
-/// clone exists.
+/// It cannot stay inline in the wrapper once the waker is cloned: the inner future may clone it
+/// into anything `'static` (a channel, a timer, another task), and such clones outlive the
+/// wrapper, which the runtime drops when the task ends or is aborted. The `Arc` keeps the state
+/// alive while any clone exists. Before the first clone, the only waker is the one a poll lends,
+/// which cannot outlive the poll: that one points inline (`Inline`).
 struct WakeState {
     /// The task's id: 0 until known, then tokio's id, then `ENDED`.
     task: AtomicU64,
