@@ -40,9 +40,7 @@ fn threads_record_while_snapshots_are_taken() {
         min_age: Duration::from_secs(600),
         max_bytes: 64 << 20,
     });
-    recorder
-        .start()
-        .expect("no other recorder runs in the unit tests");
+    recorder.start().expect("no other recorder runs in the unit tests");
     let writers: Vec<_> = (0..THREADS)
         .map(|_| {
             std::thread::spawn(|| {
@@ -64,10 +62,7 @@ fn threads_record_while_snapshots_are_taken() {
         writer.join().expect("a writer thread");
     }
     for values in counters_by_thread(&during).values() {
-        assert!(
-            values.iter().copied().eq(0..values.len() as u64),
-            "gap or duplicate"
-        );
+        assert!(values.iter().copied().eq(0..values.len() as u64), "gap or duplicate");
     }
     // After they exited (their open chunks sealed into the window): everything, in order.
     let mut after = Vec::new();
@@ -77,15 +72,9 @@ fn threads_record_while_snapshots_are_taken() {
     let mut reader = TraceReader::new(&after[..]).expect("a trace file");
     while reader.next_event().expect("an intact file").is_some() {}
     let (chunks, _) = reader.chunk_stats();
-    assert!(
-        chunks > 2 * THREADS,
-        "the threads filled several chunks each"
-    );
+    assert!(chunks > 2 * THREADS, "the threads filled several chunks each");
     assert_eq!(by_thread.len(), THREADS as usize);
     for values in by_thread.values() {
-        assert!(
-            values.iter().copied().eq(0..EVENTS),
-            "events lost or out of order"
-        );
+        assert!(values.iter().copied().eq(0..EVENTS), "events lost or out of order");
     }
 }

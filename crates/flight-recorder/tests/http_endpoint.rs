@@ -916,10 +916,7 @@ fn concurrent_snapshots_get_a_clear_409() {
             }
             assert!(ok >= 1, "every attempt of a round was refused");
         }
-        eprintln!(
-            "{refused} of {} concurrent snapshot requests were refused",
-            2 * rounds
-        );
+        eprintln!("{refused} of {} concurrent snapshot requests were refused", 2 * rounds);
         let reply = get(addr, &format!("{BASE}/snapshot")).await;
         assert_eq!(reply.status, StatusCode::OK);
         read_trace(reply.body);
