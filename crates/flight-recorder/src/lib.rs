@@ -87,8 +87,12 @@ pub mod tracing;
 
 #[cfg(all(test, flight_recorder_loom))]
 mod loom_tests;
+// The instrumented spawn's waker slot, alone, for its loom models.
 #[cfg(all(test, not(flight_recorder_loom)))]
 mod recording_tests;
+#[cfg(flight_recorder_loom)]
+#[path = "tokio/waker_slot.rs"]
+mod waker_slot;
 
 #[cfg(not(flight_recorder_loom))]
 pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, UserTask};

@@ -340,3 +340,92 @@ fn loom_restart_drops_old_generation() {
         engine.stop_window(NEW_OWNER);
     });
 }
+
+/// The instrumented spawn's waker slot (`tokio/waker_slot.rs`): a wake and a register of a new
+/// waker at once. Each wake publishes a flag before waking (as a channel publishes a message);
+/// the poller registers, then reads the flags (as the task's poll does after registering). No
+/// wake is lost: every flag the poll missed has woken the new waker. After the race the slot is
+/// idle again: a register stores the next waker without waking it, and a wake reaches it.
+mod waker_slot {
+    use std::task::{Wake, Waker};
+
+    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use loom::sync::Arc;
+    use loom::thread;
+
+    use super::model;
+    use crate::waker_slot::WakerSlot;
+
+    /// A waker counting its wakes.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counting() -> (std::sync::Arc<Count>, Waker) {
+        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        (count, waker)
+    }
+
+    fn wakes(count: &Count) -> usize {
+        count.0.load(Ordering::Relaxed)
+    }
+
+    /// `wakers` threads each publish a flag and wake while the poller registers a new waker.
+    fn race(wakers: usize) {
+        let slot = Arc::new(WakerSlot::new());
+        let (_old, old_waker) = counting();
+        slot.register(&old_waker);
+        let flags: Arc<Vec<AtomicBool>> =
+            Arc::new((0..wakers).map(|_| AtomicBool::new(false)).collect());
+        let threads: Vec<_> = (0..wakers)
+            .map(|i| {
+                let slot = slot.clone();
+                let flags = flags.clone();
+                thread::spawn(move || {
+                    flags[i].store(true, Ordering::Relaxed);
+                    slot.wake();
+                })
+            })
+            .collect();
+        let (new, new_waker) = counting();
+        slot.register(&new_waker);
+        let seen: Vec<bool> = flags.iter().map(|f| f.load(Ordering::Relaxed)).collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        for (i, seen) in seen.into_iter().enumerate() {
+            assert!(
+                seen || wakes(&new) > 0,
+                "wake {i} lost: the poll missed its flag and the new waker was not woken"
+            );
+        }
+        // Idle again: the same waker registers with nothing to do; a new one is stored at once.
+        let before = wakes(&new);
+        slot.register(&new_waker);
+        assert_eq!(wakes(&new), before);
+        let (next, next_waker) = counting();
+        slot.register(&next_waker);
+        assert_eq!(wakes(&next), 0, "the slot stayed busy after the race");
+        slot.wake();
+        assert_eq!(wakes(&next), 1);
+    }
+
+    #[test]
+    fn loom_waker_slot_wake_meets_register() {
+        model("waker_slot_wake_meets_register", || race(1));
+    }
+
+    #[test]
+    fn loom_waker_slot_two_wakes_meet_register() {
+        model("waker_slot_two_wakes_meet_register", || race(2));
+    }
+}

@@ -33,6 +33,7 @@ mod hooks;
 mod metrics;
 mod spawn;
 mod task_id;
+pub(crate) mod waker_slot;
 
 pub use hooks::{instrument, Instrumentation};
 pub use metrics::{record_runtime_metrics, MetricsSampler};

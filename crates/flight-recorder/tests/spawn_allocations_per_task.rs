@@ -1,0 +1,97 @@
+//! Beyond what `tokio::spawn` allocates, the instrumented spawn allocates nothing for a task that
+//! never clones its waker, and one block (its wake state, which is also the waker handed to the
+//! task's future) for a task that does. In a process of its own, as it counts the process's
+//! allocations.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use flight_recorder::{FlightRecorder, FlightRecorderConfig};
+
+/// Counts allocations of the whole process.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator, adding only a counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made by spawning `tasks` tasks and awaiting them, with the instrumented spawn or
+/// `tokio::spawn`; each task yields once (which clones its waker) if `yields`.
+fn allocations_for_spawns(
+    rt: &tokio::runtime::Runtime,
+    tasks: u64,
+    instrumented: bool,
+    yields: bool,
+) -> u64 {
+    rt.block_on(async {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for i in 0..tasks {
+            let task = async move {
+                if yields {
+                    tokio::task::yield_now().await;
+                }
+                std::hint::black_box(i);
+            };
+            if instrumented {
+                flight_recorder::tokio::spawn(task).await.unwrap();
+            } else {
+                tokio::spawn(task).await.unwrap();
+            }
+        }
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    })
+}
+
+#[test]
+fn an_instrumented_spawn_allocates_only_for_a_task_that_clones_its_waker() {
+    let fr = FlightRecorder::new(FlightRecorderConfig {
+        min_age: Duration::from_secs(60),
+        max_bytes: 64 << 20,
+    });
+    fr.start().unwrap();
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    flight_recorder::tokio::instrument(&mut builder);
+    let rt = builder.enable_all().build().unwrap();
+    for yields in [false, true] {
+        allocations_for_spawns(&rt, 100, true, yields);
+        allocations_for_spawns(&rt, 100, false, yields);
+    }
+    let tasks = 1_000;
+    let mut extra = Vec::new();
+    for yields in [false, true] {
+        let instrumented = allocations_for_spawns(&rt, tasks, true, yields);
+        let plain = allocations_for_spawns(&rt, tasks, false, yields);
+        extra.push((instrumented, plain));
+    }
+    fr.stop();
+    // A few more overall for fresh event buffers.
+    let [(instrumented, plain), (instrumented_yielding, plain_yielding)] = extra[..] else {
+        unreachable!()
+    };
+    assert!(
+        instrumented <= plain + 8,
+        "{instrumented} allocations for {tasks} instrumented spawns that never wait, {plain} for tokio::spawn"
+    );
+    // The `WakeState`, made by the first clone of the waker (yield_now's).
+    assert!(
+        instrumented_yielding + 8 >= plain_yielding + tasks
+            && instrumented_yielding <= plain_yielding + tasks + 8,
+        "{instrumented_yielding} allocations for {tasks} instrumented spawns that yield, {plain_yielding} for tokio::spawn"
+    );
+}
