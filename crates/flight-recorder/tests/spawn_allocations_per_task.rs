@@ -63,6 +63,7 @@ fn an_instrumented_spawn_allocates_only_for_a_task_that_clones_its_waker() {
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let mut builder = tokio::runtime::Builder::new_current_thread();

@@ -23,6 +23,7 @@ fn record<T>(work: impl FnOnce(&tokio::runtime::Runtime) -> T) -> (ReadTrace, T)
     let fr = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(60),
         max_bytes: 64 << 20,
+        ..Default::default()
     });
     fr.start().unwrap();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
