@@ -16,7 +16,7 @@
 //! `BENCH_HTTP_SECS`, default 2; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
 //! `BENCH_ONLY=spawn`, `yield` or `ping-pong` one micro workload). The micro workloads are small
 //! by default (100k spawns, 100 tasks x 5k yields, 100 pairs x 1k round trips);
-//! `BENCH_SIZE=issue` runs the sizes of issue 18 (3 M spawns in batches of 1000, 1000 tasks x
+//! `BENCH_SIZE=large` runs the overhead study's large sizes (3 M spawns in batches of 1000, 1000 tasks x
 //! 10k yields, 1000 pairs x 4000 round trips over `mpsc(1)`).
 
 mod common;
@@ -69,7 +69,7 @@ struct Sizes {
 fn sizes() -> &'static Sizes {
     static SIZES: std::sync::OnceLock<Sizes> = std::sync::OnceLock::new();
     SIZES.get_or_init(|| {
-        if std::env::var("BENCH_SIZE").as_deref() == Ok("issue") {
+        if std::env::var("BENCH_SIZE").as_deref() == Ok("large") {
             Sizes {
                 spawns: 3_000_000,
                 spawn_batch: 1000,
