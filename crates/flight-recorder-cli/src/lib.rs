@@ -136,7 +136,8 @@ enum Command {
     #[cfg(unix)]
     Recover {
         /// The ring directory (default `$XDG_RUNTIME_DIR/flight-recorder`, else
-        /// `/dev/shm/flight-recorder`; automatic capture reads `FLIGHT_RECORDER_RING_DIR`).
+        /// `/dev/shm/flight-recorder`; automatic capture's is `ring_dir` in its settings, or
+        /// `FLIGHT_RECORDER_RING_DIR`).
         #[arg(long, value_name = "DIR")]
         ring_dir: Option<PathBuf>,
         /// Write the recovered files here instead of the directories the rings recorded.

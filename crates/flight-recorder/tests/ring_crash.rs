@@ -44,12 +44,23 @@ fn ring_child() {
     };
     let dir = std::env::var_os(CHILD_DIR).unwrap();
     if what.starts_with("capture") {
-        // Automatic capture, its ring directory from FLIGHT_RECORDER_RING_DIR (set by the parent).
-        let settings = flight_recorder::capture::CaptureSettings {
-            dump_dir: Path::new(&dir).join("dumps"),
-            ..Default::default()
+        // Automatic capture: `capture_noring` and `capture_ringdir` set the ring in code, the
+        // others take it from the environment (FLIGHT_RECORDER_RING_DIR, set by the parent).
+        let mut settings = match what.as_str() {
+            "capture_noring" | "capture_ringdir" => flight_recorder::capture::CaptureSettings {
+                ring: what == "capture_ringdir",
+                ring_dir: Some(Path::new(&dir).join("asked")),
+                ..Default::default()
+            },
+            _ => flight_recorder::capture::config_from_env().settings,
         };
+        settings.dump_dir = Path::new(&dir).join("dumps");
+        settings.announce = true;
         flight_recorder::capture::start(settings).unwrap();
+        let ring_files = std::fs::read_dir(Path::new(&dir).join("asked"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        println!("RING_FILES {ring_files}");
         if what == "capture_abort" {
             let name = raw::intern_str("seq_main");
             for n in 1..=1000u64 {
@@ -618,6 +629,37 @@ fn automatic_capture_recovers_a_dead_ring_at_its_next_start() {
         .details
         .iter()
         .any(|(n, v)| n == "signal" && v == "SIGABRT"));
+}
+
+#[test]
+fn capture_settings_choose_the_ring_and_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = run_child("capture_noring", dir.path(), false, None);
+    assert!(off.status.success(), "{}", off.stderr);
+    assert!(
+        off.stdout.iter().any(|l| l.ends_with("RING_FILES 0")),
+        "{:?}",
+        off.stdout
+    );
+    assert!(
+        !dir.path().join("asked").exists(),
+        "no ring directory is made"
+    );
+    assert!(!off.stderr.contains("; ring in"), "{}", off.stderr);
+    let asked = run_child("capture_ringdir", dir.path(), false, None);
+    assert!(asked.status.success(), "{}", asked.stderr);
+    assert!(
+        asked.stdout.iter().any(|l| l.ends_with("RING_FILES 1")),
+        "one ring file where asked while capture runs: {:?}",
+        asked.stdout
+    );
+    let line = format!("; ring in {}", dir.path().join("asked").display());
+    assert!(asked.stderr.contains(&line), "{}", asked.stderr);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("asked")).unwrap().count(),
+        0,
+        "the ring is removed at a clean stop"
+    );
 }
 
 #[test]

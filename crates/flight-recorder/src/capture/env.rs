@@ -80,6 +80,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "FLIGHT_RECORDER_ANNOUNCE",
         "print the start-up line, on or off; default on",
     ),
+    (
+        "FLIGHT_RECORDER_RING",
+        "ring, keep the recent events in a crash-surviving ring file, on or off; default on (Unix)",
+    ),
+    (
+        "FLIGHT_RECORDER_RING_DIR",
+        "ring_dir, the ring directory; default $XDG_RUNTIME_DIR/flight-recorder, else /dev/shm/flight-recorder",
+    ),
 ];
 
 /// Settings read from the environment.
@@ -238,6 +246,14 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
     });
     read("FLIGHT_RECORDER_ANNOUNCE", &mut |v| {
         settings.announce = parse_bool(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_RING", &mut |v| {
+        settings.ring = parse_bool(v)?;
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_RING_DIR", &mut |v| {
+        settings.ring_dir = Some(PathBuf::from(directory(v)?));
         Ok(())
     });
     EnvConfig {
@@ -470,6 +486,8 @@ mod tests {
             ("FLIGHT_RECORDER_SIGNAL", "usr1"),
             ("FLIGHT_RECORDER_PROGRAM_VERSION", "svc 2.0"),
             ("FLIGHT_RECORDER_ANNOUNCE", "no"),
+            ("FLIGHT_RECORDER_RING", "off"),
+            ("FLIGHT_RECORDER_RING_DIR", "/run/rings"),
         ]);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         let s = c.settings;
@@ -490,6 +508,34 @@ mod tests {
         assert_eq!(s.signal, Some(signal_hook::consts::SIGUSR1));
         assert_eq!(s.program_version, "svc 2.0");
         assert!(!s.announce);
+        assert!(!s.ring);
+        assert_eq!(s.ring_dir, Some(PathBuf::from("/run/rings")));
+    }
+
+    #[test]
+    fn the_ring_from_the_environment() {
+        for (value, on) in [("on", true), ("1", true), ("off", false), ("no", false)] {
+            let c = config(&[("FLIGHT_RECORDER_RING", value)]);
+            assert!(c.problems.is_empty(), "{value}: {:?}", c.problems);
+            assert_eq!(c.settings.ring, on, "{value}");
+        }
+        let c = config(&[
+            ("FLIGHT_RECORDER_RING", "sometimes"),
+            ("FLIGHT_RECORDER_RING_DIR", ""),
+        ]);
+        assert_eq!(c.settings.ring, cfg!(unix), "the default is kept");
+        assert_eq!(c.settings.ring_dir, None, "the default is kept");
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+        assert!(
+            c.problems[0].contains("FLIGHT_RECORDER_RING:") && c.problems[0].contains("sometimes"),
+            "{:?}",
+            c.problems
+        );
+        assert!(
+            c.problems[1].contains("FLIGHT_RECORDER_RING_DIR") && c.problems[1].contains("\"\""),
+            "{:?}",
+            c.problems
+        );
     }
 
     #[test]

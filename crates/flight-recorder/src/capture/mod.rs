@@ -159,7 +159,7 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
         return Err(Error::new(ErrorKind::AlreadyStarted));
     }
     #[cfg(unix)]
-    ring::recover_at_start();
+    ring::recover_at_start(&settings);
     let recorder = FlightRecorder::new(recorder_config(&settings));
     recorder.start()?;
     let cpu_line = cpu_sampler::announce(&settings);

@@ -1,39 +1,31 @@
 //! Automatic capture keeps its chunks in a ring (`crate::ring`) and, when it starts, recovers the
 //! rings of processes that died, into the dump directories they recorded.
 //!
-//! On by default on Unix; `FLIGHT_RECORDER_RING=off` turns it off, `FLIGHT_RECORDER_RING_DIR`
-//! sets the ring directory (default [`crate::ring::default_ring_dir`]).
+//! On by default on Unix; [`CaptureSettings::ring`] turns it off and
+//! [`CaptureSettings::ring_dir`] sets the ring directory (default
+//! [`crate::ring::default_ring_dir`]); the environment sets them with `FLIGHT_RECORDER_RING` and
+//! `FLIGHT_RECORDER_RING_DIR` (`super::env`).
 
 use std::path::PathBuf;
 
 use super::settings::CaptureSettings;
 use crate::ring::{recover_rings, RecoveryOutcome, RingConfig};
 
-/// The variable that turns the ring off (`off`, `0`, `false`, `no`).
+/// The variable that turns the ring on or off (`on`/`off`, `1`/`0`, `true`/`false`, `yes`/`no`).
 pub const RING_ENV: &str = "FLIGHT_RECORDER_RING";
 /// The variable that sets the ring directory.
 pub const RING_DIR_ENV: &str = "FLIGHT_RECORDER_RING_DIR";
 
-fn ring_dir() -> Option<PathBuf> {
-    if let Ok(value) = std::env::var(RING_ENV) {
-        if matches!(
-            value.trim().to_ascii_lowercase().as_str(),
-            "off" | "0" | "false" | "no"
-        ) {
-            return None;
-        }
-    }
-    Some(match std::env::var_os(RING_DIR_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => crate::ring::default_ring_dir(),
-    })
+/// The ring directory of `settings`, `None` when the ring is off.
+fn ring_dir(settings: &CaptureSettings) -> Option<PathBuf> {
+    settings.ring.then(|| settings.ring_dir_or_default())
 }
 
 /// The ring of automatic capture's recorder: in the ring directory, recovered into the dump
 /// directory; `None` when turned off.
 pub(crate) fn config(settings: &CaptureSettings) -> Option<RingConfig> {
     Some(RingConfig {
-        dir: ring_dir()?,
+        dir: ring_dir(settings)?,
         dump_dir: settings.dump_dir.clone(),
         ..RingConfig::default()
     })
@@ -41,8 +33,8 @@ pub(crate) fn config(settings: &CaptureSettings) -> Option<RingConfig> {
 
 /// Recovers the rings of dead processes in the ring directory (each into the dump directory it
 /// recorded) and says what it did on standard error.
-pub(crate) fn recover_at_start() {
-    let Some(dir) = ring_dir() else {
+pub(crate) fn recover_at_start(settings: &CaptureSettings) {
+    let Some(dir) = ring_dir(settings) else {
         return;
     };
     match recover_rings(&dir, None) {

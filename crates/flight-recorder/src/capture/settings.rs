@@ -13,8 +13,9 @@ use crate::error::Error;
 pub const DUMP_DIR_NAME: &str = "executiontrace_dump";
 
 /// The settings of automatic capture (after CockroachDB's `obs.execution_tracer.*`). Every field
-/// can be changed while capture runs with [`update_settings`](super::update_settings); a change
-/// takes effect at the next tick of the thread that uses it, never at restart.
+/// but `ring` and `ring_dir` (read when capture starts) can be changed while capture runs with
+/// [`update_settings`](super::update_settings); a change takes effect at the next tick of the
+/// thread that uses it, never at restart.
 ///
 /// ```
 /// use flight_recorder::capture::CaptureSettings;
@@ -82,6 +83,15 @@ pub struct CaptureSettings {
     /// Print one line on standard error when capture starts, saying what is recorded and where
     /// (default on).
     pub announce: bool,
+    /// Keep the recorder's chunks in a crash-surviving ring, a memory-mapped file in `ring_dir`
+    /// that the next start (or `flight-recorder recover`) turns into a trace after a crash,
+    /// `kill -9` or OOM kill (default on, Unix only; see `docs/RELIABILITY.md`, §5). Code and the
+    /// environment may change it, not HTTP; it is read when capture starts.
+    pub ring: bool,
+    /// The ring directory; `None` (the default) is [`crate::ring::default_ring_dir`]
+    /// (`/dev/shm/flight-recorder` on Linux). Code and the environment may change it, not HTTP;
+    /// it is read when capture starts.
+    pub ring_dir: Option<PathBuf>,
 }
 
 impl Default for CaptureSettings {
@@ -101,6 +111,8 @@ impl Default for CaptureSettings {
             program_version: String::new(),
             cpu_sample_hz: 0,
             announce: true,
+            ring: cfg!(unix),
+            ring_dir: None,
         }
     }
 }
@@ -158,6 +170,13 @@ impl CaptureSettings {
         if self.dump_dir.as_os_str().is_empty() {
             return bad("dump_dir must not be empty".into());
         }
+        if self
+            .ring_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return bad("ring_dir must not be empty (None is the default directory)".into());
+        }
         if let Some(signal) = self.signal {
             check_dump_signal(signal).map_err(Error::invalid_settings)?;
         }
@@ -205,7 +224,17 @@ impl CaptureSettings {
             self.dump_dir.display(),
             format_size(self.total_dump_size_limit)
         );
+        if self.ring && cfg!(unix) {
+            let _ = write!(line, "; ring in {}", self.ring_dir_or_default().display());
+        }
         line
+    }
+
+    /// The ring directory: `ring_dir`, else [`crate::ring::default_ring_dir`].
+    pub fn ring_dir_or_default(&self) -> PathBuf {
+        self.ring_dir
+            .clone()
+            .unwrap_or_else(crate::record::ring::default_ring_dir)
     }
 }
 
@@ -330,7 +359,15 @@ mod tests {
         assert_eq!(s.total_dump_size_limit, 4 << 30);
         assert_eq!(s.min_dump_interval, Duration::from_secs(10));
         assert_eq!(s.dump_dir, PathBuf::from("executiontrace_dump"));
+        assert_eq!(s.ring, cfg!(unix));
+        assert_eq!(s.ring_dir, None);
         assert!(s.validate().is_ok());
+        let empty_ring_dir = CaptureSettings {
+            ring_dir: Some(PathBuf::new()),
+            ..CaptureSettings::default()
+        };
+        let error = empty_ring_dir.validate().unwrap_err().to_string();
+        assert!(error.contains("ring_dir"), "{error}");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! sizes are numbers of bytes or strings with a unit (`"512MiB"`), the signal a name, a number or
 //! `null`. `PUT` takes any subset of the fields; the whole change is checked before anything is
 //! applied, so a refused change leaves the settings as they were, and an error names the value
-//! given and shows a valid one. `stacks`, `dump_dir`, `program_version` and `announce` are shown
-//! but cannot be changed over HTTP (a `PUT` may repeat their current value, so what `GET` returns
-//! can be sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
+//! given and shows a valid one. `stacks`, `dump_dir`, `program_version`, `announce` and `ring` are
+//! shown but cannot be changed over HTTP (a `PUT` may repeat their current value, so what `GET`
+//! returns can be sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
 //! (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
 //! away from the process.
 
@@ -54,7 +54,7 @@ const CHANGEABLE: [&str; 9] = [
 ];
 
 /// The fields shown by `GET` that `PUT` may only repeat.
-const SHOWN_ONLY: [&str; 4] = ["stacks", "dump_dir", "program_version", "announce"];
+const SHOWN_ONLY: [&str; 5] = ["stacks", "dump_dir", "program_version", "announce", "ring"];
 
 fn settings_json(s: &CaptureSettings) -> Value {
     let signal = match s.signal {
@@ -82,6 +82,7 @@ fn settings_json(s: &CaptureSettings) -> Value {
         "dump_dir": s.dump_dir.display().to_string(),
         "program_version": s.program_version,
         "announce": s.announce,
+        "ring": s.ring,
     })
 }
 
@@ -115,6 +116,7 @@ struct Patch {
     dump_dir: Option<Value>,
     program_version: Option<Value>,
     announce: Option<Value>,
+    ring: Option<Value>,
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
@@ -343,6 +345,7 @@ fn apply(
     )?;
     read_only("announce", &patch.announce, Value::Bool(current.announce))?;
     read_only("stacks", &patch.stacks, Value::Bool(current.stacks))?;
+    read_only("ring", &patch.ring, Value::Bool(current.ring))?;
     s.validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(s)
@@ -420,6 +423,7 @@ mod tests {
             json!({"panic": "yes"}),
             json!({"dump_dir": "/etc"}),
             json!({"stacks": false}),
+            json!({"ring": !current.ring}),
         ] {
             let patch: Patch = serde_json::from_value(body.clone()).unwrap();
             assert!(
