@@ -17,6 +17,10 @@ pub fn settings(dir: &Path) -> CaptureSettings {
         signal: None,
         panic: false,
         min_dump_interval: Duration::ZERO,
+        // No crash-surviving ring: a test's child killed by a signal would leave one in the
+        // shared ring directory, and the next test to start capture would recover it into that
+        // child's dump directory. The ring has its own tests (`ring_crash.rs`).
+        ring: false,
         ..CaptureSettings::default()
     }
 }
