@@ -54,6 +54,7 @@ mod settings;
 mod signal;
 mod slow_poll;
 mod trigger;
+pub(crate) mod workers;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -32,13 +32,13 @@ use std::time::{Duration, Instant};
 
 use flight_recorder_format::event::stack_cause;
 
+use super::workers::{self, Worker};
 use super::{report_error, Capture, Trigger, TriggerKind};
 use crate::engine::engine;
 use crate::raw::{self, EventKind};
 use crate::record::clock;
 use crate::record::stacks::{self, intern_stack};
 use crate::record::sync::lock;
-use crate::stack::workers::{self, Worker};
 use crate::stack::{self, FrameKind, ThreadHandle};
 
 /// The shortest and longest time between two looks.

@@ -80,7 +80,6 @@ mod unsupported;
     )
 ))]
 mod walk;
-pub(crate) mod workers;
 
 #[cfg(all(
     target_os = "linux",

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tokio::runtime::Builder;
 
+use crate::capture::workers;
 use crate::engine::global;
 use crate::raw::{self, EventKind};
 use crate::record::intern::intern_name;
-use crate::stack::workers;
 
 /// The role of a runtime thread in the trace: a worker (it parks and unparks).
 pub(crate) const ROLE_WORKER: u64 = 0;

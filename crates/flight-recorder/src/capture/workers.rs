@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use super::{StackError, ThreadHandle};
 use crate::record::clock;
 use crate::record::sync::lock;
+use crate::stack::{StackError, ThreadHandle};
 
 /// A registered runtime thread.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ pub(crate) fn register_current_thread() {
             return;
         }
         current.tried = true;
-        match super::register_current_thread() {
+        match crate::stack::register_current_thread() {
             Ok(handle) => {
                 let worker = Arc::new(Worker {
                     handle,
