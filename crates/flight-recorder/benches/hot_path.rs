@@ -15,23 +15,7 @@ use std::time::Instant;
 use flight_recorder::raw::{self, EventKind};
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 
-use common::{env_or, median};
-
-#[inline(always)]
-fn timestamp() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: rdtsc is available on every x86_64 processor and has no memory effects.
-    unsafe {
-        core::arch::x86_64::_rdtsc()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    }
-}
+use common::{env_or, median, timestamp};
 
 fn bare_timestamps(iters: u64) {
     for _ in 0..iters {

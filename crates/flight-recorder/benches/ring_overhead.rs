@@ -23,70 +23,12 @@ use flight_recorder::raw::{self, EventKind};
 use flight_recorder::ring::RingConfig;
 use flight_recorder::{FlightRecorder, FlightRecorderConfig};
 
-use common::{env_or, median};
-
-#[inline(always)]
-fn timestamp() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: rdtsc is available on every x86_64 processor and has no memory effects.
-    unsafe {
-        core::arch::x86_64::_rdtsc()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    }
-}
+use common::{env_or, median, ping_pong, timestamp, yield_heavy};
 
 fn ns_per(iters: u64, work: impl FnOnce()) -> f64 {
     let start = Instant::now();
     work();
     start.elapsed().as_nanos() as f64 / iters as f64
-}
-
-async fn yield_heavy() {
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            tokio::spawn(async move {
-                for _ in 0..5000 {
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
-async fn ping_pong() {
-    let pairs: Vec<_> = (0..100)
-        .map(|_| {
-            let (to_pong, mut pong_rx) = tokio::sync::mpsc::channel::<u32>(1);
-            let (to_ping, mut ping_rx) = tokio::sync::mpsc::channel::<u32>(1);
-            let pong = tokio::spawn(async move {
-                while let Some(n) = pong_rx.recv().await {
-                    if to_ping.send(n).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            let ping = tokio::spawn(async move {
-                for n in 0..1000 {
-                    to_pong.send(n).await.unwrap();
-                    ping_rx.recv().await.unwrap();
-                }
-            });
-            (ping, pong)
-        })
-        .collect();
-    for (ping, pong) in pairs {
-        ping.await.unwrap();
-        pong.await.unwrap();
-    }
 }
 
 /// One round of one configuration: hot path ns/event, rdtsc ns/read, yield ms, ping-pong ms.

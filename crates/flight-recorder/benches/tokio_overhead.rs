@@ -21,15 +21,15 @@
 
 mod common;
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace};
 
-use common::{env_or, median};
+use common::{env_or, http_load, median};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Config {
@@ -185,72 +185,6 @@ fn http_server(config: Config) -> (SocketAddr, tokio::runtime::Runtime) {
         let _ = axum::serve(listener, app).await;
     });
     (addr, rt)
-}
-
-/// Requests per second from `connections` keep-alive HTTP/1.1 clients, each a thread doing
-/// blocking request/response over loopback, for `duration`.
-fn http_load(addr: SocketAddr, connections: usize, duration: Duration) -> f64 {
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> = (0..connections)
-        .map(|_| {
-            let stop = stop.clone();
-            let done = done.clone();
-            std::thread::spawn(move || -> io::Result<()> {
-                let mut stream = TcpStream::connect(addr)?;
-                stream.set_nodelay(true)?;
-                let request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
-                let mut buf = vec![0u8; 4096];
-                while !stop.load(Ordering::Relaxed) {
-                    stream.write_all(request)?;
-                    read_response(&mut stream, &mut buf)?;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let start_count = done.load(Ordering::Relaxed);
-    let start = Instant::now();
-    std::thread::sleep(duration);
-    let count = done.load(Ordering::Relaxed) - start_count;
-    let elapsed = start.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.join().unwrap().expect("client failed");
-    }
-    count as f64 / elapsed
-}
-
-/// Reads one response with a `content-length` body.
-fn read_response(stream: &mut TcpStream, buf: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0;
-    loop {
-        let n = stream.read(&mut buf[filled..])?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "server closed",
-            ));
-        }
-        filled += n;
-        let text = &buf[..filled];
-        if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&text[..end]).unwrap_or("");
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            if filled >= end + 4 + length {
-                return Ok(());
-            }
-        }
-    }
 }
 
 /// Counts the bytes a full trace writes.
