@@ -191,6 +191,10 @@ pub fn describe<R: Read>(reader: &TraceReader<R>, event: &Event) -> String {
             let args::RuntimeName { runtime, name } = event.args_as();
             write!(out, " runtime={runtime} name={}", string(name))
         }
+        Some(EventKind::PendingWithoutWaker) => {
+            let args::PendingWithoutWaker { task } = event.args_as();
+            write!(out, " task={task}")
+        }
         Some(EventKind::PollStartScheduled) => {
             let args::PollStartScheduled { task, scheduled_ns } = event.args_as();
             write!(

@@ -12,6 +12,8 @@
 //!   one thread or two;
 //! - [`summary`]: the questions asked after an incident (tasks by spawn location, scheduling
 //!   latency, long polls, worker utilization, user tasks and regions, logs), as text or JSON;
+//! - [`diagnose`]: what is wrong in a trace (findings with a severity, evidence and advice) and
+//!   where the slowest requests waited;
 //! - [`perfetto`]: export to the Perfetto protobuf format (ui.perfetto.dev);
 //! - [`chrome`]: export to the Chrome JSON trace format (chrome://tracing, speedscope);
 //! - [`report`]: a self-contained HTML report with charts;
@@ -37,6 +39,7 @@
 
 pub mod chrome;
 mod dense;
+pub mod diagnose;
 pub mod drive;
 pub mod dump;
 pub mod export;
@@ -49,4 +52,5 @@ pub mod report;
 pub mod summary;
 pub mod symbols;
 
+pub use diagnose::{DiagnoseOptions, Diagnosis, Finding, FindingKind, Severity};
 pub use summary::{DamagedTrace, KindCount, Summary, SummaryOptions, ThreadSummary, Window};

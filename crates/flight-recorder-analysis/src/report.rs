@@ -39,6 +39,13 @@ header h1 { margin: 0; font-size: 20px; }
 header p { margin: 4px 0 0; color: #c5cbd6; }
 main { max-width: 1180px; margin: 0 auto; padding: 8px 20px 40px; }
 pre.stack { font-size: 12px; margin: 4px 0; white-space: pre; }
+.finding { border-left: 5px solid #c9ced8; background: #fff; padding: 6px 12px; margin: 8px 0; }
+.finding p { margin: 3px 0; }
+.finding.warning { border-color: #e8833a; }
+.finding.critical { border-color: #c23b3b; }
+.finding .sev { text-transform: uppercase; font-size: 11px; font-weight: 700; }
+.finding .advice { color: #2d5d2a; }
+pre.waits { font-size: 12px; background: #fff; padding: 6px 12px; }
 .flame svg { max-width: 100%; height: auto; }
 section { background: #fff; border-radius: 8px; box-shadow: 0 1px 3px rgba(0,0,0,.08); padding: 14px 20px; margin: 16px 0; overflow-x: auto; }
 h2 { font-size: 16px; margin: 0 0 10px; }
@@ -95,6 +102,7 @@ pub fn render_html(summary: &Summary) -> String {
             None => "no events".to_string(),
         })
     );
+    findings(&mut out, summary);
     overview(&mut out, summary);
     workers(&mut out, summary);
     latency(&mut out, summary);
@@ -106,6 +114,48 @@ pub fn render_html(summary: &Summary) -> String {
     logs(&mut out, summary);
     out.push_str("</main></body></html>\n");
     out
+}
+
+/// What is wrong, first: one card per finding (severity, kind, summary, why, where, stack, what
+/// to do), then the slowest requests' wait breakdown.
+fn findings(out: &mut String, s: &Summary) {
+    let d = &s.diagnosis;
+    out.push_str("<section id=\"findings\"><h2>Findings</h2>");
+    if d.findings.is_empty() {
+        out.push_str("<p>No finding: nothing the rules look for happened in this window.</p>");
+    }
+    for f in &d.findings {
+        let e = &f.evidence;
+        let _ = write!(
+            out,
+            "<div class=\"finding {sev}\" data-kind=\"{kind}\"><p class=\"headline\">\
+             <span class=\"sev\">{sev}</span> <b>{kind}</b>: {summary}</p><p>{why}</p>",
+            sev = f.severity.name(),
+            kind = f.kind.name(),
+            summary = escape(&f.summary),
+            why = escape(&f.why),
+        );
+        if !e.locations.is_empty() {
+            let _ = write!(out, "<p>where: {}</p>", escape(&e.locations.join(", ")));
+        }
+        if !e.stack.is_empty() {
+            let _ = write!(
+                out,
+                "<pre class=\"stack\">{}</pre>",
+                escape(&e.stack.join("\n"))
+            );
+        }
+        let _ = write!(out, "<p class=\"advice\">{}</p></div>", escape(&f.advice));
+    }
+    for limit in &d.limits {
+        let _ = write!(out, "<p class=\"ann\">note: {}</p>", escape(limit));
+    }
+    if !d.waits.is_empty() {
+        let mut text = String::new();
+        d.render_waits(&mut text);
+        let _ = write!(out, "<pre class=\"waits\">{}</pre>", escape(&text));
+    }
+    out.push_str("</section>\n");
 }
 
 fn overview(out: &mut String, s: &Summary) {

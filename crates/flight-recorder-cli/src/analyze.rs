@@ -1,5 +1,5 @@
-//! The analysis subcommands: `summary` (of a file or a directory of files), `convert` and
-//! `report`. Each is a thin layer over `flight_recorder_analysis`.
+//! The analysis subcommands: `summary` and `diagnose` (of a file or a directory of files),
+//! `convert` and `report`. Each is a thin layer over `flight_recorder_analysis`.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
@@ -76,12 +76,68 @@ pub fn summarize(
     Ok((summary, error))
 }
 
-/// `summary FILE|DIR`: text or JSON for each file. For a directory, a file that cannot be read
-/// gives its error line and the others are still summarized; the first failure is returned.
+/// What `summary` prints of each file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The whole summary (it opens with the findings).
+    Summary,
+    /// The diagnosis alone: the file, its findings and the slowest requests' waits.
+    Diagnosis,
+}
+
+/// The diagnosis of a summarized file as text: a line naming the file, then the findings.
+pub fn diagnosis_text(summary: &Summary) -> String {
+    let h = &summary.header;
+    let window = summary.window.map_or_else(
+        || "no events".to_string(),
+        |w| {
+            format!(
+                "{} window from {}",
+                flight_recorder_format::units::format_duration(w.duration_ns()),
+                flight_recorder_format::time::format_utc_millis(w.start_ns)
+            )
+        },
+    );
+    let mut text = format!(
+        "{}: {} (pid {}), {window}, written because: {}\n",
+        summary.path.as_deref().unwrap_or("trace"),
+        h.program,
+        h.pid,
+        h.reason
+    );
+    text.push_str(&summary.diagnosis.render_text());
+    text
+}
+
+/// The diagnosis of a summarized file as JSON: `{ "path", "program", "pid", "reason",
+/// "window": { "start_ns", "end_ns" } | null }` and the keys of `Diagnosis::to_json`.
+pub fn diagnosis_json(summary: &Summary) -> serde_json::Value {
+    let mut value = summary.diagnosis.to_json();
+    if let serde_json::Value::Object(map) = &mut value {
+        let h = &summary.header;
+        map.insert("path".into(), serde_json::json!(summary.path));
+        map.insert("program".into(), serde_json::json!(h.program));
+        map.insert("pid".into(), serde_json::json!(h.pid));
+        map.insert("reason".into(), serde_json::json!(h.reason));
+        map.insert(
+            "window".into(),
+            summary.window.map_or(
+                serde_json::Value::Null,
+                |w| serde_json::json!({ "start_ns": w.start_ns, "end_ns": w.end_ns }),
+            ),
+        );
+    }
+    value
+}
+
+/// `summary FILE|DIR` and `diagnose FILE|DIR`: text or JSON for each file. For a directory, a
+/// file that cannot be read gives its error line and the others are still summarized; the first
+/// failure is returned.
 pub fn summary(
     path: &Path,
     json: bool,
     options: SummaryOptions,
+    view: View,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
     let files = trace_files(path)?;
@@ -101,12 +157,18 @@ pub fn summary(
             }
         };
         if json {
-            values.push(summary.to_json());
+            values.push(match view {
+                View::Summary => summary.to_json(),
+                View::Diagnosis => diagnosis_json(&summary),
+            });
         } else {
             if many && i > 0 {
                 writeln!(out, "\n{}\n", "=".repeat(78))?;
             }
-            write!(out, "{}", summary.render_text())?;
+            match view {
+                View::Summary => write!(out, "{}", summary.render_text())?,
+                View::Diagnosis => write!(out, "{}", diagnosis_text(&summary))?,
+            }
         }
         if let Some(e) = error {
             if !json {

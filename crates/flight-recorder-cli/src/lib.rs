@@ -2,6 +2,8 @@
 //!
 //! - `flight-recorder summary FILE [--json]`: what the file is, its window, events by kind,
 //!   threads, sizes and dropped data;
+//! - `flight-recorder diagnose FILE|DIR [--json]`: what is wrong in the window (findings with a
+//!   severity, evidence and what to do) and where the slowest requests waited;
 //! - `flight-recorder dump FILE [--limit N]`: one line per event, in file order;
 //! - `flight-recorder convert FILE --to perfetto|chrome-json [-o OUT]`: export for a viewer;
 //! - `flight-recorder report FILE -o report.html`: a self-contained HTML report;
@@ -60,6 +62,19 @@ enum Command {
         /// The trace file, or a directory of trace files.
         file: PathBuf,
         /// Print the summary as JSON (an array for a directory).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        #[command(flatten)]
+        symbols: SymbolArgs,
+    },
+    /// What is wrong in a trace file (or each trace file of a directory): findings, the most
+    /// severe first, with their evidence and what to do, and where the slowest requests waited.
+    Diagnose {
+        /// The trace file, or a directory of trace files.
+        file: PathBuf,
+        /// Print the diagnosis as JSON (an array for a directory).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -176,6 +191,57 @@ struct AnalysisArgs {
     /// Events held back to put threads' events in time order.
     #[arg(long, value_name = "N", hide = true)]
     reorder_events: Option<usize>,
+    #[command(flatten)]
+    rules: RuleArgs,
+}
+
+/// Thresholds of the diagnosis rules (docs/ANALYSIS.md, "Diagnosis").
+#[derive(clap::Args)]
+struct RuleArgs {
+    /// blocking_poll: a poll on a worker at least this long (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    blocking_poll_ms: f64,
+    /// scheduling_delay: a task runnable at least this long before its poll (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    sched_delay_ms: f64,
+    /// imbalance: one worker busy while another idles, at least this long (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 500.0)]
+    imbalance_ms: f64,
+    /// task_leak: tasks of one spawn location spawned in the window and alive at its end.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    leak_tasks: u64,
+    /// lost_wake: a task woken and not polled this long while a worker idled (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 1000.0)]
+    lost_wake_ms: f64,
+    /// blocking_pool_saturated: spawn_blocking work queued at least this long (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    blocking_queue_ms: f64,
+    /// spawn_storm: spawns within 100 ms.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    storm_spawns: u64,
+    /// slow_request: a user task or span at least this long, and an outlier (milliseconds).
+    #[arg(long, value_name = "MS", default_value_t = 100.0)]
+    slow_request_ms: f64,
+    /// How many of the slowest user tasks get a wait breakdown.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    waits: usize,
+}
+
+impl RuleArgs {
+    fn options(&self) -> flight_recorder_analysis::DiagnoseOptions {
+        let ns = |ms: f64| (ms.max(0.0) * 1e6) as u64;
+        flight_recorder_analysis::DiagnoseOptions {
+            blocking_poll_ns: ns(self.blocking_poll_ms),
+            sched_delay_ns: ns(self.sched_delay_ms),
+            imbalance_ns: ns(self.imbalance_ms),
+            leak_tasks: self.leak_tasks,
+            lost_wake_ns: ns(self.lost_wake_ms),
+            blocking_queue_ns: ns(self.blocking_queue_ms),
+            storm_spawns: self.storm_spawns,
+            slow_request_ns: ns(self.slow_request_ms),
+            waits: self.waits,
+        }
+    }
 }
 
 impl AnalysisArgs {
@@ -183,6 +249,7 @@ impl AnalysisArgs {
         let mut options = flight_recorder_analysis::SummaryOptions {
             long_poll_ns: (self.long_poll_ms.max(0.0) * 1e6) as u64,
             top: self.top,
+            diagnose: self.rules.options(),
             ..Default::default()
         };
         if let Some(n) = self.reorder_events {
@@ -211,9 +278,29 @@ pub fn run() -> ExitCode {
             json,
             analysis,
             symbols,
-        } => symbols
-            .set()
-            .and_then(|()| analyze::summary(&file, json, analysis.options(), &mut out)),
+        } => symbols.set().and_then(|()| {
+            analyze::summary(
+                &file,
+                json,
+                analysis.options(),
+                analyze::View::Summary,
+                &mut out,
+            )
+        }),
+        Command::Diagnose {
+            file,
+            json,
+            analysis,
+            symbols,
+        } => symbols.set().and_then(|()| {
+            analyze::summary(
+                &file,
+                json,
+                analysis.options(),
+                analyze::View::Diagnosis,
+                &mut out,
+            )
+        }),
         Command::Convert {
             file,
             to,

@@ -228,6 +228,12 @@ event_kinds! {
             task: "The task the thread was polling at that instant, when the sampler knew it (0 = unknown: attribute it from the thread's polls)."
         ],
         payload: false;
+    /// A poll of a task returned pending without keeping its waker: the waker it was given was
+    /// neither cloned nor woken, so nothing can wake the task (a lost wake). Recorded by the
+    /// instrumented spawn, just before the poll's end. Arguments: task id.
+    PendingWithoutWaker = 28, "pending_without_waker",
+        args: [task: "The task id."],
+        payload: false;
 }
 
 /// Why a [`EventKind::ThreadStack`] was captured (its `cause` argument).

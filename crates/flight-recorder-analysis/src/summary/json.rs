@@ -53,6 +53,8 @@ impl Summary {
     ///              "regions_open_at_end", "regions_too_deep", "user_task_ends_without_begin",
     ///              "user_tasks_open_at_end", "tasks_alive_at_end": number },
     ///   "late_events": number,
+    ///   "diagnosis": DIAGNOSIS (the findings and the slowest requests' waits: see
+    ///                `Diagnosis::to_json`),
     ///   "other_stacks": [STACK],     (only when the file has stacks outside polls)
     ///   "cpu": [ { "location", "samples", "app_frame": string | null,
     ///              "functions": [ { "function", "location", "self", "total" } ],
@@ -247,6 +249,7 @@ impl Summary {
                 "tasks_alive_at_end": e.tasks_alive_at_end,
             },
             "late_events": self.late_events,
+            "diagnosis": self.diagnosis.to_json(),
         });
         // Keys of stacks and samples only when the file has some: the JSON of a file without
         // them is unchanged.

@@ -32,7 +32,7 @@ use crate::histogram::{Histogram, Percentiles};
 use crate::merge::MergeOptions;
 use crate::model::EdgeStats;
 
-mod build;
+pub(crate) mod build;
 pub(crate) use build::raw_frame_name;
 mod json;
 pub(crate) mod stacks_text;
@@ -55,6 +55,8 @@ pub struct SummaryOptions {
     /// Reads, checks, merges and decodes the file on a second thread while the calling thread
     /// analyzes the events (default true); the summary is the same either way.
     pub pipeline: bool,
+    /// The thresholds of the diagnosis rules.
+    pub diagnose: crate::diagnose::DiagnoseOptions,
 }
 
 impl Default for SummaryOptions {
@@ -66,6 +68,7 @@ impl Default for SummaryOptions {
             logs: 20,
             merge: MergeOptions::default(),
             pipeline: true,
+            diagnose: crate::diagnose::DiagnoseOptions::default(),
         }
     }
 }
@@ -101,6 +104,9 @@ pub struct Summary {
     pub dropped: Dropped,
     /// The settings the summary was made with.
     pub options: SummaryOptions,
+    /// What is wrong in the window (findings, the most severe first) and where the slowest
+    /// user tasks waited.
+    pub diagnosis: crate::diagnose::Diagnosis,
     /// The runtimes named or seen in the file, by id.
     pub runtimes: Vec<RuntimeSummary>,
     /// All tasks together.

@@ -232,12 +232,19 @@ impl Summary {
             ));
         }
 
+        // What is wrong comes first; the file's facts and the tables that show it follow.
         let mut out = String::new();
+        self.diagnosis.render_findings(&mut out);
+        out.push('\n');
         let key_width = facts.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (key, value) in &facts {
             let _ = writeln!(out, "{key:<key_width$}  {value}");
         }
 
+        if !self.diagnosis.waits.is_empty() {
+            out.push('\n');
+            self.diagnosis.render_waits(&mut out);
+        }
         self.render_locations(&mut out);
         self.render_latency(&mut out);
         self.render_long_polls(&mut out);

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
@@ -213,6 +213,7 @@ impl<F> Instrumented<F> {
                 task: AtomicU64::new(0),
                 cx_waker: AtomicPtr::new(std::ptr::null_mut()),
                 state: AtomicPtr::new(std::ptr::null_mut()),
+                woken: AtomicBool::new(false),
             },
         }
     }
@@ -235,12 +236,14 @@ impl<F: Future> Future for Instrumented<F> {
             inline.task.store(task, Ordering::Relaxed);
         }
         let state = inline.state.load(Ordering::Acquire);
-        let raw = if state.is_null() {
+        let lent_inline = state.is_null();
+        let raw = if lent_inline {
             // No clone of the task's waker exists: lend one over `inline`, which forwards to this
             // poll's waker (kept for the duration of the poll).
             inline
                 .cx_waker
                 .store(std::ptr::from_ref(cx.waker()).cast_mut(), Ordering::Relaxed);
+            inline.woken.store(false, Ordering::Relaxed);
             RawWaker::new(std::ptr::from_ref(inline).cast(), &INLINE_VTABLE)
         } else {
             // SAFETY: `inline` owns one count of the state while it is not null (`Inline::drop`
@@ -260,6 +263,9 @@ impl<F: Future> Future for Instrumented<F> {
             raw::poll_start(task);
         }
         let result = this.inner.poll(&mut cx);
+        if lent_inline && result.is_pending() && task != 0 && inline.lost_its_waker() {
+            raw::record(EventKind::PendingWithoutWaker, &[task]);
+        }
         if WRAPPER_RECORDS_POLLS {
             raw::poll_end(task, result.is_ready());
         }
@@ -278,9 +284,19 @@ struct Inline {
     cx_waker: AtomicPtr<Waker>,
     /// The task's `WakeState` once made (`Arc::into_raw`, owning one count), else null.
     state: AtomicPtr<WakeState>,
+    /// Whether the waker lent over this `Inline` was woken during the poll in progress.
+    woken: AtomicBool,
 }
 
 impl Inline {
+    /// After a pending poll that lent a waker over `self`: whether that waker was neither cloned
+    /// (no `WakeState` was made, so no waker of the task exists any more) nor woken during the
+    /// poll. Then nothing can wake the task: its future returned pending without arranging a
+    /// wake.
+    fn lost_its_waker(&self) -> bool {
+        self.state.load(Ordering::Acquire).is_null() && !self.woken.load(Ordering::Relaxed)
+    }
+
     /// The task's `WakeState`, made on the first call. Called only during a poll that lent a
     /// waker over `self` (from any thread the inner future passes it to).
     fn state(&self) -> *const WakeState {
@@ -362,6 +378,7 @@ unsafe fn inline_waker_clone(data: *const ()) -> RawWaker {
 unsafe fn inline_waker_wake_by_ref(data: *const ()) {
     // SAFETY: `data` is a live `Inline` during its poll (above).
     let inline = unsafe { &*data.cast::<Inline>() };
+    inline.woken.store(true, Ordering::Relaxed);
     let task = inline.task.load(Ordering::Relaxed);
     if task != 0 {
         raw::record(EventKind::TaskWake, &[task, current_task()]);

@@ -10,6 +10,7 @@ use std::io::Read;
 use flight_recorder_format::{Error, TraceReader};
 
 use super::{DamagedTrace, Summary, SummaryOptions, ThreadStack};
+use crate::diagnose::DiagnosisStats;
 use crate::drive::{drive, drive_pipelined};
 use crate::merge::{Names, OrderedEvents};
 use crate::symbols::Symbolizer;
@@ -30,7 +31,10 @@ use tasks::TaskStats;
 /// The summary's analyses, as one observer.
 type Analyses = (
     Activity,
-    (TaskStats, (LongPollStats, (SpanStats, CpuStats))),
+    (
+        TaskStats,
+        (LongPollStats, (SpanStats, (CpuStats, DiagnosisStats))),
+    ),
 );
 
 fn analyses(options: SummaryOptions) -> Analyses {
@@ -40,14 +44,17 @@ fn analyses(options: SummaryOptions) -> Analyses {
             TaskStats::default(),
             (
                 LongPollStats::new(options),
-                (SpanStats::new(options.top), CpuStats::default()),
+                (
+                    SpanStats::new(options.top),
+                    (CpuStats::default(), DiagnosisStats::new(options.diagnose)),
+                ),
             ),
         ),
     )
 }
 
 /// Inserts `item` into `list` (sorted by `key`, largest first) if it is among the `top`.
-fn keep_top<T>(list: &mut Vec<T>, item: T, top: usize, key: impl Fn(&T) -> u64) {
+pub(crate) fn keep_top<T>(list: &mut Vec<T>, item: T, top: usize, key: impl Fn(&T) -> u64) {
     if top == 0 {
         return;
     }
@@ -59,13 +66,13 @@ fn keep_top<T>(list: &mut Vec<T>, item: T, top: usize, key: impl Fn(&T) -> u64) 
     list.truncate(top);
 }
 
-fn string_or_id(names: &dyn Names, id: u64) -> String {
+pub(crate) fn string_or_id(names: &dyn Names, id: u64) -> String {
     names
         .string(id)
         .map_or_else(|| format!("#{id}"), str::to_string)
 }
 
-fn location_name(names: &dyn Names, id: u64) -> String {
+pub(crate) fn location_name(names: &dyn Names, id: u64) -> String {
     if id == 0 {
         return "unknown".to_string();
     }
@@ -129,7 +136,7 @@ impl Summary {
 
 /// The summary from what the analyses found and the reader at the end of the events.
 fn build<R: Read>(
-    (activity, (tasks, (long_polls, (spans, cpu)))): Analyses,
+    (activity, (tasks, (long_polls, (spans, (cpu, diagnosis))))): Analyses,
     options: SummaryOptions,
     reader: &TraceReader<R>,
     error: Option<&Error>,
@@ -161,7 +168,7 @@ fn build<R: Read>(
         other_stacks.iter_mut().for_each(&mut resolve);
         cpu = stacks::cpu_locations(names, &tables, &mut symbolizer, cpu_counts, options.top);
     }
-    Summary {
+    let mut summary = Summary {
         path: None,
         header: reader.header().clone(),
         complete: reader.is_complete(),
@@ -189,7 +196,10 @@ fn build<R: Read>(
         counters: activity.counters,
         edges: activity.edges,
         late_events: late,
-    }
+        diagnosis: crate::diagnose::Diagnosis::default(),
+    };
+    summary.diagnosis = crate::diagnose::diagnose(diagnosis, names, &summary);
+    summary
 }
 
 /// `module+0xoffset` for a frame that did not resolve.
