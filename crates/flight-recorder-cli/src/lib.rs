@@ -183,7 +183,7 @@ struct SymbolArgs {
 #[derive(clap::Args)]
 struct AnalysisArgs {
     /// A poll at least this long (milliseconds) is a long poll.
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 10.0)]
     long_poll_ms: f64,
     /// How many long polls, slowest instances and locations to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
@@ -199,32 +199,41 @@ struct AnalysisArgs {
 #[derive(clap::Args)]
 struct RuleArgs {
     /// blocking_poll: a poll on a worker at least this long (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 10.0)]
     blocking_poll_ms: f64,
     /// scheduling_delay: a task runnable at least this long before its poll (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 10.0)]
     sched_delay_ms: f64,
     /// imbalance: one worker busy while another idles, at least this long (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 500.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 500.0)]
     imbalance_ms: f64,
     /// task_leak: tasks of one spawn location spawned in the window and alive at its end.
     #[arg(long, value_name = "N", default_value_t = 100)]
     leak_tasks: u64,
     /// lost_wake: a task woken and not polled this long while a worker idled (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 1000.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 1000.0)]
     lost_wake_ms: f64,
     /// blocking_pool_saturated: spawn_blocking work queued at least this long (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 10.0)]
     blocking_queue_ms: f64,
     /// spawn_storm: spawns within 100 ms.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     storm_spawns: u64,
     /// slow_request: a user task or span at least this long, and an outlier (milliseconds).
-    #[arg(long, value_name = "MS", default_value_t = 100.0)]
+    #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 100.0)]
     slow_request_ms: f64,
     /// How many of the slowest user tasks get a wait breakdown.
     #[arg(long, value_name = "N", default_value_t = 5)]
     waits: usize,
+}
+
+/// A duration in milliseconds: a finite number, not negative.
+fn milliseconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms),
+        Ok(_) => Err(format!("{text} is not a duration: give milliseconds, 0 or more")),
+        Err(e) => Err(format!("{text}: {e}")),
+    }
 }
 
 impl RuleArgs {

@@ -366,3 +366,58 @@ fn convert_of_a_damaged_file_writes_the_intact_part_and_one_error_line() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert!(!json["traceEvents"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn diagnose_prints_the_findings_with_their_location() {
+    // Task 42 (spawned before the window) is polled on `main` for about 12 ms: a blocking
+    // poll, minor in a 2 s window.
+    let (_dir, path) = write("trace.out", &sample());
+    let output = run(&["diagnose"], &path);
+    assert!(output.status.success(), "{output:?}");
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("{}: demo (pid 4242), 2.012s window", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("Findings (1):\n1. [INFO] blocking_poll: a poll of task 42 (unknown) held worker main for 12.3"), "{text}");
+    assert!(text.contains("     do:    "), "{text}");
+
+    let output = run(&["diagnose", "--json"], &path);
+    assert!(output.status.success(), "{output:?}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let finding = &json["findings"][0];
+    assert_eq!(finding["kind"], "blocking_poll");
+    assert_eq!(finding["severity"], "info");
+    assert_eq!(finding["evidence"]["locations"][0], "unknown");
+    assert_eq!(finding["evidence"]["tasks"][0], 42);
+    assert!(finding["evidence"]["values"]["longest_ns"].as_u64().unwrap() > 12_000_000);
+    assert_eq!(json["program"], "demo");
+    assert_eq!(json["options"]["blocking_poll_ns"], 10_000_000);
+
+    // Above the poll's length, nothing is found; the summary opens with the same verdict.
+    let output = run(&["diagnose", "--blocking-poll-ms", "20"], &path);
+    assert!(stdout(&output).contains("Findings: none\n"), "{}", stdout(&output));
+    let output = run(&["summary"], &path);
+    assert!(stdout(&output).starts_with("Findings (1):\n1. [INFO] blocking_poll"));
+    let output = run(&["summary", "--json"], &path);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["diagnosis"]["findings"][0]["kind"], "blocking_poll");
+}
+
+#[test]
+fn diagnose_of_a_directory_covers_each_file_and_reports_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.out"), sample()).unwrap();
+    std::fs::write(dir.path().join("b.out"), b"not a trace").unwrap();
+    let output = run(&["diagnose", "--json"], dir.path());
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["findings"][0]["kind"], "blocking_poll");
+    assert!(stderr(&output).contains("b.out: not a flight-recorder trace"));
+    let output = run(&["diagnose", "--sched-delay-ms=-1"], dir.path());
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(stderr(&output).contains("-1 is not a duration"), "{output:?}");
+    let output = run(&["diagnose", "--imbalance-ms", "NaN"], dir.path());
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

@@ -179,6 +179,12 @@ fn a_blocking_poll_is_the_top_finding_with_its_location() {
     assert_top(&summary, FindingKind::BlockingPoll, &at);
     let top = summary.diagnosis.top().unwrap();
     assert!(top.evidence.value("longest_ns").unwrap() >= 300_000_000);
+    // The summary and the report open with it.
+    assert!(summary.render_text().starts_with("Findings (1):\n1. [CRITICAL] blocking_poll"));
+    let html = flight_recorder_analysis::report::render_html(&summary);
+    let findings = html.find("id=\"findings\"").expect("a findings section");
+    assert!(findings < html.find("id=\"overview\"").unwrap());
+    assert!(html.contains("data-kind=\"blocking_poll\""));
 }
 
 #[test]
