@@ -58,30 +58,10 @@ struct Cli {
 enum Command {
     /// Summarize a trace file (or every trace file of a directory): window, tasks by spawn
     /// location, scheduling latency, long polls, worker utilization, user tasks, regions, logs.
-    Summary {
-        /// The trace file, or a directory of trace files.
-        file: PathBuf,
-        /// Print the summary as JSON (an array for a directory).
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        analysis: AnalysisArgs,
-        #[command(flatten)]
-        symbols: SymbolArgs,
-    },
+    Summary(ReadArgs),
     /// What is wrong in a trace file (or each trace file of a directory): findings, the most
     /// severe first, with their evidence and what to do, and where the slowest requests waited.
-    Diagnose {
-        /// The trace file, or a directory of trace files.
-        file: PathBuf,
-        /// Print the diagnosis as JSON (an array for a directory).
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        analysis: AnalysisArgs,
-        #[command(flatten)]
-        symbols: SymbolArgs,
-    },
+    Diagnose(ReadArgs),
     /// Convert a trace file for a viewer: Perfetto (ui.perfetto.dev) or Chrome JSON.
     Convert {
         /// The trace file.
@@ -169,6 +149,28 @@ enum Command {
     },
 }
 
+/// The arguments of `summary` and `diagnose`.
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// The trace file, or a directory of trace files.
+    file: PathBuf,
+    /// Print JSON (an array for a directory).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    analysis: AnalysisArgs,
+    #[command(flatten)]
+    symbols: SymbolArgs,
+}
+
+impl ReadArgs {
+    fn run(self, view: analyze::View, out: &mut impl Write) -> Result<(), Failure> {
+        let options = self.analysis.options();
+        self.symbols.set()?;
+        analyze::summary(&self.file, self.json, options, view, out)
+    }
+}
+
 /// Where stacks' names come from, when the file has no Symbols table.
 #[derive(clap::Args)]
 struct SymbolArgs {
@@ -231,7 +233,9 @@ struct RuleArgs {
 fn milliseconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(ms) if ms.is_finite() && ms >= 0.0 => Ok(ms),
-        Ok(_) => Err(format!("{text} is not a duration: give milliseconds, 0 or more")),
+        Ok(_) => Err(format!(
+            "{text} is not a duration: give milliseconds, 0 or more"
+        )),
         Err(e) => Err(format!("{text}: {e}")),
     }
 }
@@ -282,34 +286,8 @@ pub fn run() -> ExitCode {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = match cli.command {
-        Command::Summary {
-            file,
-            json,
-            analysis,
-            symbols,
-        } => symbols.set().and_then(|()| {
-            analyze::summary(
-                &file,
-                json,
-                analysis.options(),
-                analyze::View::Summary,
-                &mut out,
-            )
-        }),
-        Command::Diagnose {
-            file,
-            json,
-            analysis,
-            symbols,
-        } => symbols.set().and_then(|()| {
-            analyze::summary(
-                &file,
-                json,
-                analysis.options(),
-                analyze::View::Diagnosis,
-                &mut out,
-            )
-        }),
+        Command::Summary(args) => args.run(analyze::View::Summary, &mut out),
+        Command::Diagnose(args) => args.run(analyze::View::Diagnosis, &mut out),
         Command::Convert {
             file,
             to,

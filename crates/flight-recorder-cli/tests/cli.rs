@@ -376,7 +376,10 @@ fn diagnose_prints_the_findings_with_their_location() {
     assert!(output.status.success(), "{output:?}");
     let text = stdout(&output);
     assert!(
-        text.starts_with(&format!("{}: demo (pid 4242), 2.012s window", path.display())),
+        text.starts_with(&format!(
+            "{}: demo (pid 4242), 2.012s window",
+            path.display()
+        )),
         "{text}"
     );
     assert!(text.contains("Findings (1):\n1. [INFO] blocking_poll: a poll of task 42 (unknown) held worker main for 12.3"), "{text}");
@@ -390,13 +393,22 @@ fn diagnose_prints_the_findings_with_their_location() {
     assert_eq!(finding["severity"], "info");
     assert_eq!(finding["evidence"]["locations"][0], "unknown");
     assert_eq!(finding["evidence"]["tasks"][0], 42);
-    assert!(finding["evidence"]["values"]["longest_ns"].as_u64().unwrap() > 12_000_000);
+    assert!(
+        finding["evidence"]["values"]["longest_ns"]
+            .as_u64()
+            .unwrap()
+            > 12_000_000
+    );
     assert_eq!(json["program"], "demo");
     assert_eq!(json["options"]["blocking_poll_ns"], 10_000_000);
 
     // Above the poll's length, nothing is found; the summary opens with the same verdict.
     let output = run(&["diagnose", "--blocking-poll-ms", "20"], &path);
-    assert!(stdout(&output).contains("Findings: none\n"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("Findings: none\n"),
+        "{}",
+        stdout(&output)
+    );
     let output = run(&["summary"], &path);
     assert!(stdout(&output).starts_with("Findings (1):\n1. [INFO] blocking_poll"));
     let output = run(&["summary", "--json"], &path);
@@ -417,7 +429,10 @@ fn diagnose_of_a_directory_covers_each_file_and_reports_bad_ones() {
     assert!(stderr(&output).contains("b.out: not a flight-recorder trace"));
     let output = run(&["diagnose", "--sched-delay-ms=-1"], dir.path());
     assert_eq!(output.status.code(), Some(2), "{output:?}");
-    assert!(stderr(&output).contains("-1 is not a duration"), "{output:?}");
+    assert!(
+        stderr(&output).contains("-1 is not a duration"),
+        "{output:?}"
+    );
     let output = run(&["diagnose", "--imbalance-ms", "NaN"], dir.path());
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }

@@ -180,7 +180,9 @@ fn a_blocking_poll_is_the_top_finding_with_its_location() {
     let top = summary.diagnosis.top().unwrap();
     assert!(top.evidence.value("longest_ns").unwrap() >= 300_000_000);
     // The summary and the report open with it.
-    assert!(summary.render_text().starts_with("Findings (1):\n1. [CRITICAL] blocking_poll"));
+    assert!(summary
+        .render_text()
+        .starts_with("Findings (1):\n1. [CRITICAL] blocking_poll"));
     let html = flight_recorder_analysis::report::render_html(&summary);
     let findings = html.find("id=\"findings\"").expect("a findings section");
     assert!(findings < html.find("id=\"overview\"").unwrap());

@@ -17,8 +17,8 @@ use crate::model::{
 const TOP_DELAYS: usize = 16;
 /// The width of a spawn-storm bucket.
 pub(super) const STORM_BUCKET_NS: u64 = 100_000_000;
-/// Tasks named per rule, at most.
-const MAX_TASKS: usize = 10;
+/// Tasks that lost their wake kept, at most.
+const MAX_LOST: usize = 1_000;
 
 /// A poll, as a rule's evidence.
 #[derive(Clone, Copy, Debug, Default)]
@@ -263,11 +263,17 @@ impl DiagnosisStats {
         }
     }
 
+    fn push_lost(&mut self, lost: Lost) {
+        if self.lost.len() < MAX_LOST {
+            self.lost.push(lost);
+        }
+    }
+
     fn note_lost(&mut self, task: u64, location: u64) {
         let unwakeable = self.unwakeable.remove(&task);
         let woken = self.pending_wakes.remove(&task);
         if let Some(since) = unwakeable {
-            self.lost.push(Lost {
+            self.push_lost(Lost {
                 task,
                 location,
                 since,
@@ -278,7 +284,7 @@ impl DiagnosisStats {
             let parked_after = self.workers.parks_seen
                 && self.workers.last_park > since.saturating_add(self.options.sched_delay_ns);
             if parked_after {
-                self.lost.push(Lost {
+                self.push_lost(Lost {
                     task,
                     location,
                     since,
@@ -530,7 +536,7 @@ impl Observer for DiagnosisStats {
             if let Some(since) = self.unwakeable.remove(&id) {
                 // Stuck until it was dropped (aborted): still a lost wake.
                 if task.end.saturating_sub(since) >= self.options.lost_wake_ns {
-                    self.lost.push(Lost {
+                    self.push_lost(Lost {
                         task: id,
                         location,
                         since,
@@ -558,6 +564,5 @@ impl Observer for DiagnosisStats {
         workers.sort_unstable();
         self.imbalance = self.slices.longest(&workers, self.options.imbalance_ns);
         self.window = window;
-        self.lost.truncate(MAX_TASKS * 100);
     }
 }

@@ -82,6 +82,10 @@ impl Workers {
     pub fn poll_end(&mut self, thread: u64, poll: PastPoll) {
         let w = self.thread(thread);
         w.current = None;
+        if !w.is_worker() {
+            // Only workers' polls can hold up tasks (and the pool's threads come and go).
+            return;
+        }
         if w.recent.len() == RECENT_POLLS {
             w.recent.pop_front();
         }
