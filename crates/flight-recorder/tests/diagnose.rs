@@ -250,18 +250,15 @@ fn one_worker_busy_while_the_other_parks_is_an_imbalance() {
                 // A task that spawns a short job and keeps computing for 8 ms before it yields: each
                 // job waits in its worker's LIFO slot, which the other worker cannot steal from, so
                 // one worker stays busy with work queued while the other parks.
-                tokio::spawn(async {
+                spawn_at(&mut at, async {
                     let stop = Instant::now() + Duration::from_millis(1500);
-                    let mut at = String::new();
                     while Instant::now() < stop {
-                        spawn_at(&mut at, async { std::hint::black_box(1u64) });
+                        tokio::spawn(async { std::hint::black_box(1u64) });
                         spin(Duration::from_millis(8));
                         tokio::task::yield_now().await;
                     }
-                    at
                 })
                 .await
-                .map(|spawned_at| at = spawned_at)
                 .unwrap();
             })
         },

@@ -29,7 +29,8 @@ pub(super) struct Streak {
     pub idle: u64,
     /// The idle workers' mean busy share over the streak, per mille.
     pub idle_per_mille: u64,
-    /// Polling time by spawn location during the streak, the most first.
+    /// The locations that led its slices (see `Slices::leaders`), with their margin of polling
+    /// time, the most first.
     pub locations: Vec<(u64, u64)>,
 }
 
@@ -42,10 +43,10 @@ pub(super) struct Slices {
     busy: IdMap<(Vec<u64>, Vec<u64>)>,
     /// Per worker thread: the slices in which one of its polls had waited `QUEUED_NS` or more.
     queued: IdMap<Vec<bool>>,
-    /// Per slice: polling time by location, the slices still open (the latest two) in full,
-    /// the others reduced to their leading locations.
-    open_locations: Vec<(usize, IdMap<u64>)>,
-    closed_locations: Vec<Vec<(u64, u64)>>,
+    /// Per slice: the location that polled the most in it, as a majority vote weighted by
+    /// polling time (one comparison per poll; exact when one location dominates the slice,
+    /// which is what an imbalance's evidence needs).
+    leaders: Vec<(u64, u64)>,
 }
 
 impl Slices {
@@ -88,10 +89,14 @@ impl Slices {
     }
 
     /// A poll began on a worker at `time` after waiting `wait` to be polled.
+    #[inline]
     pub fn waited(&mut self, thread: u64, time: u64, wait: u64) {
-        if wait < QUEUED_NS {
-            return;
+        if wait >= QUEUED_NS {
+            self.queued(thread, time);
         }
+    }
+
+    fn queued(&mut self, thread: u64, time: u64) {
         let i = self.index(time);
         if i >= MAX_SLICES {
             return;
@@ -112,26 +117,18 @@ impl Slices {
         if i >= MAX_SLICES {
             return;
         }
-        // Slices before the previous one are complete: keep their three leading locations.
-        while let Some(pos) = self.open_locations.iter().position(|(s, _)| *s + 1 < i) {
-            let (s, map) = self.open_locations.swap_remove(pos);
-            let mut top: Vec<(u64, u64)> = map.into_iter().collect();
-            top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            top.truncate(3);
-            if self.closed_locations.len() <= s {
-                self.closed_locations.resize(s + 1, Vec::new());
-            }
-            self.closed_locations[s] = top;
+        if self.leaders.len() <= i {
+            self.leaders.resize(i + 1, (0, 0));
         }
-        let map = match self.open_locations.iter_mut().find(|(s, _)| *s == i) {
-            Some((_, map)) => map,
-            None => {
-                self.open_locations.push((i, IdMap::default()));
-                &mut self.open_locations.last_mut().expect("just pushed").1
-            }
-        };
-        let e = map.entry(location).or_default();
-        *e = e.saturating_add(end.saturating_sub(start));
+        let ns = end.saturating_sub(start);
+        let leader = &mut self.leaders[i];
+        if leader.0 == location {
+            leader.1 = leader.1.saturating_add(ns);
+        } else if leader.1 > ns {
+            leader.1 -= ns;
+        } else {
+            *leader = (location, ns - leader.1);
+        }
     }
 
     /// The longest run of slices with a busy worker and an idle one, among `workers` (at least
@@ -188,18 +185,10 @@ impl Slices {
             return None;
         }
         let mut locations: IdMap<u64> = IdMap::default();
-        for (s, map) in &self.open_locations {
-            if (first..last).contains(s) {
-                for (l, ns) in map {
-                    let e = locations.entry(*l).or_default();
-                    *e = e.saturating_add(*ns);
-                }
-            }
-        }
-        for s in first..last.min(self.closed_locations.len()) {
-            for (l, ns) in &self.closed_locations[s] {
-                let e = locations.entry(*l).or_default();
-                *e = e.saturating_add(*ns);
+        for &(l, ns) in self.leaders.get(first..last).unwrap_or(&[]) {
+            if ns > 0 {
+                let e = locations.entry(l).or_default();
+                *e = e.saturating_add(ns);
             }
         }
         let mut locations: Vec<(u64, u64)> = locations.into_iter().collect();

@@ -4,8 +4,8 @@
 use flight_recorder_format::{args, EventKind};
 
 use super::imbalance::{Slices, Streak};
-use super::waits::{LastWait, Requests, TaskInfo};
-use super::workers::{Holder, PastPoll, Workers};
+use super::waits::Requests;
+use super::workers::{Current, Holder, PastPoll, WakeChain, WokenBy, Workers};
 use super::DiagnoseOptions;
 use crate::merge::{Ev, Names};
 use crate::model::{
@@ -97,6 +97,14 @@ struct Bucket {
     by_location: IdMap<u64>,
 }
 
+/// A wake not yet followed by a poll of the task.
+#[derive(Clone, Copy, Debug)]
+struct WakeNote {
+    time: u64,
+    /// Who woke it, and the wakes behind that one.
+    chain: WakeChain,
+}
+
 /// A task that lost its wake: (task, location, since, unwakeable).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lost {
@@ -123,7 +131,6 @@ pub(crate) struct DiagnosisStats {
     slices: Slices,
     /// The longest imbalance, found at the end.
     pub(super) imbalance: Option<Streak>,
-    pub(super) tasks: IdMap<TaskInfo>,
     pub(super) requests: Requests,
     pub(super) first_time: Option<u64>,
     pub(super) window: Option<(u64, u64)>,
@@ -144,8 +151,8 @@ pub(crate) struct DiagnosisStats {
     /// runnable while it drains are delayed by it.
     active_storm: Option<Storm>,
     pub(super) storms: Vec<Storm>,
-    /// Wakes not followed by a poll yet: task → time.
-    pending_wakes: IdMap<u64>,
+    /// Wakes not followed by a poll yet, by task.
+    pending_wakes: IdMap<WakeNote>,
     /// Pending polls that kept no waker: task → time.
     unwakeable: IdMap<u64>,
     pub(super) lost: Vec<Lost>,
@@ -162,7 +169,6 @@ impl DiagnosisStats {
             workers: Workers::default(),
             slices: Slices::default(),
             imbalance: None,
-            tasks: IdMap::default(),
             requests: Requests::new(options.waits.max(1).saturating_mul(4)),
             first_time: None,
             window: None,
@@ -263,40 +269,31 @@ impl DiagnosisStats {
         }
     }
 
-    fn push_lost(&mut self, lost: Lost) {
-        if self.lost.len() < MAX_LOST {
-            self.lost.push(lost);
+    /// A poll on a worker waited `at.ns`, at least the scheduling-delay threshold: counted, and
+    /// among the longest, who held the workers meanwhile.
+    fn delayed(&mut self, at: PollAt, poll_time: u64) {
+        self.delays.add(at);
+        let smallest = if self.top_delays.len() < TOP_DELAYS {
+            0
+        } else {
+            self.top_delays.last().map_or(0, |d| d.0)
+        };
+        if at.ns > smallest {
+            let (holders, _) =
+                self.workers
+                    .holders(at.start, poll_time, self.options.blocking_poll_ns);
+            crate::summary::build::keep_top(
+                &mut self.top_delays,
+                (at.ns, holders),
+                TOP_DELAYS,
+                |d| d.0,
+            );
         }
     }
 
-    fn note_lost(&mut self, task: u64, location: u64) {
-        let unwakeable = self.unwakeable.remove(&task);
-        let woken = self.pending_wakes.remove(&task);
-        if let Some(since) = unwakeable {
-            self.push_lost(Lost {
-                task,
-                location,
-                since,
-                unwakeable: true,
-            });
-        } else if let Some(since) = woken {
-            // Lost only if a worker went idle well after the wake: it could have polled it.
-            let parked_after = self.workers.parks_seen
-                && self.workers.last_park > since.saturating_add(self.options.sched_delay_ns);
-            if parked_after {
-                self.push_lost(Lost {
-                    task,
-                    location,
-                    since,
-                    unwakeable: false,
-                });
-            }
-        }
-    }
-}
-
-impl Observer for DiagnosisStats {
-    fn event(&mut self, names: &dyn Names, ev: &Ev) {
+    /// An event of a kind in `WATCHED`.
+    #[inline(never)]
+    fn watched_event(&mut self, names: &dyn Names, ev: &Ev) {
         const TASK_WAKE: u8 = EventKind::TaskWake as u8;
         const TASK_SPAWN: u8 = EventKind::TaskSpawn as u8;
         const USER_TASK_BEGIN: u8 = EventKind::UserTaskBegin as u8;
@@ -304,25 +301,27 @@ impl Observer for DiagnosisStats {
         const WORKER_PARK: u8 = EventKind::WorkerPark as u8;
         const COUNTER: u8 = EventKind::Counter as u8;
         const PENDING_WITHOUT_WAKER: u8 = EventKind::PendingWithoutWaker as u8;
-        if self.first_time.is_none() {
-            self.first_time = Some(ev.time);
-            self.slices.set_origin(ev.time);
-        }
         match ev.kind {
             TASK_WAKE => {
                 self.wakes += 1;
                 let args::TaskWake { task, waker } = ev.args_as();
-                self.pending_wakes.entry(task).or_insert(ev.time);
-                if waker != 0 && self.requests.tracks(task) {
-                    // The waker's location now: it may end before the woken task's next poll.
-                    let location =
-                        match self.workers.threads.get(&ev.thread).and_then(|w| w.current) {
-                            Some((current, location, _)) if current == waker => location,
-                            _ => self.tasks.get(&waker).map_or(0, |t| t.location),
-                        };
-                    self.requests
-                        .note_wake(names, &self.tasks, task, waker, location);
-                }
+                // Who woke it, and what had woken the waker: the waker is polled on this thread
+                // now, and may have ended by the woken task's next poll.
+                let thread = self.workers.thread(ev.thread);
+                let blocking = thread.is_blocking();
+                let (location, behind) = match thread.current {
+                    Some(c) if c.task == waker => (c.location, c.woken_by),
+                    _ => (0, [None, None]),
+                };
+                let by = WokenBy {
+                    waker,
+                    location,
+                    blocking,
+                };
+                self.pending_wakes.entry(task).or_insert(WakeNote {
+                    time: ev.time,
+                    chain: [Some(by), behind[0], behind[1]],
+                });
             }
             TASK_SPAWN => {
                 self.spawns += 1;
@@ -335,12 +334,14 @@ impl Observer for DiagnosisStats {
                 let args::UserTaskBegin {
                     user_task, name, ..
                 } = ev.args_as();
-                let (task, location) = self
-                    .workers
-                    .threads
-                    .get(&ev.thread)
-                    .and_then(|w| w.current)
-                    .map_or((0, 0), |(t, l, _)| (t, l));
+                let current = &mut self.workers.thread(ev.thread).current;
+                let (task, location) = match current {
+                    Some(c) => {
+                        c.tracked = true;
+                        (c.task, c.location)
+                    }
+                    None => (0, 0),
+                };
                 self.requests
                     .begin(names, user_task, name, task, location, ev.time);
             }
@@ -377,15 +378,73 @@ impl Observer for DiagnosisStats {
         }
     }
 
+    fn push_lost(&mut self, lost: Lost) {
+        if self.lost.len() < MAX_LOST {
+            self.lost.push(lost);
+        }
+    }
+
+    fn note_lost(&mut self, task: u64, location: u64) {
+        let unwakeable = self.unwakeable.remove(&task);
+        let woken = self.pending_wakes.remove(&task).map(|n| n.time);
+        if let Some(since) = unwakeable {
+            self.push_lost(Lost {
+                task,
+                location,
+                since,
+                unwakeable: true,
+            });
+        } else if let Some(since) = woken {
+            // Lost only if a worker went idle well after the wake: it could have polled it.
+            let parked_after = self.workers.parks_seen
+                && self.workers.last_park > since.saturating_add(self.options.sched_delay_ns);
+            if parked_after {
+                self.push_lost(Lost {
+                    task,
+                    location,
+                    since,
+                    unwakeable: false,
+                });
+            }
+        }
+    }
+}
+
+/// Whether the rules look at events of this kind byte beyond the model's spans: a table, so
+/// that the common events (polls, regions) cost one load.
+static WATCHED: [bool; 256] = {
+    let mut watched = [false; 256];
+    watched[EventKind::TaskWake as usize] = true;
+    watched[EventKind::TaskSpawn as usize] = true;
+    watched[EventKind::UserTaskBegin as usize] = true;
+    watched[EventKind::RuntimeThread as usize] = true;
+    watched[EventKind::WorkerPark as usize] = true;
+    watched[EventKind::Counter as usize] = true;
+    watched[EventKind::PendingWithoutWaker as usize] = true;
+    watched
+};
+
+impl Observer for DiagnosisStats {
+    #[inline]
+    fn event(&mut self, names: &dyn Names, ev: &Ev) {
+        if self.first_time.is_none() {
+            self.first_time = Some(ev.time);
+            self.slices.set_origin(ev.time);
+        }
+        if WATCHED[usize::from(ev.kind)] {
+            self.watched_event(names, ev);
+        }
+    }
+
     fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {
         self.polls += 1;
         let id = poll.task.id;
         let location = poll.task.location;
-        self.workers
-            .poll_begin(poll.thread, id, location, poll.time);
-        if !self.pending_wakes.is_empty() {
-            self.pending_wakes.remove(&id);
-        }
+        let note = if self.pending_wakes.is_empty() {
+            None
+        } else {
+            self.pending_wakes.remove(&id)
+        };
         if !self.unwakeable.is_empty() {
             self.unwakeable.remove(&id);
         }
@@ -396,7 +455,18 @@ impl Observer for DiagnosisStats {
         {
             self.close_bucket();
         }
-        let blocking = self.workers.is_blocking(poll.thread);
+        let chain = note.map_or([None; 3], |n| n.chain);
+        let tracked = self.requests.tracks(id);
+        let worker = self.workers.thread(poll.thread);
+        worker.polled = true;
+        worker.current = Some(Current {
+            task: id,
+            location,
+            start: poll.time,
+            tracked,
+            woken_by: [chain[0], chain[1]],
+        });
+        let blocking = worker.is_blocking();
         if let Some(wait) = poll.sched_wait {
             let at = PollAt {
                 task: id,
@@ -405,104 +475,62 @@ impl Observer for DiagnosisStats {
                 start: poll.time.saturating_sub(wait),
                 ns: wait,
             };
-            if !blocking {
-                self.slices.waited(poll.thread, poll.time, wait);
-            }
             if blocking {
                 if wait >= self.options.blocking_queue_ns {
                     self.blocking_queue.add(at);
                 }
             } else {
+                self.slices.waited(poll.thread, poll.time, wait);
                 if wait >= self.options.sched_delay_ns {
-                    self.delays.add(at);
-                    let smallest = if self.top_delays.len() < TOP_DELAYS {
-                        0
-                    } else {
-                        self.top_delays.last().map_or(0, |d| d.0)
-                    };
-                    if wait > smallest {
-                        let (holders, _) = self.workers.holders(
-                            at.start,
-                            poll.time,
-                            self.options.blocking_poll_ns,
-                        );
-                        crate::summary::build::keep_top(
-                            &mut self.top_delays,
-                            (wait, holders),
-                            TOP_DELAYS,
-                            |d| d.0,
-                        );
-                    }
+                    self.delayed(at, poll.time);
                 }
                 self.storm_poll(id, location, poll.time, wait);
             }
         }
-        // What this task waited on, for the chains of the requests it wakes.
-        if let Some(w) = poll.wake.filter(|w| !w.spawn) {
-            let from_blocking = self.workers.is_blocking(w.thread);
-            let info = self.tasks.entry(id).or_default();
-            info.location = location;
-            let idle_ns = if info.last_end == 0 {
-                0
-            } else {
-                w.time.saturating_sub(info.last_end)
-            };
-            info.last = Some(LastWait {
-                waker: w.waker,
-                blocking: from_blocking,
-                idle_ns,
-                worker_ns: poll.time.saturating_sub(w.time),
-            });
-        } else if poll.wake.is_some_and(|w| w.spawn) {
-            self.tasks.entry(id).or_default().location = location;
-        }
-        if self.requests.tracks(id) {
+        if tracked {
             self.requests.poll_begin(
                 names,
                 &self.workers,
-                &self.tasks,
                 id,
                 poll.time,
                 poll.wake,
                 poll.sched_wait,
+                chain,
             );
         }
     }
 
     fn poll_end(&mut self, _names: &dyn Names, poll: &PollEnd, _: &[OpenRegion], _: &[Note]) {
         let ns = poll.duration();
-        let past = PastPoll {
+        let long = ns >= self.options.blocking_poll_ns;
+        let worker = self.workers.thread(poll.thread);
+        let tracked = worker
+            .current
+            .is_some_and(|c| c.tracked && c.task == poll.task.id);
+        if poll.result != PollResult::Ready && poll.result != PollResult::Truncated {
+            worker.async_polls = true;
+        }
+        let blocking = worker.is_blocking();
+        worker.poll_end(PastPoll {
             start: poll.start,
             end: poll.end,
             task: poll.task.id,
             location: poll.task.location,
-        };
-        if poll.result != PollResult::Ready && poll.result != PollResult::Truncated {
-            self.workers.thread(poll.thread).async_polls = true;
-        }
-        let long = ns >= self.options.blocking_poll_ns;
-        if long && !self.workers.is_blocking(poll.thread) {
-            self.blocking_polls.add(PollAt {
-                task: poll.task.id,
-                location: poll.task.location,
-                thread: poll.thread,
-                start: poll.start,
-                ns,
-            });
-        }
-        self.workers.poll_end(poll.thread, past);
-        if !self.workers.is_blocking(poll.thread) {
+        });
+        if !blocking {
+            if long {
+                self.blocking_polls.add(PollAt {
+                    task: poll.task.id,
+                    location: poll.task.location,
+                    thread: poll.thread,
+                    start: poll.start,
+                    ns,
+                });
+            }
             self.slices
                 .poll(poll.thread, poll.task.location, poll.start, poll.end, long);
         }
-        if self.wakes > 0 {
-            // For the idle time before the task's next wake (the chains need it only where
-            // wakes are recorded).
-            let info = self.tasks.entry(poll.task.id).or_default();
-            info.location = poll.task.location;
-            info.last_end = poll.end;
-        }
-        if self.requests.tracks(poll.task.id) {
+        if tracked {
             self.requests.poll_end(poll.task.id, poll.start, poll.end);
         }
     }
@@ -548,7 +576,6 @@ impl Observer for DiagnosisStats {
         if task.spawned {
             self.spawned.entry(location).or_default().spawned += 1;
         }
-        self.tasks.remove(&id);
     }
 
     fn finish(&mut self, _names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
@@ -556,10 +583,9 @@ impl Observer for DiagnosisStats {
         self.end_storm();
         let mut workers: Vec<u64> = self
             .workers
-            .threads
             .iter()
             .filter(|(_, w)| w.is_worker())
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         workers.sort_unstable();
         self.imbalance = self.slices.longest(&workers, self.options.imbalance_ns);

@@ -50,14 +50,7 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
         .iter()
         .map(|r| r.workers.len() as u64)
         .sum::<u64>()
-        .max(
-            stats
-                .workers
-                .threads
-                .values()
-                .filter(|w| w.is_worker())
-                .count() as u64,
-        )
+        .max(stats.workers.iter().filter(|(_, w)| w.is_worker()).count() as u64)
         .max(1);
     let capacity = window.saturating_mul(workers);
     let mut d = Diagnosis {
@@ -277,8 +270,15 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
             w.start < s.end.saturating_add(2 * super::observe::STORM_BUCKET_NS)
                 && w.start.saturating_add(w.ns) >= s.start
         });
+        let in_imbalance = stats
+            .imbalance
+            .as_ref()
+            .is_some_and(|i| w.start >= i.start && w.start < i.end);
         if caused_by_blocking {
             why.push_str(" (the blocking polls held them)");
+            severity = severity.lower();
+        } else if in_imbalance {
+            why.push_str(" (while another worker stayed idle: see the imbalance)");
             severity = severity.lower();
         } else if let Some(s) = storm_of_worst {
             why.push_str(" (during a spawn storm)");

@@ -2,7 +2,7 @@
 //! arrive, into running, waiting for a worker, waiting on other tasks, blocked in
 //! `spawn_blocking` and idle; the slowest kept.
 
-use super::workers::Workers;
+use super::workers::{WakeChain, Workers};
 use super::{Blame, RequestWaits};
 use crate::merge::Names;
 use crate::model::{IdMap, WakeRef};
@@ -10,32 +10,8 @@ use crate::summary::build::{location_name, string_or_id};
 
 /// Distinct causes kept per request and category (the rest are added to the last).
 const MAX_BLAME: usize = 8;
-/// Links followed from a waking task to what it waited on.
-const MAX_CHAIN: usize = 4;
 /// A worker wait at least this long gets its holders named.
 const HOLDERS_MIN_NS: u64 = 1_000_000;
-
-/// What a live task waited on before its latest poll, for the chains.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct LastWait {
-    /// The task that woke it (0: none recorded, a timer, I/O or outside).
-    pub waker: u64,
-    /// Woken from a blocking-pool thread.
-    pub blocking: bool,
-    /// How long it was idle before the wake, ns.
-    pub idle_ns: u64,
-    /// How long it then waited for a worker, ns (0 when unknown).
-    pub worker_ns: u64,
-}
-
-/// A live task as the chains and blames need it.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct TaskInfo {
-    pub location: u64,
-    /// The end of its latest poll (0: none seen).
-    pub last_end: u64,
-    pub last: Option<LastWait>,
-}
 
 /// A user task still open, with its breakdown so far.
 struct Open {
@@ -44,9 +20,6 @@ struct Open {
     acc: u64,
     /// Whether its task is being polled now.
     in_poll: bool,
-    /// The latest wake of its task: the waking task, its spawn location and what it had been
-    /// waiting on, noted at the wake (the waker may have ended by the next poll).
-    woken_by: Option<(u64, u64, Vec<String>)>,
     holders: IdMap<Blame>,
     task_waits: IdMap<Blame>,
     blocking: IdMap<Blame>,
@@ -99,7 +72,6 @@ impl Requests {
                 waits,
                 acc: time,
                 in_poll: task != 0,
-                woken_by: None,
                 holders: IdMap::default(),
                 task_waits: IdMap::default(),
                 blocking: IdMap::default(),
@@ -116,37 +88,18 @@ impl Requests {
         !self.by_task.is_empty() && self.by_task.contains_key(&task)
     }
 
-    /// `task` was woken by `waker` (spawned at `location`), polled on the waking thread now.
-    pub fn note_wake(
-        &mut self,
-        names: &dyn Names,
-        tasks: &IdMap<TaskInfo>,
-        task: u64,
-        waker: u64,
-        location: u64,
-    ) {
-        let Some(ids) = self.by_task.get(&task) else {
-            return;
-        };
-        let chain = chain(names, tasks, waker);
-        for id in ids {
-            if let Some(open) = self.open.get_mut(id) {
-                open.woken_by = Some((waker, location, chain.clone()));
-            }
-        }
-    }
-
-    /// `task`'s poll begins at `start`: the time since its last event was a wait.
+    /// `task`'s poll begins at `start`: the time since its last event was a wait. `woken`
+    /// says who woke it (from a blocking-pool thread or not) and the wakes behind that one.
     #[allow(clippy::too_many_arguments)]
     pub fn poll_begin(
         &mut self,
         names: &dyn Names,
         workers: &Workers,
-        tasks: &IdMap<TaskInfo>,
         task: u64,
         start: u64,
         wake: Option<WakeRef>,
         sched_wait: Option<u64>,
+        woken: WakeChain,
     ) {
         let Some(ids) = self.by_task.get(&task) else {
             return;
@@ -165,24 +118,27 @@ impl Requests {
             let idle = ready - from;
             let runnable = start - ready;
             open.waits.wakes_recorded |= wake.is_some_and(|w| !w.spawn);
-            match wake.filter(|w| !w.spawn) {
-                Some(w) if workers.is_blocking(w.thread) => {
+            match (wake.filter(|w| !w.spawn), woken[0]) {
+                (Some(w), Some(by)) if by.blocking => {
                     open.waits.blocking_ns = open.waits.blocking_ns.saturating_add(idle);
-                    let location = tasks.get(&w.waker).map_or(0, |t| t.location);
-                    add_blame(&mut open.blocking, names, w.waker, location, idle, Vec::new);
+                    add_blame(
+                        &mut open.blocking,
+                        names,
+                        w.waker,
+                        by.location,
+                        idle,
+                        Vec::new,
+                    );
                 }
-                Some(w) if w.waker != 0 && w.waker != task => {
-                    let noted = open.woken_by.take().filter(|(waker, ..)| *waker == w.waker);
-                    let (location, links) = match noted {
-                        Some((_, location, links)) => (location, links),
-                        None => (
-                            tasks.get(&w.waker).map_or(0, |t| t.location),
-                            chain(names, tasks, w.waker),
-                        ),
-                    };
-                    add_blame(&mut open.task_waits, names, w.waker, location, idle, || {
-                        links
-                    });
+                (Some(w), Some(by)) if w.waker != 0 && w.waker != task => {
+                    add_blame(
+                        &mut open.task_waits,
+                        names,
+                        w.waker,
+                        by.location,
+                        idle,
+                        || chain(names, &woken),
+                    );
                 }
                 _ => open.waits.idle_ns = open.waits.idle_ns.saturating_add(idle),
             }
@@ -280,46 +236,35 @@ fn add_blame(
     entry.ns = entry.ns.saturating_add(ns);
 }
 
-/// What `task` was waiting on before it woke the request's task, and so on.
-fn chain(names: &dyn Names, tasks: &IdMap<TaskInfo>, task: u64) -> Vec<String> {
+/// What the task that woke the request's task had itself been woken by, and so on: one line per
+/// link of `woken` (its first entry is the waking task).
+fn chain(names: &dyn Names, woken: &WakeChain) -> Vec<String> {
     let mut out = Vec::new();
-    let mut current = task;
-    let mut seen = Vec::new();
-    while out.len() < MAX_CHAIN && !seen.contains(&current) {
-        seen.push(current);
-        let Some(info) = tasks.get(&current) else {
+    for pair in woken.windows(2) {
+        let (Some(task), behind) = (pair[0], pair[1]) else {
             break;
         };
-        let Some(last) = info.last else {
+        if task.waker == 0 || task.blocking {
             break;
-        };
-        let who = format!("task {current} ({})", location_name(names, info.location));
-        let idle = flight_recorder_format::units::format_duration(last.idle_ns);
-        let line = if last.blocking {
-            format!("{who} waited {idle} on spawn_blocking work")
-        } else if last.waker != 0 && last.waker != current {
-            let location = tasks.get(&last.waker).map_or(0, |t| t.location);
-            format!(
-                "{who} waited {idle} on task {} ({})",
-                last.waker,
-                location_name(names, location)
-            )
-        } else {
-            format!("{who} waited {idle}: idle, no recorded cause (a timer, I/O or outside the runtime)")
+        }
+        let who = format!(
+            "task {} ({})",
+            task.waker,
+            location_name(names, task.location)
+        );
+        let line = match behind {
+            None => format!("{who} had no recorded wake before (first poll since its spawn, or wakes not recorded)"),
+            Some(b) if b.blocking => format!("{who} had been woken by spawn_blocking work"),
+            Some(b) if b.waker == 0 => format!(
+                "{who} had been woken by a timer, I/O or from outside the runtime"
+            ),
+            Some(b) => format!(
+                "{who} had been woken by task {} ({})",
+                b.waker,
+                location_name(names, b.location)
+            ),
         };
         out.push(line);
-        if last.worker_ns > 0 {
-            if let Some(l) = out.last_mut() {
-                l.push_str(&format!(
-                    ", then {} for a worker",
-                    flight_recorder_format::units::format_duration(last.worker_ns)
-                ));
-            }
-        }
-        if last.waker == 0 || last.blocking || last.waker == current {
-            break;
-        }
-        current = last.waker;
     }
     out
 }

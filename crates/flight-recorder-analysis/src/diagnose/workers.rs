@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use crate::dense::DenseIds;
 use crate::model::{role, IdMap};
 
 /// Recent polls kept per thread to find who held it during a wait.
@@ -17,13 +18,39 @@ pub(super) struct PastPoll {
     pub location: u64,
 }
 
+/// A wake: the waking task (0: none, a timer, I/O or outside the runtime), its spawn location,
+/// and whether it came from a blocking-pool thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct WokenBy {
+    pub waker: u64,
+    pub location: u64,
+    pub blocking: bool,
+}
+
+/// A wake and the two wakes behind it: who woke the task, what had woken that one for the poll
+/// in which it woke the task, and what had woken that one in turn.
+pub(super) type WakeChain = [Option<WokenBy>; 3];
+
+/// The poll in progress on a thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Current {
+    pub task: u64,
+    pub location: u64,
+    pub start: u64,
+    /// Whether a user task is open in it (its polls feed a breakdown).
+    pub tracked: bool,
+    /// What woke the task for this poll, and what had woken its waker in turn (`None`: no wake
+    /// recorded).
+    pub woken_by: [Option<WokenBy>; 2],
+}
+
 /// One thread.
 #[derive(Debug, Default)]
 pub(super) struct Worker {
     /// Its role from `runtime_thread` (`None`: not said).
     pub role: Option<u64>,
-    /// The poll in progress: (task, location, start).
-    pub current: Option<(u64, u64, u64)>,
+    /// The poll in progress.
+    pub current: Option<Current>,
     /// Its latest polls, oldest first.
     pub recent: VecDeque<PastPoll>,
     /// Whether it polled at all (a worker that never polls is idle, not absent).
@@ -51,45 +78,45 @@ impl Worker {
     pub fn is_blocking(&self) -> bool {
         self.role == Some(role::BLOCKING) && !self.async_polls
     }
+
+    /// A poll ended on it.
+    pub fn poll_end(&mut self, poll: PastPoll) {
+        self.current = None;
+        if !self.is_worker() {
+            // Only workers' polls can hold up tasks (and the pool's threads come and go).
+            return;
+        }
+        if self.recent.len() == RECENT_POLLS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(poll);
+    }
 }
 
-/// All threads.
+/// All threads, numbered densely.
 #[derive(Default)]
 pub(super) struct Workers {
-    pub threads: IdMap<Worker>,
+    ids: DenseIds,
+    list: Vec<Worker>,
     /// The time of the latest `worker_park`.
     pub last_park: u64,
     pub parks_seen: bool,
 }
 
 impl Workers {
+    /// The thread with this id.
+    #[inline]
     pub fn thread(&mut self, id: u64) -> &mut Worker {
-        self.threads.entry(id).or_default()
-    }
-
-    pub fn is_blocking(&self, id: u64) -> bool {
-        self.threads.get(&id).is_some_and(Worker::is_blocking)
-    }
-
-    /// A poll began on `thread`.
-    pub fn poll_begin(&mut self, thread: u64, task: u64, location: u64, start: u64) {
-        let w = self.thread(thread);
-        w.current = Some((task, location, start));
-        w.polled = true;
-    }
-
-    /// A poll ended on `thread`.
-    pub fn poll_end(&mut self, thread: u64, poll: PastPoll) {
-        let w = self.thread(thread);
-        w.current = None;
-        if !w.is_worker() {
-            // Only workers' polls can hold up tasks (and the pool's threads come and go).
-            return;
+        let (index, new) = self.ids.index(id);
+        if new {
+            self.list.push(Worker::default());
         }
-        if w.recent.len() == RECENT_POLLS {
-            w.recent.pop_front();
-        }
-        w.recent.push_back(poll);
+        &mut self.list[index]
+    }
+
+    /// Every thread, with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Worker)> {
+        self.ids.ids().iter().copied().zip(self.list.iter())
     }
 
     /// The time each spawn location held a worker during `[from, to)`: the overlap of the
@@ -98,7 +125,7 @@ impl Workers {
     pub fn holders(&self, from: u64, to: u64, long_ns: u64) -> (Vec<Holder>, bool) {
         let mut by_location: IdMap<Holder> = IdMap::default();
         let mut covered = true;
-        for w in self.threads.values() {
+        for w in &self.list {
             if !w.is_worker() {
                 continue;
             }
@@ -117,13 +144,13 @@ impl Workers {
                     }
                 }
             };
-            if let Some((task, location, start)) = w.current {
+            if let Some(c) = w.current {
                 add(
-                    task,
-                    location,
-                    start,
+                    c.task,
+                    c.location,
+                    c.start,
                     to,
-                    to.saturating_sub(start) >= long_ns,
+                    to.saturating_sub(c.start) >= long_ns,
                 );
             }
             for p in w.recent.iter().rev() {
