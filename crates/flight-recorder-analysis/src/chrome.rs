@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 
 use flight_recorder_format::{Header, TraceReader};
 
-use crate::export::{export, Arg, ExportError, Format, Track};
+use crate::export::{export, Arg, ArgName, Category, ExportError, Format, Name, Track};
 use crate::merge::MergeOptions;
 
 /// The Chrome JSON [`Format`].
@@ -90,7 +90,7 @@ impl<W: Write> ChromeJson<W> {
         &mut self,
         ph: &[u8],
         name: &str,
-        category: &str,
+        category: Category,
         track: Track,
         time: u64,
     ) -> io::Result<&mut Vec<u8>> {
@@ -100,8 +100,9 @@ impl<W: Write> ChromeJson<W> {
         line.extend_from_slice(ph);
         line.extend_from_slice(b",\"name\":");
         push_string(line, name);
-        line.extend_from_slice(b",\"cat\":");
-        push_string(line, category);
+        line.extend_from_slice(b",\"cat\":\"");
+        line.extend_from_slice(category.as_str().as_bytes());
+        line.push(b'"');
         push_place(line, rel, pid, tid);
         Ok(line)
     }
@@ -172,13 +173,15 @@ fn push_place(line: &mut Vec<u8>, rel_ns: u64, pid: u64, tid: u64) {
 }
 
 /// `,"args":{…}`.
-fn push_args(line: &mut Vec<u8>, args: &[(&str, Arg)]) {
+fn push_args(line: &mut Vec<u8>, args: &[(ArgName, Arg<'_>)]) {
     line.extend_from_slice(b",\"args\":{");
     for (i, (name, value)) in args.iter().enumerate() {
         if i > 0 {
             line.push(b',');
         }
-        push_string(line, name);
+        line.push(b'"');
+        line.extend_from_slice(name.as_str().as_bytes());
+        line.push(b'"');
         line.push(b':');
         match value {
             Arg::Uint(v) => push_u64(line, *v),
@@ -222,12 +225,12 @@ impl<W: Write> Format for ChromeJson<W> {
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         terminating_flow: Option<u64>,
     ) -> io::Result<()> {
-        let line = self.slice_line(b"\"ph\":\"B\"", name, category, track, time)?;
+        let line = self.slice_line(b"\"ph\":\"B\"", name.text, category, track, time)?;
         push_args(line, args);
         self.close_line()?;
         if let Some(flow) = terminating_flow {
@@ -236,8 +239,14 @@ impl<W: Write> Format for ChromeJson<W> {
         Ok(())
     }
 
-    fn end(&mut self, track: Track, time: u64, name: &str, category: &str) -> io::Result<()> {
-        self.slice_line(b"\"ph\":\"E\"", name, category, track, time)?;
+    fn end(
+        &mut self,
+        track: Track,
+        time: u64,
+        name: Name<'_>,
+        category: Category,
+    ) -> io::Result<()> {
+        self.slice_line(b"\"ph\":\"E\"", name.text, category, track, time)?;
         self.close_line()
     }
 
@@ -245,12 +254,18 @@ impl<W: Write> Format for ChromeJson<W> {
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         flow: Option<u64>,
     ) -> io::Result<()> {
-        let line = self.slice_line(b"\"ph\":\"i\",\"s\":\"t\"", name, category, track, time)?;
+        let line = self.slice_line(
+            b"\"ph\":\"i\",\"s\":\"t\"",
+            name.text,
+            category,
+            track,
+            time,
+        )?;
         push_args(line, args);
         self.close_line()?;
         if let Some(flow) = flow {
@@ -283,7 +298,7 @@ impl<W: Write> Format for ChromeJson<W> {
 
 /// Writes the rest of `reader`'s events to `out` as Chrome JSON. A damaged trace gives
 /// [`ExportError::Trace`] after its intact part was written (the output is valid JSON).
-pub fn write_chrome_json<R: Read, W: Write>(
+pub fn write_chrome_json<R: Read, W: Write + Send>(
     reader: TraceReader<R>,
     out: W,
     merge: MergeOptions,
@@ -323,14 +338,14 @@ mod tests {
         push_args(
             &mut line,
             &[
-                ("message", Arg::Text("say \"hi\"\n\u{1}é".into())),
-                ("n", Arg::Uint(u64::MAX)),
+                (ArgName::Message, Arg::Text("say \"hi\"\n\u{1}é")),
+                (ArgName::Task, Arg::Uint(u64::MAX)),
             ],
         );
         let text = String::from_utf8(line).unwrap();
         assert_eq!(
             text,
-            ",\"args\":{\"message\":\"say \\\"hi\\\"\\n\\u0001é\",\"n\":18446744073709551615}"
+            ",\"args\":{\"message\":\"say \\\"hi\\\"\\n\\u0001é\",\"task\":18446744073709551615}"
         );
         let value: serde_json::Value = serde_json::from_str(&text[8..]).unwrap();
         assert_eq!(value["message"], "say \"hi\"\n\u{1}é");
