@@ -2,11 +2,15 @@
 //! tracks, the slices on them, kept balanced, and the driver.
 //!
 //! Tracks: one per thread (its polls, regions, wakes, logs and marks), one per polled task
-//! (its polls), one per user task (its life), one per counter. Slices on a thread track nest:
+//! (its polls, without arguments: the track's name gives the task), one per user task (its
+//! life), one per counter. Slices on a thread track nest:
 //! the exporter keeps a stack per thread, a poll's end closes what is still open inside it (a
 //! region held across an `.await` is cut at the end of the poll), an end that matches nothing
 //! open is dropped, and whatever is open at the end of the window is closed there. A wake is an
 //! instant on the waking thread, linked by a flow to the poll it caused.
+//!
+//! [`export`] reads the file on the calling thread and drives the model, the timeline and the
+//! format on a second one ([`drive_pipelined`]).
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -647,12 +651,13 @@ impl<F: Format> Observer for Timeline<F> {
                 self.check(r);
                 self.set_task_track(uid, true);
             }
+            // No arguments: the track's name says which task it is.
             let r = self.format.begin(
                 Track::Task(uid),
                 poll.time,
                 self.names.get(name),
                 Category::Poll,
-                &args[..1],
+                &[],
                 None,
             );
             self.check(r);

@@ -19,8 +19,8 @@
 //! Most of the file is track events, so they are written small (about 4 to 5 bytes of output
 //! per byte of trace):
 //!
-//! - Packet sequences: sequence 1 holds the track descriptors and the events of tracks of no
-//!   thread (user tasks, counters); each thread's events go on a sequence of its own (3, 4, …),
+//! - Packet sequences: the track descriptors are on none; sequence 1 holds the events of tracks
+//!   of no thread (user tasks, counters); each thread's events go on a sequence of its own (3, 4, …),
 //!   whose `TracePacketDefaults` name the thread's track (`TrackEventDefaults.track_uuid`), so
 //!   they carry no track; a task's events go on the sequence of the thread that polls it.
 //!   (Sequence 2 holds the stack samples, with interned frames and callstacks.)
@@ -296,8 +296,8 @@ impl SampleInterning {
 /// Modules by path: start, end, load bias, build id.
 type ModuleInfo = HashMap<String, (u64, u64, u64, Vec<u8>)>;
 
-/// The sequence of the track descriptors and of the events on tracks of no thread (user tasks,
-/// counters); each thread's events are on a sequence of its own, `FIRST_THREAD_SEQUENCE` + the
+/// The sequence of the events on tracks of no thread (user tasks, counters; the track
+/// descriptors are on no sequence); each thread's events are on a sequence of its own, `FIRST_THREAD_SEQUENCE` + the
 /// thread's index.
 const MAIN_SEQUENCE: u64 = 1;
 const FIRST_THREAD_SEQUENCE: u64 = 3;
@@ -480,8 +480,11 @@ impl<W: Write> Perfetto<W> {
     /// Ends the packet opened at `at` (adding the sequence id and flags) and writes the buffer
     /// out when it is full.
     #[inline]
+    /// A packet of no sequence (`sequence` 0) depends on no incremental state.
     fn close_packet(&mut self, at: usize, sequence: u64, flags: u64) -> io::Result<()> {
-        uint(&mut self.buf, field::TRUSTED_PACKET_SEQUENCE_ID, sequence);
+        if sequence != 0 {
+            uint(&mut self.buf, field::TRUSTED_PACKET_SEQUENCE_ID, sequence);
+        }
         if flags != 0 {
             uint(&mut self.buf, field::SEQUENCE_FLAGS, flags);
         }
@@ -574,7 +577,8 @@ impl<W: Write> Perfetto<W> {
     fn descriptor(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
         let at = self.open_packet();
         message(&mut self.buf, field::TRACK_DESCRIPTOR, f);
-        self.close_packet(at, MAIN_SEQUENCE, 0)
+        // On no sequence: a descriptor needs no incremental state.
+        self.close_packet(at, 0, 0)
     }
 
     /// Starts sequence `id`: clears its state, sets its defaults (its events' clock, and
