@@ -499,7 +499,7 @@ impl<W: Write> Perfetto<W> {
     /// [`Perfetto::track_event`] for the common case, no new interned data and at most two
     /// arguments, all numbers: built on the stack in a [`Small`] packet.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn small_track_event(
         &mut self,
         seq: usize,
@@ -675,7 +675,7 @@ impl<W: Write> Perfetto<W> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn track_event(
         &mut self,
         track: Track,
