@@ -26,11 +26,12 @@
 //!   (Sequence 2 holds the stack samples, with interned frames and callstacks.)
 //! - Each sequence's first packet sets `SEQ_INCREMENTAL_STATE_CLEARED`, its defaults and its
 //!   clocks; its events set `SEQ_NEEDS_INCREMENTAL_STATE`.
-//! - Times are differences: two incremental sequence-scoped clocks (ids 64 and 65, put at the
-//!   first event's time by the sequence's `ClockSnapshot`), 64 the default of the sequence's
-//!   packets, 65 that of the wake and spawn instants, which come out of time order (when the
-//!   poll they caused begins). A difference is a two's complement 64-bit number: an event
-//!   earlier than the previous one on its clock takes ten bytes and stays right.
+//! - Times are differences: the sequence's default clock is an incremental sequence-scoped
+//!   clock (64, put at the first event's time by the sequence's `ClockSnapshot`), each time the
+//!   difference from the previous one (a two's complement 64-bit number: an event earlier than
+//!   the previous one takes ten bytes and stays right). Wake and spawn instants come out of time
+//!   order (when the poll they caused begins), so they name clock 65, not incremental, at 0 at
+//!   the first event: nanoseconds since then.
 //! - Event names, categories and debug annotation names are interned (`InternedData`
 //!   `event_names`, `event_categories`, `debug_annotation_names`) in the packet that first uses
 //!   them on the sequence.
@@ -313,7 +314,8 @@ const CLOCK_BOOTTIME: u64 = 6;
 /// timestamp the difference from the previous one on this clock.
 const CLOCK_EVENTS: u64 = 64;
 /// The sequence's clock of wake and spawn instants, which come out of time order (when the poll
-/// they caused begins): incremental too, so that each is the difference from the previous wake.
+/// they caused begins, so that differences would often be negative, ten bytes): not incremental,
+/// nanoseconds since the first event (five bytes for a trace of up to 34 s).
 const CLOCK_WAKES: u64 = 65;
 
 /// Track uuids. Task tracks, by far the most, take the even numbers (`2 × uid`), so that
@@ -401,9 +403,8 @@ impl<'a> Small<'a> {
 /// A packet sequence's incremental state.
 struct Sequence {
     id: u64,
-    /// The last timestamps written on its two incremental clocks.
+    /// The last timestamp written on its incremental clock.
     last_time: u64,
-    last_wake_time: u64,
     /// Event names interned so far, by [`Name::id`].
     names: Vec<bool>,
     /// Categories and debug annotation names interned so far (a bit per index).
@@ -516,9 +517,8 @@ impl<W: Write> Perfetto<W> {
         self.buf.reserve(128);
         let mut p = Small::new(&mut self.buf);
         if matches!(category, Some(Category::Wake | Category::Spawn)) {
-            p.uint(field::TIMESTAMP, time.wrapping_sub(sequence.last_wake_time));
+            p.uint(field::TIMESTAMP, time.wrapping_sub(self.start_ns));
             p.uint(field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
-            sequence.last_wake_time = time;
         } else {
             p.uint(field::TIMESTAMP, time.wrapping_sub(sequence.last_time));
             sequence.last_time = time;
@@ -588,7 +588,6 @@ impl<W: Write> Perfetto<W> {
         self.sequences.push(Sequence {
             id,
             last_time: start_ns,
-            last_wake_time: start_ns,
             names: Vec::new(),
             categories: 0,
             arg_names: 0,
@@ -611,8 +610,12 @@ impl<W: Write> Perfetto<W> {
             for &clock in clocks {
                 message(c, field::CLOCKS, |k| {
                     uint(k, field::CLOCK_ID, clock);
-                    uint(k, field::CLOCK_TIMESTAMP, start_ns);
-                    if clock >= 64 {
+                    if clock == CLOCK_WAKES {
+                        uint(k, field::CLOCK_TIMESTAMP, 0);
+                    } else {
+                        uint(k, field::CLOCK_TIMESTAMP, start_ns);
+                    }
+                    if clock == CLOCK_EVENTS {
                         uint(k, field::CLOCK_IS_INCREMENTAL, 1);
                     }
                 });
@@ -720,13 +723,8 @@ impl<W: Write> Perfetto<W> {
         let sequence = &mut self.sequences[seq];
         let out = &mut self.buf;
         if matches!(category, Some(Category::Wake | Category::Spawn)) {
-            uint(
-                out,
-                field::TIMESTAMP,
-                time.wrapping_sub(sequence.last_wake_time),
-            );
+            uint(out, field::TIMESTAMP, time.wrapping_sub(self.start_ns));
             uint(out, field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
-            sequence.last_wake_time = time;
         } else {
             uint(out, field::TIMESTAMP, time.wrapping_sub(sequence.last_time));
             sequence.last_time = time;
@@ -1243,9 +1241,12 @@ mod decode_tests {
             let clock = int(&p, 58).or(state.clock).unwrap_or(6);
             let time = if clock >= 64 {
                 let (incremental, last, offset) = state.clocks.get_mut(&clock).unwrap();
-                assert!(*incremental);
-                *last = last.wrapping_add(raw);
-                last.wrapping_add(*offset)
+                if *incremental {
+                    *last = last.wrapping_add(raw);
+                    last.wrapping_add(*offset)
+                } else {
+                    raw.wrapping_add(*offset)
+                }
             } else {
                 raw
             };
@@ -1389,7 +1390,7 @@ mod decode_tests {
             .unwrap();
         p.end(Track::Task(1), start + 2_000_000, poll, Category::Poll)
             .unwrap();
-        // A wake earlier than the previous one: a negative difference on the wakes' clock.
+        // A wake earlier than the previous one (on the wakes' clock, not incremental).
         p.instant(
             Track::Thread(8),
             start + 2,
