@@ -18,8 +18,12 @@ use std::io::{self, Read, Write};
 
 use flight_recorder_format::{Header, TraceReader};
 
-use crate::export::{export, Arg, ExportError, Format, Track};
+use crate::export::{export, Arg, ArgName, Category, ExportError, Format, Name, Track};
 use crate::merge::MergeOptions;
+
+/// Lines are gathered in a buffer and written out when it holds this much: as much as the
+/// command's `BufWriter` holds, which then passes the writes through without copying them.
+const FLUSH_AT: usize = 1 << 20;
 
 /// The Chrome JSON [`Format`].
 pub struct ChromeJson<W: Write> {
@@ -28,7 +32,10 @@ pub struct ChromeJson<W: Write> {
     pid: u64,
     started: bool,
     first_event: bool,
-    line: Vec<u8>,
+    /// Whole lines not yet written out, then the line being built.
+    buf: Vec<u8>,
+    /// Names as JSON string literals, by [`Name::id`], made on first use.
+    names: Vec<Option<Box<[u8]>>>,
 }
 
 impl<W: Write> ChromeJson<W> {
@@ -40,7 +47,8 @@ impl<W: Write> ChromeJson<W> {
             pid: 0,
             started: false,
             first_event: true,
-            line: Vec::with_capacity(256),
+            buf: Vec::with_capacity(FLUSH_AT + (4 << 10)),
+            names: Vec::new(),
         }
     }
 
@@ -49,31 +57,59 @@ impl<W: Write> ChromeJson<W> {
         self.out
     }
 
-    fn start(&mut self) -> io::Result<()> {
+    fn start(&mut self) {
         if !self.started {
             self.started = true;
-            self.out.write_all(b"{\"traceEvents\":[\n")?;
+            self.buf.extend_from_slice(b"{\"traceEvents\":[\n");
+        }
+    }
+
+    /// Starts one event's line, up to its opening brace: the fields go into the returned buffer,
+    /// then [`ChromeJson::close_line`] ends it. Built in place at the end of the output buffer,
+    /// without a string per field: a large trace becomes tens of millions of lines.
+    #[inline]
+    fn open_line(&mut self) -> io::Result<&mut Vec<u8>> {
+        self.start();
+        if !self.first_event {
+            self.buf.extend_from_slice(b",\n");
+        }
+        self.first_event = false;
+        self.buf.push(b'{');
+        Ok(&mut self.buf)
+    }
+
+    #[inline]
+    fn close_line(&mut self) -> io::Result<()> {
+        self.buf.push(b'}');
+        if self.buf.len() >= FLUSH_AT {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
         }
         Ok(())
     }
 
-    /// Starts one event's line, up to its opening brace: the fields go into the returned buffer,
-    /// then [`ChromeJson::close_line`] writes it. Built in place, without a string per field:
-    /// a large trace becomes tens of millions of lines.
-    fn open_line(&mut self) -> io::Result<&mut Vec<u8>> {
-        self.start()?;
-        self.line.clear();
-        if !self.first_event {
-            self.line.extend_from_slice(b",\n");
+    /// Appends the name as a JSON string (escaped once per name).
+    #[inline]
+    fn push_name(&mut self, name: Name<'_>) {
+        let i = name.id as usize;
+        if let Some(Some(literal)) = self.names.get(i) {
+            self.buf.extend_from_slice(literal);
+            return;
         }
-        self.first_event = false;
-        self.line.push(b'{');
-        Ok(&mut self.line)
+        self.new_name(name);
     }
 
-    fn close_line(&mut self) -> io::Result<()> {
-        self.line.push(b'}');
-        self.out.write_all(&self.line)
+    #[cold]
+    #[inline(never)]
+    fn new_name(&mut self, name: Name<'_>) {
+        let i = name.id as usize;
+        let mut literal = Vec::new();
+        push_string(&mut literal, name.text);
+        self.buf.extend_from_slice(&literal);
+        if self.names.len() <= i {
+            self.names.resize(i + 1, None);
+        }
+        self.names[i] = Some(literal.into());
     }
 
     fn place(&self, track: Track) -> (u64, u64) {
@@ -86,11 +122,12 @@ impl<W: Write> ChromeJson<W> {
     }
 
     /// An event's `ph`, `name` and `cat` fields, then its place ([`push_place`]).
+    #[inline]
     fn slice_line(
         &mut self,
         ph: &[u8],
-        name: &str,
-        category: &str,
+        name: Name<'_>,
+        category: Category,
         track: Track,
         time: u64,
     ) -> io::Result<&mut Vec<u8>> {
@@ -99,9 +136,11 @@ impl<W: Write> ChromeJson<W> {
         let line = self.open_line()?;
         line.extend_from_slice(ph);
         line.extend_from_slice(b",\"name\":");
-        push_string(line, name);
-        line.extend_from_slice(b",\"cat\":");
-        push_string(line, category);
+        self.push_name(name);
+        let line = &mut self.buf;
+        line.extend_from_slice(b",\"cat\":\"");
+        line.extend_from_slice(category.as_str().as_bytes());
+        line.push(b'"');
         push_place(line, rel, pid, tid);
         Ok(line)
     }
@@ -172,13 +211,15 @@ fn push_place(line: &mut Vec<u8>, rel_ns: u64, pid: u64, tid: u64) {
 }
 
 /// `,"args":{…}`.
-fn push_args(line: &mut Vec<u8>, args: &[(&str, Arg)]) {
+fn push_args(line: &mut Vec<u8>, args: &[(ArgName, Arg<'_>)]) {
     line.extend_from_slice(b",\"args\":{");
     for (i, (name, value)) in args.iter().enumerate() {
         if i > 0 {
             line.push(b',');
         }
-        push_string(line, name);
+        line.push(b'"');
+        line.extend_from_slice(name.as_str().as_bytes());
+        line.push(b'"');
         line.push(b':');
         match value {
             Arg::Uint(v) => push_u64(line, *v),
@@ -222,9 +263,9 @@ impl<W: Write> Format for ChromeJson<W> {
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         terminating_flow: Option<u64>,
     ) -> io::Result<()> {
         let line = self.slice_line(b"\"ph\":\"B\"", name, category, track, time)?;
@@ -236,7 +277,13 @@ impl<W: Write> Format for ChromeJson<W> {
         Ok(())
     }
 
-    fn end(&mut self, track: Track, time: u64, name: &str, category: &str) -> io::Result<()> {
+    fn end(
+        &mut self,
+        track: Track,
+        time: u64,
+        name: Name<'_>,
+        category: Category,
+    ) -> io::Result<()> {
         self.slice_line(b"\"ph\":\"E\"", name, category, track, time)?;
         self.close_line()
     }
@@ -245,9 +292,9 @@ impl<W: Write> Format for ChromeJson<W> {
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         flow: Option<u64>,
     ) -> io::Result<()> {
         let line = self.slice_line(b"\"ph\":\"i\",\"s\":\"t\"", name, category, track, time)?;
@@ -273,17 +320,19 @@ impl<W: Write> Format for ChromeJson<W> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.start()?;
-        self.out.write_all(
+        self.start();
+        self.buf.extend_from_slice(
             b"\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"generator\":\"flight-recorder\"}}\n",
-        )?;
+        );
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         self.out.flush()
     }
 }
 
 /// Writes the rest of `reader`'s events to `out` as Chrome JSON. A damaged trace gives
 /// [`ExportError::Trace`] after its intact part was written (the output is valid JSON).
-pub fn write_chrome_json<R: Read, W: Write>(
+pub fn write_chrome_json<R: Read, W: Write + Send>(
     reader: TraceReader<R>,
     out: W,
     merge: MergeOptions,
@@ -318,19 +367,56 @@ mod tests {
     }
 
     #[test]
+    fn names_are_escaped_once_and_reused() {
+        let mut c = ChromeJson::new(Vec::new());
+        let header = flight_recorder_format::Header {
+            pid: 7,
+            ..Default::default()
+        };
+        c.process(&header, 1_000).unwrap();
+        let odd = Name {
+            id: 4,
+            text: "say \"hi\"\n",
+        };
+        let plain = Name {
+            id: 2,
+            text: "src/main.rs:1:1",
+        };
+        for (time, name) in [(1_000, odd), (2_000, plain), (3_000, odd)] {
+            c.begin(Track::Thread(1), time, name, Category::Region, &[], None)
+                .unwrap();
+            c.end(Track::Thread(1), time + 1, name, Category::Region)
+                .unwrap();
+        }
+        c.finish().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&c.into_inner()).unwrap();
+        let names: Vec<&str> = json["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ph"] != "M")
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        let expected = [
+            odd.text, odd.text, plain.text, plain.text, odd.text, odd.text,
+        ];
+        assert_eq!(names, expected);
+    }
+
+    #[test]
     fn strings_and_args_are_escaped_json() {
         let mut line = Vec::new();
         push_args(
             &mut line,
             &[
-                ("message", Arg::Text("say \"hi\"\n\u{1}é".into())),
-                ("n", Arg::Uint(u64::MAX)),
+                (ArgName::Message, Arg::Text("say \"hi\"\n\u{1}é")),
+                (ArgName::Task, Arg::Uint(u64::MAX)),
             ],
         );
         let text = String::from_utf8(line).unwrap();
         assert_eq!(
             text,
-            ",\"args\":{\"message\":\"say \\\"hi\\\"\\n\\u0001é\",\"n\":18446744073709551615}"
+            ",\"args\":{\"message\":\"say \\\"hi\\\"\\n\\u0001é\",\"task\":18446744073709551615}"
         );
         let value: serde_json::Value = serde_json::from_str(&text[8..]).unwrap();
         assert_eq!(value["message"], "say \"hi\"\n\u{1}é");

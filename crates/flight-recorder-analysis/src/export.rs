@@ -2,17 +2,23 @@
 //! tracks, the slices on them, kept balanced, and the driver.
 //!
 //! Tracks: one per thread (its polls, regions, wakes, logs and marks), one per polled task
-//! (its polls), one per user task (its life), one per counter. Slices on a thread track nest:
+//! (its polls, without arguments: the track's name gives the task), one per user task (its
+//! life), one per counter. Slices on a thread track nest:
 //! the exporter keeps a stack per thread, a poll's end closes what is still open inside it (a
 //! region held across an `.await` is cut at the end of the poll), an end that matches nothing
 //! open is dropped, and whatever is open at the end of the window is closed there. A wake is an
 //! instant on the waking thread, linked by a flow to the poll it caused.
+//!
+//! [`export`] reads the file on the calling thread and drives the model, the timeline and the
+//! format on a second one ([`drive_pipelined`]).
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 
 use flight_recorder_format::{args, Error, EventKind, Header, TraceReader};
 
-use crate::drive::drive;
+use crate::dense::DenseIds;
+use crate::drive::drive_pipelined;
 use crate::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use crate::model::{
     EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, RegionSpan, TaskDone,
@@ -34,17 +40,129 @@ pub enum Track {
     Counter(u64),
 }
 
+/// The name of a slice or instant: its text, and the number the timeline gives that text (the
+/// same text always has the same number; numbers count from 0 in order of first use), so that a
+/// format can intern names without hashing them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name<'a> {
+    /// The number of the text, from 0.
+    pub id: u32,
+    /// The text.
+    pub text: &'a str,
+}
+
+/// The category of a slice or instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// A poll (on a thread's track and on its task's).
+    Poll,
+    /// A region.
+    Region,
+    /// A user task's life.
+    UserTask,
+    /// A wake, linked by a flow to the poll it caused.
+    Wake,
+    /// A spawn, linked by a flow to the task's first poll.
+    Spawn,
+    /// A log message.
+    Log,
+    /// A mark.
+    Mark,
+}
+
+impl Category {
+    /// Every category, in the order of [`Category::index`].
+    pub const ALL: [Category; 7] = [
+        Category::Poll,
+        Category::Region,
+        Category::UserTask,
+        Category::Wake,
+        Category::Spawn,
+        Category::Log,
+        Category::Mark,
+    ];
+
+    /// The category's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Poll => "poll",
+            Category::Region => "region",
+            Category::UserTask => "user_task",
+            Category::Wake => "wake",
+            Category::Spawn => "spawn",
+            Category::Log => "log",
+            Category::Mark => "mark",
+        }
+    }
+
+    /// The category's position in [`Category::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The name of a slice's or instant's argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgName {
+    /// The task (its runtime id).
+    Task,
+    /// How long the task waited to be polled, ns.
+    SchedWaitNs,
+    /// The task that woke the polled task.
+    Waker,
+    /// The task that spawned the polled task, or a user task's parent.
+    Parent,
+    /// A log's message.
+    Message,
+    /// The user task of a region or log.
+    UserTask,
+    /// A user task's id.
+    Id,
+}
+
+impl ArgName {
+    /// Every argument name, in the order of [`ArgName::index`].
+    pub const ALL: [ArgName; 7] = [
+        ArgName::Task,
+        ArgName::SchedWaitNs,
+        ArgName::Waker,
+        ArgName::Parent,
+        ArgName::Message,
+        ArgName::UserTask,
+        ArgName::Id,
+    ];
+
+    /// The argument's name as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgName::Task => "task",
+            ArgName::SchedWaitNs => "sched_wait_ns",
+            ArgName::Waker => "waker",
+            ArgName::Parent => "parent",
+            ArgName::Message => "message",
+            ArgName::UserTask => "user_task",
+            ArgName::Id => "id",
+        }
+    }
+
+    /// The name's position in [`ArgName::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A value of a slice's argument.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Arg {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg<'a> {
     /// An unsigned integer.
     Uint(u64),
     /// Text.
-    Text(String),
+    Text(&'a str),
 }
 
-/// An output format of the timeline. Calls come in time order, except wake instants, which
-/// come when the poll they caused begins (their time is earlier).
+/// An output format of the timeline. Calls come in time order, except wake and spawn instants
+/// ([`Category::Wake`], [`Category::Spawn`]), which come when the poll they caused begins (their
+/// time is earlier).
 pub trait Format {
     /// The process, once, first.
     fn process(&mut self, header: &Header, start_ns: u64) -> io::Result<()>;
@@ -57,26 +175,31 @@ pub trait Format {
     /// A counter's track, before its first use.
     fn counter_track(&mut self, name_id: u64, name: &str) -> io::Result<()>;
     /// A slice begins.
-    #[allow(clippy::too_many_arguments)]
     fn begin(
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         terminating_flow: Option<u64>,
     ) -> io::Result<()>;
     /// The innermost open slice of the track ends (`name` and `category` repeat its begin's).
-    fn end(&mut self, track: Track, time: u64, name: &str, category: &str) -> io::Result<()>;
+    fn end(
+        &mut self,
+        track: Track,
+        time: u64,
+        name: Name<'_>,
+        category: Category,
+    ) -> io::Result<()>;
     /// An instant event, starting a flow when `flow` is given.
     fn instant(
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         flow: Option<u64>,
     ) -> io::Result<()>;
     /// A counter's value.
@@ -111,10 +234,11 @@ pub enum SampleKind {
     Stuck,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Open {
-    name: String,
-    category: &'static str,
+    /// The slice's name (its number in the timeline's names).
+    name: u32,
+    category: Category,
     /// The task of a poll, the name id of a region.
     key: OpenKey,
 }
@@ -125,15 +249,68 @@ enum OpenKey {
     Region(u64, u64),
 }
 
+/// The texts of slice names, numbered in order of first use.
+#[derive(Default)]
+struct NameTable {
+    texts: Vec<Box<str>>,
+    ids: HashMap<Box<str>, u32>,
+}
+
+impl NameTable {
+    fn intern(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.into());
+        self.ids.insert(text.into(), id);
+        id
+    }
+
+    fn get(&self, id: u32) -> Name<'_> {
+        Name {
+            id,
+            text: &self.texts[id as usize],
+        }
+    }
+}
+
+/// A thread's track: its recorder id and the slices open on it, innermost last.
+struct ThreadTrack {
+    id: u64,
+    stack: Vec<Open>,
+}
+
+/// Keeps the first write error.
+fn note(error: &mut Option<io::Error>, result: io::Result<()>) {
+    if let Err(e) = result {
+        if error.is_none() {
+            *error = Some(e);
+        }
+    }
+}
+
+/// The number given to the names "wake" and "spawn" (the first two).
+const WAKE_NAME: u32 = 0;
+const SPAWN_NAME: u32 = 1;
+
 /// The timeline builder: an [`Observer`] that drives a [`Format`].
 pub struct Timeline<F: Format> {
     format: F,
     started: bool,
-    threads: IdMap<Vec<Open>>,
-    tasks: IdMap<String>,
-    user_tasks: IdMap<String>,
-    counters: IdMap<String>,
-    labels: IdMap<std::rc::Rc<str>>,
+    names: NameTable,
+    thread_ids: DenseIds,
+    threads: Vec<ThreadTrack>,
+    /// Tasks with a track, by uid (a bit each; uids count from 1).
+    task_tracks: Vec<u64>,
+    user_tasks: IdMap<u32>,
+    counters: IdMap<Box<str>>,
+    /// Spawn locations by dense index, and the number of each one's label.
+    location_ids: DenseIds,
+    location_names: Vec<u32>,
+    /// Names of strings (region names, marks) and of log categories, once resolved.
+    strings: IdMap<u32>,
+    log_names: IdMap<u32>,
     error: Option<io::Error>,
     symbolizer: Option<Symbolizer>,
     modules_seen: usize,
@@ -142,14 +319,22 @@ pub struct Timeline<F: Format> {
 impl<F: Format> Timeline<F> {
     /// A timeline writing to `format`.
     pub fn new(format: F) -> Timeline<F> {
+        let mut names = NameTable::default();
+        names.intern("wake");
+        names.intern("spawn");
         Timeline {
             format,
             started: false,
-            threads: IdMap::default(),
-            tasks: IdMap::default(),
+            names,
+            thread_ids: DenseIds::default(),
+            threads: Vec::new(),
+            task_tracks: Vec::new(),
             user_tasks: IdMap::default(),
             counters: IdMap::default(),
-            labels: IdMap::default(),
+            location_ids: DenseIds::default(),
+            location_names: Vec::new(),
+            strings: IdMap::default(),
+            log_names: IdMap::default(),
             error: None,
             symbolizer: None,
             modules_seen: 0,
@@ -157,18 +342,26 @@ impl<F: Format> Timeline<F> {
     }
 
     fn check(&mut self, result: io::Result<()>) {
-        if let Err(e) = result {
-            if self.error.is_none() {
-                self.error = Some(e);
-            }
-        }
+        note(&mut self.error, result);
     }
 
-    fn thread(&mut self, names: &dyn Names, thread: u64) {
-        if self.threads.contains_key(&thread) {
-            return;
+    /// The index of `thread`'s track, declared to the format on first use.
+    #[inline]
+    fn thread(&mut self, names: &dyn Names, thread: u64) -> usize {
+        let (index, new) = self.thread_ids.index(thread);
+        if new {
+            self.new_thread(names, thread);
         }
-        self.threads.insert(thread, Vec::new());
+        index
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn new_thread(&mut self, names: &dyn Names, thread: u64) {
+        self.threads.push(ThreadTrack {
+            id: thread,
+            stack: Vec::new(),
+        });
         let (os_tid, name) = match names.thread(thread) {
             Some(t) => (t.os_tid, t.name.clone()),
             None => (thread, String::new()),
@@ -182,26 +375,80 @@ impl<F: Format> Timeline<F> {
         self.check(r);
     }
 
-    /// Ends the slices of `thread` from stack position `pos` up.
-    fn close_from(&mut self, thread: u64, pos: usize, time: u64) {
-        let Some(stack) = self.threads.get_mut(&thread) else {
-            return;
-        };
-        let closing: Vec<Open> = stack.drain(pos..).rev().collect();
-        for open in closing {
-            let r = self
-                .format
-                .end(Track::Thread(thread), time, &open.name, open.category);
-            self.check(r);
+    /// Ends the slices of the thread track `index` from stack position `pos` up, innermost
+    /// first.
+    fn close_from(&mut self, index: usize, pos: usize, time: u64) {
+        let ThreadTrack { id, stack } = &mut self.threads[index];
+        while stack.len() > pos {
+            let Some(open) = stack.pop() else { break };
+            let r = self.format.end(
+                Track::Thread(*id),
+                time,
+                self.names.get(open.name),
+                open.category,
+            );
+            note(&mut self.error, r);
         }
     }
 
-    /// The label of a spawn location (cached: one per location).
-    fn label(&mut self, names: &dyn Names, location: u64) -> std::rc::Rc<str> {
-        self.labels
-            .entry(location)
-            .or_insert_with(|| location_label(names, location).into())
-            .clone()
+    /// The name of a spawn location's label (one per location).
+    #[inline]
+    fn label(&mut self, names: &dyn Names, location: u64) -> u32 {
+        let (index, new) = self.location_ids.index(location);
+        if new {
+            let id = self.names.intern(&location_label(names, location));
+            self.location_names.push(id);
+        }
+        self.location_names[index]
+    }
+
+    /// The name of a string id: cached once the string is known.
+    fn string_name(&mut self, names: &dyn Names, id: u64) -> u32 {
+        if let Some(&name) = self.strings.get(&id) {
+            return name;
+        }
+        match names.string(id) {
+            Some(text) => {
+                let name = self.names.intern(text);
+                self.strings.insert(id, name);
+                name
+            }
+            None => self.names.intern(&format!("#{id}")),
+        }
+    }
+
+    fn log_name(&mut self, names: &dyn Names, category: u64) -> u32 {
+        if let Some(&name) = self.log_names.get(&category) {
+            return name;
+        }
+        match names.string(category) {
+            Some(text) => {
+                let name = self.names.intern(&format!("log {text}"));
+                self.log_names.insert(category, name);
+                name
+            }
+            None => self.names.intern(&format!("log #{category}")),
+        }
+    }
+
+    fn has_task_track(&self, uid: u64) -> bool {
+        let word = (uid / 64) as usize;
+        word < self.task_tracks.len() && self.task_tracks[word] & (1 << (uid % 64)) != 0
+    }
+
+    fn set_task_track(&mut self, uid: u64, on: bool) {
+        let word = (uid / 64) as usize;
+        if word >= self.task_tracks.len() {
+            if !on {
+                return;
+            }
+            self.task_tracks.resize(word + 1, 0);
+        }
+        if on {
+            self.task_tracks[word] |= 1 << (uid % 64);
+        } else {
+            self.task_tracks[word] &= !(1 << (uid % 64));
+        }
     }
 
     fn stack_event(&mut self, names: &dyn Names, kind: EventKind, ev: &Ev) {
@@ -241,6 +488,69 @@ impl<F: Format> Timeline<F> {
         self.check(r);
     }
 
+    #[cold]
+    #[inline(never)]
+    fn other_event(&mut self, names: &dyn Names, kind: EventKind, ev: &Ev) {
+        let track = Track::Thread(ev.thread);
+        let r = match kind {
+            EventKind::Log => {
+                let message = ev
+                    .payload
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                let args::Log {
+                    category,
+                    user_task,
+                } = ev.args_as();
+                let args = [
+                    (ArgName::Message, Arg::Text(&message)),
+                    (ArgName::UserTask, Arg::Uint(user_task)),
+                ];
+                let n = if user_task != 0 { 2 } else { 1 };
+                let name = self.log_name(names, category);
+                self.format.instant(
+                    track,
+                    ev.time,
+                    self.names.get(name),
+                    Category::Log,
+                    &args[..n],
+                    None,
+                )
+            }
+            EventKind::Mark => {
+                let args::Mark { name, .. } = ev.args_as();
+                let name = self.string_name(names, name);
+                self.format.instant(
+                    track,
+                    ev.time,
+                    self.names.get(name),
+                    Category::Mark,
+                    &[],
+                    None,
+                )
+            }
+            EventKind::Counter => {
+                let args::Counter { name: id, value } = ev.args_as();
+                if !self.counters.contains_key(&id) {
+                    let name = string(names, id);
+                    let r = self.format.counter_track(id, &name);
+                    self.check(r);
+                    self.counters.insert(id, name.into());
+                }
+                let name = &self.counters[&id];
+                self.format
+                    .counter(Track::Counter(id), ev.time, name, value)
+            }
+            EventKind::ThreadStack | EventKind::CpuSample => {
+                self.stack_event(names, kind, ev);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        self.check(r);
+    }
+
     /// The format and the first write error, if any.
     pub fn into_parts(self) -> (F, Option<io::Error>) {
         (self.format, self.error)
@@ -264,6 +574,7 @@ fn string(names: &dyn Names, id: u64) -> String {
 }
 
 impl<F: Format> Observer for Timeline<F> {
+    #[inline]
     fn event(&mut self, names: &dyn Names, ev: &Ev) {
         if !self.started {
             self.started = true;
@@ -274,107 +585,79 @@ impl<F: Format> Observer for Timeline<F> {
         let Some(kind) = EventKind::from_byte(ev.kind) else {
             return;
         };
-        let track = Track::Thread(ev.thread);
-        let r = match kind {
-            EventKind::Log => {
-                let message = ev
-                    .payload
-                    .as_deref()
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-                    .unwrap_or_default();
-                let args::Log {
-                    category,
-                    user_task,
-                } = ev.args_as();
-                let mut args = vec![("message", Arg::Text(message))];
-                if user_task != 0 {
-                    args.push(("user_task", Arg::Uint(user_task)));
-                }
-                let name = format!("log {}", string(names, category));
-                self.format
-                    .instant(track, ev.time, &name, "log", &args, None)
-            }
-            EventKind::Mark => {
-                let args::Mark { name, .. } = ev.args_as();
-                let name = string(names, name);
-                self.format
-                    .instant(track, ev.time, &name, "mark", &[], None)
-            }
-            EventKind::Counter => {
-                let args::Counter { name: id, value } = ev.args_as();
-                if !self.counters.contains_key(&id) {
-                    let name = string(names, id);
-                    let r = self.format.counter_track(id, &name);
-                    self.check(r);
-                    self.counters.insert(id, name);
-                }
-                let name = self.counters[&id].clone();
-                self.format
-                    .counter(Track::Counter(id), ev.time, &name, value)
-            }
-            EventKind::ThreadStack | EventKind::CpuSample => {
-                self.stack_event(names, kind, ev);
-                Ok(())
-            }
-            _ => Ok(()),
-        };
-        self.check(r);
+        if matches!(
+            kind,
+            EventKind::Log
+                | EventKind::Mark
+                | EventKind::Counter
+                | EventKind::ThreadStack
+                | EventKind::CpuSample
+        ) {
+            self.other_event(names, kind, ev);
+        }
     }
 
     fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {
         let name = self.label(names, poll.task.location);
+        let task = (ArgName::Task, Arg::Uint(poll.task.id));
         if let Some(wake) = poll.wake {
             self.thread(names, wake.thread);
-            let what = if wake.spawn { "spawn" } else { "wake" };
-            let mut args = vec![("task", Arg::Uint(poll.task.id))];
-            if wake.waker != 0 {
-                args.push((
-                    if wake.spawn { "parent" } else { "waker" },
-                    Arg::Uint(wake.waker),
-                ));
-            }
+            let (what, category, by) = if wake.spawn {
+                (SPAWN_NAME, Category::Spawn, ArgName::Parent)
+            } else {
+                (WAKE_NAME, Category::Wake, ArgName::Waker)
+            };
+            let args = [task, (by, Arg::Uint(wake.waker))];
+            let n = if wake.waker != 0 { 2 } else { 1 };
             let r = self.format.instant(
                 Track::Thread(wake.thread),
                 wake.time,
-                what,
-                what,
-                &args,
+                self.names.get(what),
+                category,
+                &args[..n],
                 Some(wake.flow),
             );
             self.check(r);
         }
-        let mut args = vec![("task", Arg::Uint(poll.task.id))];
-        if let Some(wait) = poll.sched_wait {
-            args.push(("sched_wait_ns", Arg::Uint(wait)));
-        }
+        let args = [
+            task,
+            (
+                ArgName::SchedWaitNs,
+                Arg::Uint(poll.sched_wait.unwrap_or(0)),
+            ),
+        ];
+        let n = if poll.sched_wait.is_some() { 2 } else { 1 };
         let flow = poll.wake.map(|w| w.flow);
         let r = self.format.begin(
             Track::Thread(poll.thread),
             poll.time,
-            &name,
-            "poll",
-            &args,
+            self.names.get(name),
+            Category::Poll,
+            &args[..n],
             flow,
         );
         self.check(r);
-        self.threads.entry(poll.thread).or_default().push(Open {
-            name: name.to_string(),
-            category: "poll",
+        let index = self.thread(names, poll.thread);
+        self.threads[index].stack.push(Open {
+            name,
+            category: Category::Poll,
             key: OpenKey::Poll(poll.task.id),
         });
-        if poll.task.uid != 0 {
-            if !self.tasks.contains_key(&poll.task.uid) {
-                let label = format!("task {} {name}", poll.task.id);
-                let r = self.format.task_track(poll.task.uid, &label);
+        let uid = poll.task.uid;
+        if uid != 0 {
+            if !self.has_task_track(uid) {
+                let label = format!("task {} {}", poll.task.id, self.names.get(name).text);
+                let r = self.format.task_track(uid, &label);
                 self.check(r);
-                self.tasks.insert(poll.task.uid, label);
+                self.set_task_track(uid, true);
             }
+            // No arguments: the track's name says which task it is.
             let r = self.format.begin(
-                Track::Task(poll.task.uid),
+                Track::Task(uid),
                 poll.time,
-                &name,
-                "poll",
-                &args[..1],
+                self.names.get(name),
+                Category::Poll,
+                &[],
                 None,
             );
             self.check(r);
@@ -389,83 +672,88 @@ impl<F: Format> Observer for Timeline<F> {
         _notes: &[Note],
     ) {
         let key = OpenKey::Poll(poll.task.id);
-        if let Some(pos) = self
-            .threads
-            .get(&poll.thread)
-            .and_then(|s| s.iter().rposition(|o| o.key == key))
-        {
-            self.close_from(poll.thread, pos, poll.end);
+        let index = self.thread(names, poll.thread);
+        if let Some(pos) = self.threads[index].stack.iter().rposition(|o| o.key == key) {
+            self.close_from(index, pos, poll.end);
         }
-        if poll.task.uid != 0 && self.tasks.contains_key(&poll.task.uid) {
+        let uid = poll.task.uid;
+        if uid != 0 && self.has_task_track(uid) {
             let name = self.label(names, poll.task.location);
-            let r = self
-                .format
-                .end(Track::Task(poll.task.uid), poll.end, &name, "poll");
+            let r = self.format.end(
+                Track::Task(uid),
+                poll.end,
+                self.names.get(name),
+                Category::Poll,
+            );
             self.check(r);
         }
     }
 
     fn task_done(&mut self, _names: &dyn Names, task: &TaskDone) {
-        self.tasks.remove(&task.task.uid);
+        self.set_task_track(task.task.uid, false);
     }
 
     fn region_begin(&mut self, names: &dyn Names, region: &OpenRegion) {
-        let name = string(names, region.name);
-        let args: Vec<(&str, Arg)> = if region.user_task != 0 {
-            vec![("user_task", Arg::Uint(region.user_task))]
-        } else {
-            Vec::new()
-        };
+        let name = self.string_name(names, region.name);
+        let args = [(ArgName::UserTask, Arg::Uint(region.user_task))];
+        let n = usize::from(region.user_task != 0);
         let r = self.format.begin(
             Track::Thread(region.thread),
             region.begin,
-            &name,
-            "region",
-            &args,
+            self.names.get(name),
+            Category::Region,
+            &args[..n],
             None,
         );
         self.check(r);
-        self.threads.entry(region.thread).or_default().push(Open {
+        let index = self.thread(names, region.thread);
+        self.threads[index].stack.push(Open {
             name,
-            category: "region",
+            category: Category::Region,
             key: OpenKey::Region(region.name, region.begin),
         });
     }
 
-    fn region_end(&mut self, _names: &dyn Names, region: &RegionSpan) {
+    fn region_end(&mut self, names: &dyn Names, region: &RegionSpan) {
         let key = OpenKey::Region(region.name, region.begin);
-        if let Some(pos) = self
-            .threads
-            .get(&region.thread)
-            .and_then(|s| s.iter().rposition(|o| o.key == key))
-        {
-            self.close_from(region.thread, pos, region.end);
+        let index = self.thread(names, region.thread);
+        if let Some(pos) = self.threads[index].stack.iter().rposition(|o| o.key == key) {
+            self.close_from(index, pos, region.end);
         }
     }
 
     fn user_task_begin(&mut self, names: &dyn Names, id: u64, parent: u64, name: u64, time: u64) {
-        let name = string(names, name);
-        let label = format!("user task {id} {name}");
+        let name = self.string_name(names, name);
         if !self.user_tasks.contains_key(&id) {
+            let label = format!("user task {id} {}", self.names.get(name).text);
             let r = self.format.user_task_track(id, &label);
             self.check(r);
         }
-        let mut args = vec![("id", Arg::Uint(id))];
-        if parent != 0 {
-            args.push(("parent", Arg::Uint(parent)));
-        }
-        let r = self
-            .format
-            .begin(Track::UserTask(id), time, &name, "user_task", &args, None);
+        let args = [
+            (ArgName::Id, Arg::Uint(id)),
+            (ArgName::Parent, Arg::Uint(parent)),
+        ];
+        let n = if parent != 0 { 2 } else { 1 };
+        let r = self.format.begin(
+            Track::UserTask(id),
+            time,
+            self.names.get(name),
+            Category::UserTask,
+            &args[..n],
+            None,
+        );
         self.check(r);
         self.user_tasks.insert(id, name);
     }
 
     fn user_task_end(&mut self, _names: &dyn Names, task: &UserTaskSpan) {
         if let Some(name) = self.user_tasks.remove(&task.id) {
-            let r = self
-                .format
-                .end(Track::UserTask(task.id), task.end, &name, "user_task");
+            let r = self.format.end(
+                Track::UserTask(task.id),
+                task.end,
+                self.names.get(name),
+                Category::UserTask,
+            );
             self.check(r);
         }
     }
@@ -473,10 +761,10 @@ impl<F: Format> Observer for Timeline<F> {
     fn finish(&mut self, _names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
         let end = window.map_or(0, |w| w.1);
         // In thread order, so that the same trace always gives the same file.
-        let mut threads: Vec<u64> = self.threads.keys().copied().collect();
-        threads.sort_unstable();
-        for thread in threads {
-            self.close_from(thread, 0, end);
+        let mut order: Vec<usize> = (0..self.threads.len()).collect();
+        order.sort_unstable_by_key(|&i| self.threads[i].id);
+        for index in order {
+            self.close_from(index, 0, end);
         }
         let r = self.format.finish();
         self.check(r);
@@ -511,15 +799,15 @@ impl std::error::Error for ExportError {}
 
 /// Exports the rest of `reader`'s events through `format`, calling `progress` with the bytes
 /// read now and then.
-pub fn export<R: Read, F: Format>(
+pub fn export<R: Read, F: Format + Send>(
     reader: TraceReader<R>,
     format: F,
     merge: MergeOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<F, ExportError> {
-    let mut events = OrderedEvents::new(reader, merge);
+    let events = OrderedEvents::new(reader, merge);
     let mut timeline = Timeline::new(format);
-    let error = drive(&mut events, &mut timeline, progress);
+    let (_, error) = drive_pipelined(events, &mut timeline, progress);
     let (format, write_error) = timeline.into_parts();
     if let Some(e) = write_error {
         return Err(ExportError::Output(e));

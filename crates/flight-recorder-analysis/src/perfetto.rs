@@ -3,8 +3,8 @@
 //!
 //! The file is a `Trace`: a sequence of `TracePacket`s, each field 1 of `Trace`. What it holds:
 //!
-//! - a `ClockSnapshot` that puts `REALTIME` and `BOOTTIME` (the default clock of timestamps) at
-//!   the same instant: timestamps are Unix nanoseconds, so the UI can show real dates;
+//! - a `ClockSnapshot` that puts `REALTIME` and `BOOTTIME` (the trace's clock) at the same
+//!   instant: times are Unix nanoseconds, so the UI can show real dates;
 //! - a process track (`ProcessDescriptor`: pid, name, command line);
 //! - a track per thread (`ThreadDescriptor`: pid, OS tid, name) with the polls as slices (named
 //!   by the task's spawn location), regions as slices, wakes and spawns as instants, logs and
@@ -13,20 +13,44 @@
 //!   task's polls;
 //! - a "user tasks" track and a track per user task under it, with one slice for its life;
 //! - a counter track per counter;
-//! - flows (`flow_ids`, `terminating_flow_ids`, repeated `fixed64`) from each wake (or spawn)
-//!   to the poll it caused.
+//! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints, the flows being numbered from
+//!   1) from each wake (or spawn) to the poll it caused.
 //!
-//! All packets are on one sequence (`trusted_packet_sequence_id` 1); the first sets
-//! `SEQ_INCREMENTAL_STATE_CLEARED`, and event names are interned (`InternedData.event_names`) in
-//! the packet that first uses them, flagged `SEQ_NEEDS_INCREMENTAL_STATE`. Repeated scalars are
-//! not packed. Slices on each track nest (see [`crate::export`]).
+//! Most of the file is track events, so they are written small (about 4 to 5 bytes of output
+//! per byte of trace):
+//!
+//! - Packet sequences: the track descriptors are on none; sequence 1 holds the events of tracks
+//!   of no thread (user tasks, counters); each thread's events go on a sequence of its own (3, 4, …),
+//!   whose `TracePacketDefaults` name the thread's track (`TrackEventDefaults.track_uuid`), so
+//!   they carry no track; a task's events go on the sequence of the thread that polls it.
+//!   (Sequence 2 holds the stack samples, with interned frames and callstacks.)
+//! - Each sequence's first packet sets `SEQ_INCREMENTAL_STATE_CLEARED`, its defaults and its
+//!   clocks; its events set `SEQ_NEEDS_INCREMENTAL_STATE`.
+//! - Times are differences: the sequence's default clock is an incremental sequence-scoped
+//!   clock (64, put at the first event's time by the sequence's `ClockSnapshot`), each time the
+//!   difference from the previous one (a two's complement 64-bit number: an event earlier than
+//!   the previous one takes ten bytes and stays right). Wake and spawn instants come out of time
+//!   order (when the poll they caused begins), so they name clock 65, not incremental, at 0 at
+//!   the first event: nanoseconds since then.
+//! - Event names, categories and debug annotation names are interned (`InternedData`
+//!   `event_names`, `event_categories`, `debug_annotation_names`) in the packet that first uses
+//!   them on the sequence.
+//! - Track uuids are small numbers: twice the uid for task tracks, small odd numbers for the
+//!   others.
+//!
+//! Repeated scalars are not packed. Slices on each track nest (see [`crate::export`]).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 
 use flight_recorder_format::{Header, TraceReader};
 
-use crate::export::{export, Arg, ExportError, Format, ResolvedFrame, SampleKind, Track};
+use crate::dense::DenseIds;
+use crate::export::{
+    export, Arg, ArgName, Category, ExportError, Format, Name, ResolvedFrame, SampleKind, Track,
+};
+use crate::ids::IdMap;
 use crate::merge::MergeOptions;
 
 /// Protobuf wire encoding into a byte vector.
@@ -81,21 +105,34 @@ pub mod proto {
     #[inline]
     pub fn message(out: &mut Vec<u8>, field: u32, f: impl FnOnce(&mut Vec<u8>)) {
         key(out, field, 2);
-        let at = out.len();
         out.push(0);
+        let at = out.len();
         f(out);
-        let len = out.len() - at - 1;
+        close(out, at);
+    }
+
+    /// Writes the length of a message whose body starts at `at`, in the byte reserved before
+    /// it (the body is moved when its length needs more than one byte).
+    #[inline]
+    pub fn close(out: &mut Vec<u8>, at: usize) {
+        let len = out.len() - at;
         if len < 0x80 {
-            out[at] = len as u8;
+            out[at - 1] = len as u8;
         } else {
-            let mut prefix = Vec::with_capacity(10);
-            varint(&mut prefix, len as u64);
-            out.splice(at..at + 1, prefix);
+            long_length(out, at, len);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn long_length(out: &mut Vec<u8>, at: usize, len: usize) {
+        let mut prefix = Vec::with_capacity(10);
+        varint(&mut prefix, len as u64);
+        out.splice(at - 1..at, prefix);
     }
 }
 
-use proto::{bytes, fixed64, message, uint};
+use proto::{bytes, message, uint};
 
 /// Field numbers of the Perfetto protos used here.
 mod field {
@@ -108,11 +145,17 @@ mod field {
     pub const INTERNED_DATA: u32 = 12;
     pub const SEQUENCE_FLAGS: u32 = 13;
     pub const TRACK_DESCRIPTOR: u32 = 60;
+    pub const TIMESTAMP_CLOCK_ID: u32 = 58;
+    pub const TRACE_PACKET_DEFAULTS: u32 = 59;
+    // TracePacketDefaults
+    pub const DEFAULT_TIMESTAMP_CLOCK_ID: u32 = 58;
+    pub const TRACK_EVENT_DEFAULTS: u32 = 11;
     // ClockSnapshot
     pub const CLOCKS: u32 = 1;
     pub const PRIMARY_TRACE_CLOCK: u32 = 2;
     pub const CLOCK_ID: u32 = 1;
     pub const CLOCK_TIMESTAMP: u32 = 2;
+    pub const CLOCK_IS_INCREMENTAL: u32 = 3;
     // TrackDescriptor
     pub const UUID: u32 = 1;
     pub const NAME: u32 = 2;
@@ -127,21 +170,23 @@ mod field {
     pub const TID: u32 = 2;
     pub const THREAD_NAME: u32 = 5;
     // TrackEvent
+    pub const CATEGORY_IIDS: u32 = 3;
     pub const DEBUG_ANNOTATIONS: u32 = 4;
     pub const TYPE: u32 = 9;
     pub const NAME_IID: u32 = 10;
     pub const TRACK_UUID: u32 = 11;
-    pub const CATEGORIES: u32 = 22;
     pub const COUNTER_VALUE: u32 = 30;
     pub const DOUBLE_COUNTER_VALUE: u32 = 44;
-    pub const FLOW_IDS: u32 = 47;
-    pub const TERMINATING_FLOW_IDS: u32 = 48;
+    pub const FLOW_IDS_OLD: u32 = 36;
+    pub const TERMINATING_FLOW_IDS_OLD: u32 = 42;
     // DebugAnnotation
-    pub const ANNOTATION_NAME: u32 = 10;
+    pub const ANNOTATION_NAME_IID: u32 = 1;
     pub const UINT_VALUE: u32 = 3;
     pub const STRING_VALUE: u32 = 6;
-    // InternedData / EventName
+    // InternedData; EventCategory, EventName and DebugAnnotationName (iid, name)
+    pub const EVENT_CATEGORIES: u32 = 1;
     pub const EVENT_NAMES: u32 = 2;
+    pub const DEBUG_ANNOTATION_NAMES: u32 = 3;
     pub const IID: u32 = 1;
     pub const INTERNED_NAME: u32 = 2;
     // InternedData: profiling
@@ -252,7 +297,11 @@ impl SampleInterning {
 /// Modules by path: start, end, load bias, build id.
 type ModuleInfo = HashMap<String, (u64, u64, u64, Vec<u8>)>;
 
-const SEQUENCE: u64 = 1;
+/// The sequence of the events on tracks of no thread (user tasks, counters; the track
+/// descriptors are on no sequence); each thread's events are on a sequence of its own, `FIRST_THREAD_SEQUENCE` + the
+/// thread's index.
+const MAIN_SEQUENCE: u64 = 1;
+const FIRST_THREAD_SEQUENCE: u64 = 3;
 const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
 const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
 const SLICE_BEGIN: u64 = 1;
@@ -261,46 +310,140 @@ const INSTANT: u64 = 3;
 const COUNTER: u64 = 4;
 const CLOCK_REALTIME: u64 = 1;
 const CLOCK_BOOTTIME: u64 = 6;
+/// The sequence's clock of its track events (the default of its packets): incremental, each
+/// timestamp the difference from the previous one on this clock.
+const CLOCK_EVENTS: u64 = 64;
+/// The sequence's clock of wake and spawn instants, which come out of time order (when the poll
+/// they caused begins, so that differences would often be negative, ten bytes): not incremental,
+/// nanoseconds since the first event (five bytes for a trace of up to 34 s).
+const CLOCK_WAKES: u64 = 65;
 
+/// Track uuids. Task tracks, by far the most, take the even numbers (`2 × uid`), so that
+/// their uuids stay short varints; the others are odd: `8 × n + 1` for the process, the "tasks"
+/// and the "user tasks" tracks (n = 0, 1, 2), `8 × index + 3` for threads, `+ 5` for user tasks
+/// and `+ 7` for counters, numbered in order of first use.
 const PROCESS_UUID: u64 = 1;
-const TASKS_UUID: u64 = 2;
-const USER_TASKS_UUID: u64 = 3;
+const TASKS_UUID: u64 = 9;
+const USER_TASKS_UUID: u64 = 17;
 
-fn track_uuid(track: Track) -> u64 {
-    // Distinct ranges per kind of track; ids are far below 2^56 in practice, and the top byte
-    // keeps the kinds apart.
-    let (tag, id) = match track {
-        Track::Thread(id) => (1u64, id),
-        Track::Task(uid) => (2, uid),
-        Track::UserTask(id) => (3, id),
-        Track::Counter(id) => (4, id),
-    };
-    tag << 56 | (id & ((1 << 56) - 1))
+/// Packets are gathered in a buffer and written out when it holds this much: as much as the
+/// command's `BufWriter` holds, which then passes the writes through without copying them.
+const FLUSH_AT: usize = 1 << 20;
+
+/// A `TracePacket` of at most 128 bytes (its key and its one-byte length included) written
+/// straight into the spare capacity of the output buffer, with nested messages of at most 127
+/// bytes. A track event with at most two numeric arguments takes at most 115: the packet's key
+/// and length 2, the timestamp 11 and its clock 3, the event's key and length 2, type 2, track
+/// 11, category 2, name 6, two arguments of 15, a counter 12 or flows 2 × 12, the sequence id 11
+/// and flags 2.
+struct Small<'a> {
+    /// Bytes below `n` are written.
+    b: &'a mut [MaybeUninit<u8>; 128],
+    n: usize,
+}
+
+impl<'a> Small<'a> {
+    /// A packet at the end of `buf` (which must have 128 bytes of spare capacity).
+    #[inline(always)]
+    fn new(buf: &'a mut Vec<u8>) -> Small<'a> {
+        let spare = &mut buf.spare_capacity_mut()[..128];
+        let b: &mut [MaybeUninit<u8>; 128] = spare.try_into().expect("128 bytes reserved");
+        b[0].write((field::TRACE_PACKET << 3 | 2) as u8);
+        b[1].write(0);
+        Small { b, n: 2 }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, byte: u8) {
+        self.b[self.n].write(byte);
+        self.n += 1;
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.push(v as u8);
+    }
+
+    #[inline(always)]
+    fn key(&mut self, field: u32, wire: u8) {
+        self.varint(u64::from(field) << 3 | u64::from(wire));
+    }
+
+    #[inline(always)]
+    fn uint(&mut self, field: u32, v: u64) {
+        self.key(field, 0);
+        self.varint(v);
+    }
+
+    /// Starts a nested message: returns where its body starts.
+    #[inline(always)]
+    fn open(&mut self, field: u32) -> usize {
+        self.key(field, 2);
+        self.push(0);
+        self.n
+    }
+
+    #[inline(always)]
+    fn close(&mut self, at: usize) {
+        self.b[at - 1].write((self.n - at) as u8);
+    }
+
+    /// Ends the packet (writes its length) and returns its size.
+    #[inline(always)]
+    fn finish(mut self) -> usize {
+        self.close(2);
+        self.n
+    }
+}
+
+/// A packet sequence's incremental state.
+struct Sequence {
+    id: u64,
+    /// The last timestamp written on its incremental clock.
+    last_time: u64,
+    /// Event names interned so far, by [`Name::id`].
+    names: Vec<bool>,
+    /// Categories and debug annotation names interned so far (a bit per index).
+    categories: u32,
+    arg_names: u32,
 }
 
 /// The Perfetto protobuf [`Format`].
 pub struct Perfetto<W: Write> {
     out: W,
-    packet: Vec<u8>,
-    scratch: Vec<u8>,
-    names: HashMap<String, u64>,
+    /// Whole packets not yet written out.
+    buf: Vec<u8>,
     pid: u64,
-    first: bool,
+    start_ns: u64,
+    /// The main sequence, then one per thread in the order of [`Perfetto::threads`].
+    sequences: Vec<Sequence>,
+    /// The sequence of the last event on a thread's track: task tracks' events go there.
+    current: usize,
+    threads: DenseIds,
+    user_tasks: IdMap<u64>,
+    counters: IdMap<u64>,
     user_tasks_track: bool,
     samples: SampleInterning,
     modules: ModuleInfo,
 }
 
 impl<W: Write> Perfetto<W> {
-    /// A writer of a Perfetto trace to `out` (buffer it).
+    /// A writer of a Perfetto trace to `out`.
     pub fn new(out: W) -> Perfetto<W> {
         Perfetto {
             out,
-            packet: Vec::with_capacity(256),
-            scratch: Vec::with_capacity(256),
-            names: HashMap::new(),
+            buf: Vec::with_capacity(FLUSH_AT + (4 << 10)),
             pid: 0,
-            first: true,
+            start_ns: 0,
+            sequences: Vec::new(),
+            current: 0,
+            threads: DenseIds::default(),
+            user_tasks: IdMap::default(),
+            counters: IdMap::default(),
             user_tasks_track: false,
             samples: SampleInterning::default(),
             modules: ModuleInfo::new(),
@@ -312,81 +455,295 @@ impl<W: Write> Perfetto<W> {
         self.out
     }
 
-    /// Writes `self.packet` as one `TracePacket` (adding the sequence id) and clears it.
-    fn flush_packet(&mut self) -> io::Result<()> {
-        uint(
-            &mut self.packet,
-            field::TRUSTED_PACKET_SEQUENCE_ID,
-            SEQUENCE,
-        );
-        if self.first {
-            uint(
-                &mut self.packet,
-                field::SEQUENCE_FLAGS,
-                SEQ_INCREMENTAL_STATE_CLEARED,
-            );
-            self.first = false;
+    fn track_uuid(&mut self, track: Track) -> u64 {
+        match track {
+            Track::Task(uid) => uid.wrapping_mul(2),
+            Track::Thread(id) => self.threads.index(id).0 as u64 * 8 + 3,
+            Track::UserTask(id) => {
+                let n = self.user_tasks.len() as u64;
+                *self.user_tasks.entry(id).or_insert(n) * 8 + 5
+            }
+            Track::Counter(id) => {
+                let n = self.counters.len() as u64;
+                *self.counters.entry(id).or_insert(n) * 8 + 7
+            }
         }
-        self.scratch.clear();
-        bytes(&mut self.scratch, field::TRACE_PACKET, &self.packet);
-        self.packet.clear();
-        self.out.write_all(&self.scratch)
+    }
+
+    /// Starts a `TracePacket` in the buffer: returns where its length goes.
+    #[inline]
+    fn open_packet(&mut self) -> usize {
+        self.buf.push((field::TRACE_PACKET << 3 | 2) as u8);
+        self.buf.push(0);
+        self.buf.len()
+    }
+
+    /// Ends the packet opened at `at` (adding the sequence id and flags) and writes the buffer
+    /// out when it is full.
+    #[inline]
+    /// A packet of no sequence (`sequence` 0) depends on no incremental state.
+    fn close_packet(&mut self, at: usize, sequence: u64, flags: u64) -> io::Result<()> {
+        if sequence != 0 {
+            uint(&mut self.buf, field::TRUSTED_PACKET_SEQUENCE_ID, sequence);
+        }
+        if flags != 0 {
+            uint(&mut self.buf, field::SEQUENCE_FLAGS, flags);
+        }
+        proto::close(&mut self.buf, at);
+        if self.buf.len() >= FLUSH_AT {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// [`Perfetto::track_event`] for the common case, no new interned data and at most two
+    /// arguments, all numbers: built on the stack in a [`Small`] packet.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn small_track_event(
+        &mut self,
+        seq: usize,
+        uuid: Option<u64>,
+        time: u64,
+        kind: u64,
+        name: Option<Name<'_>>,
+        category: Option<Category>,
+        args: &[(ArgName, Arg<'_>)],
+        flows: (Option<u64>, Option<u64>),
+        counter: Option<u64>,
+    ) -> io::Result<()> {
+        let sequence = &mut self.sequences[seq];
+        self.buf.reserve(128);
+        let mut p = Small::new(&mut self.buf);
+        if matches!(category, Some(Category::Wake | Category::Spawn)) {
+            p.uint(field::TIMESTAMP, time.wrapping_sub(self.start_ns));
+            p.uint(field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
+        } else {
+            p.uint(field::TIMESTAMP, time.wrapping_sub(sequence.last_time));
+            sequence.last_time = time;
+        }
+        let event = p.open(field::TRACK_EVENT);
+        p.uint(field::TYPE, kind);
+        if let Some(uuid) = uuid {
+            p.uint(field::TRACK_UUID, uuid);
+        }
+        if let Some(c) = category {
+            p.uint(field::CATEGORY_IIDS, c.index() as u64 + 1);
+        }
+        if let Some(n) = name {
+            p.uint(field::NAME_IID, u64::from(n.id) + 1);
+        }
+        for (name, value) in args {
+            if let Arg::Uint(v) = value {
+                let a = p.open(field::DEBUG_ANNOTATIONS);
+                p.uint(field::ANNOTATION_NAME_IID, name.index() as u64 + 1);
+                p.uint(field::UINT_VALUE, *v);
+                p.close(a);
+            }
+        }
+        if let Some(value) = counter {
+            match i64::try_from(value) {
+                Ok(v) => p.uint(field::COUNTER_VALUE, v as u64),
+                Err(_) => {
+                    p.key(field::DOUBLE_COUNTER_VALUE, 1);
+                    for b in (value as f64).to_bits().to_le_bytes() {
+                        p.push(b);
+                    }
+                }
+            }
+        }
+        if let Some(flow) = flows.0 {
+            p.uint(field::FLOW_IDS_OLD, flow);
+        }
+        if let Some(flow) = flows.1 {
+            p.uint(field::TERMINATING_FLOW_IDS_OLD, flow);
+        }
+        p.close(event);
+        p.uint(field::TRUSTED_PACKET_SEQUENCE_ID, sequence.id);
+        p.uint(field::SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
+        let n = p.finish();
+        // SAFETY: `Small` wrote every byte below `n` of the spare capacity (`push` writes each
+        // byte in turn, `close` rewrites one already pushed), and `n` is at most 128, within
+        // the capacity reserved.
+        unsafe { self.buf.set_len(self.buf.len() + n) };
+        if self.buf.len() >= FLUSH_AT {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     fn descriptor(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
-        message(&mut self.packet, field::TRACK_DESCRIPTOR, f);
-        self.flush_packet()
+        let at = self.open_packet();
+        message(&mut self.buf, field::TRACK_DESCRIPTOR, f);
+        // On no sequence: a descriptor needs no incremental state.
+        self.close_packet(at, 0, 0)
     }
 
-    /// The name's interned id, adding `InternedData` to the current packet for a new one.
-    fn intern(&mut self, name: &str) -> u64 {
-        if let Some(&iid) = self.names.get(name) {
-            return iid;
-        }
-        let iid = self.names.len() as u64 + 1;
-        self.names.insert(name.to_string(), iid);
-        message(&mut self.packet, field::INTERNED_DATA, |d| {
-            message(d, field::EVENT_NAMES, |n| {
-                uint(n, field::IID, iid);
-                bytes(n, field::INTERNED_NAME, name.as_bytes());
-            })
+    /// Starts sequence `id`: clears its state, sets its defaults (its events' clock, and
+    /// `track`, when given, as their track) and its clocks, all at the start of the trace.
+    fn start_sequence(&mut self, id: u64, track: Option<u64>, realtime: bool) -> io::Result<()> {
+        let start_ns = self.start_ns;
+        self.sequences.push(Sequence {
+            id,
+            last_time: start_ns,
+            names: Vec::new(),
+            categories: 0,
+            arg_names: 0,
         });
-        iid
+        let at = self.open_packet();
+        message(&mut self.buf, field::TRACE_PACKET_DEFAULTS, |d| {
+            uint(d, field::DEFAULT_TIMESTAMP_CLOCK_ID, CLOCK_EVENTS);
+            if let Some(uuid) = track {
+                message(d, field::TRACK_EVENT_DEFAULTS, |t| {
+                    uint(t, field::TRACK_UUID, uuid);
+                });
+            }
+        });
+        message(&mut self.buf, field::CLOCK_SNAPSHOT, |c| {
+            let clocks: &[u64] = if realtime {
+                &[CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_EVENTS, CLOCK_WAKES]
+            } else {
+                &[CLOCK_BOOTTIME, CLOCK_EVENTS, CLOCK_WAKES]
+            };
+            for &clock in clocks {
+                message(c, field::CLOCKS, |k| {
+                    uint(k, field::CLOCK_ID, clock);
+                    if clock == CLOCK_WAKES {
+                        uint(k, field::CLOCK_TIMESTAMP, 0);
+                    } else {
+                        uint(k, field::CLOCK_TIMESTAMP, start_ns);
+                    }
+                    if clock == CLOCK_EVENTS {
+                        uint(k, field::CLOCK_IS_INCREMENTAL, 1);
+                    }
+                });
+            }
+            uint(c, field::PRIMARY_TRACE_CLOCK, CLOCK_BOOTTIME);
+        });
+        self.close_packet(at, id, SEQ_INCREMENTAL_STATE_CLEARED)
+    }
+
+    /// The `InternedData` the event needs on sequence `seq`: its name, category and argument
+    /// names when new there.
+    #[cold]
+    #[inline(never)]
+    fn intern(
+        &mut self,
+        seq: usize,
+        name: Option<Name<'_>>,
+        category: Option<Category>,
+        args: &[(ArgName, Arg<'_>)],
+    ) {
+        let Sequence {
+            names,
+            categories,
+            arg_names,
+            ..
+        } = &mut self.sequences[seq];
+        message(&mut self.buf, field::INTERNED_DATA, |d| {
+            if let Some(c) = category {
+                if *categories & 1 << c.index() == 0 {
+                    *categories |= 1 << c.index();
+                    message(d, field::EVENT_CATEGORIES, |m| {
+                        uint(m, field::IID, c.index() as u64 + 1);
+                        bytes(m, field::INTERNED_NAME, c.as_str().as_bytes());
+                    });
+                }
+            }
+            if let Some(n) = name {
+                let i = n.id as usize;
+                if names.len() <= i {
+                    names.resize(i + 1, false);
+                }
+                if !names[i] {
+                    names[i] = true;
+                    message(d, field::EVENT_NAMES, |m| {
+                        uint(m, field::IID, u64::from(n.id) + 1);
+                        bytes(m, field::INTERNED_NAME, n.text.as_bytes());
+                    });
+                }
+            }
+            for (a, _) in args {
+                if *arg_names & 1 << a.index() == 0 {
+                    *arg_names |= 1 << a.index();
+                    message(d, field::DEBUG_ANNOTATION_NAMES, |m| {
+                        uint(m, field::IID, a.index() as u64 + 1);
+                        bytes(m, field::INTERNED_NAME, a.as_str().as_bytes());
+                    });
+                }
+            }
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn track_event(
         &mut self,
         track: Track,
         time: u64,
         kind: u64,
-        name: Option<&str>,
-        category: Option<&str>,
-        args: &[(&str, Arg)],
+        name: Option<Name<'_>>,
+        category: Option<Category>,
+        args: &[(ArgName, Arg<'_>)],
         flows: (Option<u64>, Option<u64>),
         counter: Option<u64>,
     ) -> io::Result<()> {
-        uint(&mut self.packet, field::TIMESTAMP, time);
-        let iid = name.map(|n| self.intern(n));
-        if iid.is_some() {
-            uint(
-                &mut self.packet,
-                field::SEQUENCE_FLAGS,
-                SEQ_NEEDS_INCREMENTAL_STATE,
-            );
-        }
-        message(&mut self.packet, field::TRACK_EVENT, |e| {
-            uint(e, field::TYPE, kind);
-            uint(e, field::TRACK_UUID, track_uuid(track));
-            if let Some(iid) = iid {
-                uint(e, field::NAME_IID, iid);
+        // A thread's events go on its sequence, whose default track it is; a task's on the
+        // sequence of the thread that polls it; the others on the main sequence.
+        let (seq, uuid) = match track {
+            Track::Thread(id) => {
+                let seq = self.threads.index(id).0 + 1;
+                if seq < self.sequences.len() {
+                    self.current = seq;
+                    (seq, None)
+                } else {
+                    (0, Some(self.track_uuid(track)))
+                }
             }
-            if let Some(category) = category {
-                bytes(e, field::CATEGORIES, category.as_bytes());
+            Track::Task(_) => (self.current, Some(self.track_uuid(track))),
+            _ => (0, Some(self.track_uuid(track))),
+        };
+        let sequence = &self.sequences[seq];
+        let new_name = name.is_some_and(|n| sequence.names.get(n.id as usize) != Some(&true));
+        let new_category = category.is_some_and(|c| sequence.categories & 1 << c.index() == 0);
+        let new_args = args
+            .iter()
+            .any(|(a, _)| sequence.arg_names & 1 << a.index() == 0);
+        let new = new_name || new_category || new_args;
+        if !new && args.len() <= 2 && args.iter().all(|(_, v)| matches!(v, Arg::Uint(_))) {
+            return self
+                .small_track_event(seq, uuid, time, kind, name, category, args, flows, counter);
+        }
+        let at = self.open_packet();
+        if new {
+            self.intern(seq, name, category, args);
+        }
+        let sequence = &mut self.sequences[seq];
+        let out = &mut self.buf;
+        if matches!(category, Some(Category::Wake | Category::Spawn)) {
+            uint(out, field::TIMESTAMP, time.wrapping_sub(self.start_ns));
+            uint(out, field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
+        } else {
+            uint(out, field::TIMESTAMP, time.wrapping_sub(sequence.last_time));
+            sequence.last_time = time;
+        }
+        let id = sequence.id;
+        message(out, field::TRACK_EVENT, |e| {
+            uint(e, field::TYPE, kind);
+            if let Some(uuid) = uuid {
+                uint(e, field::TRACK_UUID, uuid);
+            }
+            if let Some(c) = category {
+                uint(e, field::CATEGORY_IIDS, c.index() as u64 + 1);
+            }
+            if let Some(n) = name {
+                uint(e, field::NAME_IID, u64::from(n.id) + 1);
             }
             for (name, value) in args {
                 message(e, field::DEBUG_ANNOTATIONS, |a| {
-                    bytes(a, field::ANNOTATION_NAME, name.as_bytes());
+                    uint(a, field::ANNOTATION_NAME_IID, name.index() as u64 + 1);
                     match value {
                         Arg::Uint(v) => uint(a, field::UINT_VALUE, *v),
                         Arg::Text(t) => bytes(a, field::STRING_VALUE, t.as_bytes()),
@@ -400,36 +757,29 @@ impl<W: Write> Perfetto<W> {
                 }
             }
             if let Some(flow) = flows.0 {
-                fixed64(e, field::FLOW_IDS, flow);
+                uint(e, field::FLOW_IDS_OLD, flow);
             }
             if let Some(flow) = flows.1 {
-                fixed64(e, field::TERMINATING_FLOW_IDS, flow);
+                uint(e, field::TERMINATING_FLOW_IDS_OLD, flow);
             }
         });
-        self.flush_packet()
+        self.close_packet(at, id, SEQ_NEEDS_INCREMENTAL_STATE)
     }
 }
 
 impl<W: Write> Format for Perfetto<W> {
     fn process(&mut self, header: &Header, start_ns: u64) -> io::Result<()> {
         self.pid = header.pid;
-        message(&mut self.packet, field::CLOCK_SNAPSHOT, |c| {
-            for clock in [CLOCK_REALTIME, CLOCK_BOOTTIME] {
-                message(c, field::CLOCKS, |k| {
-                    uint(k, field::CLOCK_ID, clock);
-                    uint(k, field::CLOCK_TIMESTAMP, start_ns);
-                });
-            }
-            uint(c, field::PRIMARY_TRACE_CLOCK, CLOCK_BOOTTIME);
-        });
-        self.flush_packet()?;
+        self.start_ns = start_ns;
+        // The first packet puts REALTIME at the start too, so that the UI shows real dates.
+        self.start_sequence(MAIN_SEQUENCE, None, true)?;
         let pid = self.pid;
         let name = if header.program.is_empty() {
-            "traced process".to_string()
+            "traced process"
         } else {
-            header.program.clone()
+            &header.program
         };
-        let cmdline = header.cmdline.clone();
+        let cmdline = &header.cmdline;
         self.descriptor(|d| {
             uint(d, field::UUID, PROCESS_UUID);
             message(d, field::PROCESS, |p| {
@@ -449,19 +799,26 @@ impl<W: Write> Format for Perfetto<W> {
 
     fn thread_track(&mut self, thread: u64, os_tid: u64, name: &str) -> io::Result<()> {
         let pid = self.pid;
+        let uuid = self.track_uuid(Track::Thread(thread));
         self.descriptor(|d| {
-            uint(d, field::UUID, track_uuid(Track::Thread(thread)));
+            uint(d, field::UUID, uuid);
             message(d, field::THREAD, |t| {
                 uint(t, field::PID, pid);
                 uint(t, field::TID, os_tid);
                 bytes(t, field::THREAD_NAME, name.as_bytes());
             });
-        })
+        })?;
+        let index = self.threads.index(thread).0;
+        if index + 1 == self.sequences.len() {
+            self.start_sequence(FIRST_THREAD_SEQUENCE + index as u64, Some(uuid), false)?;
+        }
+        Ok(())
     }
 
     fn task_track(&mut self, uid: u64, label: &str) -> io::Result<()> {
+        let uuid = self.track_uuid(Track::Task(uid));
         self.descriptor(|d| {
-            uint(d, field::UUID, track_uuid(Track::Task(uid)));
+            uint(d, field::UUID, uuid);
             uint(d, field::PARENT_UUID, TASKS_UUID);
             bytes(d, field::NAME, label.as_bytes());
         })
@@ -476,29 +833,32 @@ impl<W: Write> Format for Perfetto<W> {
                 bytes(d, field::NAME, b"user tasks");
             })?;
         }
+        let uuid = self.track_uuid(Track::UserTask(id));
         self.descriptor(|d| {
-            uint(d, field::UUID, track_uuid(Track::UserTask(id)));
+            uint(d, field::UUID, uuid);
             uint(d, field::PARENT_UUID, USER_TASKS_UUID);
             bytes(d, field::NAME, label.as_bytes());
         })
     }
 
     fn counter_track(&mut self, name_id: u64, name: &str) -> io::Result<()> {
+        let uuid = self.track_uuid(Track::Counter(name_id));
         self.descriptor(|d| {
-            uint(d, field::UUID, track_uuid(Track::Counter(name_id)));
+            uint(d, field::UUID, uuid);
             uint(d, field::PARENT_UUID, PROCESS_UUID);
             bytes(d, field::NAME, name.as_bytes());
             bytes(d, field::COUNTER, &[]);
         })
     }
 
+    #[inline]
     fn begin(
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         terminating_flow: Option<u64>,
     ) -> io::Result<()> {
         self.track_event(
@@ -513,17 +873,25 @@ impl<W: Write> Format for Perfetto<W> {
         )
     }
 
-    fn end(&mut self, track: Track, time: u64, _name: &str, _category: &str) -> io::Result<()> {
+    #[inline]
+    fn end(
+        &mut self,
+        track: Track,
+        time: u64,
+        _name: Name<'_>,
+        _category: Category,
+    ) -> io::Result<()> {
         self.track_event(track, time, SLICE_END, None, None, &[], (None, None), None)
     }
 
+    #[inline]
     fn instant(
         &mut self,
         track: Track,
         time: u64,
-        name: &str,
-        category: &str,
-        args: &[(&str, Arg)],
+        name: Name<'_>,
+        category: Category,
+        args: &[(ArgName, Arg<'_>)],
         flow: Option<u64>,
     ) -> io::Result<()> {
         self.track_event(
@@ -625,33 +993,29 @@ impl<W: Write> Format for Perfetto<W> {
             }
         };
         let pid = self.pid;
-        let mut packet = Vec::new();
-        uint(&mut packet, field::TIMESTAMP, time);
-        if !data.is_empty() {
-            bytes(&mut packet, field::INTERNED_DATA, &data);
-        }
-        message(&mut packet, field::PERF_SAMPLE, |p| {
-            uint(p, field::SAMPLE_CPU, 0);
-            uint(p, field::SAMPLE_PID, pid);
-            uint(p, field::SAMPLE_TID, os_tid);
-            uint(p, field::CALLSTACK_IID, callstack);
-            uint(p, field::CPU_MODE, MODE_USER);
-        });
-        uint(
-            &mut packet,
-            field::TRUSTED_PACKET_SEQUENCE_ID,
-            SAMPLE_SEQUENCE,
-        );
         let flags = if i.started {
             SEQ_NEEDS_INCREMENTAL_STATE
         } else {
             i.started = true;
             SEQ_INCREMENTAL_STATE_CLEARED | SEQ_NEEDS_INCREMENTAL_STATE
         };
-        uint(&mut packet, field::SEQUENCE_FLAGS, flags);
-        self.scratch.clear();
-        bytes(&mut self.scratch, field::TRACE_PACKET, &packet);
-        self.out.write_all(&self.scratch)
+        // Its own sequence, without defaults: the timestamp is absolute (BOOTTIME).
+        message(&mut self.buf, field::TRACE_PACKET, |packet| {
+            uint(packet, field::TIMESTAMP, time);
+            if !data.is_empty() {
+                bytes(packet, field::INTERNED_DATA, &data);
+            }
+            message(packet, field::PERF_SAMPLE, |p| {
+                uint(p, field::SAMPLE_CPU, 0);
+                uint(p, field::SAMPLE_PID, pid);
+                uint(p, field::SAMPLE_TID, os_tid);
+                uint(p, field::CALLSTACK_IID, callstack);
+                uint(p, field::CPU_MODE, MODE_USER);
+            });
+            uint(packet, field::TRUSTED_PACKET_SEQUENCE_ID, SAMPLE_SEQUENCE);
+            uint(packet, field::SEQUENCE_FLAGS, flags);
+        });
+        Ok(())
     }
 
     fn set_modules(&mut self, modules: &[flight_recorder_format::Module]) {
@@ -664,13 +1028,15 @@ impl<W: Write> Format for Perfetto<W> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         self.out.flush()
     }
 }
 
 /// Writes the rest of `reader`'s events to `out` as a Perfetto trace. A damaged trace gives
 /// [`ExportError::Trace`] after its intact part was written (the output is a valid trace).
-pub fn write_perfetto<R: Read, W: Write>(
+pub fn write_perfetto<R: Read, W: Write + Send>(
     reader: TraceReader<R>,
     out: W,
     merge: MergeOptions,
@@ -706,5 +1072,414 @@ mod tests {
         out.clear();
         message(&mut out, 3, |m| uint(m, 1, 150));
         assert_eq!(out, [0x1a, 0x03, 0x08, 0x96, 0x01]);
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    //! The export read back with a small decoder that resolves what the trace processor
+    //! resolves: interned names, categories and argument names per sequence, incremental
+    //! clocks, and the sequences' default clock and track.
+
+    use std::collections::HashMap;
+
+    use flight_recorder_format::Header;
+
+    use super::Perfetto;
+    use crate::export::{Arg, ArgName, Category, Format, Name, Track};
+
+    enum Value<'a> {
+        Int(u64),
+        Bytes(&'a [u8]),
+    }
+
+    fn fields(mut buf: &[u8]) -> Vec<(u32, Value<'_>)> {
+        fn varint(buf: &mut &[u8]) -> u64 {
+            let mut v = 0;
+            for shift in (0..64).step_by(7) {
+                let b = buf[0];
+                *buf = &buf[1..];
+                v |= u64::from(b & 0x7f) << shift;
+                if b < 0x80 {
+                    break;
+                }
+            }
+            v
+        }
+        let mut out = Vec::new();
+        while !buf.is_empty() {
+            let key = varint(&mut buf);
+            let value = match key & 7 {
+                0 => Value::Int(varint(&mut buf)),
+                1 => {
+                    let v = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                    buf = &buf[8..];
+                    Value::Int(v)
+                }
+                2 => {
+                    let n = varint(&mut buf) as usize;
+                    let (b, rest) = buf.split_at(n);
+                    buf = rest;
+                    Value::Bytes(b)
+                }
+                wire => panic!("wire type {wire}"),
+            };
+            out.push(((key >> 3) as u32, value));
+        }
+        out
+    }
+
+    fn int(fields: &[(u32, Value<'_>)], number: u32) -> Option<u64> {
+        fields.iter().rev().find_map(|(n, v)| match v {
+            Value::Int(i) if *n == number => Some(*i),
+            _ => None,
+        })
+    }
+
+    fn message<'a>(fields: &[(u32, Value<'a>)], number: u32) -> Option<&'a [u8]> {
+        fields.iter().rev().find_map(|(n, v)| match v {
+            Value::Bytes(b) if *n == number => Some(*b),
+            _ => None,
+        })
+    }
+
+    fn text(b: &[u8]) -> String {
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    /// A track event as read: track name, absolute time, type, name, category, arguments,
+    /// flows begun and ended.
+    type Event = (
+        String,
+        u64,
+        u64,
+        String,
+        String,
+        Vec<(String, String)>,
+        Vec<u64>,
+        Vec<u64>,
+    );
+
+    #[derive(Default)]
+    struct SequenceState {
+        names: HashMap<u64, String>,
+        categories: HashMap<u64, String>,
+        arg_names: HashMap<u64, String>,
+        clock: Option<u64>,
+        track: Option<u64>,
+        /// Clock id → (incremental, last value, offset to BOOTTIME).
+        clocks: HashMap<u64, (bool, u64, u64)>,
+    }
+
+    fn decode(file: &[u8]) -> Vec<Event> {
+        let mut sequences: HashMap<u64, SequenceState> = HashMap::new();
+        let mut tracks: HashMap<u64, String> = HashMap::new();
+        let mut events = Vec::new();
+        for (number, packet) in fields(file) {
+            assert_eq!(number, 1);
+            let Value::Bytes(packet) = packet else {
+                panic!("a packet that is not a message")
+            };
+            let p = fields(packet);
+            let seq = int(&p, 10).unwrap_or(0);
+            let flags = int(&p, 13).unwrap_or(0);
+            if flags & 1 != 0 {
+                sequences.insert(seq, SequenceState::default());
+            }
+            if let Some(d) = message(&p, 60) {
+                let d = fields(d);
+                let name = match message(&d, 4) {
+                    Some(thread) => text(message(&fields(thread), 5).unwrap()),
+                    None => message(&d, 2).map(text).unwrap_or_default(),
+                };
+                tracks.insert(int(&d, 1).unwrap(), name);
+                continue;
+            }
+            let state = sequences.get_mut(&seq).expect("a sequence cleared first");
+            if let Some(defaults) = message(&p, 59) {
+                let d = fields(defaults);
+                state.clock = int(&d, 58);
+                state.track = message(&d, 11).and_then(|t| int(&fields(t), 11));
+            }
+            if let Some(data) = message(&p, 12) {
+                for (n, v) in fields(data) {
+                    let Value::Bytes(entry) = v else { panic!() };
+                    let e = fields(entry);
+                    let (iid, name) = (int(&e, 1).unwrap(), text(message(&e, 2).unwrap()));
+                    match n {
+                        1 => state.categories.insert(iid, name),
+                        2 => state.names.insert(iid, name),
+                        3 => state.arg_names.insert(iid, name),
+                        _ => panic!("interned data {n}"),
+                    };
+                }
+            }
+            if let Some(snapshot) = message(&p, 6) {
+                let clocks: Vec<_> = fields(snapshot)
+                    .into_iter()
+                    .filter_map(|(n, v)| match v {
+                        Value::Bytes(c) if n == 1 => Some(fields(c)),
+                        _ => None,
+                    })
+                    .map(|c| (int(&c, 1).unwrap(), int(&c, 2).unwrap(), int(&c, 3)))
+                    .collect();
+                let boot = clocks.iter().find(|c| c.0 == 6).unwrap().1;
+                for (id, ts, incremental) in clocks {
+                    if id >= 64 {
+                        let offset = boot.wrapping_sub(ts);
+                        state
+                            .clocks
+                            .insert(id, (incremental == Some(1), ts, offset));
+                    }
+                }
+            }
+            let Some(event) = message(&p, 11) else {
+                continue;
+            };
+            assert_eq!(flags & 2, 2, "a track event needs the sequence's state");
+            let raw = int(&p, 8).expect("a timestamp");
+            let clock = int(&p, 58).or(state.clock).unwrap_or(6);
+            let time = if clock >= 64 {
+                let (incremental, last, offset) = state.clocks.get_mut(&clock).unwrap();
+                if *incremental {
+                    *last = last.wrapping_add(raw);
+                    last.wrapping_add(*offset)
+                } else {
+                    raw.wrapping_add(*offset)
+                }
+            } else {
+                raw
+            };
+            let e = fields(event);
+            let uuid = int(&e, 11).or(state.track).expect("a track");
+            let name = int(&e, 10).map(|iid| state.names[&iid].clone());
+            let category = int(&e, 3).map(|iid| state.categories[&iid].clone());
+            let mut args = Vec::new();
+            let mut starts = Vec::new();
+            let mut ends = Vec::new();
+            for (n, v) in &e {
+                match (n, v) {
+                    (4, Value::Bytes(a)) => {
+                        let a = fields(a);
+                        let name = state.arg_names[&int(&a, 1).unwrap()].clone();
+                        let value = match message(&a, 6) {
+                            Some(t) => text(t),
+                            None => int(&a, 3).unwrap().to_string(),
+                        };
+                        args.push((name, value));
+                    }
+                    (36, Value::Int(f)) => starts.push(*f),
+                    (42, Value::Int(f)) => ends.push(*f),
+                    _ => {}
+                }
+            }
+            events.push((
+                tracks[&uuid].clone(),
+                time,
+                int(&e, 9).unwrap(),
+                name.unwrap_or_default(),
+                category.unwrap_or_default(),
+                args,
+                starts,
+                ends,
+            ));
+        }
+        events
+    }
+
+    fn event(
+        track: &str,
+        time: u64,
+        kind: u64,
+        name: &str,
+        category: &str,
+        args: &[(&str, &str)],
+        flows: (&[u64], &[u64]),
+    ) -> Event {
+        (
+            track.to_string(),
+            time,
+            kind,
+            name.to_string(),
+            category.to_string(),
+            args.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            flows.0.to_vec(),
+            flows.1.to_vec(),
+        )
+    }
+
+    #[test]
+    fn interned_names_clocks_and_default_tracks_resolve() {
+        let start = 1_700_000_000_000_000_000;
+        let mut p = Perfetto::new(Vec::new());
+        let header = Header {
+            program: "demo".into(),
+            pid: 42,
+            ..Header::default()
+        };
+        let poll = Name {
+            id: 2,
+            text: "src/main.rs:10:5",
+        };
+        let wake = Name {
+            id: 0,
+            text: "wake",
+        };
+        p.process(&header, start).unwrap();
+        p.thread_track(7, 700, "worker").unwrap();
+        p.thread_track(8, 800, "waker").unwrap();
+        p.task_track(1, "task 5 src/main.rs:10:5").unwrap();
+        let task = [
+            (ArgName::Task, Arg::Uint(5)),
+            (ArgName::Waker, Arg::Uint(3)),
+        ];
+        // The wake comes when the poll it caused begins, after a later event on its thread.
+        p.begin(
+            Track::Thread(8),
+            start + 10,
+            poll,
+            Category::Poll,
+            &task[..1],
+            None,
+        )
+        .unwrap();
+        p.instant(
+            Track::Thread(8),
+            start + 5,
+            wake,
+            Category::Wake,
+            &task,
+            Some(1),
+        )
+        .unwrap();
+        p.begin(
+            Track::Thread(7),
+            start + 300,
+            poll,
+            Category::Poll,
+            &task[..1],
+            Some(1),
+        )
+        .unwrap();
+        p.begin(
+            Track::Task(1),
+            start + 300,
+            poll,
+            Category::Poll,
+            &task[..1],
+            None,
+        )
+        .unwrap();
+        let log = Name {
+            id: 3,
+            text: "log handler",
+        };
+        let message = [(ArgName::Message, Arg::Text("say \"hi\""))];
+        p.instant(
+            Track::Thread(7),
+            start + 1_000_000,
+            log,
+            Category::Log,
+            &message,
+            None,
+        )
+        .unwrap();
+        p.end(Track::Thread(7), start + 2_000_000, poll, Category::Poll)
+            .unwrap();
+        p.end(Track::Task(1), start + 2_000_000, poll, Category::Poll)
+            .unwrap();
+        // A wake earlier than the previous one (on the wakes' clock, not incremental).
+        p.instant(
+            Track::Thread(8),
+            start + 2,
+            wake,
+            Category::Wake,
+            &task,
+            Some(2),
+        )
+        .unwrap();
+        p.end(Track::Thread(8), start + 3_000_000, poll, Category::Poll)
+            .unwrap();
+        p.counter_track(9, "depth").unwrap();
+        p.counter(Track::Counter(9), start + 3_000_001, "depth", 4)
+            .unwrap();
+        p.finish().unwrap();
+        let file = p.into_inner();
+        let events = decode(&file);
+        let (s, p_) = ("src/main.rs:10:5", "poll");
+        let wake_args = [("task", "5"), ("waker", "3")];
+        assert_eq!(
+            events,
+            vec![
+                event("waker", start + 10, 1, s, p_, &[("task", "5")], (&[], &[])),
+                event(
+                    "waker",
+                    start + 5,
+                    3,
+                    "wake",
+                    "wake",
+                    &wake_args,
+                    (&[1], &[])
+                ),
+                event(
+                    "worker",
+                    start + 300,
+                    1,
+                    s,
+                    p_,
+                    &[("task", "5")],
+                    (&[], &[1])
+                ),
+                event(
+                    "task 5 src/main.rs:10:5",
+                    start + 300,
+                    1,
+                    s,
+                    p_,
+                    &[("task", "5")],
+                    (&[], &[])
+                ),
+                event(
+                    "worker",
+                    start + 1_000_000,
+                    3,
+                    "log handler",
+                    "log",
+                    &[("message", "say \"hi\"")],
+                    (&[], &[])
+                ),
+                event("worker", start + 2_000_000, 2, "", "", &[], (&[], &[])),
+                event(
+                    "task 5 src/main.rs:10:5",
+                    start + 2_000_000,
+                    2,
+                    "",
+                    "",
+                    &[],
+                    (&[], &[])
+                ),
+                event(
+                    "waker",
+                    start + 2,
+                    3,
+                    "wake",
+                    "wake",
+                    &wake_args,
+                    (&[2], &[])
+                ),
+                event("waker", start + 3_000_000, 2, "", "", &[], (&[], &[])),
+                event("depth", start + 3_000_001, 4, "", "", &[], (&[], &[])),
+            ]
+        );
+        // Names are written once per sequence: the poll's name on both threads' sequences.
+        let needle = b"src/main.rs:10:5";
+        let count = file.windows(needle.len()).filter(|w| w == needle).count();
+        assert_eq!(
+            count,
+            2 + 1,
+            "two sequences' interned names and the task track's name"
+        );
     }
 }

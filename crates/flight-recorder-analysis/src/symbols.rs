@@ -10,12 +10,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use flight_recorder_format::{Module, NameTables, SymbolFrame};
 use object::{Object, ObjectSection, ObjectSymbol};
 
-type Reader = gimli::EndianRcSlice<gimli::RunTimeEndian>;
+type Reader = gimli::EndianArcSlice<gimli::RunTimeEndian>;
 
 /// One loaded binary.
 struct Binary {
@@ -48,7 +48,7 @@ pub struct ResolvedFrame {
 pub struct Symbolizer {
     binaries: Vec<PathBuf>,
     states: HashMap<u64, State>,
-    cache: HashMap<(u64, bool), Rc<[SymbolFrame]>>,
+    cache: HashMap<(u64, bool), Arc<[SymbolFrame]>>,
 }
 
 impl std::fmt::Debug for Symbolizer {
@@ -179,7 +179,7 @@ impl Symbolizer {
                 .section_by_name(id.name())
                 .and_then(|s| s.uncompressed_data().ok())
                 .unwrap_or(Cow::Borrowed(&[]));
-            Ok(gimli::EndianRcSlice::new(Rc::from(&*bytes), endian))
+            Ok(gimli::EndianArcSlice::new(Arc::from(&*bytes), endian))
         };
         let context = gimli::Dwarf::load(load_section)
             .ok()
@@ -250,7 +250,7 @@ impl Symbolizer {
         names: &NameTables,
         address: u64,
         is_return: bool,
-    ) -> Rc<[SymbolFrame]> {
+    ) -> Arc<[SymbolFrame]> {
         if let Some(hit) = self.cache.get(&(address, is_return)) {
             return hit.clone();
         }
@@ -267,7 +267,7 @@ impl Symbolizer {
                 }
             }
         };
-        let frames: Rc<[SymbolFrame]> = frames.into();
+        let frames: Arc<[SymbolFrame]> = frames.into();
         self.cache.insert((address, is_return), frames.clone());
         frames
     }

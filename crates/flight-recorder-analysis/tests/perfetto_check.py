@@ -12,17 +12,25 @@ protobuf classes) and fails, with one line per problem on stderr and exit status
   not nest them);
 - slices that do not balance on a track (an END without an open BEGIN, or a BEGIN never ended),
   after sorting each track's events by timestamp (stable, as the trace processor does);
-- interned event names used before the sequence defined them (after its last
-  SEQ_INCREMENTAL_STATE_CLEARED), packets that need incremental state before any CLEARED, and
-  names that are neither interned nor inline;
-- flows with only one end (a flow_ids entry never terminated, or a terminating id never begun);
+- interned event names, categories and debug annotation names used before the sequence defined
+  them (after its last SEQ_INCREMENTAL_STATE_CLEARED), packets that need incremental state
+  before any CLEARED, and names that are neither interned nor inline;
+- timestamps on a clock no ClockSnapshot defined: sequence-scoped clocks (ids 64 to 127) are
+  resolved as the trace processor does, incremental ones (each timestamp the difference from the
+  previous one on that clock, as a two's complement 64-bit number) included, through
+  TracePacketDefaults.timestamp_clock_id when a packet names no clock;
+- track events without a track (neither their own track_uuid nor the sequence's
+  TrackEventDefaults);
+- flows with only one end (a flow_ids entry never terminated, or a terminating id never begun;
+  the varint flow_ids_old and terminating_flow_ids_old count too);
 - no ClockSnapshot, or a track event without a timestamp;
 - stack samples (`PerfSample`) whose interned ids do not resolve in their sequence: the
   callstack, its frames, each frame's function name, mapping and source path, each mapping's
   build id and path components.
 
 On success prints a JSON object with counts (packets, tracks by kind, thread names, slices by
-category, instants, counters, flows) on stdout for the calling test to check.
+category, instants, counters, flows, debug annotations by name) on stdout for the calling test
+to check.
 
 Usage: perfetto_check.py FILE
 """
@@ -42,6 +50,7 @@ except ImportError as e:  # pragma: no cover - reported to the test
 SEQ_CLEARED = 1
 SEQ_NEEDS = 2
 SLICE_BEGIN, SLICE_END, INSTANT, COUNTER = 1, 2, 3, 4
+BOOTTIME = 6
 
 SCALAR_WIRE = {
     gpd.FieldDescriptor.TYPE_DOUBLE: 1,
@@ -151,6 +160,11 @@ def main(path):
 
     tracks = {}  # uuid -> descriptor
     interned = {}  # sequence -> {iid: name}
+    categories = {}  # sequence -> {iid: name}
+    annotation_names = {}  # sequence -> {iid: name}
+    defaults = {}  # sequence -> TracePacketDefaults
+    clocks = {}  # (sequence, clock id) -> [incremental, last value, offset to BOOTTIME]
+    arg_counts = collections.Counter()
     profiling = {}  # sequence -> {table: {iid: message}}
     sample_functions = set()
     sample_tids = set()
@@ -169,6 +183,9 @@ def main(path):
         if flags & SEQ_CLEARED:
             cleared.add(seq)
             interned[seq] = {}
+            categories[seq] = {}
+            annotation_names[seq] = {}
+            defaults.pop(seq, None)
             profiling[seq] = collections.defaultdict(dict)
         if flags & SEQ_NEEDS and seq not in cleared:
             problem(f"packet {index} needs incremental state before sequence {seq} cleared it")
@@ -177,6 +194,10 @@ def main(path):
                 problem(f"packet {index} interns data before sequence {seq} was cleared")
             for name in packet.interned_data.event_names:
                 interned.setdefault(seq, {})[name.iid] = name.name
+            for name in packet.interned_data.event_categories:
+                categories.setdefault(seq, {})[name.iid] = name.name
+            for name in packet.interned_data.debug_annotation_names:
+                annotation_names.setdefault(seq, {})[name.iid] = name.name
             tables = profiling.setdefault(seq, collections.defaultdict(dict))
             for table in ("function_names", "build_ids", "mapping_paths", "source_paths",
                           "mappings", "frames", "callstacks"):
@@ -216,8 +237,48 @@ def main(path):
                             resolve("build_ids", mapping.build_id, "mapping's")
                         for part in mapping.path_string_ids:
                             resolve("mapping_paths", part, "mapping's")
+        if packet.HasField("trace_packet_defaults"):
+            if seq not in cleared:
+                problem(f"packet {index} sets defaults before sequence {seq} was cleared")
+            defaults[seq] = packet.trace_packet_defaults
         if packet.HasField("clock_snapshot"):
             clock_snapshots += 1
+            snapshot = {c.clock_id: c for c in packet.clock_snapshot.clocks}
+            boot = snapshot.get(BOOTTIME)
+            for clock_id, c in snapshot.items():
+                if 64 <= clock_id < 128:
+                    if boot is None:
+                        problem(f"packet {index}: sequence clock {clock_id} without BOOTTIME")
+                        continue
+                    unit = c.unit_multiplier_ns if c.HasField("unit_multiplier_ns") else 1
+                    if unit != 1:
+                        problem(f"packet {index}: clock {clock_id} unit {unit} not checked")
+                    clocks[(seq, clock_id)] = [
+                        c.is_incremental,
+                        c.timestamp,
+                        boot.timestamp - c.timestamp,
+                    ]
+                elif c.is_incremental:
+                    problem(f"packet {index}: global clock {clock_id} is incremental")
+        timestamp = None
+        if packet.HasField("timestamp"):
+            timestamp = packet.timestamp
+            clock_id = packet.timestamp_clock_id
+            if not packet.HasField("timestamp_clock_id") and seq in defaults:
+                clock_id = defaults[seq].timestamp_clock_id
+            if 64 <= clock_id < 128:
+                clock = clocks.get((seq, clock_id))
+                if clock is None:
+                    problem(f"packet {index}: timestamp on clock {clock_id}, undefined in "
+                            f"sequence {seq}")
+                elif clock[0]:
+                    delta = timestamp - (1 << 64) if timestamp >= 1 << 63 else timestamp
+                    clock[1] += delta
+                    timestamp = clock[1] + clock[2]
+                else:
+                    timestamp += clock[2]
+            elif clock_id not in (0, BOOTTIME):
+                problem(f"packet {index}: timestamp on clock {clock_id}, not checked")
         if packet.HasField("track_descriptor"):
             d = packet.track_descriptor
             if not d.HasField("uuid"):
@@ -243,12 +304,38 @@ def main(path):
             elif e.type in (SLICE_BEGIN, INSTANT):
                 problem(f"packet {index}: a slice or instant without a name")
             category = e.categories[0] if len(e.categories) else ""
-            events_by_track[e.track_uuid].append(
-                (packet.timestamp, index, e.type, name, category)
-            )
-            for flow in e.flow_ids:
+            if len(e.category_iids):
+                table = categories.get(seq, {}) if seq in cleared else {}
+                category = table.get(e.category_iids[0])
+                if category is None:
+                    problem(f"packet {index}: category_iid {e.category_iids[0]} used before "
+                            f"sequence {seq} defined it")
+                    category = ""
+            for a in e.debug_annotations:
+                if a.HasField("name_iid"):
+                    table = annotation_names.get(seq, {}) if seq in cleared else {}
+                    arg = table.get(a.name_iid)
+                    if arg is None:
+                        problem(f"packet {index}: debug annotation name_iid {a.name_iid} used "
+                                f"before sequence {seq} defined it")
+                        continue
+                elif a.HasField("name"):
+                    arg = a.name
+                else:
+                    problem(f"packet {index}: a debug annotation without a name")
+                    continue
+                arg_counts[arg] += 1
+            track = e.track_uuid
+            if not e.HasField("track_uuid"):
+                track_defaults = defaults.get(seq)
+                if track_defaults is not None and track_defaults.HasField("track_event_defaults"):
+                    track = track_defaults.track_event_defaults.track_uuid
+                else:
+                    problem(f"packet {index}: a track event without a track")
+            events_by_track[track].append((timestamp, index, e.type, name, category))
+            for flow in list(e.flow_ids) + list(e.flow_ids_old):
                 flow_starts[flow] += 1
-            for flow in e.terminating_flow_ids:
+            for flow in list(e.terminating_flow_ids) + list(e.terminating_flow_ids_old):
                 flow_ends[flow] += 1
             if e.type == SLICE_BEGIN:
                 slices_by_category[category] += 1
@@ -274,7 +361,7 @@ def main(path):
         if uuid not in tracks:
             problem(f"{len(events)} track events on undefined track {uuid}")
             continue
-        events.sort(key=lambda ev: (ev[0], ev[1]))
+        events.sort(key=lambda ev: (-1 if ev[0] is None else ev[0], ev[1]))
         depth = 0
         for ts, index, kind, name, _ in events:
             if kind == SLICE_BEGIN:
@@ -318,6 +405,7 @@ def main(path):
             "slice_names": {k: sorted(n for n in v if n) for k, v in names_by_category.items()},
             "flows": len(flow_starts),
             "counts": dict(counts),
+            "args": dict(arg_counts),
             "sample_functions": sorted(sample_functions),
             "sample_tids": sorted(sample_tids),
         }

@@ -1,8 +1,8 @@
 //! Analysis throughput: writes a trace of at least 200 MB with the real recorder (a full trace of
 //! a synthetic runtime: worker threads polling, waking and spawning tasks, with regions, logs and
 //! counters), then times the `flight-recorder` binary on it as child processes — `summary`,
-//! `convert --to perfetto` and `convert --to chrome-json` — and prints MB/s and each child's peak
-//! resident memory. The bare reader's speed (decoding every event, nothing else) is the baseline.
+//! `convert --to perfetto` and `convert --to chrome-json` — and prints MB/s, each child's peak
+//! resident memory and the size of each export (deleted once measured). The bare reader's speed (decoding every event, nothing else) is the baseline.
 //!
 //! ```text
 //! cargo bench -p flight-recorder-cli --bench analysis_throughput
@@ -216,8 +216,28 @@ fn main() {
     ];
     for (name, args) in runs {
         let (seconds, rss) = run_child(binary, &args);
+        // The export's size, in bytes written per byte of trace; the file goes at once (a
+        // Chrome JSON export of the full trace is several GB).
+        let output = args
+            .iter()
+            .position(|&a| a == "-o")
+            .map(|i| PathBuf::from(args[i + 1]));
+        let written = output
+            .as_ref()
+            .and_then(|path| std::fs::metadata(path).ok())
+            .map(|m| {
+                format!(
+                    "   wrote {:.1} MB ({:.2} bytes per trace byte)",
+                    m.len() as f64 / 1e6,
+                    m.len() as f64 / size as f64
+                )
+            })
+            .unwrap_or_default();
+        if let Some(path) = output {
+            let _ = std::fs::remove_file(path);
+        }
         println!(
-            "{name:<24} {seconds:>8.2}s {:>8.1} MB/s   peak RSS {rss:.0} MiB",
+            "{name:<24} {seconds:>8.2}s {:>8.1} MB/s   peak RSS {rss:.0} MiB{written}",
             mb / seconds
         );
     }
