@@ -188,9 +188,10 @@ fn main() {
     let trace_arg = trace.to_str().expect("a UTF-8 path");
     let perfetto = dir.path().join("out.perfetto-trace");
     let chrome = dir.path().join("out.json");
-    let runs: [(&str, Vec<&str>); 4] = [
+    let runs: [(&str, Vec<&str>); 5] = [
         ("summary", vec!["summary", trace_arg]),
         ("summary --json", vec!["summary", "--json", trace_arg]),
+        ("diagnose", vec!["diagnose", trace_arg]),
         (
             "convert --to perfetto",
             vec![
