@@ -24,7 +24,9 @@ fn ms(n: u64) -> Duration {
 }
 
 fn runtime(workers: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    flight_recorder::tokio::instrument(&mut builder);
+    builder
         .worker_threads(workers)
         .enable_all()
         .build()
@@ -141,6 +143,24 @@ fn a_scheduling_delay_burst_writes_one_rule_dump() {
         "{:?}",
         described(&trace)
     );
+    // With the runtime hooks, the probes are tasks spawned in the rules module.
+    if cfg!(tokio_unstable) {
+        let probe_spawns = trace
+            .events
+            .iter()
+            .filter(|e| e.kind() == Some(flight_recorder::raw::EventKind::TaskSpawn))
+            .filter(|e| {
+                trace
+                    .reader
+                    .location(e.arg(1))
+                    .is_some_and(|l| l.file.ends_with("src/capture/rules.rs"))
+            })
+            .count();
+        assert!(
+            probe_spawns >= 3,
+            "{probe_spawns} probe spawns in the trace"
+        );
+    }
     assert_eq!(capture::status().files_written, 1);
     drop(watcher);
 }

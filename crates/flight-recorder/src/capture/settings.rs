@@ -474,5 +474,22 @@ mod tests {
         assert!(line.contains("panic"), "{line}");
         assert!(line.contains("/var/log/app/executiontrace_dump"), "{line}");
         assert!(line.contains("4.0 GiB"), "{line}");
+        assert!(!line.contains("rule"), "{line}");
+        let with_rules = CaptureSettings {
+            rules: RuleSettings {
+                sched_delay: Some("50ms/1s".parse().unwrap()),
+                alive_tasks: Some("+1000/10s".parse().unwrap()),
+                ..RuleSettings::default()
+            },
+            ..s
+        };
+        let line = with_rules.describe();
+        assert!(
+            line.contains(
+                "rule sched_delay 50ms/1s, rule alive_tasks +1000/10s (watched runtimes, every \
+                 100ms) (at most one dump per 10s)"
+            ),
+            "{line}"
+        );
     }
 }
