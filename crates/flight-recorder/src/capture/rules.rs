@@ -3,8 +3,8 @@
 //!
 //! - **`sched_delay`**: the scheduling delay of a runtime stays over a threshold for a while.
 //!   tokio has no such metric, so a probe measures it: every `probe_interval` one tiny task
-//!   ([`sched_probe`]) is spawned on the runtime from outside it, and the time from its spawn to
-//!   its first poll is its delay. A probe that has not run yet counts as delayed by its age, so a
+//!   (`watcher::sched_probe`) is spawned on the runtime from outside it, and the time from its
+//!   spawn to its first poll is its delay. A probe that has not run yet counts as delayed by its age, so a
 //!   runtime whose workers are all blocked is seen while it is blocked, not after. One probe is
 //!   in flight at a time: a blocked runtime does not pile probes up.
 //! - **`alive_tasks`**: the runtime's `num_alive_tasks` rises by at least `growth` over `over`,
@@ -56,7 +56,10 @@ const ALIVE_STEPS: u32 = 10;
 /// assert!(settings.validate().is_ok());
 /// assert_eq!(
 ///     settings.rules.sched_delay,
-///     Some(SchedDelayRule { threshold: Duration::from_millis(50), sustained: Duration::from_secs(1) })
+///     Some(SchedDelayRule {
+///         threshold: Duration::from_millis(50),
+///         sustained: Duration::from_secs(1),
+///     })
 /// );
 /// # Ok::<(), String>(())
 /// ```
@@ -265,10 +268,11 @@ impl FromStr for AliveTasksRule {
     }
 }
 
-/// The name of the scheduling-delay probe's task in traces: with `--cfg tokio_unstable` its
-/// spawn location is the `watch_runtime` sampler in `capture/rules.rs`.
+/// The scheduling-delay probe's function, as named in dumps (and in stacks): with
+/// `--cfg tokio_unstable` its tasks' spawn location is the `watch_runtime` sampler in
+/// `capture/rules.rs`.
 #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-pub(crate) const PROBE_NAME: &str = "flight_recorder::capture::rules::sched_probe";
+pub(crate) const PROBE_NAME: &str = "flight_recorder::capture::rules::watcher::sched_probe";
 
 /// A condition that must hold for a while: when it began, the worst value seen since, and
 /// whether the rule may fire (it fires once, then waits for the condition to clear).

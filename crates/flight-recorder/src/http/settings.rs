@@ -8,8 +8,8 @@
 //! `rules` (the rule triggers, `{"sched_delay": "50ms/1s", "alive_tasks": "+1000/10s",
 //! "blocking_queue": "1s", "probe_interval": "100ms"}`, `null` for a rule that is off) are
 //! shown but cannot be changed over HTTP (a `PUT` may repeat their current value, so what `GET`
-//! returns can be sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
-//! (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
+//! returns can be sent back). The signal can only be turned off (`null`) or set back to the one
+//! chosen at start (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
 //! away from the process.
 
 use std::time::Duration;
