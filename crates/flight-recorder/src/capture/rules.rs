@@ -20,6 +20,10 @@
 //! again only after the condition has cleared (a probe on time, the growth stopped, the queue
 //! empty); every dump also goes through the rate limit of all triggers (`min_dump_interval`).
 
+// The settings are always built (capture reads them); the evaluators only serve the watcher,
+// which needs tokio.
+#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -271,7 +275,6 @@ impl FromStr for AliveTasksRule {
 /// The scheduling-delay probe's function, as named in dumps (and in stacks): with
 /// `--cfg tokio_unstable` its tasks' spawn location is the `watch_runtime` sampler in
 /// `capture/rules.rs`.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 pub(crate) const PROBE_NAME: &str = "flight_recorder::capture::rules::watcher::sched_probe";
 
 /// A condition that must hold for a while: when it began, the worst value seen since, and
