@@ -143,6 +143,17 @@ fn a_scheduling_delay_burst_writes_one_rule_dump() {
         "{:?}",
         described(&trace)
     );
+    // The probe's view, a counter each tick: it climbs past the threshold during the stall.
+    let delays: Vec<u64> = trace
+        .events
+        .iter()
+        .filter(|e| e.kind() == Some(flight_recorder::raw::EventKind::Counter))
+        .filter(|e| trace.reader.string(e.arg(0)) == Some("rules.api.sched_delay_us"))
+        .map(|e| e.arg(1))
+        .collect();
+    assert!(delays.len() >= 5, "{delays:?}");
+    assert!(delays.iter().any(|&us| us >= 500_000), "{delays:?}");
+    assert!(delays.iter().any(|&us| us < 50_000), "{delays:?}");
     // With the runtime hooks, the probes are tasks spawned in the rules module.
     if cfg!(tokio_unstable) {
         let probe_spawns = trace

@@ -6,7 +6,8 @@
 //!   (`watcher::sched_probe`) is spawned on the runtime from outside it, and the time from its
 //!   spawn to its first poll is its delay. A probe that has not run yet counts as delayed by its age, so a
 //!   runtime whose workers are all blocked is seen while it is blocked, not after. One probe is
-//!   in flight at a time: a blocked runtime does not pile probes up.
+//!   in flight at a time: a blocked runtime does not pile probes up. What the probe saw is
+//!   recorded each tick as the counter `rules.<runtime>.sched_delay_us`.
 //! - **`alive_tasks`**: the runtime's `num_alive_tasks` rises by at least `growth` over `over`,
 //!   in ten steps none of which falls by more than a tenth of `growth` (a leak, not a burst of
 //!   short-lived requests that come and go).
@@ -464,6 +465,8 @@ mod watcher {
     use super::{
         duration_text, AliveTasksState, Held, ProbeSeen, RuleSettings, SchedDelayState, PROBE_NAME,
     };
+    use crate::raw::{self, EventKind};
+    use crate::record::intern::intern_name;
     use flight_recorder_format::units::format_duration;
 
     /// How long the sampler sleeps between two looks while capture is not running or no rule
@@ -482,6 +485,8 @@ mod watcher {
     /// `handle`), so with `--cfg tokio_unstable` traces show these probe tasks, spawned in
     /// `flight_recorder`'s `capture/rules.rs`. On a current-thread runtime a probe only runs
     /// while a thread drives the runtime (`block_on`): one left idle on purpose looks blocked.
+    /// Each tick of that rule records the delay the probe saw as the counter
+    /// `rules.<name>.sched_delay_us`.
     ///
     /// ```
     /// use flight_recorder::capture::{self, CaptureSettings, RuleSettings};
@@ -511,6 +516,7 @@ mod watcher {
             metrics: handle.metrics(),
             runtime: name.to_string(),
             stop: Arc::clone(&stop),
+            delay_counter: intern_name(&format!("rules.{name}.sched_delay_us")),
         };
         let thread = std::thread::Builder::new()
             .name("flight-recorder-rules".into())
@@ -602,6 +608,8 @@ mod watcher {
         metrics: RuntimeMetrics,
         runtime: String,
         stop: Arc<AtomicBool>,
+        /// The interned name of the `rules.<runtime>.sched_delay_us` counter.
+        delay_counter: u64,
     }
 
     /// The rules' states, kept between ticks while their settings stay the same.
@@ -658,6 +666,7 @@ mod watcher {
                 if let Some(rule) = states.rules.sched_delay {
                     match self.probe(&mut probe, now) {
                         Some(seen) => {
+                            self.record_delay(seen, now);
                             if let Some(f) = states.sched.observe(&rule, now, seen) {
                                 let interval = states.rules.probe_interval;
                                 fired.push(self.sched_delay_trigger(&rule, interval, f));
@@ -722,6 +731,20 @@ mod watcher {
             Some(seen.unwrap_or(ProbeSeen::Pending {
                 spawned: spawned.min(now),
             }))
+        }
+
+        /// Records what the probe saw as a counter, so that a dump shows how the delay grew
+        /// before the rule fired: a probe's delay once it ran, its age so far while it waits.
+        fn record_delay(&self, seen: ProbeSeen, now: Instant) {
+            if !raw::is_running() {
+                return;
+            }
+            let delay = match seen {
+                ProbeSeen::Ran { delay, .. } => delay,
+                ProbeSeen::Pending { spawned } => now.saturating_duration_since(spawned),
+            };
+            let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+            raw::record(EventKind::Counter, &[self.delay_counter, micros]);
         }
 
         fn sched_delay_trigger(
