@@ -294,9 +294,13 @@ fn a_full_blocking_pool_fires_the_rule() {
     assert_eq!(detail(&trace, "rule"), Some("blocking_queue"));
     assert_eq!(detail(&trace, "runtime"), Some("pool"));
     assert_eq!(detail(&trace, "for"), Some("300ms"));
-    assert_eq!(detail(&trace, "blocking_threads"), Some("1"));
+    // tokio counts the pool's threads less the workers: racy while the runtime starts.
+    let threads: u64 = detail(&trace, "blocking_threads").unwrap().parse().unwrap();
+    assert!((0..=2).contains(&threads), "{threads}");
     let depth: u64 = detail(&trace, "observed_max").unwrap().parse().unwrap();
-    assert!((1..=3).contains(&depth), "{depth}");
+    // Three jobs, and the worker's own start while the runtime starts (tokio starts its workers
+    // through the blocking pool).
+    assert!((1..=4).contains(&depth), "{depth}");
     // The queue stays non-empty until the second job starts: no second dump.
     std::thread::sleep(ms(1500));
     assert_eq!(dumps(dir.path()).len(), 1);
