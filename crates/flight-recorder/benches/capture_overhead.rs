@@ -8,6 +8,11 @@
 //! - `cpu`: an axum HTTP server (16 keep-alive clients) under capture without CPU samples, with
 //!   `cpu_sample_hz: 99`, and a third configuration identical to the first (an A/A pair, to show
 //!   the noise of the ratio);
+//! - `rules`: the same HTTP server under capture without rule triggers, with the three rules on
+//!   (`sched_delay` 50ms/1s, `alive_tasks` +1000/10s, `blocking_queue` 1s) and the server's
+//!   runtime watched (`capture::watch_runtime`, a scheduling-delay probe every 100 ms), the same
+//!   with a probe every 1 ms (a hundred times the default, to bound the cost), and without
+//!   rules again (A/A); no rule fires;
 //! - `stack`: one `flight_recorder::stack::capture_thread_stack` round trip to a registered
 //!   thread that sleeps and to one that spins, and the time a spinning thread loses to captures
 //!   at 100 Hz (its loops per CPU second with captures against without; the CPU time is read from
@@ -17,7 +22,8 @@
 //! figures are medians of per-round paired ratios. Run with
 //! `cargo bench -p flight-recorder --bench capture_overhead` (`BENCH_ROUNDS`, default 7, for the
 //! watchdog and spin rounds; `BENCH_HTTP_ROUNDS`, default 11; `BENCH_HTTP_SECS`, default 2;
-//! `BENCH_CAPTURES`, default 1000; `BENCH_ONLY=watchdog`, `cpu` or `stack` runs one part).
+//! `BENCH_CAPTURES`, default 1000; `BENCH_ONLY=watchdog`, `cpu`, `rules` or `stack` runs one
+//! part).
 
 mod common;
 
@@ -26,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flight_recorder::capture::{self, CaptureSettings};
+use flight_recorder::capture::{self, AliveTasksRule, CaptureSettings, RuleSettings};
 use flight_recorder::stack;
 
 use common::{env_or, http_load, median, ping_pong, yield_heavy};
@@ -216,6 +222,88 @@ fn cpu_part(dir: &std::path::Path, rounds: usize, secs: Duration) {
     println!("* the median of each round's throughput ratio (above 1: the second is slower)");
 }
 
+fn rules_part(dir: &std::path::Path, rounds: usize, secs: Duration) {
+    let rules = RuleSettings {
+        sched_delay: Some("50ms/1s".parse().expect("a rule")),
+        alive_tasks: Some(AliveTasksRule {
+            growth: 1000,
+            over: Duration::from_secs(10),
+        }),
+        blocking_queue: Some(Duration::from_secs(1)),
+        ..RuleSettings::default()
+    };
+    // (name, settings, whether the server's runtime is watched)
+    let configs = [
+        ("off", settings(dir), false),
+        (
+            "rules, probe 100ms",
+            CaptureSettings {
+                rules: rules.clone(),
+                ..settings(dir)
+            },
+            true,
+        ),
+        (
+            "rules, probe 1ms",
+            CaptureSettings {
+                rules: RuleSettings {
+                    probe_interval: Duration::from_millis(1),
+                    ..rules
+                },
+                ..settings(dir)
+            },
+            true,
+        ),
+        ("off again (A/A)", settings(dir), false),
+    ];
+    let mut samples = vec![Vec::new(); configs.len()];
+    for round in 0..rounds {
+        for i in round_order(round, configs.len()) {
+            let (_, settings, watch) = &configs[i];
+            samples[i].push(under_capture(settings.clone(), || {
+                let (addr, rt) = http_server();
+                let watcher = watch.then(|| capture::watch_runtime(rt.handle(), "bench"));
+                let rps = http_load(addr, 16, secs);
+                drop(watcher);
+                rt.shutdown_timeout(Duration::from_secs(1));
+                rps
+            }));
+        }
+    }
+    println!();
+    println!(
+        "rule triggers, axum HTTP server, 16 keep-alive clients, {rounds} rounds of {} s",
+        secs.as_secs_f64()
+    );
+    let medians: Vec<String> = configs
+        .iter()
+        .zip(&samples)
+        .map(|((name, _, _), s)| format!("{name} {:.0}", median(s.clone())))
+        .collect();
+    println!("req/s medians: {}", medians.join(", "));
+    println!(
+        "{:<32} {:>9} {:>17}",
+        "pair", "slowdown*", "per-round min..max"
+    );
+    for (i, (name, _, _)) in configs.iter().enumerate().skip(1) {
+        // Throughput without rules / throughput with.
+        let ratios: Vec<f64> = samples[0]
+            .iter()
+            .zip(&samples[i])
+            .map(|(b, o)| b / o)
+            .collect();
+        let (lo, hi) = spread(&ratios);
+        println!(
+            "{:<32} {:>8.3}x {:>8.3}..{:.3}",
+            format!("off / {name}"),
+            median(ratios),
+            lo,
+            hi
+        );
+    }
+    println!("* the median of each round's throughput ratio (above 1: the second is slower)");
+}
+
 /// A registered thread that sleeps (`spin` false) or spins counting loops until `stop`.
 fn target_thread(
     spin: bool,
@@ -361,6 +449,9 @@ fn main() {
     }
     if only.is_empty() || only == "cpu" {
         cpu_part(dir.path(), http_rounds, http_secs);
+    }
+    if only.is_empty() || only == "rules" {
+        rules_part(dir.path(), http_rounds, http_secs);
     }
     if only.is_empty() || only == "stack" {
         stack_part(rounds, captures);

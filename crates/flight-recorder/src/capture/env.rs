@@ -88,6 +88,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "FLIGHT_RECORDER_RING_DIR",
         "ring_dir, the ring directory; default $XDG_RUNTIME_DIR/flight-recorder, else /dev/shm/flight-recorder",
     ),
+    (
+        "FLIGHT_RECORDER_RULE_SCHED_DELAY",
+        "rules.sched_delay, dump when a watched runtime's scheduling delay stays over <threshold> for <time>: 50ms/1s; off; default off",
+    ),
+    (
+        "FLIGHT_RECORDER_RULE_ALIVE_TASKS",
+        "rules.alive_tasks, dump when a watched runtime's alive tasks grow by <n> over <time>: +1000/10s; off; default off",
+    ),
+    (
+        "FLIGHT_RECORDER_RULE_BLOCKING_QUEUE",
+        "rules.blocking_queue, dump when a watched runtime's blocking queue stays non-empty this long (needs --cfg tokio_unstable): 1s; off; default off",
+    ),
+    (
+        "FLIGHT_RECORDER_RULE_PROBE_INTERVAL",
+        "rules.probe_interval, how often rules are evaluated and the scheduling-delay probe spawned (1ms to 10s); default 100ms",
+    ),
 ];
 
 /// Settings read from the environment.
@@ -256,6 +272,43 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         settings.ring_dir = Some(PathBuf::from(directory(v)?));
         Ok(())
     });
+    read("FLIGHT_RECORDER_RULE_SCHED_DELAY", &mut |v| {
+        settings.rules.sched_delay = if is_off(v) { None } else { Some(v.parse()?) };
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_RULE_ALIVE_TASKS", &mut |v| {
+        settings.rules.alive_tasks = if is_off(v) { None } else { Some(v.parse()?) };
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_RULE_BLOCKING_QUEUE", &mut |v| {
+        if is_off(v) {
+            settings.rules.blocking_queue = None;
+            return Ok(());
+        }
+        let d = parse_duration(v)
+            .map_err(|_| format!("{v:?} is not a duration; use e.g. 1s, or off"))?;
+        if d > super::rules::MAX_RULE_DURATION {
+            return Err(format!("{v:?} is too long; use at most 1h"));
+        }
+        // Zero is off, as for the other durations of this file.
+        settings.rules.blocking_queue = Some(d).filter(|d| !d.is_zero());
+        Ok(())
+    });
+    read("FLIGHT_RECORDER_RULE_PROBE_INTERVAL", &mut |v| {
+        let d = parse_duration(v)?;
+        if !(super::rules::MIN_PROBE_INTERVAL..=super::rules::MAX_PROBE_INTERVAL).contains(&d) {
+            return Err(format!("{v:?} is out of range; use from 1ms to 10s"));
+        }
+        settings.rules.probe_interval = d;
+        Ok(())
+    });
+    // A window too short for the probe interval: the rule is left off, with the reason.
+    if let Err(why) = settings.rules.validate() {
+        problems.push(format!(
+            "FLIGHT_RECORDER_RULE_ALIVE_TASKS: {why}; the rule is off"
+        ));
+        settings.rules.alive_tasks = None;
+    }
     EnvConfig {
         enabled,
         settings,
@@ -488,6 +541,10 @@ mod tests {
             ("FLIGHT_RECORDER_ANNOUNCE", "no"),
             ("FLIGHT_RECORDER_RING", "off"),
             ("FLIGHT_RECORDER_RING_DIR", "/run/rings"),
+            ("FLIGHT_RECORDER_RULE_SCHED_DELAY", "50ms/1s"),
+            ("FLIGHT_RECORDER_RULE_ALIVE_TASKS", "+1000/10s"),
+            ("FLIGHT_RECORDER_RULE_BLOCKING_QUEUE", "1s"),
+            ("FLIGHT_RECORDER_RULE_PROBE_INTERVAL", "200ms"),
         ]);
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         let s = c.settings;
@@ -510,6 +567,52 @@ mod tests {
         assert!(!s.announce);
         assert!(!s.ring);
         assert_eq!(s.ring_dir, Some(PathBuf::from("/run/rings")));
+        assert_eq!(
+            s.rules.sched_delay,
+            Some(crate::capture::SchedDelayRule {
+                threshold: Duration::from_millis(50),
+                sustained: Duration::from_secs(1),
+            })
+        );
+        assert_eq!(
+            s.rules.alive_tasks,
+            Some(crate::capture::AliveTasksRule {
+                growth: 1000,
+                over: Duration::from_secs(10),
+            })
+        );
+        assert_eq!(s.rules.blocking_queue, Some(Duration::from_secs(1)));
+        assert_eq!(s.rules.probe_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn rules_from_the_environment() {
+        for off in ["off", "0", "no"] {
+            let c = config(&[
+                ("FLIGHT_RECORDER_RULE_SCHED_DELAY", off),
+                ("FLIGHT_RECORDER_RULE_ALIVE_TASKS", off),
+                ("FLIGHT_RECORDER_RULE_BLOCKING_QUEUE", off),
+            ]);
+            assert!(c.problems.is_empty(), "{off}: {:?}", c.problems);
+            assert!(!c.settings.rules.any(), "{off}");
+        }
+        let c = config(&[("FLIGHT_RECORDER_RULE_ALIVE_TASKS", "500/1m")]);
+        assert_eq!(c.settings.rules.alive_tasks.map(|r| r.growth), Some(500));
+        // A window shorter than ten probe intervals leaves the rule off, and says why.
+        let c = config(&[
+            ("FLIGHT_RECORDER_RULE_ALIVE_TASKS", "+100/2s"),
+            ("FLIGHT_RECORDER_RULE_PROBE_INTERVAL", "1s"),
+        ]);
+        assert_eq!(c.settings.rules.alive_tasks, None);
+        assert_eq!(c.settings.rules.probe_interval, Duration::from_secs(1));
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(
+            c.problems[0].contains("FLIGHT_RECORDER_RULE_ALIVE_TASKS")
+                && c.problems[0].contains("at least 10s"),
+            "{:?}",
+            c.problems
+        );
+        assert!(c.settings.validate().is_ok());
     }
 
     #[test]
@@ -626,6 +729,42 @@ mod tests {
                 "is not a signal; use e.g. USR2",
             ),
             ("FLIGHT_RECORDER_ANNOUNCE", "loud", "is not on or off"),
+            (
+                "FLIGHT_RECORDER_RULE_SCHED_DELAY",
+                "50ms",
+                "is not <threshold>/<for>; use e.g. 50ms/1s",
+            ),
+            (
+                "FLIGHT_RECORDER_RULE_SCHED_DELAY",
+                "0s/1s",
+                "must be more than zero",
+            ),
+            (
+                "FLIGHT_RECORDER_RULE_ALIVE_TASKS",
+                "lots/10s",
+                "is not +<tasks>/<over>; use e.g. +1000/10s",
+            ),
+            ("FLIGHT_RECORDER_RULE_ALIVE_TASKS", "+0/10s", "at least +1"),
+            (
+                "FLIGHT_RECORDER_RULE_BLOCKING_QUEUE",
+                "full",
+                "is not a duration; use e.g. 1s",
+            ),
+            (
+                "FLIGHT_RECORDER_RULE_BLOCKING_QUEUE",
+                "2h",
+                "use at most 1h",
+            ),
+            (
+                "FLIGHT_RECORDER_RULE_PROBE_INTERVAL",
+                "1m",
+                "use from 1ms to 10s",
+            ),
+            (
+                "FLIGHT_RECORDER_RULE_PROBE_INTERVAL",
+                "often",
+                "is not a duration",
+            ),
         ] {
             let c = config(&[(name, value)]);
             assert_eq!(c.problems.len(), 1, "{name}: {:?}", c.problems);

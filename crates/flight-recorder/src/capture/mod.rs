@@ -5,7 +5,9 @@
 //! - **Periodic traces**: every `interval` (0 = off), a file covering the last `duration`.
 //! - **Triggers**: [`dump_now`] for the application (a failed health check, a request past its
 //!   deadline), a poll longer than a threshold (a watchdog thread, no cost for fast polls), a
-//!   panic (the panic hook, chained), a signal (`SIGUSR2` by default). Triggered dumps are rate
+//!   panic (the panic hook, chained), a signal (`SIGUSR2` by default), a rule on a watched tokio
+//!   runtime (scheduling delay, alive tasks growing, blocking pool full: [`RuleSettings`],
+//!   `watch_runtime`). Triggered dumps are rate
 //!   limited: at most one per `min_dump_interval` (10 s), concurrent requests coalesce into one
 //!   file, and what was suppressed is counted in the next file.
 //! - **Files**: `executiontrace.<UTC 2006-01-02T15_04_05.000>[.<tag>].out` in the dump
@@ -49,6 +51,7 @@ mod panic_hook;
 mod periodic;
 #[cfg(unix)]
 pub mod ring;
+mod rules;
 mod settings;
 #[cfg(all(unix, feature = "signal"))]
 mod signal;
@@ -69,6 +72,9 @@ pub use dump_dir::{
     collect_garbage, list_dumps, parse_dump_name, DumpFile, GcReport, TEMP_FILE_MAX_AGE,
 };
 pub use env::{config_from_env, config_from_vars, init_from_env, EnvConfig, ENV_VARS};
+#[cfg(feature = "tokio")]
+pub use rules::{watch_runtime, RuleWatcher};
+pub use rules::{AliveTasksRule, RuleSettings, SchedDelayRule};
 pub use settings::{CaptureSettings, DUMP_DIR_NAME};
 pub use trigger::{DumpOutcome, TriggerKind};
 

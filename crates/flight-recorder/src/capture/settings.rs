@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use flight_recorder_format::units::format_size;
 
+use super::rules::RuleSettings;
 use crate::error::Error;
 
 /// The name of the dump directory inside the log directory.
@@ -92,6 +93,10 @@ pub struct CaptureSettings {
     /// (`/dev/shm/flight-recorder` on Linux). Code and the environment may change it, not HTTP;
     /// it is read when capture starts.
     pub ring_dir: Option<PathBuf>,
+    /// The rule triggers (scheduling delay, alive tasks growing, blocking pool full), all off
+    /// by default; evaluated for the runtimes given to `watch_runtime` (cargo feature `tokio`).
+    /// Code and the environment may change them, not HTTP (which shows them).
+    pub rules: RuleSettings,
 }
 
 impl Default for CaptureSettings {
@@ -113,6 +118,7 @@ impl Default for CaptureSettings {
             announce: true,
             ring: cfg!(unix),
             ring_dir: None,
+            rules: RuleSettings::default(),
         }
     }
 }
@@ -180,6 +186,7 @@ impl CaptureSettings {
         if let Some(signal) = self.signal {
             check_dump_signal(signal).map_err(Error::invalid_settings)?;
         }
+        self.rules.validate().map_err(Error::invalid_settings)?;
         Ok(())
     }
 
@@ -216,6 +223,7 @@ impl CaptureSettings {
         if let Some(signal) = self.signal {
             triggers.push(signal_name(signal));
         }
+        triggers.extend(self.rules.describe());
         let _ = write!(
             line,
             "triggers: {} (at most one dump per {}); files in {} (total limit {})",
@@ -466,5 +474,22 @@ mod tests {
         assert!(line.contains("panic"), "{line}");
         assert!(line.contains("/var/log/app/executiontrace_dump"), "{line}");
         assert!(line.contains("4.0 GiB"), "{line}");
+        assert!(!line.contains("rule"), "{line}");
+        let with_rules = CaptureSettings {
+            rules: RuleSettings {
+                sched_delay: Some("50ms/1s".parse().unwrap()),
+                alive_tasks: Some("+1000/10s".parse().unwrap()),
+                ..RuleSettings::default()
+            },
+            ..s
+        };
+        let line = with_rules.describe();
+        assert!(
+            line.contains(
+                "rule sched_delay 50ms/1s, rule alive_tasks +1000/10s (watched runtimes, every \
+                 100ms) (at most one dump per 10s)"
+            ),
+            "{line}"
+        );
     }
 }

@@ -21,16 +21,21 @@ pub enum TriggerKind {
     Panic,
     /// The process received the dump signal (`SIGUSR2` by default).
     Signal,
+    /// A rule of [`RuleSettings`](super::RuleSettings) fired on a watched runtime: the
+    /// header's `rule` detail names it.
+    Rule,
 }
 
 impl TriggerKind {
-    /// The trigger's name, as written in files (`application`, `slow_poll`, `panic`, `signal`).
+    /// The trigger's name, as written in files (`application`, `slow_poll`, `panic`, `signal`,
+    /// `rule`).
     pub fn name(self) -> &'static str {
         match self {
             TriggerKind::Application => "application",
             TriggerKind::SlowPoll => "slow_poll",
             TriggerKind::Panic => "panic",
             TriggerKind::Signal => "signal",
+            TriggerKind::Rule => "rule",
         }
     }
 }

@@ -4,10 +4,12 @@
 //! sizes are numbers of bytes or strings with a unit (`"512MiB"`), the signal a name, a number or
 //! `null`. `PUT` takes any subset of the fields; the whole change is checked before anything is
 //! applied, so a refused change leaves the settings as they were, and an error names the value
-//! given and shows a valid one. `stacks`, `dump_dir`, `program_version`, `announce` and `ring` are
+//! given and shows a valid one. `stacks`, `dump_dir`, `program_version`, `announce`, `ring` and
+//! `rules` (the rule triggers, `{"sched_delay": "50ms/1s", "alive_tasks": "+1000/10s",
+//! "blocking_queue": "1s", "probe_interval": "100ms"}`, `null` for a rule that is off) are
 //! shown but cannot be changed over HTTP (a `PUT` may repeat their current value, so what `GET`
-//! returns can be sent back). The signal can only be turned off (`null`) or set back to the one chosen at start
-//! (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
+//! returns can be sent back). The signal can only be turned off (`null`) or set back to the one
+//! chosen at start (or repeated as it is): a caller of the endpoint never takes `SIGTERM` or any other signal
 //! away from the process.
 
 use std::time::Duration;
@@ -54,7 +56,25 @@ const CHANGEABLE: [&str; 9] = [
 ];
 
 /// The fields shown by `GET` that `PUT` may only repeat.
-const SHOWN_ONLY: [&str; 5] = ["stacks", "dump_dir", "program_version", "announce", "ring"];
+const SHOWN_ONLY: [&str; 6] = [
+    "stacks",
+    "dump_dir",
+    "program_version",
+    "announce",
+    "ring",
+    "rules",
+];
+
+/// The rule triggers as shown: each rule in the form of its environment variable, `null` when
+/// off.
+fn rules_json(rules: &capture::RuleSettings) -> Value {
+    json!({
+        "sched_delay": rules.sched_delay.map(|r| r.to_string()),
+        "alive_tasks": rules.alive_tasks.map(|r| r.to_string()),
+        "blocking_queue": rules.blocking_queue.map(duration_text),
+        "probe_interval": duration_text(rules.probe_interval),
+    })
+}
 
 fn settings_json(s: &CaptureSettings) -> Value {
     let signal = match s.signal {
@@ -83,6 +103,7 @@ fn settings_json(s: &CaptureSettings) -> Value {
         "program_version": s.program_version,
         "announce": s.announce,
         "ring": s.ring,
+        "rules": rules_json(&s.rules),
     })
 }
 
@@ -117,6 +138,7 @@ struct Patch {
     program_version: Option<Value>,
     announce: Option<Value>,
     ring: Option<Value>,
+    rules: Option<Value>,
 }
 
 fn bad(field: &str, why: impl std::fmt::Display) -> ApiError {
@@ -346,6 +368,7 @@ fn apply(
     read_only("announce", &patch.announce, Value::Bool(current.announce))?;
     read_only("stacks", &patch.stacks, Value::Bool(current.stacks))?;
     read_only("ring", &patch.ring, Value::Bool(current.ring))?;
+    read_only("rules", &patch.rules, rules_json(&current.rules))?;
     s.validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(s)
@@ -401,7 +424,23 @@ mod tests {
 
     #[test]
     fn what_get_returns_can_be_put_back() {
-        let current = CaptureSettings::default();
+        let current = CaptureSettings {
+            rules: capture::RuleSettings {
+                sched_delay: Some("50ms/1s".parse().unwrap()),
+                blocking_queue: Some(Duration::from_secs(1)),
+                ..capture::RuleSettings::default()
+            },
+            ..CaptureSettings::default()
+        };
+        assert_eq!(
+            settings_json(&current)["rules"],
+            json!({
+                "sched_delay": "50ms/1s",
+                "alive_tasks": null,
+                "blocking_queue": "1s",
+                "probe_interval": "100ms",
+            })
+        );
         let value = settings_json(&current);
         let patch: Patch = serde_json::from_value(value).unwrap();
         assert_eq!(apply(&patch, &current, current.signal).unwrap(), current);
@@ -424,6 +463,7 @@ mod tests {
             json!({"dump_dir": "/etc"}),
             json!({"stacks": false}),
             json!({"ring": !current.ring}),
+            json!({"rules": {"sched_delay": "50ms/1s"}}),
         ] {
             let patch: Patch = serde_json::from_value(body.clone()).unwrap();
             assert!(
