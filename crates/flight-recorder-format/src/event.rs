@@ -50,7 +50,7 @@ macro_rules! event_kinds {
             }
 
             /// How many varint arguments follow the timestamp delta.
-            pub fn arg_count(self) -> usize {
+            pub const fn arg_count(self) -> usize {
                 // One per name: a constant per kind, as if written by hand.
                 match self { $( EventKind::$name => 0 $(+ { let _ = stringify!($arg); 1 })*, )* }
             }
@@ -62,7 +62,7 @@ macro_rules! event_kinds {
             }
 
             /// Whether a length-prefixed payload follows the arguments.
-            pub fn has_payload(self) -> bool {
+            pub const fn has_payload(self) -> bool {
                 match self { $( EventKind::$name => $payload, )* }
             }
         }
