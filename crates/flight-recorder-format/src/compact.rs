@@ -364,14 +364,34 @@ pub fn encode(
     ids: &mut ChunkIds,
     out: &mut [u8],
 ) -> usize {
-    let Some((family, index)) = id_arg(kind) else {
+    match id_arg(kind) {
+        Some((family, index)) if index < args.len() => {
+            let n = encode_after(kind, delta, args, payload, ids.get(family), out);
+            ids.set(family, args[index]);
+            n
+        }
+        _ => encode_event(kind, delta, args, payload, out),
+    }
+}
+
+/// [`encode`] for a writer that keeps the running ids itself: `running` is the running id of
+/// `kind`'s family ([`id_arg`]) before the event, and the caller sets it to the event's id
+/// afterwards (a kind without an id, or arguments too few for it, are written plain).
+#[inline(always)]
+pub fn encode_after(
+    kind: EventKind,
+    delta: u64,
+    args: &[u64],
+    payload: &[u8],
+    running: u64,
+    out: &mut [u8],
+) -> usize {
+    let Some((_, index)) = id_arg(kind) else {
         return encode_event(kind, delta, args, payload, out);
     };
     let Some(&id) = args.get(index) else {
         return encode_event(kind, delta, args, payload, out);
     };
-    let running = ids.get(family);
-    ids.set(family, id);
     const NONE: usize = usize::MAX;
     if id == running {
         if let Some((byte, fixed)) = same_byte(kind, args) {
@@ -428,6 +448,19 @@ mod tests {
             assert!(c.name.starts_with(c.kind.name()));
         }
         assert_eq!(lookup(17), None);
+    }
+
+    #[test]
+    fn the_example_of_the_format_document() {
+        let mut ids = ChunkIds {
+            task: 1000,
+            user_task: 0,
+        };
+        let mut out = [0u8; 64];
+        let n = encode(EventKind::PollStart, 100, &[1003], &[], &mut ids, &mut out);
+        assert_eq!(&out[..n], &[0x22, 0x64, 0x06]);
+        let n = encode(EventKind::PollEnd, 50, &[1003, 0], &[], &mut ids, &mut out);
+        assert_eq!(&out[..n], &[0x25, 0x32]);
     }
 
     #[test]

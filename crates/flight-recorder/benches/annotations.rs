@@ -4,10 +4,12 @@
 //!
 //! The layer's own cost is printed in recorded events: (layer − bare `registry()`) divided by the
 //! cost of one recorded event (a `region_begin` through `raw::record`, the kind and arguments the
-//! layer records on a span's entry) measured in the same rounds.
+//! layer records on a span's entry), from many short blocks of the three interleaved (the median
+//! block of each, so that blocks a busy machine slowed down do not count).
 //!
 //! Run with `cargo bench -p flight-recorder --bench annotations` (`BENCH_ROUNDS`, default 11;
-//! `BENCH_ITERS`, default 500000).
+//! `BENCH_ITERS`, default 500000; `BENCH_BLOCKS`, default 2001 blocks of `BENCH_BLOCK`, default
+//! 5000, operations for the layer's cost in events).
 
 mod common;
 
@@ -38,6 +40,29 @@ fn span_enter_exit(dispatch: &Dispatch, iters: u64) -> f64 {
             }
         })
     })
+}
+
+/// The layer's cost over a bare registry, in recorded events: span enter + exit under `registry`
+/// and under `ours`, and one recorded event, in `blocks` interleaved blocks of `block`
+/// operations; the median block of each. Returns (registry ns, layer ns, event ns).
+fn layer_in_events(
+    registry: &Dispatch,
+    ours: &Dispatch,
+    name: u64,
+    blocks: usize,
+    block: u64,
+) -> (f64, f64, f64) {
+    let (mut bare, mut layer, mut event) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..blocks {
+        bare.push(span_enter_exit(registry, block));
+        layer.push(span_enter_exit(ours, block));
+        event.push(per_op(block, || {
+            for i in 0..block {
+                raw::record(EventKind::RegionBegin, &[name, black_box(i & 1) + 1]);
+            }
+        }));
+    }
+    (median(bare), median(layer), median(event))
 }
 
 /// One `info!` event with a field inside a span under `dispatch`, ns per event.
@@ -132,6 +157,13 @@ fn main() {
             row.1.push(sample);
         }
     }
+    let (bare, layer, event) = layer_in_events(
+        &registry,
+        &ours,
+        name,
+        env_or("BENCH_BLOCKS", 2001) as usize,
+        env_or("BENCH_BLOCK", 5000),
+    );
     fr.stop();
     // The paired figure: each round's (layer − registry()) / one event, then their median.
     let per_round: Vec<f64> = (0..rounds)
@@ -159,5 +191,10 @@ fn main() {
         (layer_span - registry_span) / one_event,
         one_event,
         paired
+    );
+    println!(
+        "in interleaved blocks: registry() {bare:.1} ns, + this layer {layer:.1} ns, one event {event:.1} ns: the layer costs {:.1} ns = {:.2} recorded events",
+        layer - bare,
+        (layer - bare) / event
     );
 }
