@@ -6,6 +6,9 @@
 //!
 //! Every file carries a table of the kinds it uses (byte, argument count, payload flag, name), so
 //! a reader can step over kinds it does not know.
+//!
+//! Version 1.2 adds shorter encodings of the task and user-task kinds, with kind bytes of their
+//! own that decode to these kinds ([`crate::compact`]).
 
 use crate::varint;
 
