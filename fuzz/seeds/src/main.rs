@@ -155,8 +155,10 @@ fn main() {
     // corpus whatever the recorder writes now.
     seeds.push((
         "v1_0_snapshot_tokio",
-        include_bytes!("../../../crates/flight-recorder-format/tests/fixtures/v1_0_snapshot_tokio.trace")
-            .to_vec(),
+        include_bytes!(
+            "../../../crates/flight-recorder-format/tests/fixtures/v1_0_snapshot_tokio.trace"
+        )
+        .to_vec(),
     ));
 
     for target in ["reader", "analysis"] {
