@@ -181,6 +181,8 @@ impl RawChunk {
     }
 
     /// The running ids before the event at `pos`, from a scan of the events before it.
+    #[cold]
+    #[inline(never)]
     fn ids_before(&self, pos: usize) -> ChunkIds {
         let mut ids = self.ids_at_start;
         let (mut at, mut units) = (0, self.base_units);
