@@ -6,6 +6,9 @@
 //!
 //! Every file carries a table of the kinds it uses (byte, argument count, payload flag, name), so
 //! a reader can step over kinds it does not know.
+//!
+//! Version 1.2 adds shorter encodings of the task and user-task kinds, with kind bytes of their
+//! own that decode to these kinds ([`crate::compact`]).
 
 use crate::varint;
 
@@ -50,7 +53,7 @@ macro_rules! event_kinds {
             }
 
             /// How many varint arguments follow the timestamp delta.
-            pub fn arg_count(self) -> usize {
+            pub const fn arg_count(self) -> usize {
                 // One per name: a constant per kind, as if written by hand.
                 match self { $( EventKind::$name => 0 $(+ { let _ = stringify!($arg); 1 })*, )* }
             }
@@ -62,7 +65,7 @@ macro_rules! event_kinds {
             }
 
             /// Whether a length-prefixed payload follows the arguments.
-            pub fn has_payload(self) -> bool {
+            pub const fn has_payload(self) -> bool {
                 match self { $( EventKind::$name => $payload, )* }
             }
         }

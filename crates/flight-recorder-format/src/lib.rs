@@ -18,6 +18,7 @@
 //! # Ok::<(), flight_recorder_format::Error>(())
 //! ```
 
+pub mod compact;
 pub mod dump_files;
 pub mod event;
 pub mod header;

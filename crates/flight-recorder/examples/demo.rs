@@ -67,6 +67,25 @@ async fn metrics_reporter(stop: Arc<AtomicBool>, served: Arc<AtomicU64>) {
     }
 }
 
+/// The size of the snapshot's events: the "bytes per event" figure of docs/BENCHMARKS.md.
+fn print_bytes_per_event(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut reader = TraceReader::open(path)?;
+    let mut events = 0;
+    while let Some(chunk) = reader.next_raw_chunk()? {
+        events += chunk.validate().0 as u64;
+        reader.recycle_chunk(chunk);
+    }
+    let (_, bytes) = reader.chunk_stats();
+    let file = std::fs::metadata(path)?.len();
+    println!(
+        "{events} events in {bytes} bytes of events: {:.2} bytes per event ({:.2} counting the \
+         whole file, {file} bytes)",
+        bytes as f64 / events.max(1) as f64,
+        file as f64 / events.max(1) as f64
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recorder = Arc::new(FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(5),
@@ -167,7 +186,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Some(path) = snapshot else {
         return Err("no snapshot was written".into());
     };
-    println!("snapshot written to {}\n", path.display());
+    println!("snapshot written to {}", path.display());
+    print_bytes_per_event(&path)?;
+    println!();
     let summary = match Summary::from_reader(TraceReader::open(&path)?) {
         Ok(summary) => summary,
         Err(damaged) => return Err(format!("the snapshot is damaged: {damaged}").into()),

@@ -14,7 +14,8 @@
 
 use std::sync::atomic::AtomicBool;
 
-use flight_recorder_format::{varint, EventKind};
+use flight_recorder_format::reader::RawChunk;
+use flight_recorder_format::EventKind;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -97,15 +98,13 @@ fn decode(views: &[ChunkView]) -> Vec<(EventKind, Vec<u64>)> {
     let mut events = Vec::new();
     for view in ordered {
         view.chunk.with_prefix(view.len, |bytes| {
-            let mut pos = 0;
+            // Decoded as a reader does, compact encodings included.
+            let mut chunk = RawChunk::new(view.chunk.thread, view.chunk.base_units, bytes.to_vec());
+            let (mut pos, mut units) = (0, view.chunk.base_units);
             while pos < bytes.len() {
-                let kind = EventKind::from_byte(bytes[pos]).expect("a torn event");
-                pos += 1;
-                varint::decode(bytes, &mut pos).expect("a torn time delta");
-                let args = (0..kind.arg_count())
-                    .map(|_| varint::decode(bytes, &mut pos).expect("a torn argument"))
-                    .collect();
-                events.push((kind, args));
+                let event = chunk.decode(&mut pos, &mut units).expect("a torn event");
+                let kind = EventKind::from_byte(event.kind_byte).expect("a known kind");
+                events.push((kind, event.args[..usize::from(event.arg_count)].to_vec()));
             }
         });
     }

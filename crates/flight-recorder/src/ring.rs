@@ -269,7 +269,7 @@ fn read_slot(
         .ok_or("chunk past the file")?
         .to_vec();
     // Every event must decode whole, to the published length: nothing torn is written out.
-    let raw = RawChunk::new(thread, base_units, events);
+    let mut raw = RawChunk::new(thread, base_units, events);
     let (mut pos, mut units) = (0usize, base_units);
     while pos < raw.bytes().len() {
         raw.decode(&mut pos, &mut units)?;

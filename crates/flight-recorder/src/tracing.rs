@@ -152,16 +152,110 @@ impl Visit for FieldText<'_> {
 thread_local! {
     /// The text buffer of field formatting, reused so that an event allocates nothing.
     static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
-    /// The spans this thread is in, innermost last: (span id, user task, name), so that exits
-    /// and events find their span without a registry lookup.
-    static ENTERED: RefCell<Vec<(u64, u64, u64)>> = const { RefCell::new(Vec::new()) };
-    /// A direct-mapped memo from span id to (user task, name), filled on a span's first entry on
-    /// this thread. The registry's ids carry a generation, so a reused slot gets a new id.
-    static SPAN_MEMO: [Cell<(u64, u64, u64)>; SPAN_MEMO_SLOTS] =
-        const { [const { Cell::new((0, 0, 0)) }; SPAN_MEMO_SLOTS] };
+    /// The spans this thread is in and its memo of span ids: a plain `const` thread-local without
+    /// a destructor, so that entering a span reaches it with no initialization check.
+    static SPANS: ThreadSpans = const { ThreadSpans::new() };
 }
 
+/// How many nested spans a thread keeps (deeper ones are counted, not kept: their exits, and the
+/// events while there are any, look their span up in the registry).
+const ENTERED_SLOTS: usize = 32;
+
 const SPAN_MEMO_SLOTS: usize = 64;
+
+/// A span as a thread knows it: (span id, user task, name id).
+type SpanEntry = (u64, u64, u64);
+
+/// The spans this thread is in, innermost last, so that exits and events find their span without
+/// a registry lookup; and a direct-mapped memo from span id to (user task, name), filled on a
+/// span's first entry on this thread (the registry's ids carry a generation, so a reused slot
+/// gets a new id).
+struct ThreadSpans {
+    /// The entered spans, innermost last: the first `len` slots.
+    entered: [Cell<SpanEntry>; ENTERED_SLOTS],
+    len: Cell<usize>,
+    /// Spans entered while `entered` was full (or while there were such spans) and not exited.
+    unkept: Cell<usize>,
+    memo: [Cell<SpanEntry>; SPAN_MEMO_SLOTS],
+}
+
+impl ThreadSpans {
+    const fn new() -> ThreadSpans {
+        ThreadSpans {
+            entered: [const { Cell::new((0, 0, 0)) }; ENTERED_SLOTS],
+            len: Cell::new(0),
+            unkept: Cell::new(0),
+            memo: [const { Cell::new((0, 0, 0)) }; SPAN_MEMO_SLOTS],
+        }
+    }
+
+    /// The memo's (user task, name) of span `key`.
+    #[inline(always)]
+    fn memo(&self, key: u64) -> Option<(u64, u64)> {
+        let (cached, task, name) = self.memo[memo_slot(key)].get();
+        (cached == key).then_some((task, name))
+    }
+
+    #[inline(always)]
+    fn push(&self, entry: SpanEntry) {
+        let len = self.len.get();
+        match self.entered.get(len) {
+            Some(slot) if self.unkept.get() == 0 => {
+                slot.set(entry);
+                self.len.set(len + 1);
+            }
+            _ => self.unkept.set(self.unkept.get() + 1),
+        }
+    }
+
+    /// Takes the innermost entry of span `key` (spans may exit out of order); `None` when it is
+    /// not kept.
+    #[inline(always)]
+    fn pop(&self, key: u64) -> Option<SpanEntry> {
+        let len = self.len.get();
+        if self.unkept.get() == 0 {
+            if let Some(top) = len.checked_sub(1).and_then(|i| self.entered.get(i)) {
+                let entry = top.get();
+                if entry.0 == key {
+                    self.len.set(len - 1);
+                    return Some(entry);
+                }
+            }
+        }
+        self.pop_slow(key)
+    }
+
+    /// [`ThreadSpans::pop`] of a span that is not the innermost one kept.
+    #[cold]
+    #[inline(never)]
+    fn pop_slow(&self, key: u64) -> Option<SpanEntry> {
+        let len = self.len.get();
+        let Some(at) = self.entered[..len].iter().rposition(|e| e.get().0 == key) else {
+            // One of the spans not kept, if there are any.
+            self.unkept.set(self.unkept.get().saturating_sub(1));
+            return None;
+        };
+        let entry = self.entered[at].get();
+        for i in at..len - 1 {
+            self.entered[i].set(self.entered[i + 1].get());
+        }
+        self.len.set(len - 1);
+        Some(entry)
+    }
+
+    /// The user task of the innermost span, or 0; `None` when that span may not be kept.
+    fn current_task(&self) -> Option<u64> {
+        if self.unkept.get() > 0 {
+            return None;
+        }
+        Some(
+            self.len
+                .get()
+                .checked_sub(1)
+                .map_or(0, |i| self.entered[i].get().1),
+        )
+    }
+}
 
 /// Formats fields with `fill` into the thread's buffer and passes the text to `record`.
 fn with_text(
@@ -258,7 +352,7 @@ where
         let task = if let Some(parent) = event.parent() {
             span_info(parent, &ctx).map_or(0, |(task, _)| task)
         } else if event.is_contextual() {
-            current_task()
+            current_task(&ctx)
         } else {
             0
         };
@@ -275,25 +369,21 @@ where
         let Some(state) = recording() else {
             return;
         };
-        if let Some((task, name)) = span_info(id, &ctx) {
-            global::record(state, EventKind::RegionBegin, &[name, task], &[]);
-            let _ = ENTERED.try_with(|entered| {
-                if let Ok(mut entered) = entered.try_borrow_mut() {
-                    entered.push((id.into_u64(), task, name));
-                }
-            });
-        }
+        let key = id.into_u64();
+        let _ = SPANS.try_with(|spans| {
+            let info = spans.memo(key).or_else(|| span_info(id, &ctx));
+            if let Some((task, name)) = info {
+                global::record(state, EventKind::RegionBegin, &[name, task], &[]);
+                spans.push((key, task, name));
+            }
+        });
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let key = id.into_u64();
-        // Spans may exit out of order: take the innermost entry of this span.
-        let entry = ENTERED
-            .try_with(|entered| {
-                let mut entered = entered.try_borrow_mut().ok()?;
-                let at = entered.iter().rposition(|&(span, _, _)| span == key)?;
-                Some(entered.remove(at))
-            })
+        // Taken whether recording or not, so that a span entered before a recorder stopped
+        // leaves the stack.
+        let entry = SPANS
+            .try_with(|spans| spans.pop(id.into_u64()))
             .ok()
             .flatten();
         let Some(state) = recording() else {
@@ -315,8 +405,8 @@ where
             return;
         };
         let key = id.into_u64();
-        let _ = SPAN_MEMO.try_with(|memo| {
-            let slot = &memo[memo_slot(key)];
+        let _ = SPANS.try_with(|spans| {
+            let slot = &spans.memo[memo_slot(key)];
             if slot.get().0 == key {
                 slot.set((0, 0, 0));
             }
@@ -332,39 +422,39 @@ fn memo_slot(key: u64) -> usize {
     (key ^ key >> 7) as usize % SPAN_MEMO_SLOTS
 }
 
-/// A span's (user task, name), from this thread's memo or the span's extensions.
+/// A span's (user task, name), from this thread's memo or the span's extensions (then memoized).
+#[cold]
+#[inline(never)]
 fn span_info<S>(id: &Id, ctx: &Context<'_, S>) -> Option<(u64, u64)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let key = id.into_u64();
-    let slot = memo_slot(key);
-    if let Ok((cached, task, name)) = SPAN_MEMO.try_with(|memo| memo[slot].get()) {
-        if cached == key {
-            return Some((task, name));
-        }
+    if let Ok(Some(info)) = SPANS.try_with(|spans| spans.memo(key)) {
+        return Some(info);
     }
     let span = ctx.span(id)?;
     let info = span
         .extensions()
         .get::<SpanTask>()
         .map(|t| (t.id, t.name))?;
-    let _ = SPAN_MEMO.try_with(|memo| memo[slot].set((key, info.0, info.1)));
+    let _ = SPANS.try_with(|spans| spans.memo[memo_slot(key)].set((key, info.0, info.1)));
     Some(info)
 }
 
 /// The user task of the innermost span this thread is in, or 0.
-fn current_task() -> u64 {
-    ENTERED
-        .try_with(|entered| {
-            entered
-                .try_borrow()
-                .ok()
-                .and_then(|e| e.last().map(|&(_, task, _)| task))
-        })
-        .ok()
-        .flatten()
-        .unwrap_or(0)
+fn current_task<S>(ctx: &Context<'_, S>) -> u64
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    match SPANS.try_with(ThreadSpans::current_task) {
+        Ok(Some(task)) => task,
+        // Nested deeper than the thread keeps: the registry knows the current span.
+        _ => ctx
+            .lookup_current()
+            .and_then(|span| span_info(&span.id(), ctx))
+            .map_or(0, |(task, _)| task),
+    }
 }
 
 /// Records fields formatted by `fill` as a `span` log of `task`.

@@ -429,3 +429,54 @@ fn an_instrumented_future_records_a_region_per_poll() {
     // Three polls, and tracing enters the span once more to drop the future.
     assert_eq!(polled, 4, "one region per poll of the instrumented future");
 }
+
+#[test]
+fn deep_nesting_and_exits_out_of_order_keep_spans_and_events_in_their_tasks() {
+    let _serial = serial();
+    // Deeper than the layer keeps per thread (32), then exits out of order.
+    const DEPTH: usize = 40;
+    let (trace, ()) = record(|| {
+        tracing::subscriber::with_default(
+            subscriber(Arc::new(Mutex::new(Vec::new())), 512),
+            || {
+                let spans: Vec<tracing::Span> = (0..DEPTH)
+                    .map(|i| tracing::info_span!("level", depth = i))
+                    .collect();
+                let mut guards: Vec<_> = spans.iter().map(|s| s.enter()).collect();
+                tracing::info!("innermost");
+                // Drop every guard but the innermost two, outermost first, then those two.
+                let inner = guards.split_off(DEPTH - 2);
+                drop(guards);
+                tracing::info!("after the outer exits");
+                drop(inner);
+                // A span entered again after all that is the innermost again.
+                spans[3].in_scope(|| tracing::info!("again"));
+            },
+        );
+    });
+    let begins = of_kind(&trace, EventKind::UserTaskBegin);
+    assert_eq!(begins.len(), DEPTH);
+    // The spans' tasks in creation order (their fields name the depth).
+    let tasks: Vec<u64> = begins.iter().map(|e| e.arg(0)).collect();
+    let log_task = |message: &str| {
+        of_kind(&trace, EventKind::Log)
+            .iter()
+            .find(|e| String::from_utf8_lossy(&e.payload).contains(message))
+            .unwrap_or_else(|| panic!("no log {message}"))
+            .arg(1)
+    };
+    assert_eq!(log_task("innermost"), tasks[DEPTH - 1]);
+    // The outer spans exited out of order; the registry's current span is the innermost.
+    assert_eq!(log_task("after the outer exits"), tasks[DEPTH - 1]);
+    assert_eq!(log_task("again"), tasks[3]);
+    // Every entry has its exit, in the span's task.
+    let entered = regions(&trace, EventKind::RegionBegin);
+    let exited = regions(&trace, EventKind::RegionEnd);
+    assert_eq!(entered.len(), DEPTH + 1);
+    assert_eq!(exited.len(), DEPTH + 1);
+    for task in &tasks {
+        let count =
+            |regions: &[(String, u64, u64)]| regions.iter().filter(|r| r.1 == *task).count();
+        assert_eq!(count(&entered), count(&exited), "task {task}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Writes the fuzz targets' seed corpus: small, real trace files made by the recorder, plus
-//! damaged copies of them. `cargo run --manifest-path fuzz/Cargo.toml -p flight-recorder-fuzz-seeds
+//! damaged copies of them and a file of format version 1.0. `cargo run --manifest-path fuzz/Cargo.toml -p flight-recorder-fuzz-seeds
 //! -- fuzz/corpus` (what `scripts/fuzz.sh --seeds` does) rewrites them.
 
 use std::path::{Path, PathBuf};
@@ -149,6 +149,17 @@ fn main() {
     flipped[at] ^= 0x40;
     seeds.push(("flipped_byte", flipped));
     seeds.push(("preamble_only", snapshot[..12].to_vec()));
+
+    // A snapshot written before the compact encodings of version 1.2 (version 1.0, plain task
+    // and user-task events), as checked in for the format's tests: the old encoding stays in the
+    // corpus whatever the recorder writes now.
+    seeds.push((
+        "v1_0_snapshot_tokio",
+        include_bytes!(
+            "../../../crates/flight-recorder-format/tests/fixtures/v1_0_snapshot_tokio.trace"
+        )
+        .to_vec(),
+    ));
 
     for target in ["reader", "analysis"] {
         for (name, bytes) in &seeds {

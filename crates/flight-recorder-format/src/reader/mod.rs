@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
+use crate::compact::{self, ChunkIds};
 use crate::event::{EventKind, KindArgs, KindInfo, MAX_ARGS};
 use crate::header::{Header, TimeConverter};
 use crate::record::{
@@ -20,7 +21,7 @@ mod raw;
 mod tests;
 
 pub use error::{Error, ErrorKind};
-use raw::LAYOUT_KNOWN;
+use raw::layout_of;
 pub use raw::{RawChunk, RawEvent};
 /// One decoded event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +225,8 @@ struct Chunk {
     units: u64,
     /// File offset of `data[0]`.
     offset: u64,
+    /// The running ids of the compact encodings before the event at `pos`.
+    ids: ChunkIds,
 }
 
 impl TraceReader<BufReader<File>> {
@@ -304,6 +307,9 @@ impl<R: Read> TraceReader<R> {
         };
         for &kind in EventKind::ALL {
             reader.names.kinds[kind as usize] = Some(KindInfo::from(kind));
+        }
+        for c in compact::COMPACT {
+            reader.names.kinds[usize::from(c.byte)] = Some(c.info());
         }
         let start = reader.offset;
         match reader.read_record()? {
@@ -456,6 +462,9 @@ impl<R: Read> TraceReader<R> {
                     data: std::mem::take(&mut self.chunk.data),
                     start,
                     layouts: self.layouts(),
+                    ids_at_start: self.chunk.ids,
+                    ids: self.chunk.ids,
+                    ids_pos: 0,
                 }));
             }
             if self.done {
@@ -487,6 +496,9 @@ impl<R: Read> TraceReader<R> {
                         data,
                         start: header_len,
                         layouts: self.layouts(),
+                        ids_at_start: ChunkIds::default(),
+                        ids: ChunkIds::default(),
+                        ids_pos: 0,
                     }));
                 }
                 Ok(Some(kind)) => self.absorb_record(kind, start)?,
@@ -520,7 +532,7 @@ impl<R: Read> TraceReader<R> {
         let mut layouts = [0u8; 256];
         for (layout, info) in layouts.iter_mut().zip(&self.names.kinds) {
             if let Some(info) = info {
-                *layout = LAYOUT_KNOWN | u8::from(info.has_payload) << 4 | info.arg_count;
+                *layout = layout_of(info);
             }
         }
         layouts
@@ -666,6 +678,7 @@ impl<R: Read> TraceReader<R> {
                 self.chunk.data.clear();
                 self.chunk.data.extend_from_slice(&payload[header_len..]);
                 self.chunk.pos = 0;
+                self.chunk.ids = ChunkIds::default();
             }
             RecordType::Dropped => {
                 self.dropped.chunks = self.dropped.chunks.saturating_add(entries.varint()?);
@@ -715,6 +728,18 @@ impl<R: Read> TraceReader<R> {
         }
         chunk.pos = pos;
         chunk.units = chunk.units.saturating_add(delta);
+        let compact = compact::lookup(kind_byte).filter(|c| c.matches(arg_count, has_payload));
+        let (kind_byte, args, arg_count) = match compact {
+            Some(c) => (
+                c.kind as u8,
+                c.expand(&args, &mut chunk.ids),
+                c.kind.arg_count() as u8,
+            ),
+            None => {
+                chunk.ids.observe(kind_byte, &args, arg_count);
+                (kind_byte, args, arg_count)
+            }
+        };
         Ok(Event {
             time_ns: self.converter.unix_ns(chunk.units),
             thread: chunk.thread,

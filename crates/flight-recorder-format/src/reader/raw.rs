@@ -1,5 +1,6 @@
 //! Chunks of events read undecoded, decoded in place ([`RawChunk::decode`]).
 
+use crate::compact::{self, ChunkIds};
 use crate::event::{EventKind, KindArgs, KindInfo, MAX_ARGS};
 use crate::varint;
 
@@ -54,13 +55,27 @@ pub(super) fn skip_varint(data: &[u8], pos: &mut usize) -> Option<()> {
     varint::decode(data, pos).map(|_| ())
 }
 
-/// A kind with a layout ([`RawChunk`]'s table: this bit, the payload bit, the argument count).
+/// A kind with a layout ([`RawChunk`]'s table: this bit, the compact bit, the payload bit, the
+/// argument count).
 pub(super) const LAYOUT_KNOWN: u8 = 0x80;
+/// A compact encoding ([`compact`]) with its own layout: decoded to its plain kind.
+pub(super) const LAYOUT_COMPACT: u8 = 0x40;
 const LAYOUT_PAYLOAD: u8 = 0x10;
 const LAYOUT_ARGS: u8 = 0x0f;
 
+/// The layout byte of [`RawChunk`]'s table for a kind byte described as `info`.
+pub(super) fn layout_of(info: &KindInfo) -> u8 {
+    let compact = compact::lookup(info.byte)
+        .filter(|c| c.matches(info.arg_count, info.has_payload))
+        .map_or(0, |_| LAYOUT_COMPACT);
+    LAYOUT_KNOWN | compact | u8::from(info.has_payload) << 4 | info.arg_count
+}
+
 /// The undecoded events of one chunk ([`TraceReader::next_raw_chunk`]), with the kinds' layouts
 /// as they were when the chunk was read.
+///
+/// Decoding keeps the chunk's running ids ([`compact::ChunkIds`]) for the compact encodings: it
+/// follows the events in order, and an event asked for out of order costs a scan from the start.
 #[derive(Clone, Debug)]
 pub struct RawChunk {
     /// The thread that recorded the chunk.
@@ -72,9 +87,15 @@ pub struct RawChunk {
     pub(super) data: Vec<u8>,
     pub(super) start: usize,
     pub(super) layouts: [u8; 256],
+    /// The running ids before the first event of [`RawChunk::bytes`].
+    pub(super) ids_at_start: ChunkIds,
+    /// The running ids before the event at `ids_pos`.
+    pub(super) ids: ChunkIds,
+    pub(super) ids_pos: usize,
 }
 
-/// One event decoded in place from a [`RawChunk`].
+/// One event decoded in place from a [`RawChunk`]; a compact encoding comes out as its plain kind,
+/// with all its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawEvent {
     /// When, in stored units (convert with [`TraceReader::time_converter`]).
@@ -106,8 +127,10 @@ impl RawChunk {
         let mut layouts = [0u8; 256];
         for &kind in EventKind::ALL {
             let info = KindInfo::from(kind);
-            layouts[usize::from(info.byte)] =
-                LAYOUT_KNOWN | u8::from(info.has_payload) << 4 | info.arg_count;
+            layouts[usize::from(info.byte)] = layout_of(&info);
+        }
+        for c in compact::COMPACT {
+            layouts[usize::from(c.byte)] = layout_of(&c.info());
         }
         RawChunk {
             thread,
@@ -116,6 +139,9 @@ impl RawChunk {
             data: events,
             start: 0,
             layouts,
+            ids_at_start: ChunkIds::default(),
+            ids: ChunkIds::default(),
+            ids_pos: 0,
         }
     }
 
@@ -133,9 +159,50 @@ impl RawChunk {
     /// Decodes the event at `*pos` in [`RawChunk::bytes`]; `*units` is the time of the previous
     /// event (start with [`RawChunk::base_units`]). On success both move past the event; on a
     /// malformed event (the same cases and messages as [`TraceReader::next_event`]) neither
-    /// moves.
+    /// moves. `*pos` must be 0 or where an earlier call left it (the events are read in order;
+    /// another event start works too, after a scan from the first event).
     #[inline]
-    pub fn decode(&self, pos: &mut usize, units: &mut u64) -> Result<RawEvent, &'static str> {
+    pub fn decode(&mut self, pos: &mut usize, units: &mut u64) -> Result<RawEvent, &'static str> {
+        if *pos != self.ids_pos {
+            self.ids = self.ids_before(*pos);
+            self.ids_pos = *pos;
+        }
+        let mut ids = self.ids;
+        let event = self.decode_with(pos, units, &mut ids)?;
+        self.ids = ids;
+        self.ids_pos = *pos;
+        Ok(event)
+    }
+
+    /// The running ids before the first event of [`RawChunk::bytes`] (not 0 for the rest of a
+    /// chunk some of whose events were read as [`super::Event`]s).
+    pub fn ids_at_start(&self) -> ChunkIds {
+        self.ids_at_start
+    }
+
+    /// The running ids before the event at `pos`, from a scan of the events before it.
+    #[cold]
+    #[inline(never)]
+    fn ids_before(&self, pos: usize) -> ChunkIds {
+        let mut ids = self.ids_at_start;
+        let (mut at, mut units) = (0, self.base_units);
+        while at < pos {
+            if self.decode_with(&mut at, &mut units, &mut ids).is_err() {
+                break;
+            }
+        }
+        ids
+    }
+
+    /// [`RawChunk::decode`] with the running ids before the event given and updated by the
+    /// caller (`ids` moves only on success, like `*pos` and `*units`).
+    #[inline]
+    pub fn decode_with(
+        &self,
+        pos: &mut usize,
+        units: &mut u64,
+        ids: &mut ChunkIds,
+    ) -> Result<RawEvent, &'static str> {
         let data = self.bytes();
         let start = *pos;
         let Some(&kind_byte) = data.get(start) else {
@@ -164,6 +231,18 @@ impl RawChunk {
         }
         *pos = at;
         *units = units.saturating_add(delta);
+        if layout & LAYOUT_COMPACT != 0 {
+            if let Some(c) = compact::lookup(kind_byte) {
+                return Ok(RawEvent {
+                    units: *units,
+                    kind_byte: c.kind as u8,
+                    arg_count: c.kind.arg_count() as u8,
+                    args: c.expand(&args, ids),
+                    payload,
+                });
+            }
+        }
+        ids.observe(kind_byte, &args, arg_count);
         Ok(RawEvent {
             units: *units,
             kind_byte,

@@ -25,7 +25,7 @@ fn raw_chunks_decode_like_next_event() {
         .unwrap();
     assert_eq!(events.len(), 2);
     let mut reader = TraceReader::new(&data[..]).unwrap();
-    let chunk = reader.next_raw_chunk().unwrap().unwrap();
+    let mut chunk = reader.next_raw_chunk().unwrap().unwrap();
     assert_eq!(chunk.validate().0, 2);
     assert!(chunk.validate().2.is_none());
     let (mut pos, mut units) = (0, chunk.base_units);
@@ -105,7 +105,7 @@ fn validate_agrees_with_decode() {
                 _ => b & 0x7f,
             });
         }
-        let chunk = RawChunk::new(1, 0, data);
+        let mut chunk = RawChunk::new(1, 0, data);
         let (count, valid, error) = chunk.validate();
         let (mut pos, mut units, mut decoded) = (0, 0, 0);
         let mut failed = None;

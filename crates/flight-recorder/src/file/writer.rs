@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use flight_recorder_format::record::{RecordType, RecordWriter};
 use flight_recorder_format::{
-    tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location, Module, ThreadInfo,
+    compact, tables, varint, ClockCalibration, EventKind, Header, KindInfo, Location, Module,
+    ThreadInfo,
 };
 
 use crate::file::process::process_info;
@@ -124,6 +125,9 @@ impl<W: Write> TraceFileWriter<W> {
         for &kind in EventKind::ALL {
             tables::push_kind(&KindInfo::from(kind), &mut kinds);
         }
+        for c in compact::COMPACT {
+            tables::push_kind(&c.info(), &mut kinds);
+        }
         records.write_record(RecordType::Kinds, &[&kinds])?;
         write_modules(&mut records)?;
         Ok(TraceFileWriter {
@@ -145,6 +149,9 @@ impl<W: Write> TraceFileWriter<W> {
         let mut kinds = Vec::new();
         for &kind in EventKind::ALL {
             tables::push_kind(&KindInfo::from(kind), &mut kinds);
+        }
+        for c in compact::COMPACT {
+            tables::push_kind(&c.info(), &mut kinds);
         }
         records.write_record(RecordType::Kinds, &[&kinds])?;
         Ok(TraceFileWriter {

@@ -9,7 +9,8 @@
 
 use std::cell::Cell;
 
-use flight_recorder_format::event::{encode_event, EventKind, MAX_PAYLOAD};
+use flight_recorder_format::compact::{self, IdFamily};
+use flight_recorder_format::event::{EventKind, MAX_PAYLOAD};
 use flight_recorder_format::varint;
 
 use crate::record::chunk::{Chunk, ChunkHeader, OpenChunk, EXIT_RESERVE};
@@ -84,6 +85,10 @@ pub(crate) struct Local {
     /// shared store goes straight to it, wherever the chunk's memory lives).
     header: Cell<*const ChunkHeader>,
     last_units: Cell<u64>,
+    /// The open chunk's running task id and user task id, for the compact encodings
+    /// (`flight_recorder_format::compact`): reset with every fresh chunk.
+    task_id: Cell<u64>,
+    user_task_id: Cell<u64>,
     unit_shift: Cell<u32>,
     /// The thread's registration, from `Arc::into_raw`; released by [`Local::exit`].
     shared: Cell<*const ThreadShared>,
@@ -118,6 +123,8 @@ impl Local {
             chunk: Cell::new(std::ptr::null()),
             header: Cell::new(std::ptr::null()),
             last_units: Cell::new(0),
+            task_id: Cell::new(0),
+            user_task_id: Cell::new(0),
             unit_shift: Cell::new(0),
             shared: Cell::new(std::ptr::null()),
             busy: Cell::new(false),
@@ -165,15 +172,29 @@ impl Local {
         let units = units.max(last);
         self.last_units.set(units);
         let pos = self.pos.get();
-        let pos = pos + self.encode_at(pos, need, kind, units - last, args, payload);
+        // The kind is a constant here: only its family's running id is read and written.
+        let running = match compact::id_arg(kind) {
+            Some((IdFamily::Task, _)) => &self.task_id,
+            Some((IdFamily::UserTask, _)) => &self.user_task_id,
+            None => &self.task_id,
+        };
+        let before = running.get();
+        let pos = pos + self.encode_at(pos, need, kind, units - last, args, payload, before);
+        if let Some((_, index)) = compact::id_arg(kind) {
+            if let Some(&id) = args.get(index) {
+                running.set(id);
+            }
+        }
         self.pos.set(pos);
         // SAFETY: `header` is the open chunk's, alive as long as `base` (see `encode_at`).
         unsafe { &*self.header.get() }.publish(pos);
     }
 
-    /// Encodes an event of at most `need` bytes at `pos` in the open chunk; returns its length.
+    /// Encodes an event of at most `need` bytes at `pos` in the open chunk, in its shortest
+    /// encoding given `running`, the chunk's running id of the kind's family; returns its length.
     #[cfg(not(flight_recorder_loom))]
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn encode_at(
         &self,
         pos: usize,
@@ -182,18 +203,20 @@ impl Local {
         delta: u64,
         args: &[u64],
         payload: &[u8],
+        running: u64,
     ) -> usize {
         // SAFETY: `base` points to the open chunk's buffer, owned by this thread's slot and only
         // replaced by this thread; `pos + need <= limit <= capacity` (checked in `record` or
         // ensured by `refill`), and bytes at or past `pos` are past the chunk's committed length,
         // so no reader reads them and no other thread writes them.
         let out = unsafe { std::slice::from_raw_parts_mut(self.base.get().add(pos), need) };
-        encode_event(kind, delta, args, payload, out)
+        compact::encode_after(kind, delta, args, payload, running, out)
     }
 
     /// The loom model's `encode_at`: the same bytes, copied into the chunk's cells through
     /// [`Chunk::write`] so that loom sees the write.
     #[cfg(flight_recorder_loom)]
+    #[allow(clippy::too_many_arguments)]
     fn encode_at(
         &self,
         pos: usize,
@@ -202,9 +225,10 @@ impl Local {
         delta: u64,
         args: &[u64],
         payload: &[u8],
+        running: u64,
     ) -> usize {
         let mut event = vec![0u8; need];
-        let n = encode_event(kind, delta, args, payload, &mut event);
+        let n = compact::encode_after(kind, delta, args, payload, running, &mut event);
         // SAFETY: as in the real `encode_at`: this thread owns the open chunk and writes past its
         // committed length, within its limit.
         unsafe { (*self.chunk.get()).write(pos, &event[..n]) };
@@ -284,6 +308,8 @@ impl Local {
         self.pos.set(0);
         self.limit.set(chunk.capacity() - EXIT_RESERVE);
         self.last_units.set(units);
+        self.task_id.set(0);
+        self.user_task_id.set(0);
         self.unit_shift.set(calibration.unit_shift);
         self.state.set(state);
         if first {
@@ -323,7 +349,7 @@ impl Local {
         let pos = self.pos.get();
         // `pos + n <= limit + EXIT_RESERVE <= capacity` because every event leaves `EXIT_RESERVE`
         // bytes free and `n <= 11 < EXIT_RESERVE`.
-        let n = self.encode_at(pos, 1 + varint::MAX_LEN, kind, units - last, &[], &[]);
+        let n = self.encode_at(pos, 1 + varint::MAX_LEN, kind, units - last, &[], &[], 0);
         // SAFETY: `header` is the open chunk's (`base` is not null), owned by this thread's slot.
         unsafe { &*self.header.get() }.publish(pos + n);
         self.pos.set(pos + n);
