@@ -37,7 +37,7 @@ CARGO_TARGET_DIR=target/msrv cargo "+$msrv" build --workspace --all-features
 echo "== the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/stable-tokio \
     cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot \
-    --test spawn_allocations --test stuck_worker
+    --test spawn_allocations --test stuck_worker --test capture_rules
 
 echo "== doc tests"
 cargo test --workspace --all-features --doc
