@@ -113,9 +113,9 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
             String::new()
         };
         let mut why = format!(
-            "{} polls on workers ran {} or longer, {} of worker time in a {} window; the \
+            "{} on workers ran {} or longer, {} of worker time in a {} window; the \
              longest ran {} from {}",
-            bp.count,
+            count(bp.count, "poll", "polls"),
             dur(o.blocking_poll_ns),
             dur(bp.total),
             dur(window),
@@ -250,9 +250,9 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
             .map(|(l, t, ns, _)| format!("{} (task {t}, {})", loc(*l), dur(*ns)))
             .collect();
         let mut why = format!(
-            "{} polls waited {} or more between their wake (or spawn) and their poll, {} in \
+            "{} waited {} or more between their wake (or spawn) and their poll, {} in \
              all; the longest waited {} from {}",
-            sd.count,
+            count(sd.count, "poll", "polls"),
             dur(o.sched_delay_ns),
             dur(sd.total),
             dur(w.ns),
@@ -479,10 +479,10 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
                 ),
                 format!(
                     "its poll at {} neither cloned nor woke the waker it was given, and it was \
-                     not polled again in the {} to the window's end; {} task(s) like it",
+                     not polled again in the {} to the window's end; {} in all",
                     format_utc_millis(first.since),
                     dur(stuck),
-                    lost.len()
+                    count(lost.len() as u64, "task", "tasks")
                 ),
                 "A future that returns Poll::Pending must arrange to be woken: store \
                  cx.waker().clone() where the awaited event fires, or call wake_by_ref to yield. \
@@ -498,9 +498,9 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
                 ),
                 format!(
                     "it was woken at {} and workers went idle afterwards, yet it was not polled; \
-                     {} task(s) like it",
+                     {} in all",
                     format_utc_millis(first.since),
-                    lost.len()
+                    count(lost.len() as u64, "task", "tasks")
                 ),
                 "A wake that does not lead to a poll points at a runtime that is shutting down \
                  or a task woken through a stale waker; check how the task is driven.",
@@ -542,9 +542,9 @@ pub(crate) fn diagnose(stats: DiagnosisStats, names: &dyn Names, summary: &Summa
         let mut why = String::new();
         if bq.count > 0 {
             why.push_str(&format!(
-                "{} spawn_blocking calls waited {} or more before a pool thread ran them, {} in \
+                "{} waited {} or more before a pool thread ran them, {} in \
                  all; the longest waited {} from {}",
-                bq.count,
+                count(bq.count, "spawn_blocking call", "spawn_blocking calls"),
                 dur(o.blocking_queue_ns),
                 dur(bq.total),
                 dur(w.ns),
@@ -816,6 +816,11 @@ fn main_cause(w: &RequestWaits) -> (String, String) {
             },
         ),
     }
+}
+
+/// `1 poll`, `3 polls`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
