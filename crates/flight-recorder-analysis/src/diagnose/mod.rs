@@ -237,9 +237,9 @@ pub struct Blame {
     pub location: String,
     /// The time, ns.
     pub ns: u64,
-    /// For a wait on another task: what that task was itself waiting on just before it woke
-    /// this one, and so on (at most 4 links), e.g. `task 12 (src/db.rs:40:9) waited 480 ms:
-    /// idle, no recorded cause (timer, I/O)`.
+    /// For a wait on another task: what had woken that task for the poll in which it woke this
+    /// one, and what had woken that one (at most 2 links), e.g. `task 12 (src/db.rs:40:9) had
+    /// been woken by a timer, I/O or from outside the runtime`.
     pub chain: Vec<String>,
 }
 
