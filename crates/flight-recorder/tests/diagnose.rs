@@ -496,6 +496,16 @@ fn a_request_waiting_on_a_semaphore_is_blamed_on_the_holder() {
         "the wait is put on the holder\n{text}"
     );
     assert!(top.summary.contains(&format!("task {holder_id}")), "{text}");
+    // Behind the holder: what had woken it for the poll that released the permit (its timer,
+    // fired on whichever thread drove tokio's timers then).
+    assert!(
+        blamed
+            .chain
+            .first()
+            .is_some_and(|l| l.starts_with(&format!("task {holder_id} ("))
+                && l.contains("had been woken by")),
+        "{text}"
+    );
 }
 
 #[test]
