@@ -24,7 +24,7 @@
 //!
 //! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7,
 //! and at least 21 for intervals worth quoting;
-//! `BENCH_HTTP_SECS`, default 2; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
+//! `BENCH_HTTP_SECS`, default 2; `BENCH_WINDOW_MB`, the recorder's window, default 64; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
 //! `BENCH_ONLY=spawn`, `yield` or `ping-pong` one micro workload). The micro workloads are small
 //! by default (100k spawns, 100 tasks x 5k yields, 100 pairs x 1k round trips);
 //! `BENCH_SIZE=large` runs the overhead study's large sizes (3 M spawns in batches of 1000, 1000 tasks x
@@ -358,7 +358,7 @@ fn main() {
     let http_secs = Duration::from_secs(env_or("BENCH_HTTP_SECS", 2));
     let recorder = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(10),
-        max_bytes: 64 << 20,
+        max_bytes: (env_or("BENCH_WINDOW_MB", 64) as usize) << 20,
         ..Default::default()
     });
     let run_config = |config: Config, f: &mut dyn FnMut(Config) -> Sample| -> Sample {
