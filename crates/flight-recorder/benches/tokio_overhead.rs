@@ -6,14 +6,25 @@
 //!   running (what a service pays for having the hooks compiled in);
 //! - `on`: instrumented, with a flight recorder running;
 //! - `spawn` (the micro workloads only): as `on`, with every task started by
-//!   `flight_recorder::tokio::spawn` (the instrumented spawn, which adds each wake with its waker).
+//!   `flight_recorder::tokio::spawn` (the instrumented spawn, which adds each wake with its waker);
+//! - `floor`: the floor of the hooks path, tokio's hook dispatch with the same hooks installed as
+//!   `instrument` installs (thread start, park, unpark, task spawn, terminate, before and after
+//!   poll), each doing nothing but the two poll hooks, which read the recorder's clock once each
+//!   (`black_box`ed): what any recorder of timed polls through tokio's hooks pays.
+//!
+//! The task polls of each workload are counted in separate, untimed runs (config `count`: the
+//! floor's hooks with a shared counter), so that the recording's cost above the floor is given per
+//! poll: (time on - time floor) / polls, per round, paired. Ratios are
+//! given with 95% intervals over the paired rounds (the median with a bootstrap interval, the mean
+//! with a t-interval).
 //!
 //! Built with the workspace's `--cfg tokio_unstable`, so the runtime hooks record every task's
 //! spawn, polls and end. The trace rate of each workload is measured in a separate round with a
 //! full trace into a byte counter.
 //!
-//! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7;
-//! `BENCH_HTTP_SECS`, default 2; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
+//! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7,
+//! and at least 21 for intervals worth quoting;
+//! `BENCH_HTTP_SECS`, default 2; `BENCH_WINDOW_MB`, the recorder's window, default 64; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
 //! `BENCH_ONLY=spawn`, `yield` or `ping-pong` one micro workload). The micro workloads are small
 //! by default (100k spawns, 100 tasks x 5k yields, 100 pairs x 1k round trips);
 //! `BENCH_SIZE=large` runs the overhead study's large sizes (3 M spawns in batches of 1000, 1000 tasks x
@@ -29,7 +40,9 @@ use std::time::{Duration, Instant};
 
 use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace};
 
-use common::{env_or, http_load, median};
+use common::{
+    env_or, http_load_counted, init_recorder_clock, mean_ci, median, median_ci, recorder_clock,
+};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Config {
@@ -38,7 +51,14 @@ enum Config {
     On,
     /// `On`, with the workload's tasks started by `flight_recorder::tokio::spawn`.
     Spawn,
+    /// Tokio's hook dispatch with hooks that do nothing but read the clock once per poll hook.
+    Floor,
+    /// `Floor`, counting the polls into [`POLLS`] (untimed: the shared counter is contended).
+    Count,
 }
+
+/// The polls made on runtimes of config `Count`.
+static POLLS: AtomicU64 = AtomicU64::new(0);
 
 /// Whether the workloads start their tasks with the instrumented spawn (config `Spawn`).
 static INSTRUMENTED_SPAWN: AtomicBool = AtomicBool::new(false);
@@ -94,10 +114,44 @@ fn sizes() -> &'static Sizes {
 fn runtime(config: Config) -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
-    if config != Config::Bare {
-        flight_recorder::tokio::instrument(&mut builder);
+    match config {
+        Config::Bare => {}
+        Config::Floor => {
+            floor_hooks(&mut builder);
+        }
+        Config::Count => {
+            floor_hooks(&mut builder).on_before_task_poll(|_| {
+                POLLS.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        Config::Off | Config::On | Config::Spawn => {
+            flight_recorder::tokio::instrument(&mut builder);
+        }
     }
     builder.build().unwrap()
+}
+
+/// The floor of the hooks path: every hook `instrument` installs, dispatched by tokio, doing
+/// nothing but two reads of the recorder's clock per poll (one before, one after).
+fn floor_hooks(builder: &mut tokio::runtime::Builder) -> &mut tokio::runtime::Builder {
+    builder
+        .on_thread_start(|| {})
+        .on_thread_park(|| {})
+        .on_thread_unpark(|| {})
+        .on_task_spawn(|_| {})
+        .on_task_terminate(|_| {})
+        .on_before_task_poll(|_| {
+            std::hint::black_box(recorder_clock());
+        })
+        .on_after_task_poll(|_| {
+            std::hint::black_box(recorder_clock());
+        })
+}
+
+/// The task polls made so far on runtimes of config `Count` (tokio's `worker_poll_count` lags:
+/// a worker publishes it when it parks).
+fn polls() -> u64 {
+    POLLS.load(Ordering::Relaxed)
 }
 
 async fn spawn_heavy() {
@@ -159,17 +213,32 @@ async fn ping_pong() {
     }
 }
 
-/// Seconds one run of `workload` takes on a fresh runtime of `config`.
-fn time_workload<F: std::future::Future<Output = ()>>(config: Config, workload: fn() -> F) -> f64 {
+/// One run of a workload: its seconds (or requests per second) and the task polls it made.
+#[derive(Clone, Copy)]
+struct Sample {
+    value: f64,
+    polls: f64,
+}
+
+/// One run of `workload` on a fresh runtime of `config`.
+fn time_workload<F: std::future::Future<Output = ()>>(
+    config: Config,
+    workload: fn() -> F,
+) -> Sample {
     let rt = runtime(config);
     // Warm the runtime's threads up first.
     rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
     INSTRUMENTED_SPAWN.store(config == Config::Spawn, Ordering::Relaxed);
+    let polls_before = polls();
     let start = Instant::now();
     rt.block_on(workload());
     let elapsed = start.elapsed().as_secs_f64();
+    let polls = polls() - polls_before;
     INSTRUMENTED_SPAWN.store(false, Ordering::Relaxed);
-    elapsed
+    Sample {
+        value: elapsed,
+        polls: polls as f64,
+    }
 }
 
 /// Serves `GET /` with a short body on a 2-worker runtime of `config`; returns the address and a
@@ -216,37 +285,67 @@ fn trace_rate(run: impl FnOnce()) -> f64 {
 struct Row {
     name: &'static str,
     unit: &'static str,
-    bare: f64,
-    off: f64,
-    on: f64,
     higher_is_better: bool,
     bytes_per_sec: f64,
-    /// The median over rounds of each round's on/off slowdown (paired, so slow drifts of the
-    /// machine cancel out).
-    paired_on_off: f64,
-    /// The `spawn` configuration (micro workloads): its median, and the median over rounds of
-    /// each round's spawn/on and spawn/bare slowdowns.
-    spawn: Option<(f64, f64, f64)>,
+    bare: Vec<Sample>,
+    off: Vec<Sample>,
+    on: Vec<Sample>,
+    floor: Vec<Sample>,
+    /// The `spawn` configuration (micro workloads only).
+    spawn: Option<Vec<Sample>>,
+}
+
+impl Row {
+    fn med(&self, samples: &[Sample]) -> f64 {
+        median(samples.iter().map(|s| s.value).collect())
+    }
+
+    /// Each round's slowdown of `x` against `base`: time / base time, or base throughput /
+    /// throughput.
+    fn slowdowns(&self, base: &[Sample], x: &[Sample]) -> Vec<f64> {
+        base.iter()
+            .zip(x)
+            .map(|(b, x)| {
+                if self.higher_is_better {
+                    b.value / x.value
+                } else {
+                    x.value / b.value
+                }
+            })
+            .collect()
+    }
+
+    /// Seconds per unit of work (a run, or a request).
+    fn seconds(&self, s: &Sample) -> f64 {
+        if self.higher_is_better {
+            1.0 / s.value
+        } else {
+            s.value
+        }
+    }
+
+    /// Each round's cost of `x` above `base` per poll, ns: the difference in time per unit of
+    /// work over the polls of `x`'s unit of work.
+    fn per_poll_ns(&self, base: &[Sample], x: &[Sample]) -> Vec<f64> {
+        base.iter()
+            .zip(x)
+            .map(|(b, x)| (self.seconds(x) - self.seconds(b)) / x.polls * 1e9)
+            .collect()
+    }
 }
 
 /// The configurations of one round with their sample index, rotated from round to round so
 /// that no configuration always runs first or last (the machine drifts within a round too).
-fn round_order(round: usize, count: usize) -> impl Iterator<Item = (usize, Config)> {
-    let configs = [Config::Bare, Config::Off, Config::On, Config::Spawn];
+fn round_order(round: usize, configs: &[Config]) -> impl Iterator<Item = (usize, Config)> + '_ {
+    let count = configs.len();
     (0..count).map(move |k| {
         let i = (k + round) % count;
         (i, configs[i])
     })
 }
 
-/// The median of the per-round slowdowns of `on` against `off`.
-fn paired(off: &[f64], on: &[f64], higher_is_better: bool) -> f64 {
-    median(
-        off.iter()
-            .zip(on)
-            .map(|(off, on)| if higher_is_better { off / on } else { on / off })
-            .collect(),
-    )
+fn fmt_ci((mid, lo, hi): (f64, f64, f64), digits: usize) -> String {
+    format!("{mid:.digits$} [{lo:.digits$}, {hi:.digits$}]")
 }
 
 fn main() {
@@ -254,14 +353,15 @@ fn main() {
         println!("tokio_overhead: bench");
         return;
     }
+    let clock = init_recorder_clock();
     let rounds = env_or("BENCH_ROUNDS", 7) as usize;
     let http_secs = Duration::from_secs(env_or("BENCH_HTTP_SECS", 2));
     let recorder = FlightRecorder::new(FlightRecorderConfig {
         min_age: Duration::from_secs(10),
-        max_bytes: 64 << 20,
+        max_bytes: (env_or("BENCH_WINDOW_MB", 64) as usize) << 20,
         ..Default::default()
     });
-    let run_config = |config: Config, f: &mut dyn FnMut(Config) -> f64| -> f64 {
+    let run_config = |config: Config, f: &mut dyn FnMut(Config) -> Sample| -> Sample {
         if config == Config::On || config == Config::Spawn {
             recorder.start().unwrap();
         }
@@ -270,7 +370,7 @@ fn main() {
         value
     };
 
-    type Workload = (&'static str, fn(Config) -> f64);
+    type Workload = (&'static str, fn(Config) -> Sample);
     let micro: [Workload; 3] = [
         ("spawn-heavy", |c| time_workload(c, spawn_heavy)),
         ("yield-heavy", |c| time_workload(c, yield_heavy)),
@@ -278,6 +378,13 @@ fn main() {
     ];
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
+    let micro_configs = [
+        Config::Bare,
+        Config::Off,
+        Config::On,
+        Config::Spawn,
+        Config::Floor,
+    ];
     for (name, workload) in micro {
         let selected = match only.as_str() {
             "" | "micro" => true,
@@ -287,41 +394,49 @@ fn main() {
         if !selected {
             continue;
         }
-        let mut samples = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let mut samples = vec![Vec::new(); micro_configs.len()];
         for round in 0..rounds {
-            for (i, config) in round_order(round, 4) {
+            for (i, config) in round_order(round, &micro_configs) {
                 samples[i].push(run_config(config, &mut |c| workload(c)));
             }
         }
         let bytes_per_sec = trace_rate(|| {
             workload(Config::Off);
         });
+        let polls = median((0..3).map(|_| workload(Config::Count).polls).collect());
+        for s in samples.iter_mut().flatten() {
+            s.polls = polls;
+        }
+        let mut samples = samples.into_iter();
+        let mut next = || samples.next().unwrap();
         rows.push(Row {
             name,
             unit: "ms",
-            bare: median(samples[0].clone()) * 1e3,
-            off: median(samples[1].clone()) * 1e3,
-            on: median(samples[2].clone()) * 1e3,
             higher_is_better: false,
             bytes_per_sec,
-            paired_on_off: paired(&samples[1], &samples[2], false),
-            spawn: Some((
-                median(samples[3].clone()) * 1e3,
-                paired(&samples[2], &samples[3], false),
-                paired(&samples[0], &samples[3], false),
-            )),
+            bare: next(),
+            off: next(),
+            on: next(),
+            spawn: Some(next()),
+            floor: next(),
         });
     }
 
-    let mut http = [Vec::new(), Vec::new(), Vec::new()];
+    let http_configs = [Config::Bare, Config::Off, Config::On, Config::Floor];
+    let mut http = vec![Vec::new(); http_configs.len()];
     let http_runs = only.is_empty() || only == "http";
     for round in 0..if http_runs { rounds } else { 0 } {
-        for (i, config) in round_order(round, 3) {
+        for (i, config) in round_order(round, &http_configs) {
             http[i].push(run_config(config, &mut |c| {
                 let (addr, rt) = http_server(c);
-                let rps = http_load(addr, 16, http_secs);
+                let polls_before = polls();
+                let (rps, requests) = http_load_counted(addr, 16, http_secs);
+                let polls = polls() - polls_before;
                 rt.shutdown_timeout(Duration::from_secs(1));
-                rps
+                Sample {
+                    value: rps,
+                    polls: polls as f64 / requests.max(1) as f64,
+                }
             }));
         }
     }
@@ -330,21 +445,31 @@ fn main() {
     } else {
         let (addr, rt) = http_server(Config::Off);
         let rate = trace_rate(|| {
-            http_load(addr, 16, http_secs);
+            http_load_counted(addr, 16, http_secs);
         });
         rt.shutdown_timeout(Duration::from_secs(1));
         rate
     };
     if http_runs {
+        let (addr, rt) = http_server(Config::Count);
+        let polls_before = polls();
+        let (_, requests) = http_load_counted(addr, 16, http_secs);
+        let per_request = (polls() - polls_before) as f64 / requests.max(1) as f64;
+        rt.shutdown_timeout(Duration::from_secs(1));
+        for s in http.iter_mut().flatten() {
+            s.polls = per_request;
+        }
+        let mut http = http.into_iter();
+        let mut next = || http.next().unwrap();
         rows.push(Row {
             name: "HTTP server (axum, 16 keep-alive clients)",
             unit: "req/s",
-            bare: median(http[0].clone()),
-            off: median(http[1].clone()),
-            on: median(http[2].clone()),
             higher_is_better: true,
             bytes_per_sec: http_bytes,
-            paired_on_off: paired(&http[1], &http[2], true),
+            bare: next(),
+            off: next(),
+            on: next(),
+            floor: next(),
             spawn: None,
         });
     }
@@ -356,26 +481,30 @@ fn main() {
         z.spawns, z.spawn_batch, z.yield_tasks, z.yields, z.pairs, z.round_trips
     );
     println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}",
-        "workload", "bare", "off", "on", "off/bare", "on/bare", "on/off*", "trace MB/s"
+        "{:<44} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10}",
+        "workload", "bare", "floor", "off", "on", "off/bare", "on/bare", "on/off*", "trace MB/s"
     );
+    let scale = |row: &Row| if row.higher_is_better { 1.0 } else { 1e3 };
     for row in &rows {
+        let k = scale(row);
         let ratio = |x: f64| {
+            let bare = row.med(&row.bare);
             if row.higher_is_better {
-                row.bare / x
+                bare / x
             } else {
-                x / row.bare
+                x / bare
             }
         };
         println!(
-            "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>8.3}x {:>8.3}x {:>8.3}x {:>10.2}   ({})",
+            "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.3}x {:>8.3}x {:>8.3}x {:>10.2}   ({})",
             row.name,
-            row.bare,
-            row.off,
-            row.on,
-            ratio(row.off),
-            ratio(row.on),
-            row.paired_on_off,
+            row.med(&row.bare) * k,
+            row.med(&row.floor) * k,
+            row.med(&row.off) * k,
+            row.med(&row.on) * k,
+            ratio(row.med(&row.off)),
+            ratio(row.med(&row.on)),
+            median(row.slowdowns(&row.off, &row.on)),
             row.bytes_per_sec / 1e6,
             row.unit
         );
@@ -392,13 +521,67 @@ fn main() {
             "workload", "bare", "on", "spawn", "spawn/on*", "spawn/bare*"
         );
         for row in &rows {
-            if let Some((spawn, spawn_on, spawn_bare)) = row.spawn {
+            if let Some(spawn) = &row.spawn {
+                let k = scale(row);
                 println!(
                     "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>8.3}x {:>10.3}x   ({})",
-                    row.name, row.bare, row.on, spawn, spawn_on, spawn_bare, row.unit
+                    row.name,
+                    row.med(&row.bare) * k,
+                    row.med(&row.on) * k,
+                    row.med(spawn) * k,
+                    median(row.slowdowns(&row.on, spawn)),
+                    median(row.slowdowns(&row.bare, spawn)),
+                    row.unit
                 );
             }
         }
         println!("* the median of each round's paired slowdown");
+    }
+
+    println!();
+    println!(
+        "the hooks path against its floor (floor: tokio's dispatch of no-op hooks + two reads of \
+         the recorder's clock ({clock}) per poll)"
+    );
+    println!(
+        "{:<44} {:>12} {:>9} {:>26} {:>26}",
+        "workload", "polls", "on/floor*", "on-floor ns/poll [95%]", "floor-bare ns/poll [95%]"
+    );
+    for row in &rows {
+        let polls = median(row.on.iter().map(|s| s.polls).collect());
+        println!(
+            "{:<44} {:>12.2} {:>8.3}x {:>26} {:>26}   (polls per {})",
+            row.name,
+            polls,
+            median(row.slowdowns(&row.floor, &row.on)),
+            fmt_ci(median_ci(&row.per_poll_ns(&row.floor, &row.on)), 2),
+            fmt_ci(median_ci(&row.per_poll_ns(&row.bare, &row.floor)), 2),
+            if row.higher_is_better {
+                "request"
+            } else {
+                "run"
+            },
+        );
+    }
+    println!(
+        "* per round, paired; ns/poll: (time on - time floor) / polls, wall time per run (or per \
+         request) over the polls counted (config count); medians with bootstrap 95% intervals"
+    );
+
+    println!();
+    println!("paired on/bare slowdowns over {rounds} rounds, 95% intervals");
+    println!(
+        "{:<44} {:>28} {:>28} {:>28}",
+        "workload", "on/bare median [bootstrap]", "on/bare mean [t]", "floor/bare median [boot]"
+    );
+    for row in &rows {
+        let on_bare = row.slowdowns(&row.bare, &row.on);
+        println!(
+            "{:<44} {:>28} {:>28} {:>28}",
+            row.name,
+            fmt_ci(median_ci(&on_bare), 3),
+            fmt_ci(mean_ci(&on_bare), 3),
+            fmt_ci(median_ci(&row.slowdowns(&row.bare, &row.floor)), 3),
+        );
     }
 }

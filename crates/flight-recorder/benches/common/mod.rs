@@ -39,6 +39,101 @@ pub fn timestamp() -> u64 {
     }
 }
 
+/// Whether [`recorder_clock`] reads the timestamp counter, as the recorder's clock does where
+/// the counter is invariant (set by [`init_recorder_clock`]).
+static CLOCK_TSC: AtomicBool = AtomicBool::new(false);
+
+/// Chooses the source of [`recorder_clock`] the way the recorder chooses its own: the timestamp
+/// counter when the kernel reports it constant and non-stop, else `CLOCK_MONOTONIC`.
+pub fn init_recorder_clock() -> &'static str {
+    let tsc = cfg!(target_arch = "x86_64")
+        && std::env::var_os("FLIGHT_RECORDER_CLOCK").is_none_or(|v| v != "monotonic")
+        && std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+            info.lines()
+                .find(|line| line.starts_with("flags"))
+                .is_some_and(|flags| {
+                    let has = |w: &str| flags.split_whitespace().any(|f| f == w);
+                    has("constant_tsc") && has("nonstop_tsc")
+                })
+        });
+    CLOCK_TSC.store(tsc, Ordering::Relaxed);
+    if tsc {
+        "tsc"
+    } else {
+        "monotonic"
+    }
+}
+
+/// One reading of the recorder's clock as its hot path takes it (`record::clock::now`, which is
+/// crate-private): a relaxed load of the source flag, a branch, and `rdtsc` (or
+/// `clock_gettime(CLOCK_MONOTONIC)`).
+#[inline(always)]
+pub fn recorder_clock() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if CLOCK_TSC.load(Ordering::Relaxed) {
+        // SAFETY: rdtsc is available on every x86_64 processor and has no memory effects.
+        return unsafe { core::arch::x86_64::_rdtsc() };
+    }
+    #[cfg(unix)]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC is always supported.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+    #[cfg(not(unix))]
+    {
+        timestamp()
+    }
+}
+
+/// A 95% interval: the median of `values` with a percentile bootstrap interval (4000
+/// resamples, fixed seed, so a run's output is reproducible from its samples).
+pub fn median_ci(values: &[f64]) -> (f64, f64, f64) {
+    let n = values.len();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut medians: Vec<f64> = (0..4000)
+        .map(|_| {
+            median(
+                (0..n)
+                    .map(|_| values[(next() % n as u64) as usize])
+                    .collect(),
+            )
+        })
+        .collect();
+    medians.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| medians[((medians.len() - 1) as f64 * q).round() as usize];
+    (median(values.to_vec()), at(0.025), at(0.975))
+}
+
+/// A 95% interval: the mean of `values` with Student's t-interval.
+pub fn mean_ci(values: &[f64]) -> (f64, f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, mean, mean);
+    }
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
+    // Two-sided 97.5% quantiles of t for 1..=30 degrees of freedom, then the normal one.
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    let t = T.get(values.len() - 2).copied().unwrap_or(1.96);
+    let half = t * (var / n).sqrt();
+    (mean, mean - half, mean + half)
+}
+
 /// 100 tasks that yield 5,000 times each, on the current runtime.
 pub async fn yield_heavy() {
     let tasks: Vec<_> = (0..100)
@@ -86,6 +181,12 @@ pub async fn ping_pong() {
 /// Requests per second from `connections` keep-alive HTTP/1.1 clients, each a thread doing
 /// blocking request/response over loopback, for `duration`.
 pub fn http_load(addr: SocketAddr, connections: usize, duration: Duration) -> f64 {
+    http_load_counted(addr, connections, duration).0
+}
+
+/// As [`http_load`]; also returns the number of requests served over the whole run (the 200 ms
+/// warm-up included), to relate the server's own counts (its task polls) to requests.
+pub fn http_load_counted(addr: SocketAddr, connections: usize, duration: Duration) -> (f64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let clients: Vec<_> = (0..connections)
@@ -116,7 +217,7 @@ pub fn http_load(addr: SocketAddr, connections: usize, duration: Duration) -> f6
     for c in clients {
         c.join().unwrap().expect("client failed");
     }
-    count as f64 / elapsed
+    (count as f64 / elapsed, done.load(Ordering::Relaxed))
 }
 
 /// Reads one response with a `content-length` body.
