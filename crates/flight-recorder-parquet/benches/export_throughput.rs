@@ -178,7 +178,12 @@ fn main() {
     for run in 1..=runs {
         let out = dir.path().join(format!("out-{run}"));
         let start = Instant::now();
-        let report = export(&[trace.clone()], &out, &ExportOptions::default()).expect("export");
+        let report = export(
+            std::slice::from_ref(&trace),
+            &out,
+            &ExportOptions::default(),
+        )
+        .expect("export");
         let seconds = start.elapsed().as_secs_f64();
         assert_eq!((report.files_done, report.files_failed), (1, 0));
         let (files, bytes) = dir_size(&out);

@@ -160,11 +160,7 @@ fn every_table_has_its_schema() {
     for (name, batch) in &tables.tables {
         assert_eq!(batch.schema(), schema(name).unwrap(), "{name}");
         for column in ["snapshot_id", "service", "host", "date"] {
-            assert_eq!(
-                batch.schema().index_of(column).is_ok(),
-                true,
-                "{name}.{column}"
-            );
+            assert!(batch.schema().index_of(column).is_ok(), "{name}.{column}");
         }
     }
     assert!(schema("nope").is_none());
@@ -272,7 +268,12 @@ fn parquet_files_read_back_with_their_schema_and_values() {
     let input = dir.path().join("executiontrace.first.out");
     std::fs::write(&input, &r.first).unwrap();
     let out = dir.path().join("out");
-    let report = export(&[input.clone()], &out, &ExportOptions::default()).unwrap();
+    let report = export(
+        std::slice::from_ref(&input),
+        &out,
+        &ExportOptions::default(),
+    )
+    .unwrap();
     assert_eq!((report.files_done, report.files_failed), (1, 0));
     assert_eq!(report.input_bytes, r.first.len() as u64);
 
@@ -549,7 +550,7 @@ fn an_unwritable_output_is_an_error() {
     let file = write(dir.path(), "a-file", b"");
     // Under a regular file nothing can be created, even as root.
     let e = export(
-        &[input.clone()],
+        std::slice::from_ref(&input),
         &file.join("out"),
         &ExportOptions::default(),
     )
