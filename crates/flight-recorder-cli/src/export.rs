@@ -5,7 +5,7 @@
 //! says so and fails.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::failure::Failure;
 
@@ -68,7 +68,7 @@ fn parquet(args: ExportArgs, out: &mut impl Write) -> Result<(), Failure> {
         report.files_failed,
         report.parquet_files,
         plural(report.parquet_files),
-        display(&args.output),
+        args.output.display(),
     )?;
     for (table, rows) in &report.rows {
         writeln!(out, "  {table:<11} {rows:>10} rows")?;
@@ -92,14 +92,11 @@ fn parquet(_args: ExportArgs, _out: &mut impl Write) -> Result<(), Failure> {
     Err(Failure::Reported)
 }
 
+#[cfg(feature = "parquet")]
 fn plural(n: u64) -> &'static str {
     if n == 1 {
         ""
     } else {
         "s"
     }
-}
-
-fn display(path: &Path) -> String {
-    path.display().to_string()
 }
