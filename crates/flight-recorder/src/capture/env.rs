@@ -77,6 +77,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "the program version written into files (wins over the one given in code)",
     ),
     (
+        "FLIGHT_RECORDER_SERVICE",
+        "the service name written into every file's header, which groups a fleet's files (wins over the one given in code); default the program's name",
+    ),
+    (
         "FLIGHT_RECORDER_ANNOUNCE",
         "print the start-up line, on or off; default on",
     ),
