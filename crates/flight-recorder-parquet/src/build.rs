@@ -780,21 +780,12 @@ fn host_of(header: &Header) -> &str {
 }
 
 /// The service of a file: the header's, else the program's name (files written before the
-/// header had one), else `unknown`.
+/// header had one, [`Header::service_name`]), else `unknown`.
 fn service_of(header: &Header) -> String {
-    let service = header_service(header);
-    if !service.is_empty() {
-        service.to_string()
-    } else if !header.program.is_empty() {
-        header.program.clone()
-    } else {
-        "unknown".to_string()
+    match header.service_name() {
+        "" => "unknown".to_string(),
+        service => service.to_string(),
     }
-}
-
-/// The header's service field (key 23), empty before it existed.
-fn header_service(_header: &Header) -> &str {
-    ""
 }
 
 /// The file's first pass: each thread's chunks in file order, with their intact events, as the

@@ -106,6 +106,7 @@ fn recorded() -> &'static Recorded {
             max_bytes: 64 << 20,
             ..Default::default()
         });
+        flight_recorder::set_service_name("checkout");
         fr.start().expect("start");
         let rt = runtime();
         let (yielder, yielder_line, blocker) = workload(&rt);
@@ -280,7 +281,13 @@ fn parquet_files_read_back_with_their_schema_and_values() {
     let tables = tables_of("executiontrace.first.out", &r.first);
     let header = TraceReader::new(&r.first[..]).unwrap().header().clone();
     assert_eq!(tables.host, header.host);
-    assert_eq!(tables.service, header.program);
+    // The service set with `set_service_name`, unless the environment names one.
+    let service = flight_recorder::service_name();
+    if std::env::var_os("FLIGHT_RECORDER_SERVICE").is_none() {
+        assert_eq!(service, "checkout");
+    }
+    assert_eq!(header.service, service);
+    assert_eq!(tables.service, service);
     assert_eq!(tables.date.len(), 10);
 
     // The layout: one file per non-empty table, in Hive-style directories.
@@ -320,8 +327,8 @@ fn parquet_files_read_back_with_their_schema_and_values() {
         }
     }
     assert_eq!(yielder_polls, 5);
-    let service = col::<StringArray>(batch, "service");
-    assert!(service.iter().all(|s| s == Some(header.program.as_str())));
+    let services = col::<StringArray>(batch, "service");
+    assert!(services.iter().all(|s| s == Some(service.as_str())));
     let ids = col::<StringArray>(batch, "snapshot_id");
     assert!(ids.iter().all(|s| s == Some(tables.snapshot_id.as_str())));
 
