@@ -215,6 +215,20 @@ fn row_counts_agree_with_the_summary() {
         let end = col::<TimestampNanosecondArray>(snapshots, "window_end");
         assert_eq!(end.value(0) as u64, window.end_ns);
         assert!(col::<BooleanArray>(snapshots, "complete").value(0));
+        // Scheduling waits as the summary measures them: as many known and unknown, the same
+        // largest and mean.
+        let polls = tables.table("polls").unwrap();
+        let waits = col::<Int64Array>(polls, "sched_wait_ns");
+        let known: Vec<u64> = waits.iter().flatten().map(|w| w as u64).collect();
+        let latency = &summary.sched_latency;
+        assert_eq!(known.len() as u64, latency.percentiles.count);
+        assert_eq!(waits.null_count() as u64, latency.unknown);
+        assert_eq!(
+            known.iter().max().copied().unwrap_or(0),
+            latency.percentiles.max
+        );
+        let mean = known.iter().sum::<u64>() / (known.len() as u64).max(1);
+        assert_eq!(mean, latency.percentiles.mean);
         // The summed busy time of the tasks is the summary's.
         let tasks = tables.table("tasks").unwrap();
         let busy: i64 = col::<Int64Array>(tasks, "busy_ns").iter().flatten().sum();
