@@ -1,8 +1,9 @@
 //! Parquet export throughput: writes a trace with the real recorder (a full trace of a synthetic
 //! runtime: worker threads polling, waking and spawning tasks, with regions, logs and counters,
 //! as the CLI's `analysis_throughput` bench does), then exports it to Parquet several times in
-//! this process and prints the MB/s of trace input of each run and their median, with the rows
-//! and the size of the Parquet files.
+//! this process and prints the MB/s of trace input of each run and their median, with the rows,
+//! the size of the Parquet files and the process's peak RSS (the tables of a file are built in
+//! memory).
 //!
 //! ```text
 //! cargo bench -p flight-recorder-parquet --bench export_throughput
@@ -195,6 +196,14 @@ fn main() {
         speeds.push(mb / seconds);
         let _ = std::fs::remove_dir_all(&out);
     }
+    // SAFETY: an all-zero rusage is a valid value for the kernel to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    println!(
+        "peak RSS of the process: {:.0} MiB",
+        usage.ru_maxrss as f64 / 1024.0
+    );
     speeds.sort_by(f64::total_cmp);
     println!(
         "parquet export: median {:.1} MB/s of trace input over {runs} runs (min {:.1}, max {:.1})",

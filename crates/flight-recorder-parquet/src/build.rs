@@ -289,6 +289,39 @@ struct PendingStack {
     stack: u64,
 }
 
+/// A CPU sample waiting for the poll it was taken in.
+#[derive(Clone, Copy)]
+struct PendingSample {
+    id: Id,
+    time: u64,
+    thread: u64,
+    task: u64,
+    stack: u64,
+}
+
+/// Polls remembered per thread, to attribute samples that arrive late (in batches), as the
+/// summary does.
+const RECENT_POLLS: usize = 64;
+
+/// The latest polls of a thread `(start, end, task, location)`, oldest first, and the samples
+/// taken on it after its latest poll ended.
+#[derive(Default)]
+struct SampledThread {
+    recent: VecDeque<(u64, u64, u64, u64)>,
+    pending: Vec<PendingSample>,
+}
+
+/// The poll a sample taken at `time` belongs to: the one running then on its thread, else the
+/// latest poll of the task it names; `(task, location)`.
+fn poll_at(recent: &VecDeque<(u64, u64, u64, u64)>, time: u64, task: u64) -> Option<(u64, u64)> {
+    recent
+        .iter()
+        .rev()
+        .find(|&&(start, end, _, _)| (start..=end).contains(&time))
+        .or_else(|| recent.iter().rev().find(|p| task != 0 && p.2 == task))
+        .map(|p| (p.2, p.3))
+}
+
 /// Stacks kept per thread between polls (a watchdog captures at most 8 per poll), as the
 /// summary does.
 const MAX_STACKS: usize = 8;
@@ -317,6 +350,11 @@ struct Builder {
     regions: HashMap<(u64, u64, u64, u64), Vec<Id>>,
     user_tasks: HashMap<u64, (Id, u64)>,
     locations: HashMap<u64, Option<String>>,
+    /// CPU samples seen, and what attributes them to polls.
+    samples: u64,
+    sampled: HashMap<u64, SampledThread>,
+    /// Samples naming a task whose poll is not remembered: attributed at its next poll's end.
+    samples_by_task: HashMap<u64, Vec<PendingSample>>,
     window: Option<(u64, u64)>,
     events: u64,
 }
@@ -335,6 +373,34 @@ impl Builder {
                 })
             })
             .clone()
+    }
+
+    /// A row of `samples`, attributed to a poll `(task, location)` or to none.
+    fn sample_row(&mut self, names: &dyn Names, s: PendingSample, poll: Option<(u64, u64)>) {
+        let (task, location) = match poll {
+            Some((task, location)) => (task, self.location(names, location)),
+            None => (s.task, None),
+        };
+        let common = &self.common;
+        self.tables[SAMPLES]
+            .event_row(common, &s.id)
+            .ts(s.time)
+            .u(s.thread)
+            .os(thread_name(names, s.thread))
+            .u0(task)
+            .os(location.as_deref())
+            .u(s.stack)
+            .stack(Some(s.stack))
+            .done();
+    }
+
+    /// Attributes a sample now that the polls around it are known, as the summary does.
+    fn attribute(&mut self, names: &dyn Names, s: PendingSample, poll: Option<(u64, u64)>) {
+        if poll.is_none() && s.task != 0 {
+            self.samples_by_task.entry(s.task).or_default().push(s);
+        } else {
+            self.sample_row(names, s, poll);
+        }
     }
 
     fn identity(&mut self, ev: &Ev, thread_index: usize) -> Id {
@@ -455,25 +521,22 @@ impl Observer for Builder {
                     age,
                     task,
                 } = ev.args_as();
-                let time = ev.time.saturating_sub(self.converter.units_to_ns(age));
-                let location = match task {
-                    0 => None,
-                    task => {
-                        let location = self.task_locations.get(&task).copied().unwrap_or(0);
-                        self.location(names, location)
-                    }
+                self.samples += 1;
+                let sample = PendingSample {
+                    id,
+                    time: ev.time.saturating_sub(self.converter.units_to_ns(age)),
+                    thread,
+                    task,
+                    stack,
                 };
-                let common = &self.common;
-                self.tables[SAMPLES]
-                    .event_row(common, &id)
-                    .ts(time)
-                    .u(thread)
-                    .os(thread_name(names, thread))
-                    .u0(task)
-                    .os(location.as_deref())
-                    .u(stack)
-                    .stack(Some(stack))
-                    .done();
+                let polls = self.sampled.entry(thread).or_default();
+                match polls.recent.back() {
+                    Some(&(_, end, _, _)) if sample.time <= end => {
+                        let poll = poll_at(&polls.recent, sample.time, task);
+                        self.attribute(names, sample, poll);
+                    }
+                    _ => polls.pending.push(sample),
+                }
             }
             EventKind::ThreadStack => {
                 let args::ThreadStack {
@@ -560,6 +623,10 @@ impl Observer for Builder {
             .u0(waker)
             .s(result)
             .done();
+
+        if self.samples > 0 {
+            self.samples_seen_poll_end(names, poll);
+        }
 
         // The stacks taken on the thread during the poll (or naming its task after it), as the
         // summary attaches them.
@@ -677,8 +744,63 @@ impl Observer for Builder {
             .done();
     }
 
-    fn finish(&mut self, _names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
+    fn finish(&mut self, names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
         self.window = window;
+        let mut threads: Vec<u64> = self.sampled.keys().copied().collect();
+        threads.sort_unstable();
+        for thread in threads {
+            let Some(polls) = self.sampled.get_mut(&thread) else {
+                continue;
+            };
+            let pending = std::mem::take(&mut polls.pending);
+            let found: Vec<_> = pending
+                .iter()
+                .map(|s| poll_at(&polls.recent, s.time, s.task))
+                .collect();
+            for (s, poll) in pending.into_iter().zip(found) {
+                self.attribute(names, s, poll);
+            }
+        }
+        let mut by_task: Vec<PendingSample> = std::mem::take(&mut self.samples_by_task)
+            .into_values()
+            .flatten()
+            .collect();
+        by_task.sort_by_key(|s| (s.time, s.id.thread, s.id.chunk_base, s.id.index));
+        for s in by_task {
+            self.sample_row(names, s, None);
+        }
+    }
+}
+
+impl Builder {
+    /// A poll ended while samples are being recorded: attributes the samples that wait for it.
+    fn samples_seen_poll_end(&mut self, names: &dyn Names, poll: &PollEnd) {
+        if let Some(samples) = self.samples_by_task.remove(&poll.task.id) {
+            for s in samples {
+                self.sample_row(names, s, Some((poll.task.id, poll.task.location)));
+            }
+        }
+        let polls = self.sampled.entry(poll.thread).or_default();
+        if polls.recent.len() == RECENT_POLLS {
+            polls.recent.pop_front();
+        }
+        polls
+            .recent
+            .push_back((poll.start, poll.end, poll.task.id, poll.task.location));
+        if polls.pending.is_empty() {
+            return;
+        }
+        let mut done = Vec::new();
+        polls.pending.retain(|s| {
+            if s.time > poll.end {
+                return true;
+            }
+            done.push((*s, poll_at(&polls.recent, s.time, s.task)));
+            false
+        });
+        for (s, found) in done {
+            self.attribute(names, s, found);
+        }
     }
 }
 
@@ -848,6 +970,9 @@ pub(crate) fn tables(
         regions: HashMap::new(),
         user_tasks: HashMap::new(),
         locations: HashMap::new(),
+        samples: 0,
+        sampled: HashMap::new(),
+        samples_by_task: HashMap::new(),
         window: None,
         events: 0,
     };

@@ -655,3 +655,92 @@ fn each_event_is_identified_by_its_chunk_and_index() {
     assert_eq!(tables.host, "box");
     assert_eq!(tables.snapshot_id, "box_4242_20261122T023538.000000000Z");
 }
+
+/// CPU samples are attributed to the poll running on the sampled thread at the sample's instant
+/// (the event's time minus its age), or to the latest poll of the task they name, as the summary
+/// counts them per spawn location.
+#[test]
+fn cpu_samples_are_attributed_as_the_summary_does() {
+    use flight_recorder_format::EventKind;
+    use flight_recorder_test_support::{Ev, TraceBuilder, ORIGIN_TICKS};
+
+    let mut b = TraceBuilder::standard(
+        &[],
+        &[(1, "src/a.rs", 1, 1), (2, "src/b.rs", 2, 1)],
+        &[(1, 101, "worker"), (2, 102, "sampler")],
+    );
+    b.stacks(&[(1, vec![0x1000])]);
+    let base = ORIGIN_TICKS + 1_000;
+    b.chunk(
+        1,
+        base,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[7, 1, 0]),
+            Ev::new(EventKind::TaskSpawn, 0, &[8, 2, 0]),
+            Ev::new(EventKind::PollStart, 100, &[7]),
+            Ev::new(EventKind::PollEnd, 100, &[7, 0]),
+            Ev::new(EventKind::PollStart, 100, &[8]),
+            Ev::new(EventKind::PollEnd, 100, &[8, 0]),
+        ],
+    );
+    // A first sample, before the polls (polls are remembered once samples come).
+    b.chunk(
+        2,
+        base + 50,
+        &[Ev::new(EventKind::CpuSample, 0, &[1, 1, 0, 0])],
+    );
+    // Samples of thread 1, recorded later in a batch: at +150 (in task 7's poll), +350 (task
+    // 8's), +450 (no poll), +480 naming task 8 (after its poll: its latest poll), +500 (no poll).
+    b.chunk(
+        2,
+        base + 500,
+        &[
+            Ev::new(EventKind::CpuSample, 0, &[1, 1, 350, 0]),
+            Ev::new(EventKind::CpuSample, 0, &[1, 1, 150, 0]),
+            Ev::new(EventKind::CpuSample, 0, &[1, 1, 50, 0]),
+            Ev::new(EventKind::CpuSample, 0, &[1, 1, 20, 8]),
+            Ev::new(EventKind::CpuSample, 0, &[1, 1, 0, 0]),
+        ],
+    );
+    let bytes = b.finish();
+    let tables = tables_of("samples.out", &bytes);
+    let samples = tables.table("samples").unwrap();
+    assert_eq!(samples.num_rows(), 6);
+    let task = col::<UInt64Array>(samples, "task_id");
+    let location = col::<StringArray>(samples, "location");
+    let time = col::<TimestampNanosecondArray>(samples, "time");
+    let origin = flight_recorder_test_support::unix_ns(base) as i64;
+    let mut by_time: Vec<(i64, Option<u64>, Option<&str>)> = (0..6)
+        .map(|i| {
+            (
+                time.value(i) - origin,
+                task.is_valid(i).then(|| task.value(i)),
+                location.is_valid(i).then(|| location.value(i)),
+            )
+        })
+        .collect();
+    by_time.sort();
+    assert_eq!(
+        by_time,
+        [
+            (50, None, None),
+            (150, Some(7), Some("src/a.rs:1:1")),
+            (350, Some(8), Some("src/b.rs:2:1")),
+            (450, None, None),
+            (480, Some(8), Some("src/b.rs:2:1")),
+            (500, None, None),
+        ]
+    );
+
+    // The summary's counts per location.
+    let summary = summary_of(&bytes);
+    let counts: HashMap<&str, u64> = summary
+        .cpu
+        .iter()
+        .map(|c| (c.location.as_str(), c.samples))
+        .collect();
+    let ours = |l: Option<&str>| by_time.iter().filter(|s| s.2 == l).count() as u64;
+    assert_eq!(counts["src/a.rs:1:1"], ours(Some("src/a.rs:1:1")));
+    assert_eq!(counts["src/b.rs:2:1"], ours(Some("src/b.rs:2:1")));
+    assert_eq!(counts["outside polls"], ours(None));
+}
