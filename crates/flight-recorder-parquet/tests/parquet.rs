@@ -744,3 +744,30 @@ fn cpu_samples_are_attributed_as_the_summary_does() {
     assert_eq!(counts["src/b.rs:2:1"], ours(Some("src/b.rs:2:1")));
     assert_eq!(counts["outside polls"], ours(None));
 }
+
+/// A complete file without events: every table is there and empty but `snapshots`, whose window
+/// is null; the export writes the `snapshots` file only.
+#[test]
+fn a_file_without_events_gives_its_snapshot_row_only() {
+    use flight_recorder_test_support::{header, TraceBuilder};
+
+    let bytes = TraceBuilder::new(&header()).finish();
+    let tables = tables_of("empty.out", &bytes);
+    for (name, batch) in &tables.tables {
+        let expected = usize::from(*name == "snapshots");
+        assert_eq!(batch.num_rows(), expected, "{name}");
+    }
+    let snapshots = tables.table("snapshots").unwrap();
+    assert!(col::<TimestampNanosecondArray>(snapshots, "window_start").is_null(0));
+    assert_eq!(col::<UInt64Array>(snapshots, "events").value(0), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "empty.out", &bytes);
+    let out = dir.path().join("out");
+    let report = export(&[input], &out, &ExportOptions::default()).unwrap();
+    assert_eq!((report.files_done, report.parquet_files), (1, 1));
+    let dirs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(dirs, ["snapshots"]);
+}
