@@ -13,8 +13,8 @@ use arrow::record_batch::RecordBatch;
 use flight_recorder_analysis::drive::drive;
 use flight_recorder_analysis::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use flight_recorder_analysis::model::{
-    EdgeStats, Note, Observer, OpenRegion, PollBegin, PollEnd, PollResult, RegionSpan, TaskDone,
-    UserTaskSpan,
+    EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, PollResult, RegionSpan,
+    TaskDone, UserTaskSpan,
 };
 use flight_recorder_analysis::symbols::{short_path, ResolvedFrame, Symbolizer};
 use flight_recorder_format::{args, EventKind, Header, TimeConverter, TraceReader};
@@ -335,42 +335,42 @@ struct Builder {
     /// Chunks of each thread, from the first pass, by thread index (the model's numbering),
     /// taken from `by_thread` at a thread's first event.
     threads: Vec<Option<ThreadChunks>>,
-    by_thread: HashMap<u64, ThreadChunks>,
+    by_thread: IdMap<ThreadChunks>,
     /// The identity of the event being handled.
     current: Id,
     /// Polls open per thread: the identity of their start, and how they began.
-    open_polls: HashMap<u64, Vec<(Id, PollBegin)>>,
+    open_polls: IdMap<Vec<(Id, PollBegin)>>,
     /// The identity of each live task's first event (its spawn when in the window).
-    task_first: HashMap<u64, Id>,
+    task_first: IdMap<Id>,
     /// The spawn location of each task spawned in the window.
-    task_locations: HashMap<u64, u64>,
+    task_locations: IdMap<u64>,
     /// The task being polled on each thread, with its location.
-    running: HashMap<u64, (u64, u64)>,
-    pending_stacks: HashMap<u64, Vec<PendingStack>>,
+    running: IdMap<(u64, u64)>,
+    pending_stacks: IdMap<Vec<PendingStack>>,
     regions: HashMap<(u64, u64, u64, u64), Vec<Id>>,
-    user_tasks: HashMap<u64, (Id, u64)>,
-    locations: HashMap<u64, Option<String>>,
+    user_tasks: IdMap<(Id, u64)>,
+    locations: IdMap<Option<Arc<str>>>,
     /// CPU samples seen, and what attributes them to polls.
     samples: u64,
-    sampled: HashMap<u64, SampledThread>,
+    sampled: IdMap<SampledThread>,
     /// Samples naming a task whose poll is not remembered: attributed at its next poll's end.
-    samples_by_task: HashMap<u64, Vec<PendingSample>>,
+    samples_by_task: IdMap<Vec<PendingSample>>,
     window: Option<(u64, u64)>,
     events: u64,
 }
 
 impl Builder {
-    fn location(&mut self, names: &dyn Names, id: u64) -> Option<String> {
+    fn location(&mut self, names: &dyn Names, id: u64) -> Option<Arc<str>> {
         if id == 0 {
             return None;
         }
         self.locations
             .entry(id)
             .or_insert_with(|| {
-                Some(match names.location(id) {
+                Some(Arc::from(match names.location(id) {
                     Some(l) => format!("{}:{}:{}", short_path(&l.file), l.line, l.column),
                     None => format!("location #{id}"),
-                })
+                }))
             })
             .clone()
     }
@@ -808,7 +808,7 @@ impl Builder {
 /// not those begun inside polls of other tasks), then what happened during it.
 fn annotations(
     names: &dyn Names,
-    user_tasks: &HashMap<u64, (Id, u64)>,
+    user_tasks: &IdMap<(Id, u64)>,
     task: u64,
     stack: &[OpenRegion],
     notes: &[Note],
@@ -912,8 +912,8 @@ fn service_of(header: &Header) -> String {
 
 /// The file's first pass: each thread's chunks in file order, with their intact events, as the
 /// merge will release them.
-fn chunks_of(bytes: &[u8]) -> HashMap<u64, ThreadChunks> {
-    let mut threads: HashMap<u64, ThreadChunks> = HashMap::new();
+fn chunks_of(bytes: &[u8]) -> IdMap<ThreadChunks> {
+    let mut threads: IdMap<ThreadChunks> = IdMap::default();
     let Ok(mut reader) = TraceReader::new(bytes) else {
         return threads;
     };
@@ -962,17 +962,17 @@ pub(crate) fn tables(
         threads: Vec::new(),
         by_thread: chunks_of(bytes),
         current: Id::default(),
-        open_polls: HashMap::new(),
-        task_first: HashMap::new(),
-        task_locations: HashMap::new(),
-        running: HashMap::new(),
-        pending_stacks: HashMap::new(),
+        open_polls: IdMap::default(),
+        task_first: IdMap::default(),
+        task_locations: IdMap::default(),
+        running: IdMap::default(),
+        pending_stacks: IdMap::default(),
         regions: HashMap::new(),
-        user_tasks: HashMap::new(),
-        locations: HashMap::new(),
+        user_tasks: IdMap::default(),
+        locations: IdMap::default(),
         samples: 0,
-        sampled: HashMap::new(),
-        samples_by_task: HashMap::new(),
+        sampled: IdMap::default(),
+        samples_by_task: IdMap::default(),
         window: None,
         events: 0,
     };
@@ -1025,7 +1025,7 @@ pub(crate) fn tables(
 
     let tables_names = reader.name_tables();
     let mut symbolizer: Option<Symbolizer> = None;
-    let mut resolved: HashMap<u64, Arc<Vec<String>>> = HashMap::new();
+    let mut resolved: IdMap<Arc<Vec<String>>> = IdMap::default();
     let mut resolve = |stack: u64| -> Arc<Vec<String>> {
         resolved
             .entry(stack)
