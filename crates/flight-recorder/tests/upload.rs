@@ -383,6 +383,9 @@ fn an_outage_and_restarts_lose_nothing() {
         && all_uploaded(&dump_dir)));
     server.stop();
     let before = dumps(&dump_dir).len();
+    // Long enough for a few tries (the backoff is at most 1 s here): the error is printed once
+    // it is seen twice in a row.
+    std::thread::sleep(Duration::from_secs(3));
     // Files written while the server is down wait on disk.
     assert!(wait_until(Duration::from_secs(30), || {
         dumps(&dump_dir)
@@ -442,6 +445,7 @@ fn an_outage_in_one_process_is_caught_up_when_the_server_returns() {
         &dump_dir
     )));
     server.stop();
+    std::thread::sleep(Duration::from_secs(3));
     assert!(wait_until(Duration::from_secs(30), || {
         dumps(&dump_dir)
             .iter()

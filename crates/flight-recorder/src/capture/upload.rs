@@ -17,8 +17,9 @@
 //! program's name) and host from the file's header.
 //!
 //! A failed upload is retried with exponential backoff (from 500 ms, doubling, with jitter, at
-//! most `max_backoff`); the error is printed once on standard error, again only when it changes
-//! or after uploads have worked again.
+//! most `max_backoff`); the error is printed once on standard error when it is seen twice in a
+//! row (or after five failures in a row), again only when it changes or after uploads have
+//! worked again.
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -500,7 +501,12 @@ fn run(shared: &Shared) {
         }
     };
     let mut backoff = Backoff::new(shared.settings.max_backoff);
+    // The error printed (by its fingerprint), the last one seen, and the failures in a row: an
+    // error is printed once it is seen twice in a row (a stale pooled connection fails once and
+    // is gone at the next try), or after five failures in a row whatever they are.
     let mut reported: Option<String> = None;
+    let mut last_seen: Option<String> = None;
+    let mut in_a_row = 0u32;
     let mut last_scan: Option<Instant> = None;
     loop {
         let next = {
@@ -550,12 +556,17 @@ fn run(shared: &Shared) {
                     shared.rescan.store(true, Ordering::Relaxed);
                 }
                 backoff.reset();
+                last_seen = None;
+                in_a_row = 0;
             }
             Err(e) => {
                 shared.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 let text = e.to_string();
                 let fingerprint = fingerprint(&text);
-                if reported.as_ref() != Some(&fingerprint) {
+                in_a_row += 1;
+                let confirmed = last_seen.as_ref() == Some(&fingerprint) || in_a_row >= 5;
+                last_seen = Some(fingerprint.clone());
+                if confirmed && reported.as_ref() != Some(&fingerprint) {
                     reported = Some(fingerprint);
                     report_error(
                         &format!(
@@ -672,7 +683,7 @@ fn upload_one(
     };
     match result {
         Some(Ok(())) => {}
-        Some(Err(e)) => return Err(e.to_string()),
+        Some(Err(e)) => return Err(error_text(&e)),
         None => return Err("capture stopped before the upload finished".into()),
     }
     if path.exists() {
@@ -764,10 +775,30 @@ pub(crate) fn clean_part(part: &str) -> String {
     }
 }
 
-/// An error's text with what changes from one try to the next (times, ports, sizes) left out,
-/// so that the same failure is reported once.
+/// An error and its causes, `error: cause: cause`, so that the line says why (`Connection
+/// refused`, not only `error sending request`).
+fn error_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// An error's text with what changes from one try to the next (times such as `in 850.2µs`,
+/// ports, sizes) left out, so that the same failure is reported once.
 fn fingerprint(text: &str) -> String {
-    text.chars().filter(|c| !c.is_ascii_digit()).collect()
+    text.split_whitespace()
+        .filter(|word| !word.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|word| word.replace(|c: char| c.is_ascii_digit(), ""))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Removes the markers of `dir` whose dump file is gone.
@@ -896,6 +927,14 @@ mod tests {
 
     #[test]
     fn the_same_failure_has_one_fingerprint() {
+        assert_eq!(
+            fingerprint("Error performing PUT http://127.0.0.1:4012/b/k in 1.022757ms - HTTP"),
+            fingerprint("Error performing PUT http://127.0.0.1:4012/b/k in 850.244µs - HTTP")
+        );
+        assert_ne!(
+            fingerprint("403 Forbidden: SignatureDoesNotMatch"),
+            fingerprint("error sending request: Connection refused")
+        );
         assert_eq!(
             fingerprint("error sending request for url (http://127.0.0.1:4012/b/k) in 3ms"),
             fingerprint("error sending request for url (http://127.0.0.1:4012/b/k) in 15ms")
