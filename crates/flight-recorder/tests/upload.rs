@@ -397,7 +397,13 @@ fn an_outage_and_restarts_lose_nothing() {
     assert!(dumps(&dump_dir).len() >= before + 3);
     // The program dies while the server is down.
     let stderr = program.kill();
-    assert_eq!(error_lines(&stderr).len(), 1, "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("the server cannot be reached"),
+        "{}",
+        lines[0]
+    );
     let pending = dumps(&dump_dir)
         .iter()
         .filter(|f| !upload_marker(f).exists())
@@ -498,7 +504,9 @@ fn a_wrong_credential_is_one_clear_line_and_recording_goes_on() {
     let line = lines[0];
     println!("{line}");
     assert!(
-        line.contains(&format!("s3://{BUCKET}/{PREFIX}")) && line.contains("403"),
+        line.contains(&format!("s3://{BUCKET}/{PREFIX}"))
+            && line.contains("the server refused the credentials")
+            && line.contains("403"),
         "{line}"
     );
     assert!(

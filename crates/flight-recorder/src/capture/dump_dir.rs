@@ -213,6 +213,60 @@ fn collect(dir: &Path, limit: u64, hard_limit: Option<u64>) -> io::Result<GcRepo
 mod tests {
     use super::*;
 
+    /// Writes ten-byte dump files for the given seconds, marking those in `uploaded`.
+    #[cfg(feature = "upload")]
+    fn files(dir: &Path, seconds: std::ops::RangeInclusive<u32>, uploaded: &[u32]) {
+        for second in seconds {
+            let path = dir.join(format!(
+                "executiontrace.2026-01-01T00_00_{second:02}.000.out"
+            ));
+            fs::write(&path, [0u8; 10]).unwrap();
+            if uploaded.contains(&second) {
+                fs::write(upload_marker(&path), b"key\n").unwrap();
+            }
+        }
+    }
+
+    #[cfg(feature = "upload")]
+    fn seconds_left(dir: &Path) -> Vec<u32> {
+        list_dumps(dir)
+            .unwrap()
+            .iter()
+            .map(|f| f.stamp[17..19].parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    #[cfg(feature = "upload")]
+    fn files_not_uploaded_stay_until_the_margin() {
+        let dir = tempfile::tempdir().unwrap();
+        // Limit 30 (three files), margin to 50: within the limit everything stays (6, 5, 4);
+        // past it the uploaded files go (3, 1) and those not uploaded stay while the total is
+        // within 50 (2).
+        files(dir.path(), 1..=6, &[1, 3, 5]);
+        let report = collect_garbage_keeping_pending(dir.path(), 30, 50).unwrap();
+        assert_eq!(seconds_left(dir.path()), vec![2, 4, 5, 6]);
+        assert_eq!(report.deleted.len(), 2);
+        assert_eq!(report.deleted_before_upload, 0);
+        assert!(!upload_marker(&report.deleted[0]).exists());
+        // Nothing uploaded and more than the margin: the oldest go, counted.
+        let dir = tempfile::tempdir().unwrap();
+        files(dir.path(), 1..=8, &[]);
+        let report = collect_garbage_keeping_pending(dir.path(), 30, 50).unwrap();
+        assert_eq!(seconds_left(dir.path()), vec![4, 5, 6, 7, 8]);
+        assert_eq!(report.deleted_before_upload, 3);
+        assert_eq!(report.kept_bytes, 50);
+        // Once uploaded, the budget falls back to the limit.
+        for file in list_dumps(dir.path()).unwrap() {
+            fs::write(upload_marker(&file.path), b"key\n").unwrap();
+        }
+        let report = collect_garbage_keeping_pending(dir.path(), 30, 50).unwrap();
+        assert_eq!(seconds_left(dir.path()), vec![6, 7, 8]);
+        assert_eq!(report.deleted_before_upload, 0);
+        let markers = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(markers, 6, "three files and their markers");
+    }
+
     #[test]
     fn a_missing_directory_is_empty() {
         let dir = tempfile::tempdir().unwrap();

@@ -944,6 +944,73 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "upload")]
+    fn uploads_from_the_environment() {
+        let c = config(&[
+            ("FLIGHT_RECORDER_UPLOAD", "s3://traces/prod/eu"),
+            ("FLIGHT_RECORDER_UPLOAD_MARGIN", "20%"),
+            ("FLIGHT_RECORDER_UPLOAD_MAX_BACKOFF", "5s"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let u = c.settings.upload.clone().unwrap();
+        assert_eq!(
+            (u.bucket.as_str(), u.prefix.as_str()),
+            ("traces", "prod/eu")
+        );
+        assert_eq!(u.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(u.region.as_deref(), Some("eu-west-3"));
+        assert_eq!(u.secret_access_key.as_deref(), Some("s3cr3t"));
+        assert!(u.allow_http);
+        assert_eq!(u.budget_margin_percent, 20);
+        assert_eq!(u.max_backoff, Duration::from_secs(5));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let line = c.settings.describe();
+        assert!(
+            line.contains("uploads to s3://traces/prod/eu at http://127.0.0.1:9000"),
+            "{line}"
+        );
+        assert!(!line.contains("s3cr3t") && !line.contains("AKID"), "{line}");
+        // Off, or not set: no uploads; a wrong destination or margin is reported.
+        assert_eq!(
+            config(&[("FLIGHT_RECORDER_UPLOAD", "off")]).settings.upload,
+            None
+        );
+        assert_eq!(
+            config(&[("AWS_ACCESS_KEY_ID", "AKID")]).settings.upload,
+            None
+        );
+        let c = config(&[("FLIGHT_RECORDER_UPLOAD", "https://bucket")]);
+        assert_eq!(c.settings.upload, None);
+        assert!(
+            c.problems[0].contains("is not an s3:// destination"),
+            "{:?}",
+            c.problems
+        );
+        let c = config(&[
+            ("FLIGHT_RECORDER_UPLOAD", "s3://b"),
+            ("FLIGHT_RECORDER_UPLOAD_MARGIN", "lots"),
+        ]);
+        assert_eq!(c.settings.upload.unwrap().budget_margin_percent, 50);
+        assert!(c.problems[0].contains("\"lots\""), "{:?}", c.problems);
+    }
+
+    #[test]
+    #[cfg(not(feature = "upload"))]
+    fn uploads_need_the_feature() {
+        let c = config(&[("FLIGHT_RECORDER_UPLOAD", "s3://traces/prod")]);
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(c.problems[0].contains("cargo feature"), "{:?}", c.problems);
+        assert!(config(&[("FLIGHT_RECORDER_UPLOAD", "off")])
+            .problems
+            .is_empty());
+    }
+
+    #[test]
     fn capture_can_be_turned_off() {
         assert!(!config(&[("FLIGHT_RECORDER_CAPTURE", "0")]).enabled);
         let off = config(&[("FLIGHT_RECORDER_SLOW_POLL", "off")]);

@@ -683,7 +683,7 @@ fn upload_one(
     };
     match result {
         Some(Ok(())) => {}
-        Some(Err(e)) => return Err(error_text(&e)),
+        Some(Err(e)) => return Err(format!("{}: {}", summary(&e), error_text(&e))),
         None => return Err("capture stopped before the upload finished".into()),
     }
     if path.exists() {
@@ -772,6 +772,28 @@ pub(crate) fn clean_part(part: &str) -> String {
         "" => "unknown".into(),
         "." | ".." => cleaned.replace('.', "_"),
         _ => cleaned,
+    }
+}
+
+/// What an upload error most likely means, for the start of its line.
+fn summary(error: &object_store::Error) -> &'static str {
+    use object_store::Error as E;
+    match error {
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+            "the server refused the credentials (check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+             AWS_SESSION_TOKEN and the region)"
+        }
+        E::NotFound { .. } => "the bucket does not exist",
+        _ => {
+            let text = error_text(error);
+            if text.contains("error sending request") || text.contains("timed out") {
+                "the server cannot be reached"
+            } else if text.contains("NoSuchBucket") {
+                "the bucket does not exist"
+            } else {
+                "the upload failed"
+            }
+        }
     }
 }
 
