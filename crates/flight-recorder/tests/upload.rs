@@ -746,3 +746,29 @@ fn http_shows_counters_but_no_destination_or_credential() {
         http.shutdown().await.unwrap();
     });
 }
+
+/// A file over 32 MiB goes in parts (multipart upload); a file left in the directory before the
+/// program starts is found by the rescan at start; a file whose header cannot be read is named
+/// after this process's service and host.
+#[test]
+fn a_large_file_left_from_before_goes_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("s3"), free_port());
+    let dump_dir = dir.path().join("dumps");
+    std::fs::create_dir_all(&dump_dir).unwrap();
+    let name = "executiontrace.2026-01-02T03_04_05.678.big.out";
+    let big = dump_dir.join(name);
+    let bytes: Vec<u8> = (0..40u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let program = Program::start(&dump_dir, &[("AWS_ENDPOINT_URL", server.endpoint())]);
+    assert!(wait_until(Duration::from_secs(60), || upload_marker(&big).exists()));
+    program.stop();
+    let key = std::fs::read_to_string(upload_marker(&big)).unwrap();
+    let key = key.trim();
+    assert!(
+        key.starts_with("fr-test/eu/service=checkout_api_v2/date=2026-01-02/host=")
+            && key.ends_with(&format!("/{name}")),
+        "{key}"
+    );
+    assert!(server.object(key).unwrap() == bytes, "{key} differs");
+}
