@@ -363,10 +363,16 @@ fn dumps_are_uploaded_under_the_documented_keys() {
         .collect();
     delays.sort();
     println!(
-        "written → uploaded: median {:?}, max {:?} ({} files)",
+        "written → uploaded: median {:?}, max {:?} ({} files of {} KiB on average)",
         delays[delays.len() / 2],
         delays[delays.len() - 1],
-        delays.len()
+        delays.len(),
+        uploaded
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum::<u64>()
+            / uploaded.len() as u64
+            / 1024
     );
 }
 
@@ -741,6 +747,8 @@ fn http_shows_counters_but_no_destination_or_credential() {
                 assert!(json["upload"]["uploaded"].as_u64().unwrap() >= 1, "{json}");
                 assert_eq!(json["upload"]["deleted_before_upload"], 0, "{json}");
                 assert_eq!(json["files"][0]["uploaded"], true, "{json}");
+                // The marker beside the file is not listed.
+                assert_eq!(json["files"].as_array().unwrap().len(), 1, "{json}");
             }
         }
         http.shutdown().await.unwrap();
