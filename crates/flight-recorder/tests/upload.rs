@@ -768,8 +768,13 @@ fn a_large_file_left_from_before_goes_in_parts() {
     let big = dump_dir.join(name);
     let bytes: Vec<u8> = (0..40u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(&big, &bytes).unwrap();
+    let started = Instant::now();
     let program = Program::start(&dump_dir, &[("AWS_ENDPOINT_URL", server.endpoint())]);
     assert!(wait_until(Duration::from_secs(60), || upload_marker(&big).exists()));
+    println!(
+        "40 MiB in parts: uploaded {:?} after the program started",
+        started.elapsed()
+    );
     program.stop();
     let key = std::fs::read_to_string(upload_marker(&big)).unwrap();
     let key = key.trim();
