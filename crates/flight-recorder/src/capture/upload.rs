@@ -22,7 +22,7 @@
 //! worked again.
 
 use std::collections::hash_map::RandomState;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::fs;
 use std::hash::BuildHasher;
@@ -284,6 +284,9 @@ struct Shared {
     failed_attempts: AtomicU64,
     deleted_before_upload: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Files uploaded whose marker could not be written (a read-only directory): not uploaded
+    /// again by this process.
+    unmarked: Mutex<HashSet<PathBuf>>,
 }
 
 struct Queue {
@@ -310,6 +313,7 @@ impl Uploader {
             failed_attempts: AtomicU64::new(0),
             deleted_before_upload: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            unmarked: Mutex::new(HashSet::new()),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -432,6 +436,7 @@ impl Shared {
     fn rescan(&self) {
         self.rescan.store(false, Ordering::Relaxed);
         remove_orphan_markers(&self.dir);
+        lock(&self.unmarked).retain(|path| path.exists());
         let files = match list_dumps(&self.dir) {
             Ok(files) => files,
             Err(e) => {
@@ -444,7 +449,7 @@ impl Shared {
         let pending: Vec<PathBuf> = files
             .into_iter()
             .map(|file| file.path)
-            .filter(|path| !upload_marker(path).exists())
+            .filter(|path| !upload_marker(path).exists() && !lock(&self.unmarked).contains(path))
             .collect();
         let mut queue = lock(&self.queue);
         for path in pending {
@@ -634,7 +639,7 @@ fn upload_one(
     path: &Path,
 ) -> Result<Outcome, String> {
     let marker = upload_marker(path);
-    if marker.exists() {
+    if marker.exists() || lock(&shared.unmarked).contains(path) {
         return Ok(Outcome::Nothing);
     }
     let size = match fs::metadata(path) {
@@ -688,8 +693,10 @@ fn upload_one(
     }
     if path.exists() {
         if let Err(e) = fs::write(&marker, format!("{key}\n")) {
-            // Uploaded, but not remembered: it will be uploaded again (the same key).
+            // Uploaded, but not remembered across a restart: the next process uploads it again
+            // (under the same key).
             report_error(&format!("uploads: writing {}", marker.display()), &e);
+            lock(&shared.unmarked).insert(path.to_path_buf());
         }
     }
     Ok(Outcome::Uploaded)
