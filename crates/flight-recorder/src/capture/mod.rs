@@ -167,13 +167,21 @@ pub struct CaptureStatus {
 
 /// Starts automatic capture: the flight recorder (window `settings.duration`, at most
 /// `settings.max_bytes`), the periodic and slow-poll threads, the signal listener and the panic
-/// hook, then prints the start-up line (unless `announce` is off).
+/// hook, then prints the start-up line (unless `announce` is off). With uploads on (cargo
+/// feature `upload`), it also starts the upload thread, which first queues the files of the dump
+/// directory not uploaded yet; an `upload` without `endpoint` or `region` takes them from
+/// `AWS_ENDPOINT_URL` and `AWS_REGION` when those are set.
 ///
 /// Fails if capture is running, if the settings are wrong, if another flight recorder runs, or if
 /// a thread or the signal handler cannot be set up (then nothing is left running).
 pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     settings.validate()?;
-    let settings = absolute_dir(settings);
+    #[allow(unused_mut)]
+    let mut settings = absolute_dir(settings);
+    #[cfg(feature = "upload")]
+    if let Some(upload) = &mut settings.upload {
+        upload.fill_from_env();
+    }
     let mut active = lock(&ACTIVE);
     if active.is_some() {
         return Err(Error::new(ErrorKind::AlreadyStarted));

@@ -222,6 +222,24 @@ impl UploadSettings {
         format!("{destination} at {endpoint}")
     }
 
+    /// Fills `endpoint` and `region`, when not set, from the environment variables
+    /// `object_store` reads (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT`, `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`), so that the start-up line names the server files really go to.
+    pub(crate) fn fill_from_env(&mut self) {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if self.endpoint.is_none() {
+            self.endpoint = var("AWS_ENDPOINT_URL").or_else(|| var("AWS_ENDPOINT"));
+        }
+        if self.region.is_none() {
+            self.region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"));
+        }
+    }
+
     /// The size the dump directory may reach with files not yet uploaded: the limit plus the
     /// margin.
     pub(crate) fn hard_limit(&self, limit: u64) -> u64 {
