@@ -165,11 +165,17 @@ fn upload_child() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let status = capture::status();
+    let stopping = Instant::now();
     capture::stop();
     let upload = status.upload.unwrap_or_default();
     println!(
-        "status: files_written={} uploaded={} failed_attempts={} deleted_before_upload={}",
-        status.files_written, upload.uploaded, upload.failed_attempts, upload.deleted_before_upload
+        "status: files_written={} uploaded={} failed_attempts={} deleted_before_upload={} \
+         stop_ms={}",
+        status.files_written,
+        upload.uploaded,
+        upload.failed_attempts,
+        upload.deleted_before_upload,
+        stopping.elapsed().as_millis()
     );
 }
 
@@ -526,6 +532,15 @@ fn a_wrong_credential_is_one_clear_line_and_recording_goes_on() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(failed >= 3, "{stdout}");
+    // Stopping while uploads fail does not wait for them: capture stops within its bounded wait.
+    let stop_ms: u64 = stdout
+        .split("stop_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(stop_ms < 6000, "{stdout}");
+    println!("capture stopped in {stop_ms} ms while uploads failed");
     assert!(stdout.contains("uploaded=0"), "{stdout}");
     // Recording went on: the files are there, readable, and none is marked uploaded.
     let files = dumps(&dump_dir);
@@ -784,4 +799,37 @@ fn a_large_file_left_from_before_goes_in_parts() {
         "{key}"
     );
     assert!(server.object(key).unwrap() == bytes, "{key} differs");
+}
+
+/// A server that accepts connections and never answers: uploads hang, recording goes on, and
+/// stopping capture waits at most its bounded wait (5 s) for the upload in flight.
+#[test]
+fn a_server_that_never_answers_does_not_hold_up_the_program() {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(100) {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dump_dir = dir.path().join("dumps");
+    let program = Program::start(
+        &dump_dir,
+        &[("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))],
+    );
+    assert!(wait_until(Duration::from_secs(30), || dumps(&dump_dir)
+        .len()
+        >= 6));
+    let (stdout, _) = program.stop();
+    let stop_ms: u64 = stdout
+        .split("stop_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!((4000..7000).contains(&stop_ms), "{stdout}");
+    assert!(stdout.contains("uploaded=0"), "{stdout}");
+    println!("capture stopped in {stop_ms} ms with an upload hanging");
 }
