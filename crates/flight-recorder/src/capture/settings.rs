@@ -100,7 +100,9 @@ pub struct CaptureSettings {
     /// Upload every file written to S3-compatible object storage (cargo feature `upload`);
     /// `None` (the default) for no uploads. Code and the environment set it
     /// (`FLIGHT_RECORDER_UPLOAD`); HTTP neither shows nor changes it; it is read when capture
-    /// starts, and [`update_settings`](super::update_settings) refuses to change it.
+    /// starts, and [`update_settings`](super::update_settings) refuses to change it. Rescans
+    /// look at the `dump_dir` given at start (files written after a change of `dump_dir` are
+    /// still queued as they are written).
     #[cfg(feature = "upload")]
     pub upload: Option<super::UploadSettings>,
 }
