@@ -833,3 +833,44 @@ fn a_server_that_never_answers_does_not_hold_up_the_program() {
     assert!(stdout.contains("uploaded=0"), "{stdout}");
     println!("capture stopped in {stop_ms} ms with an upload hanging");
 }
+
+/// A queue of one file, full while the server is down: the files written meanwhile wait on disk
+/// (the writer never waits for the queue), and the rescan after the queue drains finds them all.
+#[test]
+fn files_that_find_the_queue_full_are_found_by_the_rescan() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dump_dir = dir.path().join("dumps");
+    let mut settings = capture_common::settings(&dump_dir);
+    settings.upload = Some(UploadSettings {
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(SECRET_KEY.into()),
+        allow_http: true,
+        queue_capacity: 1,
+        max_backoff: Duration::from_millis(500),
+        ..UploadSettings::new(BUCKET, PREFIX)
+    });
+    let _running = capture_common::start(settings);
+    let mut slowest = Duration::ZERO;
+    for i in 0..6 {
+        flight_recorder::log("queue_test", &format!("dump {i}"));
+        let started = Instant::now();
+        capture::dump_now("queue test", "queue").unwrap();
+        slowest = slowest.max(started.elapsed());
+    }
+    assert_eq!(dumps(&dump_dir).len(), 6);
+    let status = capture::status().upload.unwrap();
+    assert!(status.queued <= 1, "{status:?}");
+    assert_eq!(status.uploaded, 0);
+    println!("dump_now with the upload queue full: slowest {slowest:?}");
+    let server = Server::start(&dir.path().join("s3"), port);
+    assert!(
+        wait_until(Duration::from_secs(30), || all_uploaded(&dump_dir)),
+        "{:?}",
+        capture::status()
+    );
+    assert_eq!(capture::status().upload.unwrap().uploaded, 6);
+    assert_eq!(server.keys().len(), 6);
+}
