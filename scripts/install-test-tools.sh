@@ -22,3 +22,8 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
+# DuckDB reads the Parquet export in flight-recorder-query's tests (an engine independent of
+# DataFusion).
+if ! python3 -c 'import duckdb' >/dev/null 2>&1; then
+    python3 -m pip install --quiet duckdb==1.5.6
+fi
