@@ -30,7 +30,7 @@ pub enum InputKind {
 pub enum Input {
     /// A trace file (any file named on the command line is taken for one).
     TraceFile(PathBuf),
-    /// A directory searched recursively for trace files (`*.out`, temporary files excluded).
+    /// A directory searched recursively for trace files (`*.out`, hidden files excluded).
     TraceDir(PathBuf),
     /// A directory of the Parquet export: it has a subdirectory named after a table.
     ParquetDir(PathBuf),
@@ -237,9 +237,10 @@ fn check_readable(path: &Path) -> Result<(), Error> {
         .map_err(|e| Error::Input(format!("{}: {e}", path.display())))
 }
 
-/// Whether a file name is a trace file's: `*.out`, not a temporary file.
+/// Whether a file name found in a directory or a prefix is a trace file's: `*.out`, not hidden
+/// (a temporary file is hidden), as `flight-recorder export` takes them.
 pub(crate) fn is_trace_name(name: &str) -> bool {
-    name.ends_with(dump_files::FILE_SUFFIX) && !dump_files::is_temp_name(name)
+    name.ends_with(dump_files::FILE_SUFFIX) && !name.starts_with('.')
 }
 
 /// The trace files under `dir`, recursively (symbolic links to directories are not followed).
@@ -331,6 +332,7 @@ mod tests {
         assert!(!is_trace_name(
             ".executiontrace.2026-11-28T02_35_36.123.out.42.tmp"
         ));
+        assert!(!is_trace_name(".hidden.out"));
         assert!(!is_trace_name("x.parquet"));
     }
 }

@@ -57,7 +57,7 @@ use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::SessionStateBuilder;
@@ -123,8 +123,11 @@ impl From<datafusion::arrow::error::ArrowError> for Error {
 /// A DataFusion error as one line: its innermost message, without the layers of context
 /// ("External error: …") that say nothing to the user.
 fn query_message(e: &DataFusionError) -> String {
-    let text = e.to_string();
-    text.lines().next().unwrap_or_default().to_string()
+    let text = match e.find_root() {
+        DataFusionError::External(inner) => inner.to_string(),
+        root => root.to_string(),
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Settings of a [`Session`].
