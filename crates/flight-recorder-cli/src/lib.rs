@@ -147,7 +147,11 @@ enum Command {
     #[command(disable_help_flag = true)]
     Query {
         /// "SQL" FILE|DIR|s3://bucket/prefix... [--format table|csv|json]
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
         args: Vec<std::ffi::OsString>,
     },
     /// Put the trace files of a dump directory, an index and their summaries in a zip file.

@@ -12,7 +12,10 @@ pub const EXECUTABLE: &str = "flight-recorder-query";
 
 /// Where the query executable is: beside `current_exe`'s directory first, then on `path` (a
 /// `PATH`-style list).
-pub fn find_executable(current_exe: Option<&Path>, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+pub fn find_executable(
+    current_exe: Option<&Path>,
+    path: Option<&std::ffi::OsStr>,
+) -> Option<PathBuf> {
     let name = format!("{EXECUTABLE}{}", std::env::consts::EXE_SUFFIX);
     let beside = current_exe
         .and_then(Path::parent)

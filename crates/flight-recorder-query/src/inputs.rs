@@ -108,7 +108,9 @@ pub(crate) struct Found {
 /// Recognizes the inputs and lists what they hold.
 pub(crate) async fn find(args: &[String]) -> Result<Found, Error> {
     if args.is_empty() {
-        return Err(Error::Input("no input: give trace files, directories or s3:// URLs".into()));
+        return Err(Error::Input(
+            "no input: give trace files, directories or s3:// URLs".into(),
+        ));
     }
     let mut traces = Vec::new();
     let mut parquet_roots = Vec::new();
@@ -144,9 +146,8 @@ pub(crate) async fn find(args: &[String]) -> Result<Found, Error> {
                     let mut files = Vec::new();
                     let table_dir = dir.join(table);
                     if table_dir.is_dir() {
-                        walk_ext(&table_dir, "parquet", &mut files).map_err(|e| {
-                            Error::Input(format!("{}: {e}", table_dir.display()))
-                        })?;
+                        walk_ext(&table_dir, "parquet", &mut files)
+                            .map_err(|e| Error::Input(format!("{}: {e}", table_dir.display())))?;
                     }
                     if !files.is_empty() {
                         parquet_files += files.len();
@@ -290,8 +291,8 @@ pub(crate) fn register_parquet(ctx: &SessionContext, roots: &[ParquetRoot]) -> R
             ctx.register_table(table, Arc::new(empty))?;
             continue;
         }
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-            .with_file_extension(".parquet");
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(schema);
@@ -322,7 +323,10 @@ mod tests {
         );
         assert!(matches!(Input::parse("s3:///p"), Err(Error::Input(_))));
         assert!(matches!(Input::parse("gs://b/p"), Err(Error::Input(_))));
-        assert!(matches!(Input::parse("/no/such/path"), Err(Error::Input(_))));
+        assert!(matches!(
+            Input::parse("/no/such/path"),
+            Err(Error::Input(_))
+        ));
     }
 
     #[test]

@@ -221,7 +221,12 @@ impl Session {
 
     /// Runs one SQL statement (a query: statements that create tables or write files are
     /// refused) and writes its result to `out` in `format`.
-    pub async fn query(&self, sql: &str, format: Format, out: &mut impl Write) -> Result<(), Error> {
+    pub async fn query(
+        &self,
+        sql: &str,
+        format: Format,
+        out: &mut impl Write,
+    ) -> Result<(), Error> {
         let options = datafusion::execution::context::SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false);

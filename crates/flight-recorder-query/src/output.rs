@@ -31,8 +31,9 @@ pub async fn write(frame: DataFrame, format: Format, out: &mut impl Write) -> Re
             while let Some(batch) = stream.next().await {
                 batches.push(batch?);
             }
-            let table =
-                datafusion::arrow::util::pretty::pretty_format_batches_with_schema(schema, &batches)?;
+            let table = datafusion::arrow::util::pretty::pretty_format_batches_with_schema(
+                schema, &batches,
+            )?;
             writeln!(out, "{table}")?;
         }
         Format::Csv => {

@@ -64,7 +64,10 @@ impl TraceSource {
     }
 
     /// Reads and decodes the file: `Ok(None)` when it cannot be decoded (the caller skips it).
-    async fn read(&self, options: &TableOptions) -> Result<Result<SnapshotTables, String>, DataFusionError> {
+    async fn read(
+        &self,
+        options: &TableOptions,
+    ) -> Result<Result<SnapshotTables, String>, DataFusionError> {
         let options = options.clone();
         let decoded = match self {
             TraceSource::Local(path) => {
@@ -290,7 +293,10 @@ mod tests {
             .collect();
         let groups = balance(&files, 4);
         assert_eq!(groups.len(), 4);
-        let mut names: Vec<String> = groups.iter().flat_map(|g| g.iter().map(|f| f.name())).collect();
+        let mut names: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.iter().map(|f| f.name()))
+            .collect();
         names.sort();
         assert_eq!(names.len(), 10);
         names.dedup();

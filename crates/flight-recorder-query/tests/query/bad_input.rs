@@ -79,7 +79,10 @@ fn no_input_files_is_one_error_with_status_2() {
 #[test]
 fn a_corrupt_file_is_skipped_with_a_warning_and_the_query_runs() {
     let dir = some_files(3);
-    let good = query_json("SELECT count(*) AS n FROM polls", &[dir.path().to_str().unwrap()]);
+    let good = query_json(
+        "SELECT count(*) AS n FROM polls",
+        &[dir.path().to_str().unwrap()],
+    );
     let good = num(&good[0]["n"]);
     assert!(good > 0);
     let mut files: Vec<_> = std::fs::read_dir(dir.path())
@@ -90,7 +93,12 @@ fn a_corrupt_file_is_skipped_with_a_warning_and_the_query_runs() {
     // One file torn in its middle, one that is not a trace at all.
     let bytes = std::fs::read(&files[0]).unwrap();
     std::fs::write(&files[0], &bytes[..bytes.len() / 2]).unwrap();
-    std::fs::write(dir.path().join("executiontrace.2026-01-01T00_00_00.000.out"), b"junk").unwrap();
+    std::fs::write(
+        dir.path()
+            .join("executiontrace.2026-01-01T00_00_00.000.out"),
+        b"junk",
+    )
+    .unwrap();
     let output = query(&[
         "SELECT count(*) AS n FROM polls",
         dir.path().to_str().unwrap(),
@@ -99,13 +107,21 @@ fn a_corrupt_file_is_skipped_with_a_warning_and_the_query_runs() {
     ]);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
-    let rows: Vec<&str> = std::str::from_utf8(&output.stdout).unwrap().lines().collect();
+    let rows: Vec<&str> = std::str::from_utf8(&output.stdout)
+        .unwrap()
+        .lines()
+        .collect();
     assert_eq!(rows[0], "n");
     let after: u64 = rows[1].parse().unwrap();
     assert!(after < good && after > 0, "{after} of {good}");
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning:")).collect();
     assert_eq!(warnings.len(), 2, "{err}");
-    assert!(warnings.iter().any(|w| w.contains("2026-01-01T00_00_00.000.out")), "{err}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("2026-01-01T00_00_00.000.out")),
+        "{err}"
+    );
     assert!(err.contains("2 of 4 trace files skipped"), "{err}");
 }
 
@@ -126,7 +142,10 @@ fn formats_table_csv_and_json() {
         "service,snapshots\ncheckout,2\n"
     );
     let json = query_json(sql, &[d]);
-    assert_eq!(json, vec![serde_json::json!({"service": "checkout", "snapshots": 2})]);
+    assert_eq!(
+        json,
+        vec![serde_json::json!({"service": "checkout", "snapshots": 2})]
+    );
     // An empty result still has its header (CSV) and is an empty array (JSON).
     let sql = "SELECT service FROM snapshots WHERE false";
     let csv = query(&[sql, d, "--format", "csv"]);
@@ -162,5 +181,8 @@ fn the_cli_runs_the_query_executable() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("cargo install --path crates/flight-recorder-query"), "{err}");
+    assert!(
+        err.contains("cargo install --path crates/flight-recorder-query"),
+        "{err}"
+    );
 }

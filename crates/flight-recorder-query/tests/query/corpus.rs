@@ -112,10 +112,18 @@ fn write_corpus() -> tempfile::TempDir {
         let dump_dir = work.path().join(format!("dumps{i}"));
         std::fs::create_dir_all(&dump_dir).unwrap();
         let child = Command::new(&exe)
-            .args(["--exact", "corpus::corpus_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "corpus::corpus_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR, &dump_dir)
             .env("FLIGHT_RECORDER_QUERY_TEST_VERSION", version)
-            .env("FLIGHT_RECORDER_QUERY_TEST_BLOCK_EVERY", block_every.to_string())
+            .env(
+                "FLIGHT_RECORDER_QUERY_TEST_BLOCK_EVERY",
+                block_every.to_string(),
+            )
             .env("FLIGHT_RECORDER_QUERY_TEST_FILES", files.to_string())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -130,7 +138,12 @@ fn write_corpus() -> tempfile::TempDir {
             .filter(|p| p.extension().is_some_and(|e| e == "out"))
             .collect();
         written.sort();
-        assert!(written.len() >= files, "{}: {} files", dump_dir.display(), written.len());
+        assert!(
+            written.len() >= files,
+            "{}: {} files",
+            dump_dir.display(),
+            written.len()
+        );
         for (n, file) in written.iter().take(files).enumerate() {
             let stem = file.file_name().unwrap().to_str().unwrap();
             let stamp = &stem["executiontrace.".len().."executiontrace.".len() + 23];

@@ -66,7 +66,10 @@ fn start_server() -> S3Server {
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "s3s-fs did not listen on {address}");
+        assert!(
+            Instant::now() < deadline,
+            "s3s-fs did not listen on {address}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     S3Server {
@@ -109,7 +112,12 @@ fn files_under(dir: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) {
         if path.is_dir() {
             files_under(&path, base, out);
         } else {
-            let relative = path.strip_prefix(base).unwrap().to_str().unwrap().to_string();
+            let relative = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             out.push((path, relative));
         }
     }
@@ -189,7 +197,12 @@ fn s3_prefixes_of_parquet_and_of_traces_give_the_same_figures() {
     let parquet = query_s3(
         &server,
         SECRET_KEY,
-        &[FIGURES, &format!("s3://{BUCKET}/exports"), "--format", "json"],
+        &[
+            FIGURES,
+            &format!("s3://{BUCKET}/exports"),
+            "--format",
+            "json",
+        ],
     );
     assert_eq!(json_rows(&parquet), local);
     let traces = query_s3(
@@ -224,7 +237,11 @@ fn s3_prefixes_of_parquet_and_of_traces_give_the_same_figures() {
     assert!(denied.stdout.is_empty());
 
     // An empty prefix.
-    let empty = query_s3(&server, SECRET_KEY, &["SELECT 1", &format!("s3://{BUCKET}/nothing")]);
+    let empty = query_s3(
+        &server,
+        SECRET_KEY,
+        &["SELECT 1", &format!("s3://{BUCKET}/nothing")],
+    );
     assert_eq!(empty.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no trace files"));
 }

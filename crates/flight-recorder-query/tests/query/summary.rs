@@ -33,7 +33,9 @@ fn counts_and_sums_equal_the_summary() {
     let mut total_polls = 0;
     for s in by_file.values() {
         for l in s["locations"].as_array().unwrap() {
-            *polls.entry(l["location"].as_str().unwrap().into()).or_default() += num(&l["polls"]);
+            *polls
+                .entry(l["location"].as_str().unwrap().into())
+                .or_default() += num(&l["polls"]);
         }
         total_polls += num(&s["tasks"]["polls"]);
     }
@@ -67,7 +69,10 @@ fn counts_and_sums_equal_the_summary() {
         .iter()
         .map(|r| {
             (
-                (r["service"].as_str().unwrap().into(), r["date"].as_str().unwrap().into()),
+                (
+                    r["service"].as_str().unwrap().into(),
+                    r["date"].as_str().unwrap().into(),
+                ),
                 num(&r["long_polls"]),
             )
         })
@@ -75,11 +80,17 @@ fn counts_and_sums_equal_the_summary() {
     assert_eq!(queried, long);
     let services: Vec<&str> = queried.keys().map(|(s, _)| s.as_str()).collect();
     for (name, ..) in PROGRAMS {
-        assert!(services.contains(name), "{name} has long polls: {queried:?}");
+        assert!(
+            services.contains(name),
+            "{name} has long polls: {queried:?}"
+        );
     }
 
     // Total scheduling wait, and tasks.
-    let wait: u64 = by_file.values().map(|s| num(&s["tasks"]["sched_wait_ns"])).sum();
+    let wait: u64 = by_file
+        .values()
+        .map(|s| num(&s["tasks"]["sched_wait_ns"]))
+        .sum();
     let tasks: u64 = by_file.values().map(|s| num(&s["tasks"]["tasks"])).sum();
     let rows = query_json(
         "SELECT sum(sched_wait_ns) AS wait, count(*) AS tasks FROM tasks",
@@ -108,15 +119,16 @@ fn counts_and_sums_equal_the_summary() {
 fn p99_per_location_falls_in_the_summary_bucket() {
     let dir = corpus().to_str().unwrap();
     let by_file = summaries_by_file();
-    let names: BTreeMap<String, String> = query_json("SELECT snapshot_id, file_name FROM snapshots", &[dir])
-        .iter()
-        .map(|r| {
-            (
-                r["snapshot_id"].as_str().unwrap().into(),
-                r["file_name"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let names: BTreeMap<String, String> =
+        query_json("SELECT snapshot_id, file_name FROM snapshots", &[dir])
+            .iter()
+            .map(|r| {
+                (
+                    r["snapshot_id"].as_str().unwrap().into(),
+                    r["file_name"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
     assert_eq!(names.len(), SNAPSHOTS);
     // Nearest rank: the ceil(0.99 n)-th smallest value, as the summary's histogram ranks.
     let rows = query_json(
@@ -170,7 +182,11 @@ fn p99_per_location_falls_in_the_summary_bucket() {
             .iter()
             .find(|l| l["location"] == location)
             .unwrap();
-        assert_eq!(num(&row["longest"]), num(&l["longest_poll_ns"]), "{file} {location}");
+        assert_eq!(
+            num(&row["longest"]),
+            num(&l["longest_poll_ns"]),
+            "{file} {location}"
+        );
     }
 }
 
@@ -190,5 +206,8 @@ fn overlapping_snapshots_deduplicate_on_the_event_identity() {
     let largest = num(&rows[0]["largest"]);
     // Periodic files every 25 ms of a 200 ms window: each poll is in several files.
     assert!(distinct < rows_n, "{distinct} distinct of {rows_n}");
-    assert!(distinct >= largest, "{distinct} distinct, a file has {largest}");
+    assert!(
+        distinct >= largest,
+        "{distinct} distinct, a file has {largest}"
+    );
 }
