@@ -223,6 +223,8 @@ fn main() {
     let binary = Path::new(env!("CARGO_BIN_EXE_flight-recorder-query"));
     let dir_arg = dir.to_str().expect("a UTF-8 path");
 
+    run_queries(binary, dir_arg, "traces", mb, runs);
+
     let export = temp.path().join("parquet");
     let start = Instant::now();
     let inputs: Vec<PathBuf> = vec![dir.clone()];
@@ -235,35 +237,42 @@ fn main() {
     let export_seconds = start.elapsed().as_secs_f64();
     let parquet_bytes = dir_size(&export);
     println!(
-        "export to Parquet: {:.2}s ({:.1} MB/s), {} files, {:.1} MB of Parquet",
+        "export to Parquet (in-process, one thread): {:.2}s ({:.1} MB/s), {} files, {:.1} MB of Parquet",
         export_seconds,
         mb / export_seconds,
         report.parquet_files,
         parquet_bytes as f64 / 1e6
     );
-    let export_arg = export.to_str().expect("a UTF-8 path");
+    run_queries(
+        binary,
+        export.to_str().expect("a UTF-8 path"),
+        "parquet",
+        mb,
+        runs,
+    );
+}
 
-    for (input, label) in [(dir_arg, "traces"), (export_arg, "parquet")] {
-        for (name, sql) in QUERIES {
-            let mut times = Vec::new();
-            let mut peak: f64 = 0.0;
-            for _ in 0..runs {
-                let (seconds, rss) = run_child(binary, &[sql, input, "--format", "csv"]);
-                times.push(seconds);
-                peak = peak.max(rss);
-            }
-            let seconds = median(times.clone());
-            println!(
-                "{label:<8} {name:<20} median {seconds:>7.2}s {:>8.1} MB/s of trace   \
-                 peak RSS {peak:.0} MiB   runs {}",
-                mb / seconds,
-                times
-                    .iter()
-                    .map(|t| format!("{t:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+/// Runs each query `runs` times on `input` and prints the median, MB/s of trace and peak RSS.
+fn run_queries(binary: &Path, input: &str, label: &str, mb: f64, runs: u64) {
+    for (name, sql) in QUERIES {
+        let mut times = Vec::new();
+        let mut peak: f64 = 0.0;
+        for _ in 0..runs {
+            let (seconds, rss) = run_child(binary, &[sql, input, "--format", "csv"]);
+            times.push(seconds);
+            peak = peak.max(rss);
         }
+        let seconds = median(times.clone());
+        println!(
+            "{label:<8} {name:<20} median {seconds:>7.2}s {:>8.1} MB/s of trace   \
+             peak RSS {peak:.0} MiB   runs {}",
+            mb / seconds,
+            times
+                .iter()
+                .map(|t| format!("{t:.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
 }
 

@@ -98,7 +98,8 @@ pub fn corpus() -> &'static Path {
 fn write_corpus() -> tempfile::TempDir {
     let started = std::time::Instant::now();
     let work = tempfile::tempdir().unwrap();
-    let corpus = tempfile::tempdir().unwrap();
+    // Kept for the whole run (a static is not dropped): in the target directory, not /tmp.
+    let corpus = kept_dir("corpus");
     let me = std::env::current_exe().unwrap();
     let mut children = Vec::new();
     for (i, &(name, version, block_every, files)) in PROGRAMS.iter().enumerate() {
@@ -159,6 +160,14 @@ fn write_corpus() -> tempfile::TempDir {
         corpus.path().display()
     );
     corpus
+}
+
+/// A temporary directory under the target directory's `tmp`, for the statics of the run.
+fn kept_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("query-test-{what}-"))
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
 }
 
 /// The `flight-recorder-query` executable.
@@ -229,7 +238,7 @@ pub fn summaries(dir: &Path) -> Vec<serde_json::Value> {
 pub fn parquet_export() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = tempfile::tempdir().unwrap();
+        let out = kept_dir("parquet");
         let output = cli(&[
             "export",
             "--to",
