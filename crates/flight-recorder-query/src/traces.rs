@@ -63,7 +63,8 @@ impl TraceSource {
         }
     }
 
-    /// Reads and decodes the file: `Ok(None)` when it cannot be decoded (the caller skips it).
+    /// Reads and decodes the file: `Ok(Err(why))` when it cannot be decoded (the caller skips
+    /// it), `Err` when it cannot be fetched.
     async fn read(
         &self,
         options: &TableOptions,
@@ -93,7 +94,12 @@ impl TraceSource {
             }
         };
         let decoded = decoded.map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Ok(decoded.map_err(|e| e.to_string()))
+        // The error names the file already; the warning names it once.
+        Ok(decoded.map_err(|e| {
+            let text = e.to_string();
+            let prefix = format!("{}: ", e.path.display());
+            text.strip_prefix(&prefix).unwrap_or(&text).to_string()
+        }))
     }
 }
 
@@ -148,11 +154,14 @@ impl SkippedFiles {
         let Ok(mut files) = self.files.lock() else {
             return;
         };
-        if !files.contains_key(&name) {
+        if let std::collections::btree_map::Entry::Vacant(entry) = files.entry(name) {
             if self.warn {
-                eprintln!("flight-recorder-query: warning: {name}: {error} (skipped)");
+                eprintln!(
+                    "flight-recorder-query: warning: {}: {error} (skipped)",
+                    entry.key()
+                );
             }
-            files.insert(name, error);
+            entry.insert(error);
         }
     }
 }
