@@ -237,7 +237,15 @@ impl Session {
 
 /// The command line of `flight-recorder-query` (and of `flight-recorder query`, which runs it).
 #[derive(Parser, Debug)]
-#[command(name = "flight-recorder-query", version)]
+#[command(
+    name = "flight-recorder-query",
+    version,
+    about = "SQL over trace files, Parquet exports of them and S3 prefixes of either",
+    after_help = "Tables: snapshots, polls, tasks, long_polls, regions, user_tasks, logs, counters, \
+                  wakes, samples (DESCRIBE polls lists a table's columns; docs/QUERY.md).\n\
+                  Exit status: 0 the query ran; 1 it failed, or trace files were skipped; 2 \
+                  nothing to query (bad arguments or inputs)."
+)]
 pub struct Args {
     /// The SQL query, e.g. "SELECT location, count(*) FROM polls GROUP BY location".
     pub sql: String,
