@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test command needs beyond the stable toolchain, when it is missing: Miri on
-# the nightly toolchain, cargo-hack for the feature matrix, and the minimum Rust version that
-# Cargo.toml declares. Quick when everything is there already.
+# the nightly toolchain, cargo-hack for the feature matrix, the minimum Rust version that
+# Cargo.toml declares, and s3s-fs, the S3 server the upload tests run against
+# (crates/flight-recorder/tests/upload.rs). Quick when everything is there already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,7 @@ fi
 # DataFusion).
 if ! python3 -c 'import duckdb' >/dev/null 2>&1; then
     python3 -m pip install --quiet duckdb==1.5.6
+fi
+if ! command -v s3s-fs >/dev/null 2>&1; then
+    cargo install s3s-fs --version 0.14.1 --locked --features binary
 fi

@@ -12,6 +12,10 @@
 //! - `flight-recorder ls DIR [--json] [--verify]`: the trace files of a dump directory, with
 //!   time, size, reason, tag and trigger details; `--verify` reads each file whole and says
 //!   whether it is complete (end record present, checksums right) or truncated or corrupt;
+//! - `flight-recorder export --to parquet FILE|DIR... -o OUT`: the traces as Parquet tables (polls,
+//!   tasks, long polls, regions, user tasks, logs, counters, wakes, CPU samples, one row per
+//!   file in `snapshots`) for SQL engines; `docs/PARQUET.md` (cargo feature `parquet`, on by
+//!   default);
 //! - `flight-recorder bundle DIR -o debug.zip`: the traces of a dump directory, an index and
 //!   their summaries in one zip file for support;
 //! - `flight-recorder query "SQL" FILE|DIR|s3://bucket/prefix...`: SQL over traces and their
@@ -35,6 +39,7 @@ use std::process::ExitCode;
 
 pub mod analyze;
 pub mod bundle;
+pub mod export;
 mod failure;
 pub mod ls;
 mod progress;
@@ -153,6 +158,26 @@ enum Command {
             value_name = "ARGS"
         )]
         args: Vec<std::ffi::OsString>,
+    },
+    /// Export trace files (or directories of them) as tables for SQL engines: one Parquet file
+    /// per table and file in OUT/<table>/service=<s>/date=<YYYY-MM-DD>/host=<h>/ (docs/PARQUET.md).
+    Export {
+        /// Trace files, or directories whose `*.out` files (recursively) are exported.
+        #[arg(required = true, value_name = "FILE|DIR")]
+        inputs: Vec<PathBuf>,
+        /// The output format.
+        #[arg(long, value_enum)]
+        to: export::ExportFormat,
+        /// The output directory (created if needed; files of the same snapshots are replaced).
+        #[arg(short, long, value_name = "OUT")]
+        output: PathBuf,
+        /// A poll at least this long (milliseconds) is a long poll (a row of `long_polls`).
+        #[arg(long, value_name = "MS", value_parser = milliseconds, default_value_t = 10.0)]
+        long_poll_ms: f64,
+        /// Export the intact part of torn or corrupt files too (marked `complete = false` in
+        /// `snapshots`) instead of counting them as failed.
+        #[arg(long)]
+        partial: bool,
     },
     /// Put the trace files of a dump directory, an index and their summaries in a zip file.
     Bundle {
@@ -334,6 +359,22 @@ pub fn run() -> ExitCode {
         Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
         // Nothing was written: the query executable writes to standard output itself.
         Command::Query { args } => return query::query(args),
+        Command::Export {
+            inputs,
+            to,
+            output,
+            long_poll_ms,
+            partial,
+        } => export::export(
+            export::ExportArgs {
+                inputs,
+                to,
+                output,
+                long_poll_ns: (long_poll_ms.max(0.0) * 1e6) as u64,
+                partial,
+            },
+            &mut out,
+        ),
         #[cfg(unix)]
         Command::Recover { ring_dir, output } => recover::recover(
             &ring_dir.unwrap_or_else(flight_recorder::ring::default_ring_dir),

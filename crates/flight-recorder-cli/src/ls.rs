@@ -288,6 +288,7 @@ pub fn to_json(entries: &[Entry]) -> Value {
                         value["tag"] = json!(h.tag);
                         value["mode"] = json!(h.mode);
                         value["program"] = json!(h.program);
+                        value["service"] = json!(h.service_name());
                         value["program_version"] = json!(h.program_version);
                         value["host"] = json!(h.host);
                         value["pid"] = json!(h.pid);

@@ -152,6 +152,9 @@ pub struct Header {
     pub details: Vec<(String, String)>,
     /// Triggered dumps suppressed (rate limited or coalesced) since the previous file was written.
     pub suppressed_triggers: u64,
+    /// The service the program belongs to, which groups a fleet's files (version 1.3; empty in
+    /// older files: [`Header::service_name`] then gives the program's name).
+    pub service: String,
 }
 
 impl Default for Header {
@@ -178,6 +181,7 @@ impl Default for Header {
             program_version: String::new(),
             details: Vec::new(),
             suppressed_triggers: 0,
+            service: String::new(),
         }
     }
 }
@@ -205,9 +209,20 @@ mod key {
     pub const PROGRAM_VERSION: u64 = 20;
     pub const DETAIL: u64 = 21;
     pub const SUPPRESSED_TRIGGERS: u64 = 22;
+    pub const SERVICE: u64 = 23;
 }
 
 impl Header {
+    /// The service the file belongs to: the `service` field, or the program's name for a file
+    /// written without one.
+    pub fn service_name(&self) -> &str {
+        if self.service.is_empty() {
+            &self.program
+        } else {
+            &self.service
+        }
+    }
+
     /// Encodes the header record's payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
@@ -225,6 +240,9 @@ impl Header {
         text(key::RECORDER_VERSION, &self.recorder_version, &mut out);
         text(key::CLOCK_SOURCE, &self.clock.source, &mut out);
         text(key::PROGRAM_VERSION, &self.program_version, &mut out);
+        if !self.service.is_empty() {
+            text(key::SERVICE, &self.service, &mut out);
+        }
         for (name, value) in &self.details {
             // One field per pair: `name:bytes value:bytes`.
             let len = varint::encoded_len(name.len() as u64)
@@ -303,6 +321,7 @@ impl Header {
                 key::PROGRAM_VERSION => header.program_version = text(),
                 key::DETAIL => header.details.push(detail(value)?),
                 key::SUPPRESSED_TRIGGERS => header.suppressed_triggers = number()?,
+                key::SERVICE => header.service = text(),
                 _ => {}
             }
         }
@@ -417,13 +436,16 @@ mod tests {
                 (String::new(), String::new()),
             ],
             suppressed_triggers: 49,
+            service: "checkout".into(),
         };
         let mut payload = header.encode();
         // An unknown field from a later minor version.
         varint::push(999, &mut payload);
         varint::push(3, &mut payload);
         payload.extend_from_slice(b"new");
-        assert_eq!(Header::decode(&payload), Ok(header));
+        let decoded = Header::decode(&payload).unwrap();
+        assert_eq!(decoded.service_name(), "checkout");
+        assert_eq!(decoded, header);
     }
 
     #[test]
@@ -438,6 +460,19 @@ mod tests {
         assert_eq!(header.program_version, "");
         assert!(header.details.is_empty());
         assert_eq!(header.suppressed_triggers, 0);
+        assert_eq!(header.service, "");
+    }
+
+    #[test]
+    fn a_header_without_a_service_names_the_program() {
+        // Files written before key 23 existed belong to the service named after their program.
+        let header = Header {
+            program: "api-server".into(),
+            ..Header::default()
+        };
+        let decoded = Header::decode(&header.encode()).unwrap();
+        assert_eq!(decoded.service, "");
+        assert_eq!(decoded.service_name(), "api-server");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub const MAGIC: [u8; 8] = *b"FLTRECRD";
 pub const VERSION_MAJOR: u16 = 1;
 
 /// The format's minor version: additions that older readers of the same major version can skip.
-pub const VERSION_MINOR: u16 = 2;
+pub const VERSION_MINOR: u16 = 3;
 
 /// Bytes before the first record: magic and version.
 pub const PREAMBLE_LEN: usize = 12;

@@ -13,8 +13,8 @@ use arrow::record_batch::RecordBatch;
 use flight_recorder_analysis::drive::drive;
 use flight_recorder_analysis::merge::{Ev, MergeOptions, Names, OrderedEvents};
 use flight_recorder_analysis::model::{
-    EdgeStats, Note, Observer, OpenRegion, PollBegin, PollEnd, PollResult, RegionSpan, TaskDone,
-    UserTaskSpan,
+    EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, PollResult, RegionSpan,
+    TaskDone, UserTaskSpan,
 };
 use flight_recorder_analysis::symbols::{short_path, ResolvedFrame, Symbolizer};
 use flight_recorder_format::{args, EventKind, Header, TimeConverter, TraceReader};
@@ -289,6 +289,39 @@ struct PendingStack {
     stack: u64,
 }
 
+/// A CPU sample waiting for the poll it was taken in.
+#[derive(Clone, Copy)]
+struct PendingSample {
+    id: Id,
+    time: u64,
+    thread: u64,
+    task: u64,
+    stack: u64,
+}
+
+/// Polls remembered per thread, to attribute samples that arrive late (in batches), as the
+/// summary does.
+const RECENT_POLLS: usize = 64;
+
+/// The latest polls of a thread `(start, end, task, location)`, oldest first, and the samples
+/// taken on it after its latest poll ended.
+#[derive(Default)]
+struct SampledThread {
+    recent: VecDeque<(u64, u64, u64, u64)>,
+    pending: Vec<PendingSample>,
+}
+
+/// The poll a sample taken at `time` belongs to: the one running then on its thread, else the
+/// latest poll of the task it names; `(task, location)`.
+fn poll_at(recent: &VecDeque<(u64, u64, u64, u64)>, time: u64, task: u64) -> Option<(u64, u64)> {
+    recent
+        .iter()
+        .rev()
+        .find(|&&(start, end, _, _)| (start..=end).contains(&time))
+        .or_else(|| recent.iter().rev().find(|p| task != 0 && p.2 == task))
+        .map(|p| (p.2, p.3))
+}
+
 /// Stacks kept per thread between polls (a watchdog captures at most 8 per poll), as the
 /// summary does.
 const MAX_STACKS: usize = 8;
@@ -302,39 +335,72 @@ struct Builder {
     /// Chunks of each thread, from the first pass, by thread index (the model's numbering),
     /// taken from `by_thread` at a thread's first event.
     threads: Vec<Option<ThreadChunks>>,
-    by_thread: HashMap<u64, ThreadChunks>,
+    by_thread: IdMap<ThreadChunks>,
     /// The identity of the event being handled.
     current: Id,
     /// Polls open per thread: the identity of their start, and how they began.
-    open_polls: HashMap<u64, Vec<(Id, PollBegin)>>,
+    open_polls: IdMap<Vec<(Id, PollBegin)>>,
     /// The identity of each live task's first event (its spawn when in the window).
-    task_first: HashMap<u64, Id>,
+    task_first: IdMap<Id>,
     /// The spawn location of each task spawned in the window.
-    task_locations: HashMap<u64, u64>,
+    task_locations: IdMap<u64>,
     /// The task being polled on each thread, with its location.
-    running: HashMap<u64, (u64, u64)>,
-    pending_stacks: HashMap<u64, Vec<PendingStack>>,
+    running: IdMap<(u64, u64)>,
+    pending_stacks: IdMap<Vec<PendingStack>>,
     regions: HashMap<(u64, u64, u64, u64), Vec<Id>>,
-    user_tasks: HashMap<u64, (Id, u64)>,
-    locations: HashMap<u64, Option<String>>,
+    user_tasks: IdMap<(Id, u64)>,
+    locations: IdMap<Option<Arc<str>>>,
+    /// CPU samples seen, and what attributes them to polls.
+    samples: u64,
+    sampled: IdMap<SampledThread>,
+    /// Samples naming a task whose poll is not remembered: attributed at its next poll's end.
+    samples_by_task: IdMap<Vec<PendingSample>>,
     window: Option<(u64, u64)>,
     events: u64,
 }
 
 impl Builder {
-    fn location(&mut self, names: &dyn Names, id: u64) -> Option<String> {
+    fn location(&mut self, names: &dyn Names, id: u64) -> Option<Arc<str>> {
         if id == 0 {
             return None;
         }
         self.locations
             .entry(id)
             .or_insert_with(|| {
-                Some(match names.location(id) {
+                Some(Arc::from(match names.location(id) {
                     Some(l) => format!("{}:{}:{}", short_path(&l.file), l.line, l.column),
                     None => format!("location #{id}"),
-                })
+                }))
             })
             .clone()
+    }
+
+    /// A row of `samples`, attributed to a poll `(task, location)` or to none.
+    fn sample_row(&mut self, names: &dyn Names, s: PendingSample, poll: Option<(u64, u64)>) {
+        let (task, location) = match poll {
+            Some((task, location)) => (task, self.location(names, location)),
+            None => (s.task, None),
+        };
+        let common = &self.common;
+        self.tables[SAMPLES]
+            .event_row(common, &s.id)
+            .ts(s.time)
+            .u(s.thread)
+            .os(thread_name(names, s.thread))
+            .u0(task)
+            .os(location.as_deref())
+            .u(s.stack)
+            .stack(Some(s.stack))
+            .done();
+    }
+
+    /// Attributes a sample now that the polls around it are known, as the summary does.
+    fn attribute(&mut self, names: &dyn Names, s: PendingSample, poll: Option<(u64, u64)>) {
+        if poll.is_none() && s.task != 0 {
+            self.samples_by_task.entry(s.task).or_default().push(s);
+        } else {
+            self.sample_row(names, s, poll);
+        }
     }
 
     fn identity(&mut self, ev: &Ev, thread_index: usize) -> Id {
@@ -455,25 +521,22 @@ impl Observer for Builder {
                     age,
                     task,
                 } = ev.args_as();
-                let time = ev.time.saturating_sub(self.converter.units_to_ns(age));
-                let location = match task {
-                    0 => None,
-                    task => {
-                        let location = self.task_locations.get(&task).copied().unwrap_or(0);
-                        self.location(names, location)
-                    }
+                self.samples += 1;
+                let sample = PendingSample {
+                    id,
+                    time: ev.time.saturating_sub(self.converter.units_to_ns(age)),
+                    thread,
+                    task,
+                    stack,
                 };
-                let common = &self.common;
-                self.tables[SAMPLES]
-                    .event_row(common, &id)
-                    .ts(time)
-                    .u(thread)
-                    .os(thread_name(names, thread))
-                    .u0(task)
-                    .os(location.as_deref())
-                    .u(stack)
-                    .stack(Some(stack))
-                    .done();
+                let polls = self.sampled.entry(thread).or_default();
+                match polls.recent.back() {
+                    Some(&(_, end, _, _)) if sample.time <= end => {
+                        let poll = poll_at(&polls.recent, sample.time, task);
+                        self.attribute(names, sample, poll);
+                    }
+                    _ => polls.pending.push(sample),
+                }
             }
             EventKind::ThreadStack => {
                 let args::ThreadStack {
@@ -560,6 +623,10 @@ impl Observer for Builder {
             .u0(waker)
             .s(result)
             .done();
+
+        if self.samples > 0 {
+            self.samples_seen_poll_end(names, poll);
+        }
 
         // The stacks taken on the thread during the poll (or naming its task after it), as the
         // summary attaches them.
@@ -677,8 +744,63 @@ impl Observer for Builder {
             .done();
     }
 
-    fn finish(&mut self, _names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
+    fn finish(&mut self, names: &dyn Names, window: Option<(u64, u64)>, _edges: &EdgeStats) {
         self.window = window;
+        let mut threads: Vec<u64> = self.sampled.keys().copied().collect();
+        threads.sort_unstable();
+        for thread in threads {
+            let Some(polls) = self.sampled.get_mut(&thread) else {
+                continue;
+            };
+            let pending = std::mem::take(&mut polls.pending);
+            let found: Vec<_> = pending
+                .iter()
+                .map(|s| poll_at(&polls.recent, s.time, s.task))
+                .collect();
+            for (s, poll) in pending.into_iter().zip(found) {
+                self.attribute(names, s, poll);
+            }
+        }
+        let mut by_task: Vec<PendingSample> = std::mem::take(&mut self.samples_by_task)
+            .into_values()
+            .flatten()
+            .collect();
+        by_task.sort_by_key(|s| (s.time, s.id.thread, s.id.chunk_base, s.id.index));
+        for s in by_task {
+            self.sample_row(names, s, None);
+        }
+    }
+}
+
+impl Builder {
+    /// A poll ended while samples are being recorded: attributes the samples that wait for it.
+    fn samples_seen_poll_end(&mut self, names: &dyn Names, poll: &PollEnd) {
+        if let Some(samples) = self.samples_by_task.remove(&poll.task.id) {
+            for s in samples {
+                self.sample_row(names, s, Some((poll.task.id, poll.task.location)));
+            }
+        }
+        let polls = self.sampled.entry(poll.thread).or_default();
+        if polls.recent.len() == RECENT_POLLS {
+            polls.recent.pop_front();
+        }
+        polls
+            .recent
+            .push_back((poll.start, poll.end, poll.task.id, poll.task.location));
+        if polls.pending.is_empty() {
+            return;
+        }
+        let mut done = Vec::new();
+        polls.pending.retain(|s| {
+            if s.time > poll.end {
+                return true;
+            }
+            done.push((*s, poll_at(&polls.recent, s.time, s.task)));
+            false
+        });
+        for (s, found) in done {
+            self.attribute(names, s, found);
+        }
     }
 }
 
@@ -686,7 +808,7 @@ impl Observer for Builder {
 /// not those begun inside polls of other tasks), then what happened during it.
 fn annotations(
     names: &dyn Names,
-    user_tasks: &HashMap<u64, (Id, u64)>,
+    user_tasks: &IdMap<(Id, u64)>,
     task: u64,
     stack: &[OpenRegion],
     notes: &[Note],
@@ -780,27 +902,18 @@ fn host_of(header: &Header) -> &str {
 }
 
 /// The service of a file: the header's, else the program's name (files written before the
-/// header had one), else `unknown`.
+/// header had one, [`Header::service_name`]), else `unknown`.
 fn service_of(header: &Header) -> String {
-    let service = header_service(header);
-    if !service.is_empty() {
-        service.to_string()
-    } else if !header.program.is_empty() {
-        header.program.clone()
-    } else {
-        "unknown".to_string()
+    match header.service_name() {
+        "" => "unknown".to_string(),
+        service => service.to_string(),
     }
-}
-
-/// The header's service field (key 23), empty before it existed.
-fn header_service(_header: &Header) -> &str {
-    ""
 }
 
 /// The file's first pass: each thread's chunks in file order, with their intact events, as the
 /// merge will release them.
-fn chunks_of(bytes: &[u8]) -> HashMap<u64, ThreadChunks> {
-    let mut threads: HashMap<u64, ThreadChunks> = HashMap::new();
+fn chunks_of(bytes: &[u8]) -> IdMap<ThreadChunks> {
+    let mut threads: IdMap<ThreadChunks> = IdMap::default();
     let Ok(mut reader) = TraceReader::new(bytes) else {
         return threads;
     };
@@ -849,14 +962,17 @@ pub(crate) fn tables(
         threads: Vec::new(),
         by_thread: chunks_of(bytes),
         current: Id::default(),
-        open_polls: HashMap::new(),
-        task_first: HashMap::new(),
-        task_locations: HashMap::new(),
-        running: HashMap::new(),
-        pending_stacks: HashMap::new(),
+        open_polls: IdMap::default(),
+        task_first: IdMap::default(),
+        task_locations: IdMap::default(),
+        running: IdMap::default(),
+        pending_stacks: IdMap::default(),
         regions: HashMap::new(),
-        user_tasks: HashMap::new(),
-        locations: HashMap::new(),
+        user_tasks: IdMap::default(),
+        locations: IdMap::default(),
+        samples: 0,
+        sampled: IdMap::default(),
+        samples_by_task: IdMap::default(),
         window: None,
         events: 0,
     };
@@ -909,7 +1025,7 @@ pub(crate) fn tables(
 
     let tables_names = reader.name_tables();
     let mut symbolizer: Option<Symbolizer> = None;
-    let mut resolved: HashMap<u64, Arc<Vec<String>>> = HashMap::new();
+    let mut resolved: IdMap<Arc<Vec<String>>> = IdMap::default();
     let mut resolve = |stack: u64| -> Arc<Vec<String>> {
         resolved
             .entry(stack)

@@ -169,3 +169,20 @@ fn write_batch(path: &Path, batch: &RecordBatch) -> Result<(), Error> {
         .map_err(|e| Error::new(path, ErrorKind::Io(e)))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn partition_values_are_escaped_as_hive_does() {
+        assert_eq!(escape("checkout"), "checkout");
+        assert_eq!(escape("web-3.eu_west"), "web-3.eu_west");
+        assert_eq!(escape("rack/1=a"), "rack%2F1%3Da");
+        assert_eq!(escape("50%:x"), "50%25%3Ax");
+        assert_eq!(escape("tab\there"), "tab%09here");
+        assert_eq!(escape("é"), "é");
+        assert_eq!(escape(""), "__HIVE_DEFAULT_PARTITION__");
+        assert_eq!(escape(".."), "%2E%2E");
+    }
+}

@@ -67,7 +67,7 @@ pub fn schema(table: &str) -> Option<SchemaRef> {
 /// maybe empty).
 #[derive(Clone, Debug)]
 pub struct SnapshotTables {
-    /// The snapshot's id: stable and unique per file (see [`snapshot_id`]).
+    /// The snapshot's id: stable and unique per file (see [`snapshot_id()`]).
     pub snapshot_id: String,
     /// The service that wrote the file: the header's service, or the program's name for files
     /// written before the header had one.

@@ -11,7 +11,9 @@
 //! Around them:
 //!
 //! - [`capture`]: automatic capture — periodic files in a dump directory with a size budget, and
-//!   snapshots on a slow poll, a panic, a signal or the application's call, rate limited;
+//!   snapshots on a slow poll, a panic, a signal or the application's call, rate limited; with
+//!   the feature `upload`, every file uploaded to S3-compatible object storage
+//!   (`docs/CAPTURE.md`, "Uploading to object storage");
 //! - [`tokio`] (feature `tokio`): runtime hooks and an instrumented spawn recording every task's
 //!   spawn, polls, wakes and end, and worker park and unpark;
 //! - annotations after Go's `runtime/trace`: [`UserTask`], [`region`], [`InRegion`], [`log`],
@@ -42,7 +44,8 @@
 //!
 //! # Features
 //!
-//! `tokio`, `tracing` and `signal` are on by default; `http` and `tokio-schedule-latency` are off.
+//! `tokio`, `tracing` and `signal` are on by default; `http`, `upload` and
+//! `tokio-schedule-latency` are off.
 //! A library that only adds annotations ([`region`], [`log`], [`UserTask`], [`raw`], …) and
 //! leaves the choice of a recorder to the application can depend on the core alone, with
 //! `default-features = false`: it then builds without tokio, tracing or signal handling (checked
@@ -100,6 +103,7 @@ pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, U
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
 pub use error::{Error, ErrorKind};
+pub use file::process::{service_name, set_service_name};
 
 /// Snapshot files: their names, and writing a flight recorder's snapshot into a directory so that
 /// a crash never leaves a partial file under a final name, readable by the owner only (traces can

@@ -560,6 +560,13 @@ fn recover_one(path: &Path, out_dir: Option<&Path>) -> io::Result<RecoveryOutcom
         max_bytes: h(offset_of!(RingHeader, max_bytes))?,
         chunk_size,
         details,
+        // The ring does not keep the service: a program recovering its own ring names its own
+        // service; any other file says none, and readers then name the program.
+        service: if program == crate::file::process::process_info().program {
+            crate::service_name()
+        } else {
+            String::new()
+        },
         ..Header::default()
     };
     let dir = out_dir.map(Path::to_path_buf).unwrap_or(dump_dir);

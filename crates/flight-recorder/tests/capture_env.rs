@@ -98,6 +98,28 @@ fn one_line_and_the_environment_turn_capture_on() {
         concat!("flight-recorder ", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(detail(&trace, "interval"), Some("100ms"));
+    // Without FLIGHT_RECORDER_SERVICE, the service is the program's name.
+    assert_eq!(header.service, header.program);
+}
+
+#[test]
+fn the_environment_names_the_service_in_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump_dir = dir.path().join("dumps");
+    let (output, stderr) = run_child(&[
+        ("FLIGHT_RECORDER_DUMP_DIR", dump_dir.to_str().unwrap()),
+        ("FLIGHT_RECORDER_INTERVAL", "100ms"),
+        ("FLIGHT_RECORDER_SIGNAL", "off"),
+        ("FLIGHT_RECORDER_SERVICE", "  checkout  "),
+    ]);
+    assert!(output.status.success(), "{stderr}");
+    let files = dumps(&dump_dir);
+    assert!(!files.is_empty(), "{stderr}");
+    for file in &files {
+        let trace = read(file);
+        assert_eq!(trace.reader.header().service, "checkout", "{file:?}");
+        assert_ne!(trace.reader.header().program, "checkout");
+    }
 }
 
 #[test]

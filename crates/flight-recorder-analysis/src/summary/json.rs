@@ -12,8 +12,8 @@ impl Summary {
     /// ```text
     /// {
     ///   "path": string | null,
-    ///   "file": { "mode", "reason", "tag", "program", "host", "cmdline", "recorder_version",
-    ///             "program_version", "clock_source": string,
+    ///   "file": { "mode", "reason", "tag", "program", "service", "host", "cmdline",
+    ///             "recorder_version", "program_version", "clock_source": string,
     ///             "details": [ { "name", "value": string } ] (the header's details, in order,
     ///                          all of them: `trigger`, the trigger's own, `suppressed.KIND`),
     ///             "pid", "min_age_ns", "max_bytes", "chunk_size",
@@ -115,6 +115,7 @@ impl Summary {
                 "reason": h.reason,
                 "tag": h.tag,
                 "program": h.program,
+                "service": h.service_name(),
                 "pid": h.pid,
                 "host": h.host,
                 "cmdline": h.cmdline,

@@ -104,6 +104,9 @@ impl Summary {
             facts.push(("tag", h.tag.clone()));
         }
         facts.push(("program", format!("{} (pid {})", h.program, h.pid)));
+        if h.service_name() != h.program {
+            facts.push(("service", h.service_name().to_string()));
+        }
         if !h.program_version.is_empty() {
             facts.push(("version", h.program_version.clone()));
         }

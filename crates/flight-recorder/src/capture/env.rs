@@ -77,6 +77,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "the program version written into files (wins over the one given in code)",
     ),
     (
+        "FLIGHT_RECORDER_SERVICE",
+        "the service name written into every file's header, which groups a fleet's files (wins over the one given in code); default the program's name",
+    ),
+    (
         "FLIGHT_RECORDER_ANNOUNCE",
         "print the start-up line, on or off; default on",
     ),
@@ -99,6 +103,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "FLIGHT_RECORDER_RULE_BLOCKING_QUEUE",
         "rules.blocking_queue, dump when a watched runtime's blocking queue stays non-empty this long (needs --cfg tokio_unstable): 1s; off; default off",
+    ),
+    (
+        "FLIGHT_RECORDER_UPLOAD",
+        "upload, upload every file to S3-compatible storage: s3://bucket/prefix, or off (cargo feature `upload`; endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ALLOW_HTTP); default off",
+    ),
+    (
+        "FLIGHT_RECORDER_UPLOAD_MARGIN",
+        "upload.budget_margin_percent, how far past total_dump_size_limit files not yet uploaded are kept, in percent of it: 50%, 0 to 1000; default 50%",
+    ),
+    (
+        "FLIGHT_RECORDER_UPLOAD_MAX_BACKOFF",
+        "upload.max_backoff, the longest wait between two tries of a failed upload (at least 500ms); default 60s",
     ),
     (
         "FLIGHT_RECORDER_RULE_PROBE_INTERVAL",
@@ -302,6 +318,19 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         settings.rules.probe_interval = d;
         Ok(())
     });
+    #[cfg(feature = "upload")]
+    read_upload(&var, &mut settings, &mut problems);
+    #[cfg(not(feature = "upload"))]
+    read("FLIGHT_RECORDER_UPLOAD", &mut |v| {
+        if is_off(v) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{v:?}: uploads are not built in (build flight-recorder with the cargo feature \
+                 `upload`)"
+            ))
+        }
+    });
     // A window too short for the probe interval: the rule is left off, with the reason.
     if let Err(why) = settings.rules.validate() {
         problems.push(format!(
@@ -315,6 +344,73 @@ pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> EnvConfig {
         stack_signal,
         problems,
     }
+}
+
+/// Reads `FLIGHT_RECORDER_UPLOAD` and its companions, and the `AWS_*` variables that say where
+/// and as whom (read through `var` like the others, so that tests and programs with their own
+/// configuration see the same).
+#[cfg(feature = "upload")]
+fn read_upload(
+    var: &impl Fn(&str) -> Option<String>,
+    settings: &mut CaptureSettings,
+    problems: &mut Vec<String>,
+) {
+    let get = |name: &str| {
+        var(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let Some(destination) = get("FLIGHT_RECORDER_UPLOAD") else {
+        return;
+    };
+    if is_off(&destination) {
+        return;
+    }
+    let mut upload = match super::UploadSettings::from_url(&destination) {
+        Ok(upload) => upload,
+        Err(why) => {
+            problems.push(format!("FLIGHT_RECORDER_UPLOAD: {why}; uploads are off"));
+            return;
+        }
+    };
+    upload.endpoint = get("AWS_ENDPOINT_URL").or_else(|| get("AWS_ENDPOINT"));
+    upload.region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION"));
+    upload.access_key_id = get("AWS_ACCESS_KEY_ID");
+    upload.secret_access_key = get("AWS_SECRET_ACCESS_KEY");
+    upload.session_token = get("AWS_SESSION_TOKEN").or_else(|| get("AWS_TOKEN"));
+    if let Some(v) = get("AWS_ALLOW_HTTP") {
+        match parse_bool(&v) {
+            Ok(allow) => upload.allow_http = allow,
+            Err(why) => problems.push(format!("AWS_ALLOW_HTTP: {why}; using the default")),
+        }
+    }
+    if let Some(v) = get("FLIGHT_RECORDER_UPLOAD_MARGIN") {
+        let max = super::MAX_BUDGET_MARGIN_PERCENT;
+        match v.trim_end_matches('%').trim().parse::<u32>() {
+            Ok(percent) if percent <= max => upload.budget_margin_percent = percent,
+            _ => problems.push(format!(
+                "FLIGHT_RECORDER_UPLOAD_MARGIN: {v:?} is not a percentage from 0 to {max}; use \
+                 e.g. 50%; using the default"
+            )),
+        }
+    }
+    if let Some(v) = get("FLIGHT_RECORDER_UPLOAD_MAX_BACKOFF") {
+        match parse_duration(&v) {
+            Ok(d) if d >= Duration::from_millis(500) => upload.max_backoff = d,
+            Ok(_) => problems.push(format!(
+                "FLIGHT_RECORDER_UPLOAD_MAX_BACKOFF: {v:?} is too short; use at least 500ms; \
+                 using the default"
+            )),
+            Err(why) => problems.push(format!(
+                "FLIGHT_RECORDER_UPLOAD_MAX_BACKOFF: {why}; using the default"
+            )),
+        }
+    }
+    if let Err(e) = upload.validate() {
+        problems.push(format!("FLIGHT_RECORDER_UPLOAD: {e}; uploads are off"));
+        return;
+    }
+    settings.upload = Some(upload);
 }
 
 /// Starts automatic capture as the environment says (see [`ENV_VARS`]); the one line a service
@@ -845,6 +941,73 @@ mod tests {
             &crate::stack::signal().to_string(),
         )]);
         assert!(c.problems[0].contains("stacks use it"), "{:?}", c.problems);
+    }
+
+    #[test]
+    #[cfg(feature = "upload")]
+    fn uploads_from_the_environment() {
+        let c = config(&[
+            ("FLIGHT_RECORDER_UPLOAD", "s3://traces/prod/eu"),
+            ("FLIGHT_RECORDER_UPLOAD_MARGIN", "20%"),
+            ("FLIGHT_RECORDER_UPLOAD_MAX_BACKOFF", "5s"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let u = c.settings.upload.clone().unwrap();
+        assert_eq!(
+            (u.bucket.as_str(), u.prefix.as_str()),
+            ("traces", "prod/eu")
+        );
+        assert_eq!(u.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(u.region.as_deref(), Some("eu-west-3"));
+        assert_eq!(u.secret_access_key.as_deref(), Some("s3cr3t"));
+        assert!(u.allow_http);
+        assert_eq!(u.budget_margin_percent, 20);
+        assert_eq!(u.max_backoff, Duration::from_secs(5));
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let line = c.settings.describe();
+        assert!(
+            line.contains("uploads to s3://traces/prod/eu at http://127.0.0.1:9000"),
+            "{line}"
+        );
+        assert!(!line.contains("s3cr3t") && !line.contains("AKID"), "{line}");
+        // Off, or not set: no uploads; a wrong destination or margin is reported.
+        assert_eq!(
+            config(&[("FLIGHT_RECORDER_UPLOAD", "off")]).settings.upload,
+            None
+        );
+        assert_eq!(
+            config(&[("AWS_ACCESS_KEY_ID", "AKID")]).settings.upload,
+            None
+        );
+        let c = config(&[("FLIGHT_RECORDER_UPLOAD", "https://bucket")]);
+        assert_eq!(c.settings.upload, None);
+        assert!(
+            c.problems[0].contains("is not an s3:// destination"),
+            "{:?}",
+            c.problems
+        );
+        let c = config(&[
+            ("FLIGHT_RECORDER_UPLOAD", "s3://b"),
+            ("FLIGHT_RECORDER_UPLOAD_MARGIN", "lots"),
+        ]);
+        assert_eq!(c.settings.upload.unwrap().budget_margin_percent, 50);
+        assert!(c.problems[0].contains("\"lots\""), "{:?}", c.problems);
+    }
+
+    #[test]
+    #[cfg(not(feature = "upload"))]
+    fn uploads_need_the_feature() {
+        let c = config(&[("FLIGHT_RECORDER_UPLOAD", "s3://traces/prod")]);
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(c.problems[0].contains("cargo feature"), "{:?}", c.problems);
+        assert!(config(&[("FLIGHT_RECORDER_UPLOAD", "off")])
+            .problems
+            .is_empty());
     }
 
     #[test]

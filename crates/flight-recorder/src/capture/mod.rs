@@ -57,6 +57,8 @@ mod settings;
 mod signal;
 mod slow_poll;
 mod trigger;
+#[cfg(feature = "upload")]
+mod upload;
 pub(crate) mod workers;
 
 use std::path::PathBuf;
@@ -69,7 +71,8 @@ use std::time::{Duration, Instant};
 pub use cpu_sampler::force_timer_source;
 pub use cpu_sampler::{cpu_sample_status, CpuSampleStatus};
 pub use dump_dir::{
-    collect_garbage, list_dumps, parse_dump_name, DumpFile, GcReport, TEMP_FILE_MAX_AGE,
+    collect_garbage, list_dumps, parse_dump_name, upload_marker, DumpFile, GcReport,
+    TEMP_FILE_MAX_AGE,
 };
 pub use env::{config_from_env, config_from_vars, init_from_env, EnvConfig, ENV_VARS};
 #[cfg(feature = "tokio")]
@@ -77,6 +80,10 @@ pub use rules::{watch_runtime, RuleWatcher};
 pub use rules::{AliveTasksRule, RuleSettings, SchedDelayRule};
 pub use settings::{CaptureSettings, DUMP_DIR_NAME};
 pub use trigger::{DumpOutcome, TriggerKind};
+#[cfg(feature = "upload")]
+pub use upload::{
+    UploadSettings, UploadStatus, DEFAULT_BUDGET_MARGIN_PERCENT, MAX_BUDGET_MARGIN_PERCENT,
+};
 
 use crate::error::{Error, ErrorKind};
 use crate::flight::{FlightRecorder, FlightRecorderConfig, SnapshotMeta};
@@ -123,6 +130,9 @@ pub(crate) struct Capture {
     /// The dump signal given to `start`: the only one HTTP may set.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     start_signal: Option<i32>,
+    /// The upload thread, when uploads are on.
+    #[cfg(feature = "upload")]
+    uploader: Mutex<Option<Arc<upload::Uploader>>>,
 }
 
 struct Control {
@@ -150,17 +160,28 @@ pub struct CaptureStatus {
     pub errors: u64,
     /// The last of them.
     pub last_error: Option<String>,
+    /// What the uploader has done (cargo feature `upload`), `None` when uploads are off.
+    #[cfg(feature = "upload")]
+    pub upload: Option<UploadStatus>,
 }
 
 /// Starts automatic capture: the flight recorder (window `settings.duration`, at most
 /// `settings.max_bytes`), the periodic and slow-poll threads, the signal listener and the panic
-/// hook, then prints the start-up line (unless `announce` is off).
+/// hook, then prints the start-up line (unless `announce` is off). With uploads on (cargo
+/// feature `upload`), it also starts the upload thread, which first queues the files of the dump
+/// directory not uploaded yet; an `upload` without `endpoint` or `region` takes them from
+/// `AWS_ENDPOINT_URL` and `AWS_REGION` when those are set.
 ///
 /// Fails if capture is running, if the settings are wrong, if another flight recorder runs, or if
 /// a thread or the signal handler cannot be set up (then nothing is left running).
 pub fn start(settings: CaptureSettings) -> Result<(), Error> {
     settings.validate()?;
-    let settings = absolute_dir(settings);
+    #[allow(unused_mut)]
+    let mut settings = absolute_dir(settings);
+    #[cfg(feature = "upload")]
+    if let Some(upload) = &mut settings.upload {
+        upload.fill_from_env();
+    }
     let mut active = lock(&ACTIVE);
     if active.is_some() {
         return Err(Error::new(ErrorKind::AlreadyStarted));
@@ -188,6 +209,8 @@ pub fn start(settings: CaptureSettings) -> Result<(), Error> {
         files_deleted: AtomicU64::new(0),
         last_file: Mutex::new(None),
         start_signal: settings.signal,
+        #[cfg(feature = "upload")]
+        uploader: Mutex::new(None),
     });
     if let Err(e) = capture.start_threads(&settings) {
         capture.shut_down();
@@ -317,6 +340,8 @@ pub fn status() -> CaptureStatus {
             suppressed_triggers: c.limiter.total_suppressed(),
             files_deleted: c.files_deleted.load(Ordering::Relaxed),
             last_file: lock(&c.last_file).clone(),
+            #[cfg(feature = "upload")]
+            upload: lock(&c.uploader).as_ref().map(|u| u.status()),
             ..CaptureStatus::default()
         },
         None => CaptureStatus::default(),
@@ -409,6 +434,11 @@ impl Capture {
         if let Some(number) = settings.signal {
             *lock(&self.signal) = Some(signal::SignalListener::start(number)?);
         }
+        #[cfg(feature = "upload")]
+        if let Some(upload) = &settings.upload {
+            let uploader = upload::Uploader::start(upload.clone(), settings.dump_dir.clone())?;
+            *lock(&self.uploader) = Some(Arc::new(uploader));
+        }
         #[cfg(not(all(unix, feature = "signal")))]
         let _ = settings;
         Ok(())
@@ -432,6 +462,10 @@ impl Capture {
         let _writing = self.writer.acquire(Some(BOUNDED_WAIT));
         lock(&self.recorder).stop();
         slow_poll::watch(false, false);
+        #[cfg(feature = "upload")]
+        if let Some(uploader) = lock(&self.uploader).take() {
+            uploader.stop(BOUNDED_WAIT);
+        }
     }
 
     /// Sleeps for `duration` unless capture stops first; returns whether it is still running.
@@ -458,6 +492,12 @@ impl Capture {
         change(&mut new);
         new.validate()?;
         let new = absolute_dir(new);
+        #[cfg(feature = "upload")]
+        if new.upload != old.upload {
+            return Err(Error::invalid_settings(
+                "upload is read when capture starts; stop and start capture to change it",
+            ));
+        }
         if new.duration != old.duration || new.max_bytes != old.max_bytes {
             // Between two files, so that no snapshot sees the recorder change under it.
             let _writing = self.writer.acquire(None);
@@ -550,6 +590,10 @@ impl Capture {
             Ok(path) => {
                 self.files_written.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.last_file) = Some(path.clone());
+                #[cfg(feature = "upload")]
+                if let Some(uploader) = lock(&self.uploader).as_ref() {
+                    uploader.enqueue(path.clone());
+                }
             }
             Err(e) => {
                 self.limiter.restore_pending(suppressed);
@@ -564,7 +608,7 @@ impl Capture {
                 );
             }
         }
-        match collect_garbage(&settings.dump_dir, settings.total_dump_size_limit) {
+        match self.collect_garbage(&settings) {
             Ok(report) => {
                 self.files_deleted
                     .fetch_add(report.deleted.len() as u64, Ordering::Relaxed);
@@ -572,6 +616,33 @@ impl Capture {
             Err(e) => report_error(&format!("cleaning up {}", settings.dump_dir.display()), &e),
         }
         result
+    }
+
+    /// Keeps the dump directory within its budget; with uploads on, keeps the files not yet
+    /// uploaded up to the margin, and reports those deleted past it.
+    fn collect_garbage(&self, settings: &CaptureSettings) -> std::io::Result<GcReport> {
+        #[cfg(feature = "upload")]
+        if let Some(uploader) = lock(&self.uploader).clone() {
+            let limit = settings.total_dump_size_limit;
+            let hard_limit = uploader.settings().hard_limit(limit);
+            let report =
+                dump_dir::collect_garbage_keeping_pending(&settings.dump_dir, limit, hard_limit)?;
+            if report.deleted_before_upload > 0 {
+                let n = report.deleted_before_upload as u64;
+                let total = uploader.count_deleted_before_upload(n);
+                report_error(
+                    &format!("cleaning up {}", settings.dump_dir.display()),
+                    &format!(
+                        "deleted {n} file(s) not yet uploaded: files waiting for upload passed \
+                         the limit ({}) by more than the margin ({}%); {total} so far",
+                        flight_recorder_format::units::format_size(limit),
+                        uploader.settings().budget_margin_percent
+                    ),
+                );
+            }
+            return Ok(report);
+        }
+        collect_garbage(&settings.dump_dir, settings.total_dump_size_limit)
     }
 }
 

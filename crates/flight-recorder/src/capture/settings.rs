@@ -97,6 +97,14 @@ pub struct CaptureSettings {
     /// by default; evaluated for the runtimes given to `watch_runtime` (cargo feature `tokio`).
     /// Code and the environment may change them, not HTTP (which shows them).
     pub rules: RuleSettings,
+    /// Upload every file written to S3-compatible object storage (cargo feature `upload`);
+    /// `None` (the default) for no uploads. Code and the environment set it
+    /// (`FLIGHT_RECORDER_UPLOAD`); HTTP neither shows nor changes it; it is read when capture
+    /// starts, and [`update_settings`](super::update_settings) refuses to change it. Rescans
+    /// look at the `dump_dir` given at start (files written after a change of `dump_dir` are
+    /// still queued as they are written).
+    #[cfg(feature = "upload")]
+    pub upload: Option<super::UploadSettings>,
 }
 
 impl Default for CaptureSettings {
@@ -119,6 +127,8 @@ impl Default for CaptureSettings {
             ring: cfg!(unix),
             ring_dir: None,
             rules: RuleSettings::default(),
+            #[cfg(feature = "upload")]
+            upload: None,
         }
     }
 }
@@ -187,6 +197,10 @@ impl CaptureSettings {
             check_dump_signal(signal).map_err(Error::invalid_settings)?;
         }
         self.rules.validate().map_err(Error::invalid_settings)?;
+        #[cfg(feature = "upload")]
+        if let Some(upload) = &self.upload {
+            upload.validate()?;
+        }
         Ok(())
     }
 
@@ -234,6 +248,19 @@ impl CaptureSettings {
         );
         if self.ring && cfg!(unix) {
             let _ = write!(line, "; ring in {}", self.ring_dir_or_default().display());
+        }
+        #[cfg(feature = "upload")]
+        if let Some(upload) = &self.upload {
+            let _ = write!(
+                line,
+                "; uploads to {} (files not uploaded kept up to {} over the limit)",
+                upload.describe(),
+                format_size(
+                    upload
+                        .hard_limit(self.total_dump_size_limit)
+                        .saturating_sub(self.total_dump_size_limit)
+                )
+            );
         }
         line
     }

@@ -12,7 +12,7 @@ use flight_recorder_format::{
     ThreadInfo,
 };
 
-use crate::file::process::process_info;
+use crate::file::process::{process_info, service_name};
 use crate::record::chunk::{ChunkView, CHUNK_SIZE};
 use crate::record::clock;
 use crate::record::intern;
@@ -119,6 +119,7 @@ impl<W: Write> TraceFileWriter<W> {
             program_version: extra.program_version.to_string(),
             details: extra.details.to_vec(),
             suppressed_triggers: extra.suppressed_triggers,
+            service: service_name(),
         };
         records.write_record(RecordType::Header, &[&header.encode()])?;
         let mut kinds = Vec::new();

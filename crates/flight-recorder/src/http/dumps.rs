@@ -87,6 +87,8 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Response, ApiE
     let listing = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
         let files = list_dumps(&dir)
             .map_err(|e| ApiError::internal(format!("cannot list the dump directory: {e}")))?;
+        #[cfg(feature = "upload")]
+        let upload = capture::status().upload;
         let total: u64 = files.iter().map(|f| f.size).sum();
         let files: Vec<Value> = files
             .iter()
@@ -104,14 +106,31 @@ pub(super) async fn list(State(state): State<AppState>) -> Result<Response, ApiE
                         entry["error"] = Value::String(e);
                     }
                 }
+                #[cfg(feature = "upload")]
+                if upload.is_some() {
+                    entry["uploaded"] = Value::Bool(capture::upload_marker(&file.path).exists());
+                }
                 entry
             })
             .collect();
-        Ok(json!({
+        #[allow(unused_mut)]
+        let mut listing = json!({
             "dump_dir": dir.display().to_string(),
             "total_size": total,
             "files": files,
-        }))
+        });
+        // Counters only: where files go, and as whom, is never shown over HTTP.
+        #[cfg(feature = "upload")]
+        if let Some(upload) = upload {
+            listing["upload"] = json!({
+                "uploaded": upload.uploaded,
+                "queued": upload.queued,
+                "failed_attempts": upload.failed_attempts,
+                "deleted_before_upload": upload.deleted_before_upload,
+                "failing": upload.last_error.is_some(),
+            });
+        }
+        Ok(listing)
     })
     .await
     .map_err(ApiError::task)??;
