@@ -89,17 +89,45 @@ async fn handle(request: u64, block_every: u64) {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
-/// The corpus, written once per test run: [`SNAPSHOTS`] trace files in one directory.
+/// The corpus, written once per build of this test binary (and shared by its test processes,
+/// nextest running each test in a process of its own): [`SNAPSHOTS`] trace files in one
+/// directory.
 pub fn corpus() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(write_corpus).path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| shared("corpus", write_corpus))
 }
 
-fn write_corpus() -> tempfile::TempDir {
+/// A directory made once per build of this test binary, under the target directory's `tmp`:
+/// made under a name of its own, then renamed into place (the loser of a race drops its copy).
+fn shared(what: &str, make: impl FnOnce(&Path)) -> PathBuf {
+    let exe = std::fs::metadata(std::env::current_exe().unwrap()).unwrap();
+    let stamp = exe
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let done = base.join(format!("query-test-{what}-{stamp:x}-{:x}", exe.len()));
+    if done.is_dir() {
+        return done;
+    }
+    let work = tempfile::Builder::new()
+        .prefix(&format!("query-test-{what}-making-"))
+        .tempdir_in(base)
+        .unwrap();
+    make(work.path());
+    let made = work.keep();
+    if std::fs::rename(&made, &done).is_err() {
+        let _ = std::fs::remove_dir_all(&made);
+        assert!(done.is_dir(), "{} was not made", done.display());
+    }
+    done
+}
+
+fn write_corpus(corpus: &Path) {
     let started = std::time::Instant::now();
     let work = tempfile::tempdir().unwrap();
-    // Kept for the whole run (a static is not dropped): in the target directory, not /tmp.
-    let corpus = kept_dir("corpus");
     let me = std::env::current_exe().unwrap();
     let mut children = Vec::new();
     for (i, &(name, version, block_every, files)) in PROGRAMS.iter().enumerate() {
@@ -148,26 +176,14 @@ fn write_corpus() -> tempfile::TempDir {
         for (n, file) in written.iter().take(files).enumerate() {
             let stem = file.file_name().unwrap().to_str().unwrap();
             let stamp = &stem["executiontrace.".len().."executiontrace.".len() + 23];
-            let target = corpus
-                .path()
-                .join(format!("executiontrace.{stamp}.p{i}_{n:03}.out"));
+            let target = corpus.join(format!("executiontrace.{stamp}.p{i}_{n:03}.out"));
             std::fs::rename(file, target).unwrap();
         }
     }
     eprintln!(
-        "corpus: {SNAPSHOTS} snapshots written in {:.1?} at {}",
-        started.elapsed(),
-        corpus.path().display()
+        "corpus: {SNAPSHOTS} snapshots written in {:.1?}",
+        started.elapsed()
     );
-    corpus
-}
-
-/// A temporary directory under the target directory's `tmp`, for the statics of the run.
-fn kept_dir(what: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("query-test-{what}-"))
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
 }
 
 /// The `flight-recorder-query` executable.
@@ -236,16 +252,19 @@ pub fn summaries(dir: &Path) -> Vec<serde_json::Value> {
 
 /// The corpus exported to Parquet, once (`flight-recorder export --to parquet`).
 pub fn parquet_export() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = kept_dir("parquet");
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| shared("parquet", export_corpus))
+}
+
+fn export_corpus(out: &Path) {
+    {
         let output = cli(&[
             "export",
             "--to",
             "parquet",
             corpus().to_str().unwrap(),
             "-o",
-            out.path().to_str().unwrap(),
+            out.to_str().unwrap(),
         ]);
         let err = String::from_utf8_lossy(&output.stderr);
         if err.contains("unrecognized subcommand") {
@@ -253,7 +272,7 @@ pub fn parquet_export() -> &'static Path {
             eprintln!("flight-recorder has no export command: exporting with the library");
             let report = flight_recorder_parquet::export(
                 &[corpus().to_path_buf()],
-                out.path(),
+                out,
                 &flight_recorder_parquet::ExportOptions::default(),
             )
             .unwrap();
@@ -261,9 +280,7 @@ pub fn parquet_export() -> &'static Path {
         } else {
             assert!(output.status.success(), "export failed: {err}");
         }
-        out
-    })
-    .path()
+    }
 }
 
 /// A number of a JSON row (integers may come as numbers or, for wide types, as text).
