@@ -23,6 +23,11 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
+# DuckDB reads the Parquet export in flight-recorder-query's tests (an engine independent of
+# DataFusion).
+if ! python3 -c 'import duckdb' >/dev/null 2>&1; then
+    python3 -m pip install --quiet duckdb==1.5.6
+fi
 # A debug build: it compiles in a fifth of the time of a release build, and serves the tests'
 # small files fast enough.
 if ! command -v s3s-fs >/dev/null 2>&1; then

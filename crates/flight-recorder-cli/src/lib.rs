@@ -17,7 +17,9 @@
 //!   file in `snapshots`) for SQL engines; `docs/PARQUET.md` (cargo feature `parquet`, on by
 //!   default);
 //! - `flight-recorder bundle DIR -o debug.zip`: the traces of a dump directory, an index and
-//!   their summaries in one zip file for support.
+//!   their summaries in one zip file for support;
+//! - `flight-recorder query "SQL" FILE|DIR|s3://bucket/prefix...`: SQL over traces and their
+//!   Parquet exports, by the `flight-recorder-query` executable ([`query`]).
 //!
 //! `summary` also takes a directory (every trace file in it, in name order) and shows the
 //! analyses of `docs/ANALYSIS.md`: tasks by spawn location, scheduling latency, long polls,
@@ -41,6 +43,7 @@ pub mod export;
 mod failure;
 pub mod ls;
 mod progress;
+pub mod query;
 #[cfg(unix)]
 mod recover;
 pub mod symbolize;
@@ -143,6 +146,18 @@ enum Command {
         /// Write the recovered files here instead of the directories the rings recorded.
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,
+    },
+    /// SQL over trace files, Parquet exports and s3:// prefixes (runs the flight-recorder-query
+    /// executable, beside this one or on PATH, with these arguments; see its --help).
+    #[command(disable_help_flag = true)]
+    Query {
+        /// "SQL" FILE|DIR|s3://bucket/prefix... [--format table|csv|json]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
     },
     /// Export trace files (or directories of them) as tables for SQL engines: one Parquet file
     /// per table and file in OUT/<table>/service=<s>/date=<YYYY-MM-DD>/host=<h>/ (docs/PARQUET.md).
@@ -342,6 +357,8 @@ pub fn run() -> ExitCode {
         } => symbolize::symbolize(&file, binary, output, &mut out),
         Command::Ls { dir, json, verify } => ls::ls(&dir, json, verify, &mut out),
         Command::Bundle { dir, output } => bundle::bundle(&dir, &output, &mut out),
+        // Nothing was written: the query executable writes to standard output itself.
+        Command::Query { args } => return query::query(args),
         Command::Export {
             inputs,
             to,
