@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test command needs beyond the stable toolchain, when it is missing: Miri on
 # the nightly toolchain, cargo-hack for the feature matrix, the minimum Rust version that
-# Cargo.toml declares, and s3s-fs, the S3 server the upload tests run against
-# (crates/flight-recorder/tests/upload.rs). Quick when everything is there already.
+# Cargo.toml declares, DuckDB (Python) and s3s-fs, the S3 server the upload and query tests run
+# against. Quick when everything is there already.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
