@@ -13,139 +13,11 @@
 //! names the trace file: used as it is when it exists, else written there and kept (by default
 //! the trace goes to a temporary directory and is deleted).
 
-use std::fs::File;
-use std::io::BufWriter;
-use std::panic::Location;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use flight_recorder::raw::{self, EventKind};
-use flight_recorder::FullTrace;
 use flight_recorder_format::TraceReader;
-
-const WORKERS: u64 = 3;
-
-#[track_caller]
-fn location() -> u64 {
-    raw::intern_location(Location::caller())
-}
-
-/// One synthetic worker: a runtime thread that polls its tasks, wakes tasks of other workers,
-/// spawns and completes tasks, with regions, logs and counters now and then.
-fn worker(index: u64, stop: Arc<AtomicBool>) {
-    let locations = [location(), location(), location(), location()];
-    let region_names = [raw::intern_str("parse"), raw::intern_str("render")];
-    let log_category = raw::intern_str("handler");
-    let counter = raw::intern_str("queue_depth");
-    raw::record(EventKind::RuntimeThread, &[1, 0]);
-    let mut next_task = index << 40 | 1;
-    let mut tasks: Vec<u64> = Vec::new();
-    let mut round = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        raw::record(EventKind::WorkerUnpark, &[]);
-        for _ in 0..64 {
-            round += 1;
-            if tasks.len() < 256 {
-                let task = next_task;
-                next_task += 1;
-                raw::record(
-                    EventKind::TaskSpawn,
-                    &[task, locations[(task % 4) as usize], 0],
-                );
-                tasks.push(task);
-            }
-            let slot = (round * 7919) as usize % tasks.len();
-            let task = tasks[slot];
-            if round.is_multiple_of(2) {
-                raw::record(
-                    EventKind::PollStartScheduled,
-                    &[task, 1_000 + round % 50_000],
-                );
-            } else {
-                raw::poll_start(task);
-            }
-            if round.is_multiple_of(8) {
-                let name = region_names[(round / 8 % 2) as usize];
-                raw::record(EventKind::RegionBegin, &[name, 0]);
-                raw::record(EventKind::RegionEnd, &[name, 0]);
-            }
-            if round.is_multiple_of(1024) {
-                raw::record_with_payload(EventKind::Log, &[log_category, 0], b"request done");
-                raw::record(EventKind::Counter, &[counter, tasks.len() as u64]);
-            }
-            let other = ((index + 1) % WORKERS) << 40 | (round % 200 + 1);
-            raw::record(EventKind::TaskWake, &[other, task]);
-            let ready = round.is_multiple_of(16);
-            raw::poll_end(task, ready);
-            if ready {
-                raw::record(EventKind::TaskTerminate, &[task]);
-                tasks.swap_remove(slot);
-            }
-        }
-        raw::record(EventKind::WorkerPark, &[]);
-        // Let the trace writer keep up (a full trace drops chunks rather than block).
-        std::thread::yield_now();
-    }
-}
-
-/// Writes a full trace of at least `mb` megabytes into `path`.
-fn write_trace(path: &Path, mb: u64) {
-    let file = File::create(path).expect("create the trace file");
-    let trace = FullTrace::start(BufWriter::new(file)).expect("start the trace");
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..WORKERS)
-        .map(|i| {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name(format!("bench-worker-{i}"))
-                .spawn(move || worker(i, stop))
-                .expect("spawn a worker")
-        })
-        .collect();
-    let target = mb * 1_000_000;
-    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) < target {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("worker");
-    }
-    let stats = trace.stop().expect("stop the trace");
-    println!(
-        "trace: {:.1} MB, {} chunks, {} chunks dropped by the recorder",
-        stats.bytes as f64 / 1e6,
-        stats.chunks,
-        stats.dropped_chunks
-    );
-}
-
-/// Runs the binary with `args`, returns (seconds, peak RSS in MiB).
-fn run_child(binary: &Path, args: &[&str]) -> (f64, f64) {
-    let start = Instant::now();
-    // Waited for with wait4 below, for its resource usage.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(binary)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run flight-recorder");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for the kernel to fill.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet waited for; both pointers are valid for the call.
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let seconds = start.elapsed().as_secs_f64();
-    assert_eq!(waited, pid, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "flight-recorder {args:?} failed with status {status}"
-    );
-    (seconds, usage.ru_maxrss as f64 / 1024.0)
-}
+use flight_recorder_test_support::synthetic::{run_child, write_trace};
 
 fn main() {
     // `cargo test` runs benches with `--bench` missing: only build them then.
@@ -162,7 +34,13 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(220);
         let start = Instant::now();
-        write_trace(&trace, mb);
+        let stats = write_trace(&trace, mb * 1_000_000);
+        println!(
+            "trace: {:.1} MB, {} chunks, {} chunks dropped by the recorder",
+            stats.bytes as f64 / 1e6,
+            stats.chunks,
+            stats.dropped_chunks
+        );
         println!("recorded in {:.1}s", start.elapsed().as_secs_f64());
     }
     let size = std::fs::metadata(&trace).expect("trace size").len();

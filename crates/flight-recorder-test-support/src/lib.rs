@@ -3,6 +3,9 @@
 //! A dev-dependency of the format crate's integration tests and of the tests of the analysis
 //! crate and the command-line tool, so that every test writes files the same way. Not published.
 
+#[cfg(feature = "recorder")]
+pub mod synthetic;
+
 use std::cell::RefCell;
 use std::io::{self, Write};
 use std::rc::Rc;
