@@ -33,7 +33,7 @@ impl Summary {
     ///              "sched_wait_ns", "idle_ns": number },
     ///   "locations": [ { "location": string, "tasks", "alive_at_end", "polls", "total_ns",
     ///                    "run_ns", "sched_wait_ns", "idle_ns", "longest_poll_ns": number,
-    ///                    "sched_latency": LATENCY } ],
+    ///                    "sched_latency", "poll_duration": LATENCY } ],
     ///   "sched_latency": LATENCY,
     ///   "long_polls": { "threshold_ns", "count", "total_ns": number,
     ///                   "top": [ { "task", "location", "thread", "thread_name", "start_ns",
@@ -185,6 +185,7 @@ impl Summary {
                 "idle_ns": l.idle_ns,
                 "longest_poll_ns": l.longest_poll_ns,
                 "sched_latency": latency_json(&l.sched_latency),
+                "poll_duration": latency_json(&l.poll_duration),
             })).collect::<Vec<_>>(),
             "sched_latency": latency_json(&self.sched_latency),
             "long_polls": {

@@ -240,6 +240,8 @@ pub struct LocationSummary {
     pub longest_poll_ns: u64,
     /// Scheduling latency of this location's polls.
     pub sched_latency: Latency,
+    /// How long this location's polls ran, the polls that ended in the window (`unknown` is 0).
+    pub poll_duration: Latency,
 }
 
 /// A latency distribution: percentiles and counts in the display buckets.

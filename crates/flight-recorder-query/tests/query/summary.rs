@@ -23,6 +23,19 @@ fn summaries_by_file() -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
+/// The corpus's snapshot ids to their file names.
+fn file_names(dir: &str) -> BTreeMap<String, String> {
+    query_json("SELECT snapshot_id, file_name FROM snapshots", &[dir])
+        .iter()
+        .map(|r| {
+            (
+                r["snapshot_id"].as_str().unwrap().into(),
+                r["file_name"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn counts_and_sums_equal_the_summary() {
     let dir = corpus().to_str().unwrap();
@@ -115,30 +128,25 @@ fn counts_and_sums_equal_the_summary() {
     assert_eq!(versions, expected);
 }
 
-#[test]
-fn p99_per_location_falls_in_the_summary_bucket() {
+/// Checks, for every file and spawn location, that the nearest-rank p99 of `column` computed in
+/// SQL over `polls` lies in the summary's histogram bucket for that location (`latency` is the
+/// location's key in `summary --json`), and that both count the same polls.
+fn p99_falls_in_the_summary_bucket(column: &str, latency: &str) {
     let dir = corpus().to_str().unwrap();
     let by_file = summaries_by_file();
-    let names: BTreeMap<String, String> =
-        query_json("SELECT snapshot_id, file_name FROM snapshots", &[dir])
-            .iter()
-            .map(|r| {
-                (
-                    r["snapshot_id"].as_str().unwrap().into(),
-                    r["file_name"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
+    let names = file_names(dir);
     assert_eq!(names.len(), SNAPSHOTS);
     // Nearest rank: the ceil(0.99 n)-th smallest value, as the summary's histogram ranks.
     let rows = query_json(
-        "WITH ranked AS ( \
-           SELECT snapshot_id, coalesce(location, 'unknown') AS location, sched_wait_ns, \
-                  row_number() OVER (PARTITION BY snapshot_id, location ORDER BY sched_wait_ns) AS rn, \
-                  count(*) OVER (PARTITION BY snapshot_id, location) AS n \
-           FROM polls WHERE sched_wait_ns IS NOT NULL) \
-         SELECT snapshot_id, location, n, sched_wait_ns AS p99 FROM ranked \
-         WHERE rn = CAST(ceil(0.99 * n) AS BIGINT)",
+        &format!(
+            "WITH ranked AS ( \
+               SELECT snapshot_id, coalesce(location, 'unknown') AS location, {column} AS value, \
+                      row_number() OVER (PARTITION BY snapshot_id, location ORDER BY {column}) AS rn, \
+                      count(*) OVER (PARTITION BY snapshot_id, location) AS n \
+               FROM polls WHERE {column} IS NOT NULL) \
+             SELECT snapshot_id, location, n, value AS p99 FROM ranked \
+             WHERE rn = CAST(ceil(0.99 * n) AS BIGINT)"
+        ),
         &[dir],
     );
     let mut checked = 0;
@@ -152,7 +160,7 @@ fn p99_per_location_falls_in_the_summary_bucket() {
             .iter()
             .find(|l| l["location"] == location)
             .unwrap_or_else(|| panic!("{file}: no location {location} in the summary"));
-        let latency = &l["sched_latency"];
+        let latency = &l[latency];
         assert_eq!(num(&latency["count"]), num(&row["n"]), "{file} {location}");
         let exact = num(&row["p99"]);
         let summary_p99 = num(&latency["p99_ns"]);
@@ -161,12 +169,28 @@ fn p99_per_location_falls_in_the_summary_bucket() {
         let half_width = (exact / 64).max(1);
         assert!(
             exact.abs_diff(summary_p99) <= half_width,
-            "{file} {location}: p99 {exact} in SQL, {summary_p99} in the summary"
+            "{file} {location}: p99 {column} {exact} in SQL, {summary_p99} in the summary"
         );
         checked += 1;
     }
     assert!(checked >= SNAPSHOTS, "{checked} locations checked");
+}
 
+#[test]
+fn p99_poll_duration_per_location_falls_in_the_summary_bucket() {
+    p99_falls_in_the_summary_bucket("duration_ns", "poll_duration");
+}
+
+#[test]
+fn p99_scheduling_latency_per_location_falls_in_the_summary_bucket() {
+    p99_falls_in_the_summary_bucket("sched_wait_ns", "sched_latency");
+}
+
+#[test]
+fn the_longest_poll_per_location_equals_the_summary() {
+    let dir = corpus().to_str().unwrap();
+    let by_file = summaries_by_file();
+    let names = file_names(dir);
     // The longest poll per location and file is exact in both.
     let rows = query_json(
         "SELECT snapshot_id, coalesce(location, 'unknown') AS location, max(duration_ns) AS longest \

@@ -1,11 +1,11 @@
-//! Tasks: the totals, the tasks by spawn location (run, scheduling wait, idle, polls) and the
-//! scheduling latency, overall and per location.
+//! Tasks: the totals, the tasks by spawn location (run, scheduling wait, idle, polls, poll
+//! durations) and the scheduling latency, overall and per location.
 
 use super::location_name;
 use crate::dense::DenseIds;
 use crate::histogram::Histogram;
 use crate::merge::Names;
-use crate::model::{IdMap, Observer, PollBegin, TaskDone};
+use crate::model::{IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, TaskDone};
 use crate::summary::{Latency, LocationSummary, TaskTotals};
 
 #[derive(Debug, Default)]
@@ -20,6 +20,7 @@ struct LocationAcc {
     longest_poll: u64,
     latency: Histogram,
     unknown: u64,
+    durations: Histogram,
 }
 
 /// The analysis of tasks (see the module's docs).
@@ -59,6 +60,17 @@ impl Observer for TaskStats {
                 location.unknown += 1;
             }
         }
+    }
+
+    fn poll_end(
+        &mut self,
+        _names: &dyn Names,
+        poll: &PollEnd,
+        _stack: &[OpenRegion],
+        _notes: &[Note],
+    ) {
+        let index = self.location(poll.task.location);
+        self.locations[index].durations.record(poll.duration());
     }
 
     fn task_done(&mut self, _names: &dyn Names, task: &TaskDone) {
@@ -109,6 +121,7 @@ impl TaskStats {
                 idle_ns: l.idle,
                 longest_poll_ns: l.longest_poll,
                 sched_latency: Latency::from_histogram(&l.latency, l.unknown),
+                poll_duration: Latency::from_histogram(&l.durations, 0),
             })
             .collect();
         locations.sort_by(|a, b| {
