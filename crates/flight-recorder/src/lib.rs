@@ -103,6 +103,7 @@ pub use annotate::{counter, log, mark, region, InRegion, Region, RegionFuture, U
 pub use engine::{chunk_size, stats, RecorderStats};
 #[cfg(not(flight_recorder_loom))]
 pub use error::{Error, ErrorKind};
+#[cfg(not(flight_recorder_loom))]
 pub use file::process::{service_name, set_service_name};
 
 /// Snapshot files: their names, and writing a flight recorder's snapshot into a directory so that
