@@ -4,25 +4,26 @@
 # short fuzz run and a short soak (docs/RELIABILITY.md), then every unit and integration test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/steps.sh
 
-echo "== tools: nextest, Miri, cargo-hack, the minimum Rust version (installed when missing)"
+step "tools: nextest, Miri, cargo-hack, the minimum Rust version (installed when missing)"
 scripts/install-test-tools.sh
 
-echo "== cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== the overhead study's crate is formatted; its report arithmetic (bench/, docs/BENCHMARKS.md)"
+step "the overhead study's crate is formatted; its report arithmetic (bench/, docs/BENCHMARKS.md)"
 cargo fmt --manifest-path bench/compare/Cargo.toml -- --check
 python3 -m unittest discover -s bench -p 'test_*.py'
 
-echo "== cargo clippy -D warnings (the query engine's crate included: its one check build)"
+step "cargo clippy -D warnings (the query engine's crate included: its one check build)"
 cargo clippy --workspace --all-features --all-targets -- -D warnings
 
-echo "== loom models of the chunk / window / snapshot protocol"
+step "loom models of the chunk / window / snapshot protocol"
 RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom \
     cargo test -p flight-recorder --lib --release loom
 
-echo "== Miri: the recorder's unit tests, the unsafe code among them, on the monotonic clock"
+step "Miri: the recorder's unit tests, the unsafe code among them, on the monotonic clock"
 # Every feature but `upload`, listed: Miri cannot run its network stack (object_store, reqwest,
 # rustls with ring's assembly).
 FLIGHT_RECORDER_CLOCK=monotonic MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
@@ -32,31 +33,31 @@ FLIGHT_RECORDER_CLOCK=monotonic MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGE
 # flight-recorder-query (DataFusion, about 210 crates) has no features of its own, and clippy has
 # checked it above with warnings as errors: it is left out here, so that it is built in one profile
 # only (the tests') and checked once.
-echo "== features: every crate's library with each feature alone, none, and all (warnings are errors)"
+step "features: every crate's library with each feature alone, none, and all (warnings are errors)"
 RUSTFLAGS="--cfg tokio_unstable -C force-frame-pointers=yes -D warnings" CARGO_TARGET_DIR=target/features \
     cargo hack check --workspace --exclude flight-recorder-query --lib --each-feature --no-dev-deps
 
 # flight-recorder-query declares its own, newer rust-version (DataFusion's).
-echo "== the declared minimum Rust version (rust-version in Cargo.toml) compiles the workspace"
+step "the declared minimum Rust version (rust-version in Cargo.toml) compiles the workspace"
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 CARGO_TARGET_DIR=target/msrv cargo "+$msrv" check --workspace --exclude flight-recorder-query \
     --all-features
 
-echo "== the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
+step "the recorder without tokio's unstable hooks (RUSTFLAGS overrides .cargo/config.toml)"
 RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/stable-tokio \
     cargo test -p flight-recorder --test tokio_runtime --test annotations --test snapshot \
     --test spawn_allocations --test stuck_worker --test capture_rules
 
-echo "== doc tests"
+step "doc tests"
 cargo test --workspace --all-features --doc
 
-echo "== fuzzing: the trace reader, the analyses, the CLI's file handling (30 s each)"
+step "fuzzing: the trace reader, the analyses, the CLI's file handling (30 s each)"
 scripts/fuzz.sh "${FLIGHT_RECORDER_FUZZ_SECS:-30}"
 
-echo "== soak: automatic capture under a tokio workload (FLIGHT_RECORDER_SOAK_SECS, default 20 s)"
+step "soak: automatic capture under a tokio workload (FLIGHT_RECORDER_SOAK_SECS, default 20 s)"
 cargo test --release -p flight-recorder --test soak -- --ignored --nocapture
 
-echo "== unit and integration tests"
+step "unit and integration tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --all-features --no-fail-fast
 else

@@ -1,0 +1,23 @@
+# Sourced by the CI and test scripts: `step NAME` starts a named step and prints its heading; when
+# the script exits, however it exits, the time each step took is printed, so that the end of a
+# long log tells where the time went.
+step_names=()
+step_starts=()
+
+step() {
+    step_names+=("$1")
+    step_starts+=("$SECONDS")
+    echo "== $1"
+}
+
+print_step_times() {
+    local status=$? i end
+    echo "== time per step ($(basename "$0"), exit status $status)"
+    for i in "${!step_names[@]}"; do
+        end=${step_starts[$((i + 1))]:-$SECONDS}
+        printf '%6ss  %s\n' "$((end - step_starts[i]))" "${step_names[i]}"
+    done
+    printf '%6ss  in all\n' "$SECONDS"
+}
+
+trap print_step_times EXIT
