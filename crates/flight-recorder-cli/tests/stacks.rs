@@ -21,39 +21,55 @@ const MS: u64 = 1_000_000;
 static SPIN_A_LINE: AtomicU32 = AtomicU32::new(0);
 static SPIN_B_LINE: AtomicU32 = AtomicU32::new(0);
 
+/// A thread's loop: `inside` is set from within the loop, so that a stack taken after it is
+/// set shows the loop (and not the thread still on its way into the function, as a slow
+/// machine can leave it for a while).
+#[derive(Default)]
+struct Spin {
+    stop: AtomicBool,
+    inside: AtomicBool,
+}
+
 #[inline(never)]
-fn stuck_spinning_a(stop: &AtomicBool) {
+fn stuck_spinning_a(spin: &Spin) {
     SPIN_A_LINE.store(line!() + 1, Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) {
-        std::hint::spin_loop();
+    while !spin.stop.load(Ordering::Relaxed) {
+        spin.inside.store(true, Ordering::Relaxed);
     }
 }
 
 #[inline(never)]
-fn stuck_spinning_b(stop: &AtomicBool) {
+fn stuck_spinning_b(spin: &Spin) {
     SPIN_B_LINE.store(line!() + 1, Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) {
-        std::hint::spin_loop();
+    while !spin.stop.load(Ordering::Relaxed) {
+        spin.inside.store(true, Ordering::Relaxed);
     }
 }
 
-/// Captures `n` stacks of a thread spinning in `f`.
-fn capture(f: fn(&AtomicBool), n: usize) -> Vec<Vec<u64>> {
-    let stop = Arc::new(AtomicBool::new(false));
+/// Captures `n` stacks of a thread looping in `f`, once it is inside the loop.
+fn capture(f: fn(&Spin), n: usize) -> Vec<Vec<u64>> {
+    let spin = Arc::new(Spin::default());
     let (tx, rx) = std::sync::mpsc::channel();
-    let s = stop.clone();
+    let s = spin.clone();
     let thread = std::thread::spawn(move || {
         tx.send(register_current_thread().unwrap()).unwrap();
         f(&s);
     });
     let handle = rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(20));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !spin.inside.load(Ordering::Relaxed) {
+        assert!(
+            Instant::now() < deadline,
+            "the thread never reached its loop"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut stacks = Vec::new();
     while stacks.len() < n {
         let stack = capture_thread_stack(&handle, Instant::now() + Duration::from_secs(2)).unwrap();
         stacks.push(stack.frames.iter().map(|f| f.address as u64).collect());
     }
-    stop.store(true, Ordering::Relaxed);
+    spin.stop.store(true, Ordering::Relaxed);
     thread.join().unwrap();
     stacks
 }
@@ -541,10 +557,11 @@ fn binary_option_names_frames_of_a_moved_executable() {
 static SLEEP_LINE: AtomicU32 = AtomicU32::new(0);
 
 #[inline(never)]
-fn stuck_sleeping(stop: &AtomicBool) {
+fn stuck_sleeping(spin: &Spin) {
     SLEEP_LINE.store(line!() + 2, Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) {
+    while !spin.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(5));
+        spin.inside.store(true, Ordering::Relaxed);
     }
 }
 

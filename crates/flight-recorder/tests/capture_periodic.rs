@@ -67,6 +67,24 @@ fn periodic_capture_turns_on_and_off_while_running() {
     assert!(capture::status().files_written >= off as u64 + 2);
 }
 
+/// A periodic file whose write began after this call: the second file to appear from now on (the
+/// first may have been under way already, as a loaded machine can stretch a write).
+fn next_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let before = dumps(dir);
+    let mut new = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            new = dumps(dir)
+                .into_iter()
+                .filter(|p| !before.contains(p))
+                .collect();
+            new.len() >= 2
+        }),
+        "no periodic file came"
+    );
+    new.pop().unwrap()
+}
+
 #[test]
 fn a_duration_change_while_running_moves_the_window() {
     let _serial = serial();
@@ -85,8 +103,7 @@ fn a_duration_change_while_running_moves_the_window() {
     assert!(described(&read(&at_once)).contains(&"early: log test early event".to_string()));
     std::fs::remove_file(at_once).unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let newest = dumps(dir.path()).pop().expect("periodic files");
-    let trace = read(&newest);
+    let trace = read(&next_dump(dir.path()));
     assert_eq!(trace.reader.header().min_age_ns, 300_000_000);
     let events = described(&trace);
     assert!(
@@ -99,8 +116,7 @@ fn a_duration_change_while_running_moves_the_window() {
     on_thread("bridge", || flight_recorder::log("test", "bridge event"));
     capture::update_settings(|s| s.duration = Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let newest = dumps(dir.path()).pop().unwrap();
-    let trace = read(&newest);
+    let trace = read(&next_dump(dir.path()));
     assert_eq!(trace.reader.header().min_age_ns, 5_000_000_000);
     let events = described(&trace);
     assert!(
@@ -111,7 +127,7 @@ fn a_duration_change_while_running_moves_the_window() {
     // And back to a short window: the bridge event ages out again.
     capture::update_settings(|s| s.duration = Duration::from_millis(200)).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let trace = read(&dumps(dir.path()).pop().unwrap());
+    let trace = read(&next_dump(dir.path()));
     assert_eq!(trace.reader.header().min_age_ns, 200_000_000);
     assert!(!described(&trace).iter().any(|e| e.starts_with("bridge:")));
 }

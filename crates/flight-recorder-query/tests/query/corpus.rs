@@ -257,30 +257,19 @@ pub fn parquet_export() -> &'static Path {
 }
 
 fn export_corpus(out: &Path) {
-    {
-        let output = cli(&[
-            "export",
-            "--to",
-            "parquet",
-            corpus().to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        let err = String::from_utf8_lossy(&output.stderr);
-        if err.contains("unrecognized subcommand") {
-            // A CLI without `export` yet: the library it runs.
-            eprintln!("flight-recorder has no export command: exporting with the library");
-            let report = flight_recorder_parquet::export(
-                &[corpus().to_path_buf()],
-                out,
-                &flight_recorder_parquet::ExportOptions::default(),
-            )
-            .unwrap();
-            assert_eq!(report.files_failed, 0, "{:?}", report.failures);
-        } else {
-            assert!(output.status.success(), "export failed: {err}");
-        }
-    }
+    let output = cli(&[
+        "export",
+        "--to",
+        "parquet",
+        corpus().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A number of a JSON row (integers may come as numbers or, for wide types, as text).
