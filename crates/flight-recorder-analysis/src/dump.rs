@@ -92,7 +92,7 @@ impl Dumper {
                     line.push_str(" [inlined]");
                 }
                 if !sym.file.is_empty() {
-                    let _ = write!(line, " {}:{}", short_path(&sym.file), sym.line);
+                    let _ = write!(line, " {}", crate::symbols::source_at(sym));
                 }
                 let _ = write!(line, " ({module})");
                 out.push(line);

@@ -372,6 +372,17 @@ pub fn short_path(path: &str) -> Cow<'_, str> {
     Cow::Borrowed(path)
 }
 
+/// Where a frame's code is, as people read it: `file:line` with the [`short_path`], the file
+/// alone when the line is unknown (0: code that debug info ties to no line, such as a loop's
+/// jump), nothing when the file is unknown.
+pub fn source_at(frame: &SymbolFrame) -> String {
+    match (frame.file.is_empty(), frame.line) {
+        (true, _) => String::new(),
+        (false, 0) => short_path(&frame.file).into_owned(),
+        (false, line) => format!("{}:{line}", short_path(&frame.file)),
+    }
+}
+
 /// Whether a source path is inside a dependency or the toolchain (not the application's code).
 pub fn is_library_path(path: &str) -> bool {
     path.contains("/registry/src/")

@@ -160,13 +160,21 @@ fn stdout(o: &Output) -> String {
 }
 
 /// `tests/stacks.rs:LINE` for the line of the spin loop that `text` names (the loop's lines
-/// follow the recorded one), or the first of them.
+/// follow the recorded one), or the file alone when `text` names it without a line (a stack
+/// taken at code that debug info ties to no line), else the first of the loop's lines.
 fn file_line_in(line: &AtomicU32, text: &str) -> String {
+    const FILE: &str = "tests/stacks.rs";
     let first = line.load(Ordering::Relaxed);
+    let no_line = || {
+        text.match_indices(FILE)
+            .any(|(i, _)| !text[i + FILE.len()..].starts_with(':'))
+            .then(|| FILE.to_string())
+    };
     (first..first + 3)
-        .map(|l| format!("tests/stacks.rs:{l}"))
+        .map(|l| format!("{FILE}:{l}"))
         .find(|at| text.contains(at.as_str()))
-        .unwrap_or_else(|| format!("tests/stacks.rs:{first}"))
+        .or_else(no_line)
+        .unwrap_or_else(|| format!("{FILE}:{first}"))
 }
 
 struct Files {
@@ -200,10 +208,11 @@ fn symbolize_writes_the_names_into_the_file() {
     reader.read_all_events().unwrap();
     let names = reader.name_tables();
     let lines = SPIN_A_LINE.load(Ordering::Relaxed)..SPIN_A_LINE.load(Ordering::Relaxed) + 3;
+    // Line 0: a stack taken at code that debug info ties to no line.
     let found = names.symbols().values().flatten().any(|f| {
         f.function.ends_with("stuck_spinning_a")
             && f.file.ends_with("tests/stacks.rs")
-            && lines.contains(&f.line)
+            && (lines.contains(&f.line) || f.line == 0)
     });
     assert!(found, "no symbol for stuck_spinning_a");
     // The copy reads with names where the binaries are gone: its symbols win over the modules.
@@ -241,12 +250,15 @@ fn summary_shows_the_long_polls_stacks_and_where_cpu_time_went() {
     assert!(first.contains(&a), "{first}");
     assert!(first.contains("stack 1/2"), "{first}");
     assert!(first.contains("stack 2/2"), "{first}");
-    // Application frames first: the stuck function is the first line of the stack.
+    // Application frames first: the stuck function is the first line of the stack but for
+    // core's frames (in a debug build the loop's atomic load and store are calls, and the stack
+    // may be taken inside one: a line of its own, or folded).
     let after = &first[first.find("innermost first:\n").unwrap() + 17..];
-    assert!(
-        after.lines().next().unwrap().contains("stuck_spinning_a"),
-        "{first}"
-    );
+    let line = after
+        .lines()
+        .find(|l| !l.trim_start().starts_with("core::") && !l.contains("frames in core:"))
+        .unwrap();
+    assert!(line.contains("stuck_spinning_a"), "{first}");
     assert!(
         first.contains("frames in"),
         "folded library frames: {first}"
@@ -295,9 +307,11 @@ fn summary_shows_the_long_polls_stacks_and_where_cpu_time_went() {
         })
         .expect("the stuck function in JSON");
     assert!(frame["file"].as_str().unwrap().ends_with("tests/stacks.rs"));
-    let line = frame["line"].as_u64().unwrap();
-    let first = u64::from(SPIN_A_LINE.load(Ordering::Relaxed));
-    assert!((first..first + 3).contains(&line), "{line}");
+    // No line (null) when the stack was taken at code that debug info ties to no line.
+    if let Some(line) = frame["line"].as_u64() {
+        let first = u64::from(SPIN_A_LINE.load(Ordering::Relaxed));
+        assert!((first..first + 3).contains(&line), "{line}");
+    }
     assert!(frame["module"].as_str().unwrap().len() > 1);
     assert!(frame["offset"].as_u64().is_some());
     assert_eq!(frame["inlined"], false);

@@ -45,11 +45,7 @@ pub(crate) fn lines(frames: &[ResolvedFrame]) -> Vec<Line> {
                 } else {
                     f.function.clone()
                 },
-                at: if f.file.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}:{}", short_path(&f.file), f.line)
-                },
+                at: crate::symbols::source_at(f),
                 inlined: i + 1 < n,
                 library: library_of(f),
             });

@@ -26,11 +26,7 @@ pub(crate) fn frame_names(frame: &ResolvedFrame) -> Vec<(String, String)> {
             } else {
                 f.function.clone()
             };
-            let at = if f.file.is_empty() {
-                String::new()
-            } else {
-                format!("{}:{}", short_path(&f.file), f.line)
-            };
+            let at = crate::symbols::source_at(f);
             (name, at)
         })
         .collect()
