@@ -20,7 +20,8 @@ step "cargo clippy -D warnings (the query engine's crate included: its one check
 cargo clippy --workspace --all-features --all-targets -- -D warnings
 
 step "loom models of the chunk / window / snapshot protocol"
-RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom \
+# Without debug info: the models' build is a release build of the crate and its dev-dependencies.
+RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom CARGO_PROFILE_RELEASE_DEBUG=false \
     cargo test -p flight-recorder --lib --release loom
 
 step "Miri: the recorder's unit tests, the unsafe code among them, on the monotonic clock"
