@@ -18,7 +18,7 @@ use std::io::Read;
 use flight_recorder_format::time::format_utc_millis;
 use flight_recorder_format::{args, Event, EventKind, TraceReader};
 
-use crate::symbols::{short_path, Symbolizer};
+use crate::symbols::{source_at, Symbolizer};
 
 /// Formats events as lines, measuring offsets from the first event it formats.
 #[derive(Debug, Default)]
@@ -92,7 +92,7 @@ impl Dumper {
                     line.push_str(" [inlined]");
                 }
                 if !sym.file.is_empty() {
-                    let _ = write!(line, " {}", crate::symbols::source_at(sym));
+                    let _ = write!(line, " {}", source_at(sym));
                 }
                 let _ = write!(line, " ({module})");
                 out.push(line);

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use flight_recorder_format::time::format_utc_micros;
 
 use super::{CpuLocation, ThreadStack};
-use crate::symbols::{is_library_path, library_of, short_path, ResolvedFrame};
+use crate::symbols::{is_library_path, library_of, source_at, ResolvedFrame};
 
 /// One function of a stack, innermost first, as shown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub(crate) fn lines(frames: &[ResolvedFrame]) -> Vec<Line> {
                 } else {
                     f.function.clone()
                 },
-                at: crate::symbols::source_at(f),
+                at: source_at(f),
                 inlined: i + 1 < n,
                 library: library_of(f),
             });

@@ -9,7 +9,7 @@ use super::location_name;
 use crate::ids::IdMap;
 use crate::merge::Names;
 use crate::summary::{CpuFunction, CpuLocation};
-use crate::symbols::{short_path, ResolvedFrame, Symbolizer};
+use crate::symbols::{source_at, ResolvedFrame, Symbolizer};
 
 /// A frame's functions as names, innermost first (inlined functions expanded); an unresolved
 /// frame is `module+0xoffset`.
@@ -26,7 +26,7 @@ pub(crate) fn frame_names(frame: &ResolvedFrame) -> Vec<(String, String)> {
             } else {
                 f.function.clone()
             };
-            let at = crate::symbols::source_at(f);
+            let at = source_at(f);
             (name, at)
         })
         .collect()
