@@ -470,6 +470,18 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_without_a_line_shows_its_file_alone() {
+        let reg =
+            "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/lib.rs";
+        let mut frame = f("axum::serve", reg);
+        frame.line = 12;
+        assert_eq!(source_at(&frame), "axum-0.8.9/src/lib.rs:12");
+        frame.line = 0;
+        assert_eq!(source_at(&frame), "axum-0.8.9/src/lib.rs");
+        assert_eq!(source_at(&f("main", "")), "");
+    }
+
+    #[test]
     fn paths_of_dependencies_and_the_toolchain_print_short() {
         let reg = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs";
         assert_eq!(short_path(reg), "axum-0.8.9/src/serve/mod.rs");
