@@ -25,7 +25,10 @@
 //!   they carry no track; a task's events go on the sequence of the thread that polls it.
 //!   (Sequence 2 holds the stack samples, with interned frames and callstacks.)
 //! - Each sequence's first packet sets `SEQ_INCREMENTAL_STATE_CLEARED`, its defaults and its
-//!   clocks; its events set `SEQ_NEEDS_INCREMENTAL_STATE`.
+//!   clocks. Its events do not set `SEQ_NEEDS_INCREMENTAL_STATE` (two bytes each, a twelfth of
+//!   the file): that flag only lets a reader skip packets whose sequence lost its state, and a
+//!   file written whole never does; the trace processor resolves interned data and defaults
+//!   without it.
 //! - Times are differences: the sequence's default clock is an incremental sequence-scoped
 //!   clock (64, put at the first event's time by the sequence's `ClockSnapshot`), each time the
 //!   difference from the previous one (a two's complement 64-bit number: an event earlier than
@@ -303,7 +306,6 @@ type ModuleInfo = HashMap<String, (u64, u64, u64, Vec<u8>)>;
 const MAIN_SEQUENCE: u64 = 1;
 const FIRST_THREAD_SEQUENCE: u64 = 3;
 const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
-const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
 const SLICE_BEGIN: u64 = 1;
 const SLICE_END: u64 = 2;
 const INSTANT: u64 = 3;
@@ -332,10 +334,10 @@ const FLUSH_AT: usize = 1 << 20;
 
 /// A `TracePacket` of at most 128 bytes (its key and its one-byte length included) written
 /// straight into the spare capacity of the output buffer, with nested messages of at most 127
-/// bytes. A track event with at most two numeric arguments takes at most 115: the packet's key
+/// bytes. A track event with at most two numeric arguments takes at most 113: the packet's key
 /// and length 2, the timestamp 11 and its clock 3, the event's key and length 2, type 2, track
-/// 11, category 2, name 6, two arguments of 15, a counter 12 or flows 2 × 12, the sequence id 11
-/// and flags 2.
+/// 11, category 2, name 6, two arguments of 15, a counter 12 or flows 2 × 12, and the sequence
+/// id 11.
 struct Small<'a> {
     /// Bytes below `n` are written.
     b: &'a mut [MaybeUninit<u8>; 128],
@@ -561,7 +563,6 @@ impl<W: Write> Perfetto<W> {
         }
         p.close(event);
         p.uint(field::TRUSTED_PACKET_SEQUENCE_ID, sequence.id);
-        p.uint(field::SEQUENCE_FLAGS, SEQ_NEEDS_INCREMENTAL_STATE);
         let n = p.finish();
         // SAFETY: `Small` wrote every byte below `n` of the spare capacity (`push` writes each
         // byte in turn, `close` rewrites one already pushed), and `n` is at most 128, within
@@ -763,7 +764,7 @@ impl<W: Write> Perfetto<W> {
                 uint(e, field::TERMINATING_FLOW_IDS_OLD, flow);
             }
         });
-        self.close_packet(at, id, SEQ_NEEDS_INCREMENTAL_STATE)
+        self.close_packet(at, id, 0)
     }
 }
 
@@ -994,10 +995,10 @@ impl<W: Write> Format for Perfetto<W> {
         };
         let pid = self.pid;
         let flags = if i.started {
-            SEQ_NEEDS_INCREMENTAL_STATE
+            0
         } else {
             i.started = true;
-            SEQ_INCREMENTAL_STATE_CLEARED | SEQ_NEEDS_INCREMENTAL_STATE
+            SEQ_INCREMENTAL_STATE_CLEARED
         };
         // Its own sequence, without defaults: the timestamp is absolute (BOOTTIME).
         message(&mut self.buf, field::TRACE_PACKET, |packet| {
@@ -1013,7 +1014,9 @@ impl<W: Write> Format for Perfetto<W> {
                 uint(p, field::CPU_MODE, MODE_USER);
             });
             uint(packet, field::TRUSTED_PACKET_SEQUENCE_ID, SAMPLE_SEQUENCE);
-            uint(packet, field::SEQUENCE_FLAGS, flags);
+            if flags != 0 {
+                uint(packet, field::SEQUENCE_FLAGS, flags);
+            }
         });
         Ok(())
     }
@@ -1236,7 +1239,9 @@ mod decode_tests {
             let Some(event) = message(&p, 11) else {
                 continue;
             };
-            assert_eq!(flags & 2, 2, "a track event needs the sequence's state");
+            // Its sequence was cleared before (above); the file is whole, so the event does not
+            // spend two bytes on SEQ_NEEDS_INCREMENTAL_STATE.
+            assert_eq!(flags, 0, "a track event with sequence flags");
             let raw = int(&p, 8).expect("a timestamp");
             let clock = int(&p, 58).or(state.clock).unwrap_or(6);
             let time = if clock >= 64 {

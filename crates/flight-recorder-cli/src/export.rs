@@ -46,6 +46,7 @@ fn parquet(args: ExportArgs, out: &mut impl Write) -> Result<(), Failure> {
         tables: TableOptions {
             long_poll_threshold: std::time::Duration::from_nanos(args.long_poll_ns),
             accept_damaged: args.partial,
+            only: None,
         },
     };
     let report = match flight_recorder_parquet::export(&args.inputs, &args.output, &options) {

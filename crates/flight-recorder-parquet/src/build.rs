@@ -43,6 +43,8 @@ enum Col {
     /// A stack column: the stack ids, resolved to frames when the table is finished (the file's
     /// symbols may come after the events).
     Stack(Vec<Option<u64>>),
+    /// A column of a table not asked for (`TableOptions::only`): values are dropped.
+    Skip,
 }
 
 /// The texts every row starts with, and the process of the identity.
@@ -67,11 +69,14 @@ fn ns(value: u64) -> i64 {
 }
 
 impl Table {
-    fn new(name: &'static str) -> Table {
+    /// A table to fill, or, when `keep` is false, one whose rows are dropped as they come (it
+    /// finishes empty).
+    fn new(name: &'static str, keep: bool) -> Table {
         let columns = schema::columns(name).expect("a known table");
         let cols = columns
             .iter()
             .map(|&(column, kind, _)| match kind {
+                _ if !keep => Col::Skip,
                 Kind::Str => Col::Str(StringBuilder::new()),
                 Kind::U64 => Col::U64(UInt64Builder::new()),
                 Kind::I64 => Col::I64(Int64Builder::new()),
@@ -110,8 +115,13 @@ impl Table {
         row
     }
 
-    fn finish(self, resolve: &mut dyn FnMut(u64) -> Arc<Vec<String>>) -> Vec<ArrayRef> {
-        self.cols
+    /// The table's columns, or `None` for a table whose rows were dropped.
+    fn finish(self, resolve: &mut dyn FnMut(u64) -> Arc<Vec<String>>) -> Option<Vec<ArrayRef>> {
+        if self.cols.iter().any(|col| matches!(col, Col::Skip)) {
+            return None;
+        }
+        let arrays = self
+            .cols
             .into_iter()
             .map(|col| -> ArrayRef {
                 match col {
@@ -137,9 +147,11 @@ impl Table {
                         }
                         Arc::new(b.finish())
                     }
+                    Col::Skip => unreachable!("a dropped table is not finished"),
                 }
             })
-            .collect()
+            .collect();
+        Some(arrays)
     }
 }
 
@@ -167,6 +179,7 @@ impl Row<'_> {
     fn os(&mut self, value: Option<&str>) -> &mut Self {
         match self.next() {
             Col::Str(b) => b.append_option(value),
+            Col::Skip => {}
             _ => self.mismatch("text"),
         }
         self
@@ -181,6 +194,7 @@ impl Row<'_> {
     fn ou(&mut self, value: Option<u64>) -> &mut Self {
         match self.next() {
             Col::U64(b) => b.append_option(value),
+            Col::Skip => {}
             _ => self.mismatch("u64"),
         }
         self
@@ -195,6 +209,7 @@ impl Row<'_> {
     fn oi(&mut self, value: Option<i64>) -> &mut Self {
         match self.next() {
             Col::I64(b) => b.append_option(value),
+            Col::Skip => {}
             _ => self.mismatch("i64"),
         }
         self
@@ -209,6 +224,7 @@ impl Row<'_> {
     fn u32(&mut self, value: u32) -> &mut Self {
         match self.next() {
             Col::U32(b) => b.append_value(value),
+            Col::Skip => {}
             _ => self.mismatch("u32"),
         }
         self
@@ -216,6 +232,7 @@ impl Row<'_> {
     fn ots(&mut self, value: Option<u64>) -> &mut Self {
         match self.next() {
             Col::Ts(b) => b.append_option(value.map(ns)),
+            Col::Skip => {}
             _ => self.mismatch("timestamp"),
         }
         self
@@ -226,6 +243,7 @@ impl Row<'_> {
     fn b(&mut self, value: bool) -> &mut Self {
         match self.next() {
             Col::Bool(b) => b.append_value(value),
+            Col::Skip => {}
             _ => self.mismatch("bool"),
         }
         self
@@ -238,6 +256,7 @@ impl Row<'_> {
                 }
                 b.append(true);
             }
+            Col::Skip => {}
             _ => self.mismatch("list"),
         }
         self
@@ -245,6 +264,7 @@ impl Row<'_> {
     fn stack(&mut self, id: Option<u64>) -> &mut Self {
         match self.next() {
             Col::Stack(ids) => ids.push(id),
+            Col::Skip => {}
             _ => self.mismatch("stack"),
         }
         self
@@ -956,7 +976,10 @@ pub(crate) fn tables(
     let threshold_ns = u64::try_from(options.long_poll_threshold.as_nanos()).unwrap_or(u64::MAX);
     let mut builder = Builder {
         common,
-        tables: TABLES.iter().map(|t| Table::new(t)).collect(),
+        tables: TABLES
+            .iter()
+            .map(|t| Table::new(t, options.only.is_none_or(|only| only == *t)))
+            .collect(),
         threshold_ns,
         converter: *reader.time_converter(),
         threads: Vec::new(),
@@ -1045,10 +1068,12 @@ pub(crate) fn tables(
     let mut out = Vec::with_capacity(TABLES.len());
     let common = builder.common;
     for (table, name_of) in builder.tables.into_iter().zip(TABLES) {
-        let arrays = table.finish(&mut resolve);
         let schema = crate::schema(name_of).expect("a known table");
-        let batch = RecordBatch::try_new(schema, arrays)
-            .map_err(|e| Error::new(name, ErrorKind::Arrow(e)))?;
+        let batch = match table.finish(&mut resolve) {
+            Some(arrays) => RecordBatch::try_new(schema, arrays)
+                .map_err(|e| Error::new(name, ErrorKind::Arrow(e)))?,
+            None => RecordBatch::new_empty(schema),
+        };
         out.push((*name_of, batch));
     }
     Ok(SnapshotTables {

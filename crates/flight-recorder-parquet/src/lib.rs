@@ -97,6 +97,10 @@ pub struct TableOptions {
     /// (its `snapshots` row then has `complete = false` and the `error`); by default (false)
     /// such a file is an [`Error`].
     pub accept_damaged: bool,
+    /// Build only this table (one of [`TABLES`]); the others come out empty, with their
+    /// schemas. For a reader that scans one table, such as a query: the rows of the others are
+    /// not built. `None` (the default) builds them all.
+    pub only: Option<&'static str>,
 }
 
 impl Default for TableOptions {
@@ -104,6 +108,7 @@ impl Default for TableOptions {
         TableOptions {
             long_poll_threshold: Duration::from_millis(10),
             accept_damaged: false,
+            only: None,
         }
     }
 }

@@ -237,6 +237,33 @@ fn row_counts_agree_with_the_summary() {
 }
 
 #[test]
+fn only_one_table_is_built_when_asked_and_it_is_the_same() {
+    let r = recorded();
+    let all = read_snapshot_bytes("t.out", &r.first, &TableOptions::default()).unwrap();
+    for &table in TABLES {
+        let options = TableOptions {
+            only: Some(table),
+            ..TableOptions::default()
+        };
+        let one = read_snapshot_bytes("t.out", &r.first, &options).unwrap();
+        assert_eq!(one.snapshot_id, all.snapshot_id);
+        for &other in TABLES {
+            let batch = one.table(other).expect("every table is there");
+            assert_eq!(batch.schema(), schema(other).unwrap(), "{other}");
+            if other == table {
+                assert_eq!(batch, all.table(other).unwrap(), "{other} differs");
+            } else {
+                assert_eq!(batch.num_rows(), 0, "{other} built when {table} was asked");
+            }
+        }
+    }
+    // The recording has rows in the tables a query scans most.
+    for table in ["snapshots", "polls", "tasks", "wakes"] {
+        assert!(rows(&all, table) > 0, "{table}");
+    }
+}
+
+#[test]
 fn a_threshold_changes_the_long_polls() {
     let r = recorded();
     let options = TableOptions {

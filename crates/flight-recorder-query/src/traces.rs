@@ -2,10 +2,10 @@
 //!
 //! Each table is a DataFusion `StreamingTable` of as many partitions as the session runs
 //! (at most one per file). A partition reads its files one after the other: a file is fetched
-//! (from disk or an object store), decoded on a blocking thread into its tables
-//! (`flight_recorder_parquet::read_snapshot`), the scanned table is kept, in batches of the
-//! session's batch size, and the rest dropped. Memory holds one file's tables per partition at
-//! a time, whatever the number of files.
+//! (from disk or an object store) and decoded on a blocking thread into the scanned table
+//! (`flight_recorder_parquet::read_snapshot` with `TableOptions::only`: the other tables' rows
+//! are not built), which is handed on in batches of the session's batch size. Memory holds one
+//! file's table per partition at a time, whatever the number of files.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -185,7 +185,11 @@ impl PartitionStream for TracePartition {
         let batch_size = ctx.session_config().batch_size().max(1);
         let table = self.table;
         let schema = Arc::clone(&self.schema);
-        let options = self.options.clone();
+        // Only the scanned table's rows are built.
+        let options = TableOptions {
+            only: Some(table),
+            ..self.options.clone()
+        };
         let skipped = Arc::clone(&self.skipped);
         let files = Arc::clone(&self.files);
         let stream_schema = Arc::clone(&schema);

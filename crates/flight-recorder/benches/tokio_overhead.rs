@@ -7,6 +7,11 @@
 //! - `on`: instrumented, with a flight recorder running;
 //! - `spawn` (the micro workloads only): as `on`, with every task started by
 //!   `flight_recorder::tokio::spawn` (the instrumented spawn, which adds each wake with its waker);
+//! - `forward` (the micro workloads only): as `on`, with every task wrapped in the least a wrapper
+//!   that sees a task's wakes must do: its waker is an `Arc` of its own that forwards each wake to
+//!   tokio's waker by reference, records nothing, and is made at the first poll (tokio's waker of
+//!   a task never changes, so it registers nothing after). `spawn/forward*` is what the
+//!   instrumented spawn pays above that floor: the wake event, the waker slot, the lazy state;
 //! - `floor`: the floor of the hooks path, tokio's hook dispatch with the same hooks installed as
 //!   `instrument` installs (thread start, park, unpark, task spawn, terminate, before and after
 //!   poll), each doing nothing but the two poll hooks, which read the recorder's clock once each
@@ -51,6 +56,8 @@ enum Config {
     On,
     /// `On`, with the workload's tasks started by `flight_recorder::tokio::spawn`.
     Spawn,
+    /// `On`, with the workload's tasks wrapped in [`Forwarding`].
+    Forward,
     /// Tokio's hook dispatch with hooks that do nothing but read the clock once per poll hook.
     Floor,
     /// `Floor`, counting the polls into [`POLLS`] (untimed: the shared counter is contended).
@@ -63,7 +70,11 @@ static POLLS: AtomicU64 = AtomicU64::new(0);
 /// Whether the workloads start their tasks with the instrumented spawn (config `Spawn`).
 static INSTRUMENTED_SPAWN: AtomicBool = AtomicBool::new(false);
 
-/// Spawns `future` with `tokio::spawn`, or with the instrumented spawn in config `Spawn`.
+/// Whether the workloads wrap their tasks in [`Forwarding`] (config `Forward`).
+static FORWARDING_SPAWN: AtomicBool = AtomicBool::new(false);
+
+/// Spawns `future` with `tokio::spawn`, with the instrumented spawn in config `Spawn`, or wrapped
+/// in [`Forwarding`] in config `Forward`.
 fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: std::future::Future + Send + 'static,
@@ -71,8 +82,54 @@ where
 {
     if INSTRUMENTED_SPAWN.load(Ordering::Relaxed) {
         flight_recorder::tokio::spawn(future)
+    } else if FORWARDING_SPAWN.load(Ordering::Relaxed) {
+        tokio::spawn(Forwarding {
+            inner: future,
+            waker: None,
+        })
     } else {
         tokio::spawn(future)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The floor of a wrapper that sees its task's wakes (config `Forward`): the inner future gets
+    /// a waker of the wrapper's own, an `Arc` made at the first poll that forwards every wake to
+    /// tokio's waker by reference. It records nothing and never registers again (tokio's waker of
+    /// a task is always the same), so it is only the wrapping: what the instrumented spawn pays
+    /// beyond it is its recording and its waker slot.
+    struct Forwarding<F> {
+        #[pin]
+        inner: F,
+        waker: Option<std::task::Waker>,
+    }
+}
+
+/// What a [`Forwarding`] waker holds: tokio's waker of the task.
+struct Forward(std::task::Waker);
+
+impl std::task::Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.0.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake_by_ref();
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Forwarding<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let waker = this
+            .waker
+            .get_or_insert_with(|| Arc::new(Forward(cx.waker().clone())).into());
+        this.inner.poll(&mut std::task::Context::from_waker(waker))
     }
 }
 
@@ -124,7 +181,7 @@ fn runtime(config: Config) -> tokio::runtime::Runtime {
                 POLLS.fetch_add(1, Ordering::Relaxed);
             });
         }
-        Config::Off | Config::On | Config::Spawn => {
+        Config::Off | Config::On | Config::Spawn | Config::Forward => {
             flight_recorder::tokio::instrument(&mut builder);
         }
     }
@@ -229,12 +286,14 @@ fn time_workload<F: std::future::Future<Output = ()>>(
     // Warm the runtime's threads up first.
     rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
     INSTRUMENTED_SPAWN.store(config == Config::Spawn, Ordering::Relaxed);
+    FORWARDING_SPAWN.store(config == Config::Forward, Ordering::Relaxed);
     let polls_before = polls();
     let start = Instant::now();
     rt.block_on(workload());
     let elapsed = start.elapsed().as_secs_f64();
     let polls = polls() - polls_before;
     INSTRUMENTED_SPAWN.store(false, Ordering::Relaxed);
+    FORWARDING_SPAWN.store(false, Ordering::Relaxed);
     Sample {
         value: elapsed,
         polls: polls as f64,
@@ -293,6 +352,8 @@ struct Row {
     floor: Vec<Sample>,
     /// The `spawn` configuration (micro workloads only).
     spawn: Option<Vec<Sample>>,
+    /// The `forward` configuration (micro workloads only).
+    forward: Option<Vec<Sample>>,
 }
 
 impl Row {
@@ -362,7 +423,7 @@ fn main() {
         ..Default::default()
     });
     let run_config = |config: Config, f: &mut dyn FnMut(Config) -> Sample| -> Sample {
-        if config == Config::On || config == Config::Spawn {
+        if matches!(config, Config::On | Config::Spawn | Config::Forward) {
             recorder.start().unwrap();
         }
         let value = f(config);
@@ -384,6 +445,7 @@ fn main() {
         Config::On,
         Config::Spawn,
         Config::Floor,
+        Config::Forward,
     ];
     for (name, workload) in micro {
         let selected = match only.as_str() {
@@ -419,6 +481,7 @@ fn main() {
             on: next(),
             spawn: Some(next()),
             floor: next(),
+            forward: Some(next()),
         });
     }
 
@@ -471,6 +534,7 @@ fn main() {
             on: next(),
             floor: next(),
             spawn: None,
+            forward: None,
         });
     }
 
@@ -536,6 +600,34 @@ fn main() {
             }
         }
         println!("* the median of each round's paired slowdown");
+        println!();
+        println!(
+            "the instrumented spawn against the floor of wrapping wakers (config forward: hooks + \
+             recorder + a waker that only forwards)"
+        );
+        println!(
+            "{:<44} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "workload", "on", "forward", "spawn", "forward/on*", "spawn/forward*"
+        );
+        for row in &rows {
+            if let (Some(spawn), Some(forward)) = (&row.spawn, &row.forward) {
+                let k = scale(row);
+                println!(
+                    "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>10.3}x {:>13.3}x   ({})",
+                    row.name,
+                    row.med(&row.on) * k,
+                    row.med(forward) * k,
+                    row.med(spawn) * k,
+                    median(row.slowdowns(&row.on, forward)),
+                    median(row.slowdowns(forward, spawn)),
+                    row.unit
+                );
+            }
+        }
+        println!(
+            "spawn-heavy: the forwarding wrapper allocates at every task's first poll, the \
+             instrumented spawn only at a task's first waker clone"
+        );
     }
 
     println!();
