@@ -126,12 +126,18 @@ fn calibrate() -> Calibration {
     let tsc = invariant_tsc();
     USE_TSC.store(tsc, Ordering::Relaxed);
     let start = sample();
-    std::thread::sleep(CALIBRATION_SPAN);
-    let end = sample();
-    let ticks = end.ticks.saturating_sub(start.ticks) as f64;
-    let nanos = end.monotonic_ns.saturating_sub(start.monotonic_ns) as f64;
-    let ticks_per_ns = if ticks > 0.0 && nanos > 0.0 {
-        ticks / nanos
+    // The monotonic clock's ticks are nanoseconds by definition; measuring its rate against
+    // itself would only add the jitter of the two samples' reads.
+    let ticks_per_ns = if tsc {
+        std::thread::sleep(CALIBRATION_SPAN);
+        let end = sample();
+        let ticks = end.ticks.saturating_sub(start.ticks) as f64;
+        let nanos = end.monotonic_ns.saturating_sub(start.monotonic_ns) as f64;
+        if ticks > 0.0 && nanos > 0.0 {
+            ticks / nanos
+        } else {
+            1.0
+        }
     } else {
         1.0
     };
