@@ -12,6 +12,9 @@
 //!   tokio's waker by reference, records nothing, and is made at the first poll (tokio's waker of
 //!   a task never changes, so it registers nothing after). `spawn/forward*` is what the
 //!   instrumented spawn pays above that floor: the wake event, the waker slot, the lazy state;
+//! - `forward-wake` (the micro workloads only): `forward`, whose waker also records one wake
+//!   event (the woken task and the waking one) before it forwards: the floor of a wrapper that
+//!   records each wake, which is what the instrumented spawn's target asks for;
 //! - `floor`: the floor of the hooks path, tokio's hook dispatch with the same hooks installed as
 //!   `instrument` installs (thread start, park, unpark, task spawn, terminate, before and after
 //!   poll), each doing nothing but the two poll hooks, which read the recorder's clock once each
@@ -58,6 +61,8 @@ enum Config {
     Spawn,
     /// `On`, with the workload's tasks wrapped in [`Forwarding`].
     Forward,
+    /// `Forward`, whose wakers record a wake event each.
+    ForwardWake,
     /// Tokio's hook dispatch with hooks that do nothing but read the clock once per poll hook.
     Floor,
     /// `Floor`, counting the polls into [`POLLS`] (untimed: the shared counter is contended).
@@ -73,6 +78,9 @@ static INSTRUMENTED_SPAWN: AtomicBool = AtomicBool::new(false);
 /// Whether the workloads wrap their tasks in [`Forwarding`] (config `Forward`).
 static FORWARDING_SPAWN: AtomicBool = AtomicBool::new(false);
 
+/// Whether the [`Forwarding`] wakers record each wake (config `ForwardWake`).
+static FORWARDING_RECORDS_WAKES: AtomicBool = AtomicBool::new(false);
+
 /// Spawns `future` with `tokio::spawn`, with the instrumented spawn in config `Spawn`, or wrapped
 /// in [`Forwarding`] in config `Forward`.
 fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
@@ -86,6 +94,7 @@ where
         tokio::spawn(Forwarding {
             inner: future,
             waker: None,
+            records_wakes: FORWARDING_RECORDS_WAKES.load(Ordering::Relaxed),
         })
     } else {
         tokio::spawn(future)
@@ -102,20 +111,54 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         waker: Option<std::task::Waker>,
+        records_wakes: bool,
     }
 }
 
-/// What a [`Forwarding`] waker holds: tokio's waker of the task.
-struct Forward(std::task::Waker);
+/// What a [`Forwarding`] waker holds: tokio's waker of the task, and the task's id if each wake
+/// is recorded (0: none is).
+struct Forward {
+    waker: std::task::Waker,
+    task: u64,
+}
+
+impl Forward {
+    fn forward(&self) {
+        if self.task != 0 {
+            flight_recorder::raw::record(
+                flight_recorder::raw::EventKind::TaskWake,
+                &[self.task, tokio::task::try_id().map_or(0, task_number)],
+            );
+        }
+        self.waker.wake_by_ref();
+    }
+}
 
 impl std::task::Wake for Forward {
     fn wake(self: Arc<Self>) {
-        self.0.wake_by_ref();
+        self.forward();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.wake_by_ref();
+        self.forward();
     }
+}
+
+/// The number of a tokio task id, as the recorder reads it: tokio's `Id` hashes its number alone.
+fn task_number(id: tokio::task::Id) -> u64 {
+    struct Last(u64);
+    impl std::hash::Hasher for Last {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, _: &[u8]) {}
+        fn write_u64(&mut self, value: u64) {
+            self.0 = value;
+        }
+    }
+    let mut hasher = Last(0);
+    std::hash::Hash::hash(&id, &mut hasher);
+    hasher.0
 }
 
 impl<F: std::future::Future> std::future::Future for Forwarding<F> {
@@ -126,9 +169,19 @@ impl<F: std::future::Future> std::future::Future for Forwarding<F> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
-        let waker = this
-            .waker
-            .get_or_insert_with(|| Arc::new(Forward(cx.waker().clone())).into());
+        let records_wakes = *this.records_wakes;
+        let waker = this.waker.get_or_insert_with(|| {
+            let task = if records_wakes {
+                tokio::task::try_id().map_or(0, task_number)
+            } else {
+                0
+            };
+            Arc::new(Forward {
+                waker: cx.waker().clone(),
+                task,
+            })
+            .into()
+        });
         this.inner.poll(&mut std::task::Context::from_waker(waker))
     }
 }
@@ -181,7 +234,7 @@ fn runtime(config: Config) -> tokio::runtime::Runtime {
                 POLLS.fetch_add(1, Ordering::Relaxed);
             });
         }
-        Config::Off | Config::On | Config::Spawn | Config::Forward => {
+        Config::Off | Config::On | Config::Spawn | Config::Forward | Config::ForwardWake => {
             flight_recorder::tokio::instrument(&mut builder);
         }
     }
@@ -286,7 +339,11 @@ fn time_workload<F: std::future::Future<Output = ()>>(
     // Warm the runtime's threads up first.
     rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
     INSTRUMENTED_SPAWN.store(config == Config::Spawn, Ordering::Relaxed);
-    FORWARDING_SPAWN.store(config == Config::Forward, Ordering::Relaxed);
+    FORWARDING_SPAWN.store(
+        matches!(config, Config::Forward | Config::ForwardWake),
+        Ordering::Relaxed,
+    );
+    FORWARDING_RECORDS_WAKES.store(config == Config::ForwardWake, Ordering::Relaxed);
     let polls_before = polls();
     let start = Instant::now();
     rt.block_on(workload());
@@ -294,6 +351,7 @@ fn time_workload<F: std::future::Future<Output = ()>>(
     let polls = polls() - polls_before;
     INSTRUMENTED_SPAWN.store(false, Ordering::Relaxed);
     FORWARDING_SPAWN.store(false, Ordering::Relaxed);
+    FORWARDING_RECORDS_WAKES.store(false, Ordering::Relaxed);
     Sample {
         value: elapsed,
         polls: polls as f64,
@@ -354,6 +412,8 @@ struct Row {
     spawn: Option<Vec<Sample>>,
     /// The `forward` configuration (micro workloads only).
     forward: Option<Vec<Sample>>,
+    /// The `forward-wake` configuration (micro workloads only).
+    forward_wake: Option<Vec<Sample>>,
 }
 
 impl Row {
@@ -423,7 +483,10 @@ fn main() {
         ..Default::default()
     });
     let run_config = |config: Config, f: &mut dyn FnMut(Config) -> Sample| -> Sample {
-        if matches!(config, Config::On | Config::Spawn | Config::Forward) {
+        if matches!(
+            config,
+            Config::On | Config::Spawn | Config::Forward | Config::ForwardWake
+        ) {
             recorder.start().unwrap();
         }
         let value = f(config);
@@ -446,6 +509,7 @@ fn main() {
         Config::Spawn,
         Config::Floor,
         Config::Forward,
+        Config::ForwardWake,
     ];
     for (name, workload) in micro {
         let selected = match only.as_str() {
@@ -482,6 +546,7 @@ fn main() {
             spawn: Some(next()),
             floor: next(),
             forward: Some(next()),
+            forward_wake: Some(next()),
         });
     }
 
@@ -535,6 +600,7 @@ fn main() {
             floor: next(),
             spawn: None,
             forward: None,
+            forward_wake: None,
         });
     }
 
@@ -606,20 +672,33 @@ fn main() {
              recorder + a waker that only forwards)"
         );
         println!(
-            "{:<44} {:>10} {:>10} {:>10} {:>10} {:>12}",
-            "workload", "on", "forward", "spawn", "forward/on*", "spawn/forward*"
+            "{:<44} {:>8} {:>8} {:>8} {:>8} {:>11} {:>11} {:>13} {:>14}",
+            "workload",
+            "on",
+            "forward",
+            "fwd-wake",
+            "spawn",
+            "forward/on*",
+            "fwd-wake/on*",
+            "spawn/forward*",
+            "spawn/fwd-wake*"
         );
         for row in &rows {
-            if let (Some(spawn), Some(forward)) = (&row.spawn, &row.forward) {
+            if let (Some(spawn), Some(forward), Some(forward_wake)) =
+                (&row.spawn, &row.forward, &row.forward_wake)
+            {
                 let k = scale(row);
                 println!(
-                    "{:<44} {:>10.1} {:>10.1} {:>10.1} {:>10.3}x {:>13.3}x   ({})",
+                    "{:<44} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.3}x {:>11.3}x {:>13.3}x {:>14.3}x   ({})",
                     row.name,
                     row.med(&row.on) * k,
                     row.med(forward) * k,
+                    row.med(forward_wake) * k,
                     row.med(spawn) * k,
                     median(row.slowdowns(&row.on, forward)),
+                    median(row.slowdowns(&row.on, forward_wake)),
                     median(row.slowdowns(forward, spawn)),
+                    median(row.slowdowns(forward_wake, spawn)),
                     row.unit
                 );
             }
