@@ -104,9 +104,10 @@ where
 pin_project_lite::pin_project! {
     /// The floor of a wrapper that sees its task's wakes (config `Forward`): the inner future gets
     /// a waker of the wrapper's own, an `Arc` made at the first poll that forwards every wake to
-    /// tokio's waker by reference. It records nothing and never registers again (tokio's waker of
-    /// a task is always the same), so it is only the wrapping: what the instrumented spawn pays
-    /// beyond it is its recording and its waker slot.
+    /// tokio's waker by reference. It never registers again (tokio's waker of a task is always
+    /// the same) and records nothing, except one wake event per wake when `records_wakes` (config
+    /// `ForwardWake`): what the instrumented spawn pays beyond that is its waker slot and its
+    /// lazy state.
     struct Forwarding<F> {
         #[pin]
         inner: F,
