@@ -7,7 +7,9 @@
 //! the exporter keeps a stack per thread, a poll's end closes what is still open inside it (a
 //! region held across an `.await` is cut at the end of the poll), an end that matches nothing
 //! open is dropped, and whatever is open at the end of the window is closed there. A wake is an
-//! instant on the waking thread, linked by a flow to the poll it caused.
+//! instant on the waking thread, linked by a flow to the poll it caused; its `waker` argument
+//! (a spawn's `parent`) is left out when the wake sits in a poll of the waker on that thread,
+//! whose slice names it.
 //!
 //! [`export`] reads the file on the calling thread and drives the model, the timeline and the
 //! format on a second one ([`drive_pipelined`]).
@@ -607,8 +609,13 @@ impl<F: Format> Observer for Timeline<F> {
             } else {
                 (WAKE_NAME, Category::Wake, ArgName::Waker)
             };
+            // The waker is named by the poll the wake sits in, when there is one on its track.
             let args = [task, (by, Arg::Uint(wake.waker))];
-            let n = if wake.waker != 0 { 2 } else { 1 };
+            let n = if wake.waker != 0 && !wake.in_waker_poll {
+                2
+            } else {
+                1
+            };
             let r = self.format.instant(
                 Track::Thread(wake.thread),
                 wake.time,

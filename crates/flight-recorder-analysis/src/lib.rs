@@ -43,6 +43,7 @@ pub mod diagnose;
 pub mod drive;
 pub mod dump;
 pub mod export;
+mod flow_ids;
 pub mod histogram;
 mod ids;
 pub mod merge;

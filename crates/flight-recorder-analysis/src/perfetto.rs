@@ -13,8 +13,9 @@
 //!   task's polls;
 //! - a "user tasks" track and a track per user task under it, with one slice for its life;
 //! - a counter track per counter;
-//! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints, the flows being numbered from
-//!   1) from each wake (or spawn) to the poll it caused.
+//! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints) from each wake (or spawn) to
+//!   the poll it caused. An id serves again once its flow has ended ([`FlowIds`]), so ids stay
+//!   as small as the number of wakes waiting for their poll at once.
 //!
 //! Most of the file is track events, so they are written small (about 4 to 5 bytes of output
 //! per byte of trace):
@@ -22,7 +23,9 @@
 //! - Packet sequences: the track descriptors are on none; sequence 1 holds the events of tracks
 //!   of no thread (user tasks, counters); each thread's events go on a sequence of its own (3, 4, …),
 //!   whose `TracePacketDefaults` name the thread's track (`TrackEventDefaults.track_uuid`), so
-//!   they carry no track; a task's events go on the sequence of the thread that polls it.
+//!   they carry no track; a task's events go on the sequence of the thread that polls it. A
+//!   thread's wakes and spawns go on a second sequence of its own, started at its first wake,
+//!   with the same default track and their clock as default clock.
 //!   (Sequence 2 holds the stack samples, with interned frames and callstacks.)
 //! - Each sequence's first packet sets `SEQ_INCREMENTAL_STATE_CLEARED`, its defaults and its
 //!   clocks. Its events do not set `SEQ_NEEDS_INCREMENTAL_STATE` (two bytes each, a twelfth of
@@ -33,8 +36,10 @@
 //!   clock (64, put at the first event's time by the sequence's `ClockSnapshot`), each time the
 //!   difference from the previous one (a two's complement 64-bit number: an event earlier than
 //!   the previous one takes ten bytes and stays right). Wake and spawn instants come out of time
-//!   order (when the poll they caused begins), so they name clock 65, not incremental, at 0 at
-//!   the first event: nanoseconds since then.
+//!   order (when the poll they caused begins), so they are on clock 65, not incremental, at 0 at
+//!   the first event: nanoseconds since then (the default clock of the wake sequences).
+//! - A wake's `waker` (a spawn's `parent`) is left out when the wake sits in a poll of the waker
+//!   on its thread: that poll's slice, around the instant, names it (see [`crate::export`]).
 //! - Event names, categories and debug annotation names are interned (`InternedData`
 //!   `event_names`, `event_categories`, `debug_annotation_names`) in the packet that first uses
 //!   them on the sequence.
@@ -53,6 +58,7 @@ use crate::dense::DenseIds;
 use crate::export::{
     export, Arg, ArgName, Category, ExportError, Format, Name, ResolvedFrame, SampleKind, Track,
 };
+use crate::flow_ids::FlowIds;
 use crate::ids::IdMap;
 use crate::merge::MergeOptions;
 
@@ -301,8 +307,9 @@ impl SampleInterning {
 type ModuleInfo = HashMap<String, (u64, u64, u64, Vec<u8>)>;
 
 /// The sequence of the events on tracks of no thread (user tasks, counters; the track
-/// descriptors are on no sequence); each thread's events are on a sequence of its own, `FIRST_THREAD_SEQUENCE` + the
-/// thread's index.
+/// descriptors are on no sequence); each thread's events are on a sequence of its own, and the
+/// wakes and spawns of a thread that wakes on another, numbered from `FIRST_THREAD_SEQUENCE` in
+/// order of first use.
 const MAIN_SEQUENCE: u64 = 1;
 const FIRST_THREAD_SEQUENCE: u64 = 3;
 const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
@@ -315,9 +322,10 @@ const CLOCK_BOOTTIME: u64 = 6;
 /// The sequence's clock of its track events (the default of its packets): incremental, each
 /// timestamp the difference from the previous one on this clock.
 const CLOCK_EVENTS: u64 = 64;
-/// The sequence's clock of wake and spawn instants, which come out of time order (when the poll
-/// they caused begins, so that differences would often be negative, ten bytes): not incremental,
-/// nanoseconds since the first event (five bytes for a trace of up to 34 s).
+/// The clock of wake and spawn instants, which come out of time order (when the poll they caused
+/// begins, so that differences would often be negative, ten bytes): not incremental, nanoseconds
+/// since the first event (five bytes for a trace of up to 34 s). The default of a thread's wake
+/// sequence.
 const CLOCK_WAKES: u64 = 65;
 
 /// Track uuids. Task tracks, by far the most, take the even numbers (`2 × uid`), so that
@@ -325,6 +333,11 @@ const CLOCK_WAKES: u64 = 65;
 /// and the "user tasks" tracks (n = 0, 1, 2), `8 × index + 3` for threads, `+ 5` for user tasks
 /// and `+ 7` for counters, numbered in order of first use.
 const PROCESS_UUID: u64 = 1;
+
+/// The uuid of the track of the thread of index `index`.
+fn thread_uuid(index: usize) -> u64 {
+    index as u64 * 8 + 3
+}
 const TASKS_UUID: u64 = 9;
 const USER_TASKS_UUID: u64 = 17;
 
@@ -405,6 +418,9 @@ impl<'a> Small<'a> {
 /// A packet sequence's incremental state.
 struct Sequence {
     id: u64,
+    /// Whether its packets' default clock is [`CLOCK_WAKES`] (a thread's wakes and spawns), not
+    /// [`CLOCK_EVENTS`].
+    wakes: bool,
     /// The last timestamp written on its incremental clock.
     last_time: u64,
     /// Event names interned so far, by [`Name::id`].
@@ -421,8 +437,11 @@ pub struct Perfetto<W: Write> {
     buf: Vec<u8>,
     pid: u64,
     start_ns: u64,
-    /// The main sequence, then one per thread in the order of [`Perfetto::threads`].
+    /// The main sequence, then the threads' and their wakes' in order of first use.
     sequences: Vec<Sequence>,
+    /// By thread index ([`Perfetto::threads`]): its sequence (an index in `sequences`), and that
+    /// of its wakes and spawns once it woke a task.
+    thread_sequences: Vec<(usize, Option<usize>)>,
     /// The sequence of the last event on a thread's track: task tracks' events go there.
     current: usize,
     threads: DenseIds,
@@ -431,6 +450,7 @@ pub struct Perfetto<W: Write> {
     user_tasks_track: bool,
     samples: SampleInterning,
     modules: ModuleInfo,
+    flows: FlowIds,
 }
 
 impl<W: Write> Perfetto<W> {
@@ -442,6 +462,7 @@ impl<W: Write> Perfetto<W> {
             pid: 0,
             start_ns: 0,
             sequences: Vec::new(),
+            thread_sequences: Vec::new(),
             current: 0,
             threads: DenseIds::default(),
             user_tasks: IdMap::default(),
@@ -449,6 +470,7 @@ impl<W: Write> Perfetto<W> {
             user_tasks_track: false,
             samples: SampleInterning::default(),
             modules: ModuleInfo::new(),
+            flows: FlowIds::default(),
         }
     }
 
@@ -460,7 +482,7 @@ impl<W: Write> Perfetto<W> {
     fn track_uuid(&mut self, track: Track) -> u64 {
         match track {
             Track::Task(uid) => uid.wrapping_mul(2),
-            Track::Thread(id) => self.threads.index(id).0 as u64 * 8 + 3,
+            Track::Thread(id) => thread_uuid(self.threads.index(id).0),
             Track::UserTask(id) => {
                 let n = self.user_tasks.len() as u64;
                 *self.user_tasks.entry(id).or_insert(n) * 8 + 5
@@ -518,7 +540,9 @@ impl<W: Write> Perfetto<W> {
         let sequence = &mut self.sequences[seq];
         self.buf.reserve(128);
         let mut p = Small::new(&mut self.buf);
-        if matches!(category, Some(Category::Wake | Category::Spawn)) {
+        if sequence.wakes {
+            p.uint(field::TIMESTAMP, time.wrapping_sub(self.start_ns));
+        } else if matches!(category, Some(Category::Wake | Category::Spawn)) {
             p.uint(field::TIMESTAMP, time.wrapping_sub(self.start_ns));
             p.uint(field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
         } else {
@@ -582,20 +606,29 @@ impl<W: Write> Perfetto<W> {
         self.close_packet(at, 0, 0)
     }
 
-    /// Starts sequence `id`: clears its state, sets its defaults (its events' clock, and
+    /// Starts sequence `id` (the next in `sequences`, returned): clears its state, sets its
+    /// defaults (its events' clock, [`CLOCK_WAKES`] if `wakes` and [`CLOCK_EVENTS`] if not, and
     /// `track`, when given, as their track) and its clocks, all at the start of the trace.
-    fn start_sequence(&mut self, id: u64, track: Option<u64>, realtime: bool) -> io::Result<()> {
+    fn start_sequence(
+        &mut self,
+        id: u64,
+        track: Option<u64>,
+        realtime: bool,
+        wakes: bool,
+    ) -> io::Result<usize> {
         let start_ns = self.start_ns;
         self.sequences.push(Sequence {
             id,
+            wakes,
             last_time: start_ns,
             names: Vec::new(),
             categories: 0,
             arg_names: 0,
         });
         let at = self.open_packet();
+        let clock = if wakes { CLOCK_WAKES } else { CLOCK_EVENTS };
         message(&mut self.buf, field::TRACE_PACKET_DEFAULTS, |d| {
-            uint(d, field::DEFAULT_TIMESTAMP_CLOCK_ID, CLOCK_EVENTS);
+            uint(d, field::DEFAULT_TIMESTAMP_CLOCK_ID, clock);
             if let Some(uuid) = track {
                 message(d, field::TRACK_EVENT_DEFAULTS, |t| {
                     uint(t, field::TRACK_UUID, uuid);
@@ -603,10 +636,10 @@ impl<W: Write> Perfetto<W> {
             }
         });
         message(&mut self.buf, field::CLOCK_SNAPSHOT, |c| {
-            let clocks: &[u64] = if realtime {
-                &[CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_EVENTS, CLOCK_WAKES]
-            } else {
-                &[CLOCK_BOOTTIME, CLOCK_EVENTS, CLOCK_WAKES]
+            let clocks: &[u64] = match (realtime, wakes) {
+                (true, _) => &[CLOCK_REALTIME, CLOCK_BOOTTIME, CLOCK_EVENTS, CLOCK_WAKES],
+                (false, false) => &[CLOCK_BOOTTIME, CLOCK_EVENTS, CLOCK_WAKES],
+                (false, true) => &[CLOCK_BOOTTIME, CLOCK_WAKES],
             };
             for &clock in clocks {
                 message(c, field::CLOCKS, |k| {
@@ -623,7 +656,24 @@ impl<W: Write> Perfetto<W> {
             }
             uint(c, field::PRIMARY_TRACE_CLOCK, CLOCK_BOOTTIME);
         });
-        self.close_packet(at, id, SEQ_INCREMENTAL_STATE_CLEARED)
+        self.close_packet(at, id, SEQ_INCREMENTAL_STATE_CLEARED)?;
+        Ok(self.sequences.len() - 1)
+    }
+
+    /// The id of the next sequence started (after the main one and the samples').
+    fn next_sequence_id(&self) -> u64 {
+        FIRST_THREAD_SEQUENCE + self.sequences.len() as u64 - 1
+    }
+
+    /// The sequence of thread `index`'s wakes and spawns, started on its first.
+    fn wake_sequence(&mut self, index: usize) -> io::Result<usize> {
+        if let Some(seq) = self.thread_sequences[index].1 {
+            return Ok(seq);
+        }
+        let uuid = thread_uuid(index);
+        let seq = self.start_sequence(self.next_sequence_id(), Some(uuid), false, true)?;
+        self.thread_sequences[index].1 = Some(seq);
+        Ok(seq)
     }
 
     /// The `InternedData` the event needs on sequence `seq`: its name, category and argument
@@ -691,16 +741,21 @@ impl<W: Write> Perfetto<W> {
         flows: (Option<u64>, Option<u64>),
         counter: Option<u64>,
     ) -> io::Result<()> {
-        // A thread's events go on its sequence, whose default track it is; a task's on the
-        // sequence of the thread that polls it; the others on the main sequence.
+        // A thread's events go on its sequence, whose default track it is, its wakes and spawns
+        // on its wake sequence (whose default clock is theirs); a task's on the sequence of the
+        // thread that polls it; the others on the main sequence.
         let (seq, uuid) = match track {
             Track::Thread(id) => {
-                let seq = self.threads.index(id).0 + 1;
-                if seq < self.sequences.len() {
-                    self.current = seq;
-                    (seq, None)
-                } else {
-                    (0, Some(self.track_uuid(track)))
+                let index = self.threads.index(id).0;
+                match self.thread_sequences.get(index) {
+                    Some(_) if matches!(category, Some(Category::Wake | Category::Spawn)) => {
+                        (self.wake_sequence(index)?, None)
+                    }
+                    Some(&(seq, _)) => {
+                        self.current = seq;
+                        (seq, None)
+                    }
+                    None => (0, Some(self.track_uuid(track))),
                 }
             }
             Track::Task(_) => (self.current, Some(self.track_uuid(track))),
@@ -723,7 +778,9 @@ impl<W: Write> Perfetto<W> {
         }
         let sequence = &mut self.sequences[seq];
         let out = &mut self.buf;
-        if matches!(category, Some(Category::Wake | Category::Spawn)) {
+        if sequence.wakes {
+            uint(out, field::TIMESTAMP, time.wrapping_sub(self.start_ns));
+        } else if matches!(category, Some(Category::Wake | Category::Spawn)) {
             uint(out, field::TIMESTAMP, time.wrapping_sub(self.start_ns));
             uint(out, field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
         } else {
@@ -773,7 +830,7 @@ impl<W: Write> Format for Perfetto<W> {
         self.pid = header.pid;
         self.start_ns = start_ns;
         // The first packet puts REALTIME at the start too, so that the UI shows real dates.
-        self.start_sequence(MAIN_SEQUENCE, None, true)?;
+        self.start_sequence(MAIN_SEQUENCE, None, true, false)?;
         let pid = self.pid;
         let name = if header.program.is_empty() {
             "traced process"
@@ -810,8 +867,9 @@ impl<W: Write> Format for Perfetto<W> {
             });
         })?;
         let index = self.threads.index(thread).0;
-        if index + 1 == self.sequences.len() {
-            self.start_sequence(FIRST_THREAD_SEQUENCE + index as u64, Some(uuid), false)?;
+        if index == self.thread_sequences.len() {
+            let seq = self.start_sequence(self.next_sequence_id(), Some(uuid), false, false)?;
+            self.thread_sequences.push((seq, None));
         }
         Ok(())
     }
@@ -862,6 +920,7 @@ impl<W: Write> Format for Perfetto<W> {
         args: &[(ArgName, Arg<'_>)],
         terminating_flow: Option<u64>,
     ) -> io::Result<()> {
+        let flow = terminating_flow.and_then(|flow| self.flows.end(flow, time));
         self.track_event(
             track,
             time,
@@ -869,7 +928,7 @@ impl<W: Write> Format for Perfetto<W> {
             Some(name),
             Some(category),
             args,
-            (None, terminating_flow),
+            (None, flow),
             None,
         )
     }
@@ -895,6 +954,7 @@ impl<W: Write> Format for Perfetto<W> {
         args: &[(ArgName, Arg<'_>)],
         flow: Option<u64>,
     ) -> io::Result<()> {
+        let flow = flow.map(|flow| self.flows.begin(flow, time));
         self.track_event(
             track,
             time,
@@ -1486,5 +1546,66 @@ mod decode_tests {
             2 + 1,
             "two sequences' interned names and the task track's name"
         );
+        // Every time is on its sequence's default clock: the wakes are on a sequence of their own.
+        for (_, packet) in fields(&file) {
+            let Value::Bytes(packet) = packet else {
+                unreachable!()
+            };
+            assert_eq!(int(&fields(packet), super::field::TIMESTAMP_CLOCK_ID), None);
+        }
+    }
+
+    #[test]
+    fn a_flow_id_serves_again_once_its_flow_ended() {
+        let start = 1_000_000;
+        let mut p = Perfetto::new(Vec::new());
+        p.process(&Header::default(), start).unwrap();
+        p.thread_track(7, 700, "worker").unwrap();
+        let poll = Name {
+            id: 2,
+            text: "poll",
+        };
+        let wake = Name {
+            id: 0,
+            text: "wake",
+        };
+        let task = [(ArgName::Task, Arg::Uint(5))];
+        // (the model's flow number, when the wake was, when the poll it caused began)
+        let flows = [
+            (10, 50, 100),
+            (11, 120, 200),
+            (12, 150, 250),
+            (13, 200, 300),
+        ];
+        for (flow, woken, polled) in flows {
+            p.instant(
+                Track::Thread(7),
+                start + woken,
+                wake,
+                Category::Wake,
+                &task,
+                Some(flow),
+            )
+            .unwrap();
+            p.begin(
+                Track::Thread(7),
+                start + polled,
+                poll,
+                Category::Poll,
+                &task,
+                Some(flow),
+            )
+            .unwrap();
+            p.end(Track::Thread(7), start + polled + 10, poll, Category::Poll)
+                .unwrap();
+        }
+        p.finish().unwrap();
+        let events = decode(&p.into_inner());
+        let begun: Vec<u64> = events.iter().flat_map(|e| e.6.clone()).collect();
+        let ended: Vec<u64> = events.iter().flat_map(|e| e.7.clone()).collect();
+        // Flow 11 began after flow 10's poll: its id again. Flow 12 began before flow 11's
+        // poll, and flow 13 at its very instant: new ids.
+        assert_eq!(begun, [1, 1, 2, 3]);
+        assert_eq!(ended, [1, 1, 2, 3]);
     }
 }

@@ -548,3 +548,65 @@ fn slices_open_at_the_end_are_closed_in_thread_order() {
         .collect();
     assert_eq!(ends, (1..=12).collect::<Vec<u64>>());
 }
+
+/// A wake or spawn inside a poll of its waker (parent) on that thread leaves the waker out: the
+/// poll's slice around it names the task. A wake from outside a poll, or from a poll of another
+/// task, keeps it.
+#[test]
+fn a_waker_is_named_by_the_poll_around_its_wake_or_by_an_argument() {
+    let mut b = TraceBuilder::standard(
+        &[],
+        &[(1, "src/main.rs", 10, 5)],
+        &[(1, 101, "worker-0"), (2, 102, "worker-1")],
+    );
+    b.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[1, 1, 0]),
+            Ev::new(EventKind::TaskSpawn, 1, &[2, 1, 0]),
+            Ev::new(EventKind::TaskSpawn, 1, &[3, 1, 0]),
+            Ev::new(EventKind::PollStart, 1, &[2]),
+            Ev::new(EventKind::PollEnd, 1, &[2, 0]),
+            Ev::new(EventKind::PollStart, 1, &[3]),
+            Ev::new(EventKind::PollEnd, 1, &[3, 0]),
+            Ev::new(EventKind::PollStart, 1, &[1]),
+            // In task 1's poll: woken by 1, woken by 9, spawned by 1, spawned by 2.
+            Ev::new(EventKind::TaskWake, 1, &[2, 1]),
+            Ev::new(EventKind::TaskWake, 1, &[3, 9]),
+            Ev::new(EventKind::TaskSpawn, 1, &[4, 1, 1]),
+            Ev::new(EventKind::TaskSpawn, 1, &[5, 1, 2]),
+            Ev::new(EventKind::PollEnd, 1, &[1, 0]),
+            // Out of any poll, woken by 2.
+            Ev::new(EventKind::TaskWake, 1, &[1, 2]),
+        ],
+    );
+    let mut polls = Vec::new();
+    for task in [2, 3, 4, 5, 1] {
+        polls.push(Ev::new(EventKind::PollStart, 10, &[task]));
+        polls.push(Ev::new(EventKind::PollEnd, 10, &[task, 1]));
+    }
+    b.chunk(2, BASE + 1_000, &polls);
+    let bytes = b.finish();
+    let out = flight_recorder_analysis::chrome::write_chrome_json(
+        TraceReader::new(&bytes[..]).unwrap(),
+        Vec::new(),
+        MergeOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let args = |name: &str, task: u64| -> String {
+        let needle = format!("\"args\":{{\"task\":{task}");
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("\"name\":\"{name}\"")) && l.contains(&needle))
+            .unwrap_or_else(|| panic!("no {name} of task {task} in\n{out}"));
+        line[line.find("\"args\":").unwrap()..].to_string()
+    };
+    assert_eq!(args("wake", 2), "\"args\":{\"task\":2}},");
+    assert_eq!(args("wake", 3), "\"args\":{\"task\":3,\"waker\":9}},");
+    assert_eq!(args("spawn", 4), "\"args\":{\"task\":4}},");
+    assert_eq!(args("spawn", 5), "\"args\":{\"task\":5,\"parent\":2}},");
+    assert_eq!(args("wake", 1), "\"args\":{\"task\":1,\"waker\":2}},");
+}

@@ -21,8 +21,11 @@ protobuf classes) and fails, with one line per problem on stderr and exit status
   TracePacketDefaults.timestamp_clock_id when a packet names no clock;
 - track events without a track (neither their own track_uuid nor the sequence's
   TrackEventDefaults);
-- flows with only one end (a flow_ids entry never terminated, or a terminating id never begun;
-  the varint flow_ids_old and terminating_flow_ids_old count too);
+- flows with only one end, matched in time order as the trace processor matches them (an id
+  serves again once a terminating id has ended its flow): a flow_ids entry never terminated, a
+  terminating id with no flow open, an id begun again while its flow is open or at the very
+  instant it ended (either order could be taken); the varint flow_ids_old and
+  terminating_flow_ids_old count too;
 - no ClockSnapshot, or a track event without a timestamp;
 - stack samples (`PerfSample`) whose interned ids do not resolve in their sequence: the
   callstack, its frames, each frame's function name, mapping and source path, each mapping's
@@ -171,8 +174,7 @@ def main(path):
     cleared = set()
     clock_snapshots = 0
     events_by_track = collections.defaultdict(list)
-    flow_starts = collections.Counter()
-    flow_ends = collections.Counter()
+    flow_events = []  # (timestamp, packet index, 0 start / 1 end, flow id)
     counts = collections.Counter()
     slices_by_category = collections.Counter()
     names_by_category = collections.defaultdict(set)
@@ -334,9 +336,9 @@ def main(path):
                     problem(f"packet {index}: a track event without a track")
             events_by_track[track].append((timestamp, index, e.type, name, category))
             for flow in list(e.flow_ids) + list(e.flow_ids_old):
-                flow_starts[flow] += 1
+                flow_events.append((timestamp, index, 0, flow))
             for flow in list(e.terminating_flow_ids) + list(e.terminating_flow_ids_old):
-                flow_ends[flow] += 1
+                flow_events.append((timestamp, index, 1, flow))
             if e.type == SLICE_BEGIN:
                 slices_by_category[category] += 1
                 names_by_category[category].add(name)
@@ -373,12 +375,25 @@ def main(path):
                     depth -= 1
         if depth != 0:
             problem(f"track {uuid} ({tracks[uuid].name!r}): {depth} slices never ended")
-    for flow, n in flow_starts.items():
-        if flow_ends[flow] != 1 or n != 1:
-            problem(f"flow {flow}: {n} starts and {flow_ends[flow]} ends")
-    for flow, n in flow_ends.items():
-        if flow not in flow_starts:
-            problem(f"flow {flow}: {n} ends and no start")
+    flow_events.sort(key=lambda ev: (-1 if ev[0] is None else ev[0], ev[1]))
+    open_flows = {}  # id -> packet index of its start
+    last_end = {}  # id -> time its last flow ended
+    flows = 0
+    for ts, index, kind, flow in flow_events:
+        if kind == 0:
+            flows += 1
+            if flow in open_flows:
+                problem(f"flow {flow} begins again (packet {index}) while its flow of packet "
+                        f"{open_flows[flow]} is open")
+            elif last_end.get(flow) == ts:
+                problem(f"flow {flow} begins (packet {index}) at the instant its last flow ended")
+            open_flows[flow] = index
+        elif open_flows.pop(flow, None) is None:
+            problem(f"flow {flow} ends (packet {index}) with no flow of that id open")
+        else:
+            last_end[flow] = ts
+    for flow, index in open_flows.items():
+        problem(f"flow {flow} begun at packet {index} never ends")
 
     kinds = collections.Counter()
     thread_names = []
@@ -403,7 +418,7 @@ def main(path):
             "thread_names": sorted(thread_names),
             "slices": dict(slices_by_category),
             "slice_names": {k: sorted(n for n in v if n) for k, v in names_by_category.items()},
-            "flows": len(flow_starts),
+            "flows": flows,
             "counts": dict(counts),
             "args": dict(arg_counts),
             "sample_functions": sorted(sample_functions),

@@ -486,8 +486,8 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The checker itself fails on broken files: an unknown field, a packed repeated field and a
-/// flow without its end, appended to a valid export.
+/// The checker itself fails on broken files: an unknown field, a packed repeated field, a flow
+/// without its end and a flow id begun again while its flow is open, appended to a valid export.
 #[test]
 fn the_perfetto_checker_rejects_broken_files() {
     let _serial = serial();
@@ -515,10 +515,26 @@ fn the_perfetto_checker_rejects_broken_files() {
     let mut body = vec![0x40, 0x05, 0x50, 0x01, 0x5a, event.len() as u8];
     body.extend_from_slice(&event);
     let packed = packet(&body);
+    // An instant on the process track (uuid 1) of sequence 1 that begins flow 1
+    // (flow_ids_old, field 36): every flow of the export has ended by then.
+    let flow_begin = {
+        let event = [
+            0x48, 0x03, 0x58, 0x01, 0xba, 0x01, 0x01, b'x', 0xa0, 0x02, 0x01,
+        ];
+        let mut body = vec![0x40, 0x05, 0x50, 0x01, 0x5a, event.len() as u8];
+        body.extend_from_slice(&event);
+        packet(&body)
+    };
     let dir = tempfile::tempdir().unwrap();
     for (name, extra, expected) in [
         ("unknown", unknown, "unknown field 999"),
         ("packed", packed, "packed repeated field"),
+        ("unended", flow_begin.clone(), "flow 1 begun at packet"),
+        (
+            "begun twice",
+            [flow_begin.clone(), flow_begin].concat(),
+            "flow 1 begins again",
+        ),
     ] {
         let path = dir.path().join(name);
         let mut file = good.clone();

@@ -14,6 +14,9 @@ pub struct WakeRef {
     pub waker: u64,
     /// Whether this is the task's spawn rather than a wake.
     pub spawn: bool,
+    /// Whether it happened inside a poll of the waker (or parent) on the same thread, the
+    /// innermost poll open there: a timeline that shows that poll names the waker already.
+    pub in_waker_poll: bool,
     /// A number unique in the trace, to link the wake to the poll it caused.
     pub flow: u64,
 }

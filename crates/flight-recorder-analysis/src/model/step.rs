@@ -70,6 +70,16 @@ impl Model {
         }
     }
 
+    /// Whether thread `th`'s innermost open poll is one of task `task` (not 0).
+    #[inline]
+    fn in_poll_of(&self, th: usize, task: u64) -> bool {
+        task != 0
+            && self.threads[th]
+                .polls
+                .last()
+                .is_some_and(|p| p.task == task)
+    }
+
     fn flow(&mut self) -> u64 {
         let flow = self.next_flow;
         self.next_flow += 1;
@@ -104,7 +114,7 @@ impl Model {
             }
             TASK_WAKE if ev.arg_count >= 2 => {
                 let args::TaskWake { task, waker } = ev.args_as();
-                self.wake(task, waker, ev.thread, t)
+                self.wake(task, waker, th, ev.thread, t)
             }
             _ => self.step_other(names, ev, th, obs),
         }
@@ -141,7 +151,7 @@ impl Model {
             }
             EventKind::TaskWake => {
                 let args::TaskWake { task, waker } = ev.args_as();
-                self.wake(task, waker, ev.thread, t)
+                self.wake(task, waker, th, ev.thread, t)
             }
             EventKind::TaskSpawn => {
                 let args::TaskSpawn {
@@ -149,7 +159,7 @@ impl Model {
                     location,
                     parent,
                 } = ev.args_as();
-                self.spawn(names, task, location, parent, ev.thread, t, obs)
+                self.spawn(names, task, location, parent, th, t, obs)
             }
             EventKind::TaskTerminate => {
                 let args::TaskTerminate { task: id } = ev.args_as();
@@ -281,15 +291,16 @@ impl Model {
         id: u64,
         location: u64,
         parent: u64,
-        thread: u64,
+        th: usize,
         t: u64,
         obs: &mut O,
     ) {
         let wake = WakeRef {
             time: t,
-            thread,
+            thread: self.threads[th].id,
             waker: parent,
             spawn: true,
+            in_waker_poll: self.in_poll_of(th, parent),
             flow: self.flow(),
         };
         if let Some(existing) = self.tasks.get_mut(id) {
@@ -312,13 +323,14 @@ impl Model {
         self.tasks.insert(id, state);
     }
 
-    fn wake(&mut self, id: u64, waker: u64, thread: u64, t: u64) {
+    fn wake(&mut self, id: u64, waker: u64, th: usize, thread: u64, t: u64) {
         let flow = self.flow();
         let wake = WakeRef {
             time: t,
             thread,
             waker,
             spawn: false,
+            in_waker_poll: self.in_poll_of(th, waker),
             flow,
         };
         match self.tasks.get_mut(id) {
