@@ -9,8 +9,9 @@
 
 use crate::ids::IdMap;
 
-/// Ids given to flows, for flows that end in time order (each flow's end no earlier than the
-/// previous flow's end) and begin at any earlier time.
+/// Ids given to flows, begun and ended in any order. A flow takes an id only after the id's last
+/// flow ended, and a flow that ends before it begins keeps its id, so each id's flows end in
+/// time order and its leaf need only hold the last end.
 #[derive(Debug, Default)]
 pub(crate) struct FlowIds {
     /// The flows begun and not yet ended, by the caller's flow number: their id and when they
