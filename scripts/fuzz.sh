@@ -7,7 +7,8 @@
 #   scripts/fuzz.sh --seeds                   rewrite the committed seed corpus (fuzz/corpus)
 #
 # Works on stable Rust: the targets are built without a sanitizer (`-s none`, so no -Z flag is
-# needed; the code under test has no `unsafe`), with coverage instrumentation and with debug
+# needed; the code under test has one `unsafe` block, the Perfetto encoder's, which the test
+# command runs under Miri), with coverage instrumentation and with debug
 # assertions, so an arithmetic overflow is a crash too. Limits: an input runs at most 10 s
 # (-timeout: a hang), the process stays under 1 GiB (-rss_limit_mb), and one allocation above
 # 64 MiB aborts (the targets' allocator, fuzz/src/lib.rs). New corpus entries go to

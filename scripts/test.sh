@@ -24,12 +24,16 @@ step "loom models of the chunk / window / snapshot protocol"
 RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom CARGO_PROFILE_RELEASE_DEBUG=false \
     cargo test -p flight-recorder --lib --release loom
 
-step "Miri: the recorder's unit tests, the unsafe code among them, on the monotonic clock"
+step "Miri: the recorder's unit tests, the unsafe code among them, on the monotonic clock; the Perfetto encoder's"
 # Every feature but `upload`, listed: Miri cannot run its network stack (object_store, reqwest,
 # rustls with ring's assembly).
 FLIGHT_RECORDER_CLOCK=monotonic MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
     cargo +nightly miri test -p flight-recorder --lib \
     --features tokio,tracing,tokio-schedule-latency,signal,http
+# The analysis crate's one unsafe block: the Perfetto encoder's packets written into a buffer's
+# spare capacity.
+MIRIFLAGS="-Zmiri-disable-isolation" CARGO_TARGET_DIR=target/miri \
+    cargo +nightly miri test -p flight-recorder-analysis --lib perfetto::
 
 # flight-recorder-query (DataFusion, about 210 crates) has no features of its own, and clippy has
 # checked it above with warnings as errors: it is left out here, so that it is built in one profile
