@@ -307,9 +307,8 @@ impl SampleInterning {
 type ModuleInfo = HashMap<String, (u64, u64, u64, Vec<u8>)>;
 
 /// The sequence of the events on tracks of no thread (user tasks, counters; the track
-/// descriptors are on no sequence); each thread's events are on a sequence of its own, and the
-/// wakes and spawns of a thread that wakes on another, numbered from `FIRST_THREAD_SEQUENCE` in
-/// order of first use.
+/// descriptors are on no sequence); each thread's events are on a sequence of its own, and its
+/// wakes and spawns on a second one, numbered from `FIRST_THREAD_SEQUENCE` in order of first use.
 const MAIN_SEQUENCE: u64 = 1;
 const FIRST_THREAD_SEQUENCE: u64 = 3;
 const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
@@ -333,13 +332,13 @@ const CLOCK_WAKES: u64 = 65;
 /// and the "user tasks" tracks (n = 0, 1, 2), `8 × index + 3` for threads, `+ 5` for user tasks
 /// and `+ 7` for counters, numbered in order of first use.
 const PROCESS_UUID: u64 = 1;
+const TASKS_UUID: u64 = 9;
+const USER_TASKS_UUID: u64 = 17;
 
 /// The uuid of the track of the thread of index `index`.
 fn thread_uuid(index: usize) -> u64 {
     index as u64 * 8 + 3
 }
-const TASKS_UUID: u64 = 9;
-const USER_TASKS_UUID: u64 = 17;
 
 /// Packets are gathered in a buffer and written out when it holds this much: as much as the
 /// command's `BufWriter` holds, which then passes the writes through without copying them.
@@ -540,11 +539,11 @@ impl<W: Write> Perfetto<W> {
         let sequence = &mut self.sequences[seq];
         self.buf.reserve(128);
         let mut p = Small::new(&mut self.buf);
-        if sequence.wakes {
+        if sequence.wakes || matches!(category, Some(Category::Wake | Category::Spawn)) {
             p.uint(field::TIMESTAMP, time.wrapping_sub(self.start_ns));
-        } else if matches!(category, Some(Category::Wake | Category::Spawn)) {
-            p.uint(field::TIMESTAMP, time.wrapping_sub(self.start_ns));
-            p.uint(field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
+            if !sequence.wakes {
+                p.uint(field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
+            }
         } else {
             p.uint(field::TIMESTAMP, time.wrapping_sub(sequence.last_time));
             sequence.last_time = time;
@@ -778,11 +777,11 @@ impl<W: Write> Perfetto<W> {
         }
         let sequence = &mut self.sequences[seq];
         let out = &mut self.buf;
-        if sequence.wakes {
+        if sequence.wakes || matches!(category, Some(Category::Wake | Category::Spawn)) {
             uint(out, field::TIMESTAMP, time.wrapping_sub(self.start_ns));
-        } else if matches!(category, Some(Category::Wake | Category::Spawn)) {
-            uint(out, field::TIMESTAMP, time.wrapping_sub(self.start_ns));
-            uint(out, field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
+            if !sequence.wakes {
+                uint(out, field::TIMESTAMP_CLOCK_ID, CLOCK_WAKES);
+            }
         } else {
             uint(out, field::TIMESTAMP, time.wrapping_sub(sequence.last_time));
             sequence.last_time = time;
