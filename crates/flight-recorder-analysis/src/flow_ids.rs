@@ -12,10 +12,17 @@ use crate::ids::IdMap;
 /// Ids given to flows, begun and ended in any order. A flow takes an id only after the id's last
 /// flow ended, and a flow that ends before it begins keeps its id, so each id's flows end in
 /// time order and its leaf need only hold the last end.
+///
+/// An export begins a wake's flow and ends it one after the other, when the poll it caused
+/// begins: the flow begun last waits aside (`last`), its id not yet marked held, and when it
+/// ends next the id's leaf changes once, from free to free again later.
 #[derive(Debug, Default)]
 pub(crate) struct FlowIds {
-    /// The flows begun and not yet ended, by the caller's flow number: their id and when they
-    /// began.
+    /// The flow begun last, while no other flow began or ended since: its number, id and
+    /// beginning. Its leaf still says free.
+    last: Option<(u64, u64, u64)>,
+    /// The other flows begun and not yet ended, by the caller's flow number: their id and when
+    /// they began.
     open: IdMap<(u64, u64)>,
     /// A tree of minimums over the ids (id `n` at leaf `n - 1`, the leaves from `leaves`), each
     /// leaf the earliest time from which a flow may take its id: 0 for an id never given, the
@@ -27,6 +34,7 @@ pub(crate) struct FlowIds {
 impl FlowIds {
     /// The id of flow `flow`, which begins at `time`.
     pub(crate) fn begin(&mut self, flow: u64, time: u64) -> u64 {
+        self.hold_last();
         let time = time.min(u64::MAX - 1);
         if self.tree.get(1).is_none_or(|&earliest| earliest > time) {
             self.grow();
@@ -39,20 +47,38 @@ impl FlowIds {
                 2 * node + 1
             };
         }
-        let leaf = node - self.leaves;
-        self.set(leaf, u64::MAX);
-        let id = leaf as u64 + 1;
-        self.open.insert(flow, (id, time));
+        let id = (node - self.leaves) as u64 + 1;
+        self.last = Some((flow, id, time));
         id
     }
 
     /// The id of flow `flow`, which ends at `time` (`None` if it never began).
     pub(crate) fn end(&mut self, flow: u64, time: u64) -> Option<u64> {
-        let (id, begun) = self.open.remove(&flow)?;
-        if begun < time {
-            self.set(id as usize - 1, time.saturating_add(1));
-        }
+        let (id, begun) = match self.last {
+            Some((last, id, begun)) if last == flow => {
+                self.last = None;
+                (id, begun)
+            }
+            _ => {
+                self.hold_last();
+                self.open.remove(&flow)?
+            }
+        };
+        let free_from = if begun < time {
+            time.saturating_add(1)
+        } else {
+            u64::MAX
+        };
+        self.set(id as usize - 1, free_from);
         Some(id)
+    }
+
+    /// Marks the id of the flow begun last held, and puts the flow with the other open ones.
+    fn hold_last(&mut self) {
+        if let Some((flow, id, begun)) = self.last.take() {
+            self.set(id as usize - 1, u64::MAX);
+            self.open.insert(flow, (id, begun));
+        }
     }
 
     /// Doubles the ids (one at first): the new ones never given.
@@ -73,7 +99,11 @@ impl FlowIds {
         self.tree[node] = value;
         while node > 1 {
             node /= 2;
-            self.tree[node] = self.tree[2 * node].min(self.tree[2 * node + 1]);
+            let least = self.tree[2 * node].min(self.tree[2 * node + 1]);
+            if self.tree[node] == least {
+                break; // and so are the nodes above
+            }
+            self.tree[node] = least;
         }
     }
 }
@@ -134,6 +164,36 @@ mod tests {
         assert_eq!(ids.begin(4, 15), 3, "1 ended at 20, 2 at 21, both after 15");
         assert_eq!(ids.begin(5, 22), 1);
         assert_eq!(ids.end(9, 30), None, "a flow never begun has no id");
+    }
+
+    #[test]
+    fn flows_begun_and_ended_in_any_order_keep_their_ids_apart() {
+        let mut ids = FlowIds::default();
+        assert_eq!(ids.begin(1, 0), 1);
+        assert_eq!(ids.begin(2, 1), 2);
+        // Flow 1 ends late (its id is free only from 1001), before flow 2 ends at 10.
+        assert_eq!(ids.end(1, 1_000), Some(1));
+        assert_eq!(ids.end(2, 10), Some(2));
+        assert_eq!(ids.begin(3, 20), 2, "id 1 is not free yet: id 2 is");
+        assert_eq!(ids.end(3, 30), Some(2));
+        assert_eq!(ids.begin(4, 40), 2);
+        assert_eq!(ids.begin(5, 50), 3, "no id is free at 50");
+        assert_eq!(ids.begin(6, 1_001), 1);
+        // A flow ending at the last instant there is keeps its id, as does one that ends
+        // before it begins.
+        assert_eq!(ids.end(6, u64::MAX), Some(1));
+        assert_eq!(ids.begin(7, u64::MAX), 4);
+        assert_eq!(ids.end(7, 5), Some(4));
+        assert_eq!(ids.end(7, 6), None, "a flow ends once");
+        assert_eq!(ids.begin(8, 2_000), 5, "ids 1 to 4 are held");
+        assert_eq!(ids.end(4, 60), Some(2));
+        assert_eq!(ids.end(5, 70), Some(3));
+        assert_eq!(ids.end(8, 2_010), Some(5));
+        assert_eq!(
+            ids.begin(9, 80),
+            2,
+            "ids 2 and 3 are free (from 61 and 71): the smaller"
+        );
     }
 
     #[test]

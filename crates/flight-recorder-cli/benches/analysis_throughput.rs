@@ -2,7 +2,10 @@
 //! a synthetic runtime: worker threads polling, waking and spawning tasks, with regions, logs and
 //! counters), then times the `flight-recorder` binary on it as child processes — `summary`,
 //! `convert --to perfetto` and `convert --to chrome-json` — and prints MB/s, each child's peak
-//! resident memory and the size of each export (deleted once measured). The bare reader's speed (decoding every event, nothing else) is the baseline.
+//! resident memory and the size of each export (deleted once measured). The bare reader's speed
+//! (decoding every event, nothing else) is the baseline, and each step is also given as a
+//! percentage of it. The merged reader (the events put in time order across threads, as every
+//! analysis reads them) is the floor of the steps: their reading thread does that much.
 //!
 //! ```text
 //! cargo bench -p flight-recorder-cli --bench analysis_throughput
@@ -16,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use flight_recorder_analysis::merge::{MergeOptions, OrderedEvents};
 use flight_recorder_format::TraceReader;
 use flight_recorder_test_support::synthetic::{run_child, write_trace};
 
@@ -60,6 +64,28 @@ fn main() {
         seconds,
         mb / seconds,
         size as f64 / events as f64
+    );
+
+    let reader_seconds = seconds;
+
+    // The events in time order, as every analysis reads them (the reading thread of `summary`
+    // and the exports does this and hands the events on): what bounds their speed from below.
+    let start = Instant::now();
+    let reader = TraceReader::open(&trace).expect("open the trace");
+    let mut merged = OrderedEvents::new(reader, MergeOptions::default());
+    let mut merged_events = 0u64;
+    while merged.next_event_ref().is_some() {
+        merged_events += 1;
+    }
+    assert!(merged.take_error().is_none(), "the trace reads to its end");
+    assert_eq!(merged_events, events, "the merge releases every event");
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{:<24} {:>8.2}s {:>8.1} MB/s   {:.0} % of the reader",
+        "merged reader (in-proc.)",
+        seconds,
+        mb / seconds,
+        100.0 * reader_seconds / seconds
     );
 
     let binary = Path::new(env!("CARGO_BIN_EXE_flight-recorder"));
@@ -116,8 +142,9 @@ fn main() {
             let _ = std::fs::remove_file(path);
         }
         println!(
-            "{name:<24} {seconds:>8.2}s {:>8.1} MB/s   peak RSS {rss:.0} MiB{written}",
-            mb / seconds
+            "{name:<24} {seconds:>8.2}s {:>8.1} MB/s   {:.0} % of the reader   peak RSS {rss:.0} MiB{written}",
+            mb / seconds,
+            100.0 * reader_seconds / seconds
         );
     }
 }
