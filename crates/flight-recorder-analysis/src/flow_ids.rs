@@ -99,11 +99,7 @@ impl FlowIds {
         self.tree[node] = value;
         while node > 1 {
             node /= 2;
-            let least = self.tree[2 * node].min(self.tree[2 * node + 1]);
-            if self.tree[node] == least {
-                break; // and so are the nodes above
-            }
-            self.tree[node] = least;
+            self.tree[node] = self.tree[2 * node].min(self.tree[2 * node + 1]);
         }
     }
 }

@@ -51,37 +51,44 @@ fn main() {
     let mb = size as f64 / 1e6;
     println!("trace file: {} ({mb:.1} MB)", trace.display());
 
-    let start = Instant::now();
-    let mut reader = TraceReader::open(&trace).expect("open the trace");
+    // The bare reader, and the events in time order as every analysis reads them (the reading
+    // thread of `summary` and of the exports does this and hands the events on): the merged
+    // reader bounds their speed. Three rounds of each, alternating, and their medians: this
+    // shared machine's speed drifts between seconds.
+    let mut reader_times = Vec::new();
+    let mut merged_times = Vec::new();
     let mut events = 0u64;
-    while let Some(_event) = reader.next_event().expect("read the trace") {
-        events += 1;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut reader = TraceReader::open(&trace).expect("open the trace");
+        events = 0;
+        while let Some(_event) = reader.next_event().expect("read the trace") {
+            events += 1;
+        }
+        reader_times.push(start.elapsed().as_secs_f64());
+
+        let start = Instant::now();
+        let reader = TraceReader::open(&trace).expect("open the trace");
+        let mut merged = OrderedEvents::new(reader, MergeOptions::default());
+        let mut merged_events = 0u64;
+        while merged.next_event_ref().is_some() {
+            merged_events += 1;
+        }
+        merged_times.push(start.elapsed().as_secs_f64());
+        assert!(merged.take_error().is_none(), "the trace reads to its end");
+        assert_eq!(merged_events, events, "the merge releases every event");
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let reader_seconds = median(&mut reader_times);
     println!(
-        "{:<24} {:>8.2}s {:>8.1} MB/s   {events} events ({:.2} bytes/event)",
+        "{:<24} {:>8.2}s {:>8.1} MB/s   {events} events ({:.2} bytes/event), median of 3",
         "reader only (in-process)",
-        seconds,
-        mb / seconds,
+        reader_seconds,
+        mb / reader_seconds,
         size as f64 / events as f64
     );
-
-    let reader_seconds = seconds;
-
-    // The events in time order, as every analysis reads them (the reading thread of `summary`
-    // and the exports does this and hands the events on): what bounds their speed from below.
-    let start = Instant::now();
-    let reader = TraceReader::open(&trace).expect("open the trace");
-    let mut merged = OrderedEvents::new(reader, MergeOptions::default());
-    let mut merged_events = 0u64;
-    while merged.next_event_ref().is_some() {
-        merged_events += 1;
-    }
-    assert!(merged.take_error().is_none(), "the trace reads to its end");
-    assert_eq!(merged_events, events, "the merge releases every event");
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = median(&mut merged_times);
     println!(
-        "{:<24} {:>8.2}s {:>8.1} MB/s   {:.0} % of the reader",
+        "{:<24} {:>8.2}s {:>8.1} MB/s   {:.0} % of the reader, median of 3",
         "merged reader (in-proc.)",
         seconds,
         mb / seconds,
@@ -147,4 +154,10 @@ fn main() {
             100.0 * reader_seconds / seconds
         );
     }
+}
+
+/// The median of `times` (sorted in place).
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
