@@ -8,6 +8,18 @@ step() {
     step_names+=("$1")
     step_starts+=("$SECONDS")
     echo "== $1"
+    if [ "${FLIGHT_RECORDER_PRUNE_BUILDS:-}" = 1 ]; then
+        echo "   (disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free)"
+    fi
+}
+
+# `done_with DIR...`: build directories that no later step uses. With
+# FLIGHT_RECORDER_PRUNE_BUILDS=1 (the CI run, on a machine whose disk may be small) they are
+# removed; otherwise they are kept, so that the next run reuses them.
+done_with() {
+    if [ "${FLIGHT_RECORDER_PRUNE_BUILDS:-}" = 1 ]; then
+        rm -rf "$@"
+    fi
 }
 
 print_step_times() {
@@ -18,6 +30,9 @@ print_step_times() {
         printf '%6ss  %s\n' "$((end - step_starts[i]))" "${step_names[i]}"
     done
     printf '%6ss  in all\n' "$SECONDS"
+    if [ "${FLIGHT_RECORDER_PRUNE_BUILDS:-}" = 1 ]; then
+        echo "   (disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free at the end)"
+    fi
 }
 
 trap print_step_times EXIT
