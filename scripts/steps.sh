@@ -9,7 +9,7 @@ step() {
     step_starts+=("$SECONDS")
     echo "== $1"
     if [ "${FLIGHT_RECORDER_PRUNE_BUILDS:-}" = 1 ]; then
-        echo "   (disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free)"
+        echo "   (disk: $(df -BM --output=avail . | tail -1 | tr -d ' ') free)"
     fi
 }
 
@@ -31,7 +31,7 @@ print_step_times() {
     done
     printf '%6ss  in all\n' "$SECONDS"
     if [ "${FLIGHT_RECORDER_PRUNE_BUILDS:-}" = 1 ]; then
-        echo "   (disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free at the end)"
+        echo "   (disk: $(df -BM --output=avail . | tail -1 | tr -d ' ') free at the end)"
     fi
 }
 
