@@ -185,8 +185,14 @@ fn a_blocking_poll_is_the_top_finding_with_its_location() {
                         .await
                         .unwrap();
                 }
+                // The blocking poll ends pending (the yield), so its end is recorded before the
+                // task completes: a snapshot taken as soon as the task's output arrives could
+                // otherwise catch that poll still running (tokio runs its after-poll hook once
+                // the output is handed over), and a poll still running at the end of a snapshot
+                // is cut at the snapshot's last event.
                 let blocker = spawn_at(&mut at, async {
-                    std::thread::sleep(Duration::from_millis(300))
+                    std::thread::sleep(Duration::from_millis(300));
+                    tokio::task::yield_now().await;
                 });
                 blocker.await.unwrap();
             })
