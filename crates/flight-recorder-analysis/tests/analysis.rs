@@ -534,16 +534,21 @@ fn slices_open_at_the_end_are_closed_in_thread_order() {
     for _ in 0..3 {
         assert_eq!(export(), first);
     }
-    // The thread tracks' ends (the process's pid; its tasks' tracks have the next one), in order.
+    // The thread tracks' regions (the process's pid; its tasks' tracks have the next one), each
+    // one complete event written at its end, in order.
     let thread_track = format!("\"pid\":{},", header().pid);
     let ends: Vec<u64> = first
         .lines()
         .filter(|line| {
-            line.contains("\"ph\":\"E\",\"name\":\"load\"") && line.contains(&thread_track)
+            line.contains("\"ph\":\"X\",\"name\":\"load\"") && line.contains(&thread_track)
         })
         .map(|line| {
             let tid = line.split("\"tid\":").nth(1).unwrap();
-            tid.trim_end_matches(['}', ',']).parse().unwrap()
+            tid.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         })
         .collect();
     assert_eq!(ends, (1..=12).collect::<Vec<u64>>());

@@ -336,7 +336,7 @@ fn convert_and_report_write_their_files() {
     let events = json["traceEvents"].as_array().unwrap();
     assert!(events
         .iter()
-        .any(|e| e["ph"] == "B" && e["name"] == "handle_request"));
+        .any(|e| (e["ph"] == "B" || e["ph"] == "X") && e["name"] == "handle_request"));
 
     let html = dir.path().join("report.html");
     let output = run(&["report", "-o", html.to_str().unwrap()], &path);

@@ -364,7 +364,8 @@ fn chrome_json_opens_in_speedscope() {
         &mut |_| {},
     )
     .expect("export");
-    // Valid JSON with B/E pairs named on both ends.
+    // Valid JSON: complete events for slices with nothing inside, B/E pairs named on both ends
+    // for the others.
     let parsed: Value = serde_json::from_slice(&json).expect("valid JSON");
     let events = parsed["traceEvents"].as_array().unwrap();
     let begins = events.iter().filter(|e| e["ph"] == "B").count();
@@ -372,8 +373,13 @@ fn chrome_json_opens_in_speedscope() {
     assert_eq!(begins, ends);
     assert!(events
         .iter()
-        .filter(|e| e["ph"] == "E")
+        .filter(|e| e["ph"] == "E" || e["ph"] == "X")
         .all(|e| e["name"].as_str().is_some_and(|n| !n.is_empty())));
+    let complete: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert!(!complete.is_empty());
+    assert!(complete
+        .iter()
+        .all(|e| e["dur"].as_f64().is_some_and(|d| d >= 0.0)));
     assert!(events.iter().any(|e| e["ph"] == "s") && events.iter().any(|e| e["ph"] == "f"));
     assert!(events.iter().any(|e| e["ph"] == "C"));
     // speedscope loads a profile from a script that calls `speedscope.loadFileFromBase64`
