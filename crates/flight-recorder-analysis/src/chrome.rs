@@ -133,15 +133,17 @@ impl OpenTracks {
     /// The open slices of `track` (none yet on first use).
     #[inline]
     fn get(&mut self, track: Track) -> &mut OpenSlices {
-        if let Track::Thread(id) = track {
-            let (index, new) = self.thread_ids.index(id);
-            if new {
-                self.threads.push(OpenSlices::default());
+        let (map, key) = match track {
+            Track::Thread(id) => {
+                let (index, new) = self.thread_ids.index(id);
+                if new {
+                    self.threads.push(OpenSlices::default());
+                }
+                return &mut self.threads[index];
             }
-            return &mut self.threads[index];
-        }
-        let Some((map, key)) = self.map(track) else {
-            unreachable!("threads are handled above")
+            Track::Task(uid) => (&mut self.tasks, uid),
+            Track::UserTask(id) => (&mut self.user_tasks, id),
+            Track::Counter(id) => (&mut self.counters, id),
         };
         map.entry(key).or_default()
     }
