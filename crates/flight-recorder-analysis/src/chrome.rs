@@ -60,39 +60,29 @@ pub struct ChromeJson<W: Write> {
 struct NameLiterals(Vec<Option<Box<[u8]>>>);
 
 impl NameLiterals {
-    /// Appends the name as a JSON string (escaped once per name).
+    /// Makes the literal of `name` (escaped once per name), for [`NameLiterals::push`].
     #[inline]
-    fn push(&mut self, line: &mut Vec<u8>, name: Name<'_>) {
-        match self.0.get(name.id as usize) {
-            Some(Some(literal)) => line.extend_from_slice(literal),
-            _ => self.push_new(line, name),
+    fn make(&mut self, name: Name<'_>) {
+        if !matches!(self.0.get(name.id as usize), Some(Some(_))) {
+            self.make_new(name);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn push_new(&mut self, line: &mut Vec<u8>, name: Name<'_>) {
+    fn make_new(&mut self, name: Name<'_>) {
         let i = name.id as usize;
         let mut literal = Vec::new();
         push_string(&mut literal, name.text);
-        line.extend_from_slice(&literal);
         if self.0.len() <= i {
             self.0.resize(i + 1, None);
         }
         self.0[i] = Some(literal.into());
     }
 
-    /// Makes the literal of `name`, for [`NameLiterals::push_made`].
-    #[inline]
-    fn make(&mut self, name: Name<'_>) {
-        if !matches!(self.0.get(name.id as usize), Some(Some(_))) {
-            self.push_new(&mut Vec::new(), name);
-        }
-    }
-
     /// Appends the literal of the name numbered `id`, made before ([`NameLiterals::make`]).
     #[inline]
-    fn push_made(&self, line: &mut Vec<u8>, id: u32) {
+    fn push(&self, line: &mut Vec<u8>, id: u32) {
         if let Some(Some(literal)) = self.0.get(id as usize) {
             line.extend_from_slice(literal);
         }
@@ -317,6 +307,21 @@ impl<W: Write> ChromeJson<W> {
         track: Track,
         time: u64,
     ) -> io::Result<&mut Vec<u8>> {
+        self.names.make(name);
+        self.line_head(ph, name.id, category, track, time)?;
+        Ok(&mut self.buf)
+    }
+
+    /// [`ChromeJson::event_line`] with the number of a name already made.
+    #[inline]
+    fn line_head(
+        &mut self,
+        ph: &[u8],
+        name: u32,
+        category: Category,
+        track: Track,
+        time: u64,
+    ) -> io::Result<()> {
         let (process, tid) = self.place(track);
         let rel = time.saturating_sub(self.origin);
         let line = self.open_line()?;
@@ -328,7 +333,7 @@ impl<W: Write> ChromeJson<W> {
         line.extend_from_slice(category.as_str().as_bytes());
         line.push(b'"');
         push_place(line, rel, &self.processes[process], tid);
-        Ok(line)
+        Ok(())
     }
 
     /// A flow's end (`"ph":"f"`) or start (`"ph":"s"`), at the place of the event it binds to.
@@ -363,18 +368,8 @@ impl<W: Write> ChromeJson<W> {
     /// The line of a deferred slice as `ph`, left open for more.
     #[inline]
     fn deferred_line(&mut self, ph: &[u8], track: Track, slice: &Deferred) -> io::Result<()> {
-        let (process, tid) = self.place(track);
-        let rel = slice.time.saturating_sub(self.origin);
-        let line = self.open_line()?;
-        line.extend_from_slice(ph);
-        line.extend_from_slice(b",\"name\":");
-        self.names.push_made(&mut self.buf, slice.name);
-        let line = &mut self.buf;
-        line.extend_from_slice(b",\"cat\":\"");
-        line.extend_from_slice(slice.category.as_str().as_bytes());
-        line.push(b'"');
-        push_place(line, rel, &self.processes[process], tid);
-        slice.args.push(line);
+        self.line_head(ph, slice.name, slice.category, track, slice.time)?;
+        slice.args.push(&mut self.buf);
         Ok(())
     }
 
