@@ -31,8 +31,12 @@ pub fn drive<R: Read, O: Observer + ?Sized>(
     events.take_error()
 }
 
-/// Events per batch handed from the reading thread to the analyzing one (about 74 KB).
-const BATCH_EVENTS: usize = 1024;
+/// Events per batch handed from the reading thread to the analyzing one (about 295 KB). Large
+/// enough that the analyzing thread is seldom put to sleep and woken (two system calls) between
+/// batches, which cost the reading thread a fifth of its time with batches of 1,024; small enough
+/// that the batches in flight (about 2 MB) stay in the processors' caches: batches of 16,384 were
+/// slower again.
+const BATCH_EVENTS: usize = 4096;
 /// Batches queued between the threads, at most: with the one each thread holds, this bounds the
 /// memory of the pipeline.
 const BATCHES_QUEUED: usize = 4;

@@ -372,15 +372,19 @@ fn the_header_version_trigger_details_and_suppressed_count_are_shown() {
 }
 
 /// A file whose names change between its chunks (tables redefine ids as the file goes on), with
-/// long polls, regions, logs and counters that name things while the events stream.
-fn changing_names() -> Vec<u8> {
+/// long polls, regions, logs and counters that name things while the events stream; or, when
+/// `renamed` is false, the same events with the names of the first round throughout (the
+/// pipeline then hands the events on in full batches, not cut by new names).
+fn changing_names(renamed: bool) -> Vec<u8> {
     let mut b = TraceBuilder::new(&header());
     b.threads(&[(1, 101, "first"), (2, 102, "second")]);
     for round in 0..40u64 {
         let name = format!("name{round}");
-        b.strings(&[(1, &name), (2, "category")]);
-        b.locations(&[(1, "src/round.rs", round as u32 + 1, 1)]);
-        if round % 10 == 0 {
+        if renamed || round == 0 {
+            b.strings(&[(1, &name), (2, "category")]);
+            b.locations(&[(1, "src/round.rs", round as u32 + 1, 1)]);
+        }
+        if renamed && round % 10 == 0 {
             b.threads(&[(2, 102, &format!("second-{round}"))]);
         }
         for thread in [1, 2] {
@@ -406,8 +410,14 @@ fn changing_names() -> Vec<u8> {
 
 #[test]
 fn the_pipelined_summary_is_the_sequential_one() {
-    let full = changing_names();
-    let files = [full.clone(), full[..full.len() * 2 / 3].to_vec(), sample()];
+    let full = changing_names(true);
+    let steady = changing_names(false);
+    let files = [
+        full.clone(),
+        full[..full.len() * 2 / 3].to_vec(),
+        steady.clone(),
+        sample(),
+    ];
     for bytes in &files {
         for reorder_events in [1 << 19, 100, 8, 1] {
             let summarize = |pipeline: bool| {
@@ -459,6 +469,9 @@ fn the_pipelined_summary_is_the_sequential_one() {
     ] {
         assert!(text.contains(seen), "{seen}: {text}");
     }
+    // The steady file holds several of the pipeline's batches (4,096 events each).
+    let steady = Summary::from_reader(TraceReader::new(&steady[..]).unwrap()).unwrap();
+    assert!(steady.events > 5 * 4096, "{} events", steady.events);
 }
 
 /// A task whose poll end was lost (its chunk was dropped from the window) and that is then polled
