@@ -368,6 +368,31 @@ fn convert_of_a_damaged_file_writes_the_intact_part_and_one_error_line() {
 }
 
 #[test]
+fn convert_to_a_full_disk_fails_with_one_error_line_naming_the_output() {
+    let full = Path::new("/dev/full");
+    if !full.exists() {
+        eprintln!("skipped: no /dev/full on this system");
+        return;
+    }
+    // The sample's output fails when it is flushed at the end; a recorded trace of 4 MB, whose
+    // exports fill the 1 MiB output buffer many times, fails while it is written.
+    let (dir, small) = write("trace.out", &sample());
+    let large = dir.path().join("large.out");
+    common::synthetic::write_trace(&large, 4_000_000);
+    for path in [&small, &large] {
+        for to in ["perfetto", "chrome-json"] {
+            let output = run(&["convert", "--to", to, "-o", "/dev/full"], path);
+            let error = one_error_line(&output, full);
+            assert!(
+                error.starts_with("No space left on device"),
+                "{to}: {error}"
+            );
+            assert!(stdout(&output).is_empty(), "{to}: {output:?}");
+        }
+    }
+}
+
+#[test]
 fn diagnose_prints_the_findings_with_their_location() {
     // Task 42 (spawned before the window) is polled on `main` for about 12 ms: a blocking
     // poll, minor in a 2 s window.
