@@ -2,10 +2,11 @@
 //! a synthetic runtime: worker threads polling, waking and spawning tasks, with regions, logs and
 //! counters), then times the `flight-recorder` binary on it as child processes — `summary`,
 //! `convert --to perfetto` and `convert --to chrome-json` — and prints MB/s, each child's peak
-//! resident memory and the size of each export (deleted once measured). The bare reader's speed
-//! (decoding every event, nothing else) is the baseline, and each step is also given as a
-//! percentage of it. The merged reader (the events put in time order across threads, as every
-//! analysis reads them) is the floor of the steps: their reading thread does that much.
+//! resident memory and the size of each export (deleted once measured), each step the median of
+//! three runs. The bare reader's speed (decoding every event, nothing else) is the baseline, and
+//! each step is also given as a percentage of it. The merged reader (the events put in time order
+//! across threads, as every analysis reads them) is the floor of the steps: their reading thread
+//! does that much.
 //!
 //! ```text
 //! cargo bench -p flight-recorder-cli --bench analysis_throughput
@@ -14,7 +15,8 @@
 //!
 //! `FLIGHT_RECORDER_BENCH_MB` sets the trace size (default 220); `FLIGHT_RECORDER_BENCH_TRACE`
 //! names the trace file: used as it is when it exists, else written there and kept (by default
-//! the trace goes to a temporary directory and is deleted).
+//! the trace goes to a temporary directory and is deleted); `FLIGHT_RECORDER_BENCH_ROUNDS` sets
+//! how many times each step runs (default 3; its median is printed).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -95,6 +97,14 @@ fn main() {
         100.0 * reader_seconds / seconds
     );
 
+    // Each step runs this many times (its median time and largest peak memory are printed): a
+    // single run on a shared machine moves by as much as a change does.
+    let rounds: usize = std::env::var("FLIGHT_RECORDER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
+    println!("each step: the median of {rounds} runs");
     let binary = Path::new(env!("CARGO_BIN_EXE_flight-recorder"));
     let trace_arg = trace.to_str().expect("a UTF-8 path");
     let perfetto = dir.path().join("out.perfetto-trace");
@@ -127,31 +137,37 @@ fn main() {
         ),
     ];
     for (name, args) in runs {
-        let (seconds, rss) = run_child(binary, &args);
-        // The export's size, in bytes written per byte of trace; the file goes at once (a
-        // Chrome JSON export of the full trace is several GB).
         let output = args
             .iter()
             .position(|&a| a == "-o")
             .map(|i| PathBuf::from(args[i + 1]));
-        let written = output
-            .as_ref()
-            .and_then(|path| std::fs::metadata(path).ok())
-            .map(|m| {
-                format!(
-                    "   wrote {:.1} MB ({:.2} bytes per trace byte)",
-                    m.len() as f64 / 1e6,
-                    m.len() as f64 / size as f64
-                )
-            })
-            .unwrap_or_default();
-        if let Some(path) = output {
-            let _ = std::fs::remove_file(path);
+        let mut times = Vec::new();
+        let mut rss = 0f64;
+        let mut written = String::new();
+        for _ in 0..rounds {
+            let (seconds, peak) = run_child(binary, &args);
+            times.push(seconds);
+            rss = rss.max(peak);
+            // The export's size, in bytes written per byte of trace; the file goes at once (a
+            // Chrome JSON export of the full trace is several GB).
+            if let Some(path) = &output {
+                if let Ok(m) = std::fs::metadata(path) {
+                    written = format!(
+                        "   wrote {:.1} MB ({:.2} bytes per trace byte)",
+                        m.len() as f64 / 1e6,
+                        m.len() as f64 / size as f64
+                    );
+                }
+                let _ = std::fs::remove_file(path);
+            }
         }
+        let each: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
+        let seconds = median(&mut times);
         println!(
-            "{name:<24} {seconds:>8.2}s {:>8.1} MB/s   {:.0} % of the reader   peak RSS {rss:.0} MiB{written}",
+            "{name:<24} {seconds:>8.2}s {:>8.1} MB/s   {:.0} % of the reader   peak RSS {rss:.0} MiB{written}   runs (s): {}",
             mb / seconds,
-            100.0 * reader_seconds / seconds
+            100.0 * reader_seconds / seconds,
+            each.join(", ")
         );
     }
 }
