@@ -26,6 +26,8 @@ def main(argv):
     if len(argv) < 2 or not argv[0].isdigit():
         sys.exit(__doc__)
     rounds, binaries, args = int(argv[0]), argv[1].split(","), argv[2:]
+    if len(set(binaries)) != len(binaries):
+        sys.exit("paired.py: each binary may be named once (copy a build to compare it with itself)")
     elapsed = {b: [] for b in binaries}
     cpu = {b: [] for b in binaries}
     for r in range(rounds):

@@ -2,8 +2,8 @@
 //! a synthetic runtime: worker threads polling, waking and spawning tasks, with regions, logs and
 //! counters), then times the `flight-recorder` binary on it as child processes — `summary`,
 //! `convert --to perfetto` and `convert --to chrome-json` — and prints MB/s, each child's peak
-//! resident memory and the size of each export (deleted once measured), each step the median of
-//! three runs. The bare reader's speed (decoding every event, nothing else) is the baseline, and
+//! resident memory and the size of each export (deleted once measured), each measure the median
+//! of three runs. The bare reader's speed (decoding every event, nothing else) is the baseline, and
 //! each step is also given as a percentage of it. The merged reader (the events put in time order
 //! across threads, as every analysis reads them) is the floor of the steps: their reading thread
 //! does that much.
@@ -16,7 +16,7 @@
 //! `FLIGHT_RECORDER_BENCH_MB` sets the trace size (default 220); `FLIGHT_RECORDER_BENCH_TRACE`
 //! names the trace file: used as it is when it exists, else written there and kept (by default
 //! the trace goes to a temporary directory and is deleted); `FLIGHT_RECORDER_BENCH_ROUNDS` sets
-//! how many times each step runs (default 3; its median is printed).
+//! how many times each measure runs (default 3; its median is printed).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -53,14 +53,23 @@ fn main() {
     let mb = size as f64 / 1e6;
     println!("trace file: {} ({mb:.1} MB)", trace.display());
 
+    // Every measure runs this many times and its median is printed (with the largest peak memory
+    // of the steps): a single run on a shared machine moves by as much as a change does.
+    let rounds: usize = std::env::var("FLIGHT_RECORDER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
+    println!("each measure: the median of {rounds} runs");
+
     // The bare reader, and the events in time order as every analysis reads them (the reading
     // thread of `summary` and of the exports does this and hands the events on): the merged
-    // reader bounds their speed. Three rounds of each, alternating, and their medians: this
-    // shared machine's speed drifts between seconds.
+    // reader bounds their speed. The two alternate, round by round: this shared machine's speed
+    // drifts between seconds.
     let mut reader_times = Vec::new();
     let mut merged_times = Vec::new();
     let mut events = 0u64;
-    for _ in 0..3 {
+    for _ in 0..rounds {
         let start = Instant::now();
         let mut reader = TraceReader::open(&trace).expect("open the trace");
         events = 0;
@@ -82,7 +91,7 @@ fn main() {
     }
     let reader_seconds = median(&mut reader_times);
     println!(
-        "{:<24} {:>8.2}s {:>8.1} MB/s   {events} events ({:.2} bytes/event), median of 3",
+        "{:<24} {:>8.2}s {:>8.1} MB/s   {events} events ({:.2} bytes/event)",
         "reader only (in-process)",
         reader_seconds,
         mb / reader_seconds,
@@ -90,21 +99,13 @@ fn main() {
     );
     let seconds = median(&mut merged_times);
     println!(
-        "{:<24} {:>8.2}s {:>8.1} MB/s   {:.0} % of the reader, median of 3",
+        "{:<24} {:>8.2}s {:>8.1} MB/s   {:.0} % of the reader",
         "merged reader (in-proc.)",
         seconds,
         mb / seconds,
         100.0 * reader_seconds / seconds
     );
 
-    // Each step runs this many times (its median time and largest peak memory are printed): a
-    // single run on a shared machine moves by as much as a change does.
-    let rounds: usize = std::env::var("FLIGHT_RECORDER_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3);
-    println!("each step: the median of {rounds} runs");
     let binary = Path::new(env!("CARGO_BIN_EXE_flight-recorder"));
     let trace_arg = trace.to_str().expect("a UTF-8 path");
     let perfetto = dir.path().join("out.perfetto-trace");
