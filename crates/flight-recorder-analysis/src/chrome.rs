@@ -6,7 +6,8 @@
 //! - `M` metadata: `process_name` for the process (pid = the traced pid) and for a second
 //!   "tasks" process (pid + 1, one "thread" per polled task, tid = the task's uid), and
 //!   `thread_name` for every track;
-//! - slices for polls (named by the task's spawn location), regions and user tasks: a slice
+//! - slices for polls (named by the task's spawn location on the thread's track, `poll` on the
+//!   task's, whose name gives the location), regions and user tasks: a slice
 //!   with nothing inside it on its track is one `X` (complete) event, written when it ends, with
 //!   `ts` and `dur`; a slice that holds another slice, or an event at its first instant, is a
 //!   `B`/`E` pair with the name on both (speedscope needs it), nesting per thread (see

@@ -295,6 +295,11 @@ fn note(error: &mut Option<io::Error>, result: io::Result<()>) {
 /// The number given to the names "wake" and "spawn" (the first two).
 const WAKE_NAME: u32 = 0;
 const SPAWN_NAME: u32 = 1;
+/// The number of the name "poll": the name of the poll slices on a task's track, whose own name
+/// says which task and spawn location they are of. Named by location, each poll would count
+/// twice under it where slices are added up by name, and a Chrome JSON file, which cannot intern
+/// a name, would repeat the location in every line of a task's track.
+const POLL_NAME: u32 = 2;
 
 /// The timeline builder: an [`Observer`] that drives a [`Format`].
 pub struct Timeline<F: Format> {
@@ -324,6 +329,7 @@ impl<F: Format> Timeline<F> {
         let mut names = NameTable::default();
         names.intern("wake");
         names.intern("spawn");
+        names.intern("poll");
         Timeline {
             format,
             started: false,
@@ -658,11 +664,11 @@ impl<F: Format> Observer for Timeline<F> {
                 self.check(r);
                 self.set_task_track(uid, true);
             }
-            // No arguments: the track's name says which task it is.
+            // No arguments and no location: the track's name says which task it is.
             let r = self.format.begin(
                 Track::Task(uid),
                 poll.time,
-                self.names.get(name),
+                self.names.get(POLL_NAME),
                 Category::Poll,
                 &[],
                 None,
@@ -685,11 +691,10 @@ impl<F: Format> Observer for Timeline<F> {
         }
         let uid = poll.task.uid;
         if uid != 0 && self.has_task_track(uid) {
-            let name = self.label(names, poll.task.location);
             let r = self.format.end(
                 Track::Task(uid),
                 poll.end,
-                self.names.get(name),
+                self.names.get(POLL_NAME),
                 Category::Poll,
             );
             self.check(r);

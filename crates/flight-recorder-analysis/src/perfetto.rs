@@ -10,7 +10,7 @@
 //!   by the task's spawn location), regions as slices, wakes and spawns as instants, logs and
 //!   marks as instants;
 //! - a plain "tasks" track under the process and a track per polled task under it, with the
-//!   task's polls;
+//!   task's polls as slices named `poll` (the track's name gives the task and its location);
 //! - a "user tasks" track and a track per user task under it, with one slice for its life;
 //! - a counter track per counter;
 //! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints) from each wake (or spawn) to

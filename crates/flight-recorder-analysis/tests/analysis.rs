@@ -628,3 +628,45 @@ fn a_waker_is_named_by_the_poll_around_its_wake_or_by_an_argument() {
     assert_eq!(args("spawn", 5), "\"args\":{\"task\":5,\"parent\":2}},");
     assert_eq!(args("wake", 1), "\"args\":{\"task\":1,\"waker\":2}},");
 }
+
+/// A poll is named by its task's spawn location on the thread's track and `poll` on the task's
+/// track, whose name holds the location: counted by name, each poll counts once, and a Chrome
+/// JSON file does not repeat the location on every line of a task's track.
+#[test]
+fn polls_are_named_by_location_on_threads_and_poll_on_tasks() {
+    let mut b = TraceBuilder::standard(&[], &[(1, "src/main.rs", 10, 5)], &[(1, 101, "worker")]);
+    let mut events = vec![Ev::new(EventKind::TaskSpawn, 0, &[7, 1, 0])];
+    for _ in 0..3 {
+        events.push(Ev::new(EventKind::PollStart, 10, &[7]));
+        events.push(Ev::new(EventKind::PollEnd, 10, &[7, 0]));
+    }
+    b.chunk(1, BASE, &events);
+    let bytes = b.finish();
+    let out = flight_recorder_analysis::chrome::write_chrome_json(
+        TraceReader::new(&bytes[..]).unwrap(),
+        Vec::new(),
+        MergeOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    let pid = header().pid;
+    let polls = |track_pid: u64| -> Vec<String> {
+        parsed["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["cat"] == "poll" && e["pid"] == track_pid)
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(polls(pid), vec!["src/main.rs:10:5"; 3]);
+    assert_eq!(polls(pid + 1), vec!["poll"; 3]);
+    let task_track = parsed["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["ph"] == "M" && e["pid"] == pid + 1 && e["name"] == "thread_name")
+        .expect("the task's track");
+    assert_eq!(task_track["args"]["name"], "task 7 src/main.rs:10:5");
+}

@@ -395,6 +395,14 @@ def main(path):
     for flow, index in open_flows.items():
         problem(f"flow {flow} begun at packet {index} never ends")
 
+    # Slices on the tracks of tasks, by name.
+    task_slice_names = collections.Counter(
+        name
+        for uuid, events in events_by_track.items()
+        if uuid in tracks and tracks[uuid].name.startswith("task ")
+        for _, _, kind, name, _ in events
+        if kind == SLICE_BEGIN
+    )
     kinds = collections.Counter()
     thread_names = []
     for d in tracks.values():
@@ -418,6 +426,7 @@ def main(path):
             "thread_names": sorted(thread_names),
             "slices": dict(slices_by_category),
             "slice_names": {k: sorted(n for n in v if n) for k, v in names_by_category.items()},
+            "task_slice_names": dict(task_slice_names),
             "flows": flows,
             "counts": dict(counts),
             "args": dict(arg_counts),

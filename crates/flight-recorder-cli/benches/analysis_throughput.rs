@@ -6,7 +6,9 @@
 //! of three runs. The bare reader's speed (decoding every event, nothing else) is the baseline, and
 //! each step is also given as a percentage of it. The merged reader (the events put in time order
 //! across threads, as every analysis reads them) is the floor of the steps: their reading thread
-//! does that much.
+//! does that much. Each export's output is then written again alone, as many bytes to the same
+//! place in the same round, for the floor of writing it, and the export's time above that is
+//! printed too.
 //!
 //! ```text
 //! cargo bench -p flight-recorder-cli --bench analysis_throughput
@@ -145,6 +147,10 @@ fn main() {
         let mut times = Vec::new();
         let mut rss = 0f64;
         let mut written = String::new();
+        // Per round, the time to write as many bytes to the same file with nothing else, and the
+        // export's time above it.
+        let mut write_times = Vec::new();
+        let mut above_write = Vec::new();
         for _ in 0..rounds {
             let (seconds, peak) = run_child(binary, &args);
             times.push(seconds);
@@ -158,6 +164,10 @@ fn main() {
                         m.len() as f64 / 1e6,
                         m.len() as f64 / size as f64
                     );
+                    let _ = std::fs::remove_file(path);
+                    let write = write_alone(path, m.len());
+                    write_times.push(write);
+                    above_write.push(seconds - write);
                 }
                 let _ = std::fs::remove_file(path);
             }
@@ -170,7 +180,45 @@ fn main() {
             100.0 * reader_seconds / seconds,
             each.join(", ")
         );
+        if !write_times.is_empty() {
+            let each: Vec<String> = write_times.iter().map(|t| format!("{t:.2}")).collect();
+            let write = median(&mut write_times);
+            let above = median(&mut above_write);
+            println!(
+                "{:<24} {write:>8.2}s   the same bytes written alone, 1 MiB at a time   runs (s): {}",
+                "  its output's writing",
+                each.join(", ")
+            );
+            println!(
+                "{:<24} {above:>8.2}s {:>8.1} MB/s   {:.0} % of the reader   (the median of each run's time above its writing alone)",
+                "  the export above it",
+                mb / above,
+                100.0 * reader_seconds / above
+            );
+        }
     }
+}
+
+/// Writes `len` bytes to a new file at `path` as the exports write theirs (1 MiB at a time, on
+/// one thread) and removes it; returns the seconds from its creation to its close. On these
+/// virtual machines putting gigabytes into the page cache takes from 2 to 9 s for the same
+/// size, by the kernel's state: this is the floor of writing an export's output to a file, which
+/// no export can go below.
+fn write_alone(path: &Path, len: u64) -> f64 {
+    use std::io::Write;
+    let block = vec![b' '; 1 << 20];
+    let start = Instant::now();
+    let mut file = std::fs::File::create(path).expect("create the output file");
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        file.write_all(&block[..n]).expect("write the output file");
+        left -= n as u64;
+    }
+    drop(file);
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(path);
+    seconds
 }
 
 /// The median of `times` (sorted in place).

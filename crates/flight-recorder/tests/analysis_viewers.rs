@@ -27,7 +27,7 @@ use flight_recorder_analysis::perfetto::write_perfetto;
 use flight_recorder_analysis::report::render_html;
 use flight_recorder_analysis::Summary;
 use flight_recorder_format::TraceReader;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn analysis_tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../flight-recorder-analysis/tests")
@@ -203,6 +203,20 @@ fn perfetto_export_passes_the_independent_decoder() {
     assert!(names.contains(&"viewer-waker"), "{stats}");
     // Polls on the thread track and on each task's track: 1 + 3 + 1 polls, twice.
     assert_eq!(stats["slices"]["poll"], 10, "{stats}");
+    // Named by spawn location on the thread's track, `poll` on the task's (whose name gives the
+    // location): summed by name, each poll counts once.
+    assert_eq!(stats["task_slice_names"], json!({"poll": 5}), "{stats}");
+    let polls: Vec<&str> = stats["slice_names"]["poll"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(polls.contains(&"poll"), "{stats}");
+    assert!(
+        polls.iter().any(|name| name.contains("analysis_viewers.rs:")),
+        "{stats}"
+    );
     assert_eq!(stats["tracks"]["task"], 4, "{stats}");
     assert_eq!(stats["tracks"]["process"], 1, "{stats}");
     assert_eq!(stats["tracks"]["counter"], 1, "{stats}");
