@@ -40,13 +40,116 @@ use crate::merge::MergeOptions;
 /// command's `BufWriter` holds, which then passes the writes through without copying them.
 const FLUSH_AT: usize = 1 << 20;
 
+/// The pieces of a line are appended by copies of this many bytes. Most fields are a few bytes
+/// long; copied by `extend_from_slice`, each would be a call to `memcpy` for its length, which
+/// cost about as much as formatting the numbers. A piece is kept padded to a multiple of this
+/// size instead, appended in whole chunks (a vector move or two each), and the line cut back to
+/// its length.
+const CHUNK: usize = 32;
+
+/// A piece of at most [`CHUNK`] bytes known when compiling, padded.
+struct Piece {
+    bytes: [u8; CHUNK],
+    len: u8,
+}
+
+impl Piece {
+    /// `prefix`, `text` and `suffix` as one piece.
+    const fn new(prefix: &[u8], text: &str, suffix: &[u8]) -> Piece {
+        let text = text.as_bytes();
+        assert!(prefix.len() + text.len() + suffix.len() <= CHUNK);
+        let mut bytes = [0; CHUNK];
+        let mut len = 0;
+        let parts = [prefix, text, suffix];
+        let mut p = 0;
+        while p < parts.len() {
+            let mut i = 0;
+            while i < parts[p].len() {
+                bytes[len] = parts[p][i];
+                len += 1;
+                i += 1;
+            }
+            p += 1;
+        }
+        Piece {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&self, line: &mut Vec<u8>) {
+        let end = line.len() + usize::from(self.len);
+        line.extend_from_slice(&self.bytes);
+        line.truncate(end);
+    }
+}
+
+const PH_COMPLETE: Piece = Piece::new(b"\"ph\":\"X\"", "", b"");
+const PH_BEGIN: Piece = Piece::new(b"\"ph\":\"B\"", "", b"");
+const PH_END: Piece = Piece::new(b"\"ph\":\"E\"", "", b"");
+const PH_INSTANT: Piece = Piece::new(b"\"ph\":\"i\",\"s\":\"t\"", "", b"");
+const PH_FLOW_START: Piece = Piece::new(b"\"ph\":\"s\"", "", b"");
+const PH_FLOW_END: Piece = Piece::new(b"\"ph\":\"f\",\"bp\":\"e\"", "", b"");
+
+/// `,"cat":"…"` of each category, by [`Category::index`].
+const CATEGORY_FIELDS: [Piece; Category::ALL.len()] = {
+    let mut i = 0;
+    let mut fields = [const { Piece::new(b"", "", b"") }; Category::ALL.len()];
+    while i < fields.len() {
+        fields[i] = Piece::new(b",\"cat\":\"", Category::ALL[i].as_str(), b"\"");
+        i += 1;
+    }
+    fields
+};
+
+/// `"…":` of each argument name, by [`ArgName::index`].
+const ARG_NAME_FIELDS: [Piece; ArgName::ALL.len()] = {
+    let mut i = 0;
+    let mut fields = [const { Piece::new(b"", "", b"") }; ArgName::ALL.len()];
+    while i < fields.len() {
+        fields[i] = Piece::new(b"\"", ArgName::ALL[i].as_str(), b"\":");
+        i += 1;
+    }
+    fields
+};
+
+/// A piece of any length made at run time (a name's literal, a process's fields), padded.
+#[derive(Clone)]
+struct Padded {
+    /// The text, then zeros up to a multiple of [`CHUNK`].
+    bytes: Box<[u8]>,
+    len: usize,
+}
+
+impl Padded {
+    fn new(text: &[u8]) -> Padded {
+        let mut bytes = text.to_vec();
+        bytes.resize(text.len().div_ceil(CHUNK) * CHUNK, 0);
+        Padded {
+            bytes: bytes.into(),
+            len: text.len(),
+        }
+    }
+
+    #[inline]
+    fn push(&self, line: &mut Vec<u8>) {
+        let end = line.len() + self.len;
+        let (chunks, _) = self.bytes.as_chunks::<CHUNK>();
+        for chunk in chunks {
+            line.extend_from_slice(chunk);
+        }
+        line.truncate(end);
+    }
+}
+
 /// The Chrome JSON [`Format`].
 pub struct ChromeJson<W: Write> {
     out: W,
     origin: u64,
     pid: u64,
     /// `,"pid":…,"tid":` of the process, its tasks and its user tasks ([`ChromeJson::place`]).
-    processes: [Box<[u8]>; 3],
+    processes: [Padded; 3],
     started: bool,
     first_event: bool,
     /// Whole lines not yet written out, then the line being built.
@@ -58,7 +161,7 @@ pub struct ChromeJson<W: Write> {
 
 /// Names as JSON string literals, by [`Name::id`], made on first use.
 #[derive(Default)]
-struct NameLiterals(Vec<Option<Box<[u8]>>>);
+struct NameLiterals(Vec<Option<Padded>>);
 
 impl NameLiterals {
     /// Makes the literal of `name` (escaped once per name), for [`NameLiterals::push`].
@@ -78,14 +181,14 @@ impl NameLiterals {
         if self.0.len() <= i {
             self.0.resize(i + 1, None);
         }
-        self.0[i] = Some(literal.into());
+        self.0[i] = Some(Padded::new(&literal));
     }
 
     /// Appends the literal of the name numbered `id`, made before ([`NameLiterals::make`]).
     #[inline]
     fn push(&self, line: &mut Vec<u8>, id: u32) {
         if let Some(Some(literal)) = self.0.get(id as usize) {
-            line.extend_from_slice(literal);
+            literal.push(line);
         }
     }
 }
@@ -302,7 +405,7 @@ impl<W: Write> ChromeJson<W> {
     #[inline]
     fn event_line(
         &mut self,
-        ph: &[u8],
+        ph: &Piece,
         name: Name<'_>,
         category: Category,
         track: Track,
@@ -317,7 +420,7 @@ impl<W: Write> ChromeJson<W> {
     #[inline]
     fn line_head(
         &mut self,
-        ph: &[u8],
+        ph: &Piece,
         name: u32,
         category: Category,
         track: Track,
@@ -326,24 +429,22 @@ impl<W: Write> ChromeJson<W> {
         let (process, tid) = self.place(track);
         let rel = time.saturating_sub(self.origin);
         let line = self.open_line()?;
-        line.extend_from_slice(ph);
+        ph.push(line);
         line.extend_from_slice(b",\"name\":");
         self.names.push(&mut self.buf, name);
         let line = &mut self.buf;
-        line.extend_from_slice(b",\"cat\":\"");
-        line.extend_from_slice(category.as_str().as_bytes());
-        line.push(b'"');
+        CATEGORY_FIELDS[category.index()].push(line);
         push_place(line, rel, &self.processes[process], tid);
         Ok(())
     }
 
     /// A flow's end (`"ph":"f"`) or start (`"ph":"s"`), at the place of the event it binds to.
-    fn flow_line(&mut self, ph: &[u8], flow: u64, track: Track, time: u64) -> io::Result<()> {
+    fn flow_line(&mut self, ph: &Piece, flow: u64, track: Track, time: u64) -> io::Result<()> {
         let (process, tid) = self.place(track);
         let rel = time.saturating_sub(self.origin);
         self.open_line()?;
         let line = &mut self.buf;
-        line.extend_from_slice(ph);
+        ph.push(line);
         line.extend_from_slice(b",\"name\":\"wake\",\"cat\":\"wake\",\"id\":");
         push_u64(line, flow);
         push_place(line, rel, &self.processes[process], tid);
@@ -353,7 +454,7 @@ impl<W: Write> ChromeJson<W> {
     /// The `f` line of a flow that a slice beginning at `time` on `track` terminates.
     fn flow_end_line(&mut self, flow: Option<u64>, track: Track, time: u64) -> io::Result<()> {
         match flow {
-            Some(flow) => self.flow_line(b"\"ph\":\"f\",\"bp\":\"e\"", flow, track, time),
+            Some(flow) => self.flow_line(&PH_FLOW_END, flow, track, time),
             None => Ok(()),
         }
     }
@@ -361,14 +462,14 @@ impl<W: Write> ChromeJson<W> {
     /// Writes a deferred slice of `track` as a `B` line (something comes inside it, or the
     /// trace ends with it open).
     fn write_begun(&mut self, track: Track, slice: Deferred) -> io::Result<()> {
-        self.deferred_line(b"\"ph\":\"B\"", track, &slice)?;
+        self.deferred_line(&PH_BEGIN, track, &slice)?;
         self.close_line()?;
         self.flow_end_line(slice.flow, track, slice.time)
     }
 
     /// The line of a deferred slice as `ph`, left open for more.
     #[inline]
-    fn deferred_line(&mut self, ph: &[u8], track: Track, slice: &Deferred) -> io::Result<()> {
+    fn deferred_line(&mut self, ph: &Piece, track: Track, slice: &Deferred) -> io::Result<()> {
         self.line_head(ph, slice.name, slice.category, track, slice.time)?;
         slice.args.push(&mut self.buf);
         Ok(())
@@ -439,19 +540,19 @@ fn push_micros(line: &mut Vec<u8>, ns: u64) {
 }
 
 /// `,"pid":…,"tid":`, made once per process.
-fn process_fields(pid: u64) -> Box<[u8]> {
+fn process_fields(pid: u64) -> Padded {
     let mut fields = b",\"pid\":".to_vec();
     push_u64(&mut fields, pid);
     fields.extend_from_slice(b",\"tid\":");
-    fields.into()
+    Padded::new(&fields)
 }
 
 /// `,"ts":…,"pid":…,"tid":…`, with `ts` in microseconds and three decimals (nanoseconds), and
 /// `process` from [`process_fields`].
-fn push_place(line: &mut Vec<u8>, rel_ns: u64, process: &[u8], tid: u64) {
+fn push_place(line: &mut Vec<u8>, rel_ns: u64, process: &Padded, tid: u64) {
     line.extend_from_slice(b",\"ts\":");
     push_micros(line, rel_ns);
-    line.extend_from_slice(process);
+    process.push(line);
     push_u64(line, tid);
 }
 
@@ -465,10 +566,7 @@ fn push_args(line: &mut Vec<u8>, args: &[(ArgName, Arg<'_>)]) {
         if i > 0 {
             line.push(b',');
         }
-        line.push(b'"');
-        line.extend_from_slice(name.as_str().as_bytes());
-        line.push(b'"');
-        line.push(b':');
+        ARG_NAME_FIELDS[name.index()].push(line);
         match value {
             Arg::Uint(v) => push_u64(line, *v),
             Arg::Text(t) => push_string(line, t),
@@ -546,7 +644,7 @@ impl<W: Write> Format for ChromeJson<W> {
         if let Some(parent) = parent {
             self.write_begun(track, parent)?;
         }
-        let line = self.event_line(b"\"ph\":\"B\"", name, category, track, time)?;
+        let line = self.event_line(&PH_BEGIN, name, category, track, time)?;
         push_args(line, args);
         self.close_line()?;
         self.flow_end_line(terminating_flow, track, time)
@@ -567,10 +665,10 @@ impl<W: Write> Format for ChromeJson<W> {
         }
         self.open.release(track);
         let Some(slice) = deferred else {
-            self.event_line(b"\"ph\":\"E\"", name, category, track, time)?;
+            self.event_line(&PH_END, name, category, track, time)?;
             return self.close_line();
         };
-        self.deferred_line(b"\"ph\":\"X\"", track, &slice)?;
+        self.deferred_line(&PH_COMPLETE, track, &slice)?;
         self.buf.extend_from_slice(b",\"dur\":");
         push_micros(&mut self.buf, time.saturating_sub(slice.time));
         self.close_line()?;
@@ -587,11 +685,11 @@ impl<W: Write> Format for ChromeJson<W> {
         flow: Option<u64>,
     ) -> io::Result<()> {
         self.pin(track, time)?;
-        let line = self.event_line(b"\"ph\":\"i\",\"s\":\"t\"", name, category, track, time)?;
+        let line = self.event_line(&PH_INSTANT, name, category, track, time)?;
         push_args(line, args);
         self.close_line()?;
         if let Some(flow) = flow {
-            self.flow_line(b"\"ph\":\"s\"", flow, track, time)?;
+            self.flow_line(&PH_FLOW_START, flow, track, time)?;
         }
         Ok(())
     }
@@ -645,6 +743,35 @@ mod tests {
         let mut line = Vec::new();
         push_place(&mut line, rel_ns, &process_fields(7), 9);
         String::from_utf8(line).unwrap()
+    }
+
+    #[test]
+    fn padded_pieces_append_exactly_their_text() {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 3 * CHUNK - 5] {
+            let text: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut line = b"{".to_vec();
+            Padded::new(&text).push(&mut line);
+            line.push(b'}');
+            assert_eq!(line.len(), len + 2, "length {len}");
+            assert_eq!(&line[1..=len], &text[..], "length {len}");
+        }
+        for (category, piece) in Category::ALL.iter().zip(&CATEGORY_FIELDS) {
+            let mut line = Vec::new();
+            piece.push(&mut line);
+            assert_eq!(
+                line,
+                format!(",\"cat\":\"{}\"", category.as_str()).as_bytes()
+            );
+        }
+        for (name, piece) in ArgName::ALL.iter().zip(&ARG_NAME_FIELDS) {
+            let mut line = b"x".to_vec();
+            piece.push(&mut line);
+            assert_eq!(line, format!("x\"{}\":", name.as_str()).as_bytes());
+        }
+        let mut line = Vec::new();
+        PH_FLOW_END.push(&mut line);
+        PH_INSTANT.push(&mut line);
+        assert_eq!(line, b"\"ph\":\"f\",\"bp\":\"e\"\"ph\":\"i\",\"s\":\"t\"");
     }
 
     #[test]

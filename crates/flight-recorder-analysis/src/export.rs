@@ -85,7 +85,7 @@ impl Category {
     ];
 
     /// The category's text.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Category::Poll => "poll",
             Category::Region => "region",
@@ -135,7 +135,7 @@ impl ArgName {
     ];
 
     /// The argument's name as written.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ArgName::Task => "task",
             ArgName::SchedWaitNs => "sched_wait_ns",

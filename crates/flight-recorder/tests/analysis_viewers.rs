@@ -214,7 +214,9 @@ fn perfetto_export_passes_the_independent_decoder() {
         .collect();
     assert!(polls.contains(&"poll"), "{stats}");
     assert!(
-        polls.iter().any(|name| name.contains("analysis_viewers.rs:")),
+        polls
+            .iter()
+            .any(|name| name.contains("analysis_viewers.rs:")),
         "{stats}"
     );
     assert_eq!(stats["tracks"]["task"], 4, "{stats}");
