@@ -513,6 +513,18 @@ fn a_poll_whose_end_was_lost_is_closed_by_the_next_poll_of_its_task() {
     assert_eq!(location.longest_poll_ns, 2_000_000);
 }
 
+/// The Chrome JSON export of a whole trace.
+fn chrome_json(trace: &[u8]) -> String {
+    let out = flight_recorder_analysis::chrome::write_chrome_json(
+        TraceReader::new(trace).unwrap(),
+        Vec::new(),
+        MergeOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 /// Regions still open at the end of the window are closed there, thread by thread in id order:
 /// the same trace always gives the same export, byte for byte.
 #[test]
@@ -532,17 +544,7 @@ fn slices_open_at_the_end_are_closed_in_thread_order() {
         );
     }
     let bytes = b.finish();
-    let export = || {
-        let reader = TraceReader::new(&bytes[..]).unwrap();
-        let out = flight_recorder_analysis::chrome::write_chrome_json(
-            reader,
-            Vec::new(),
-            MergeOptions::default(),
-            &mut |_| {},
-        )
-        .unwrap();
-        String::from_utf8(out).unwrap()
-    };
+    let export = || chrome_json(&bytes);
     let first = export();
     for _ in 0..3 {
         assert_eq!(export(), first);
@@ -606,14 +608,7 @@ fn a_waker_is_named_by_the_poll_around_its_wake_or_by_an_argument() {
     }
     b.chunk(2, BASE + 1_000, &polls);
     let bytes = b.finish();
-    let out = flight_recorder_analysis::chrome::write_chrome_json(
-        TraceReader::new(&bytes[..]).unwrap(),
-        Vec::new(),
-        MergeOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    let out = String::from_utf8(out).unwrap();
+    let out = chrome_json(&bytes);
     let args = |name: &str, task: u64| -> String {
         let needle = format!("\"args\":{{\"task\":{task}");
         let line = out
@@ -642,14 +637,7 @@ fn polls_are_named_by_location_on_threads_and_poll_on_tasks() {
     }
     b.chunk(1, BASE, &events);
     let bytes = b.finish();
-    let out = flight_recorder_analysis::chrome::write_chrome_json(
-        TraceReader::new(&bytes[..]).unwrap(),
-        Vec::new(),
-        MergeOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    let parsed: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+    let parsed: serde_json::Value = serde_json::from_str(&chrome_json(&bytes)).expect("valid JSON");
     let pid = header().pid;
     let polls = |track_pid: u64| -> Vec<String> {
         parsed["traceEvents"]
