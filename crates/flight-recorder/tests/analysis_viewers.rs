@@ -166,6 +166,15 @@ fn reader(bytes: &[u8]) -> TraceReader<&[u8]> {
     TraceReader::new(bytes).expect("header")
 }
 
+/// The strings of a JSON list.
+fn strings(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
 fn run(command: &mut Command) -> Output {
     command.output().expect("run a viewer tool")
 }
@@ -193,12 +202,7 @@ fn perfetto_export_passes_the_independent_decoder() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "perfetto_check failed:\n{stderr}");
     let stats: Value = serde_json::from_slice(&output.stdout).expect("checker JSON");
-    let names: Vec<&str> = stats["thread_names"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let names = strings(&stats["thread_names"]);
     assert!(names.contains(&"viewer-worker"), "{stats}");
     assert!(names.contains(&"viewer-waker"), "{stats}");
     // Polls on the thread track and on each task's track: 1 + 3 + 1 polls, twice.
@@ -206,12 +210,7 @@ fn perfetto_export_passes_the_independent_decoder() {
     // Named by spawn location on the thread's track, `poll` on the task's (whose name gives the
     // location): summed by name, each poll counts once.
     assert_eq!(stats["task_slice_names"], json!({"poll": 5}), "{stats}");
-    let polls: Vec<&str> = stats["slice_names"]["poll"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let polls = strings(&stats["slice_names"]["poll"]);
     assert!(polls.contains(&"poll"), "{stats}");
     assert!(
         polls
@@ -223,12 +222,7 @@ fn perfetto_export_passes_the_independent_decoder() {
     assert_eq!(stats["tracks"]["process"], 1, "{stats}");
     assert_eq!(stats["tracks"]["counter"], 1, "{stats}");
     assert_eq!(stats["tracks"]["user_task"], 2, "{stats}");
-    let regions: Vec<&str> = stats["slice_names"]["region"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let regions = strings(&stats["slice_names"]["region"]);
     for region in ["blocking_call", "carried", "db_query", "open_at_the_end"] {
         assert!(regions.contains(&region), "{region} missing: {stats}");
     }
