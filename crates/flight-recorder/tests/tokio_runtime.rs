@@ -171,8 +171,13 @@ fn ping_pong_wakes_are_followed_by_polls_of_the_woken_task() {
         rt.block_on(async {
             let (to_pong, mut pong_rx) = tokio::sync::mpsc::channel::<u32>(1);
             let (to_ping, mut ping_rx) = tokio::sync::mpsc::channel::<u32>(1);
+            // Each side waits a moment before it sends, so that the other is already waiting
+            // for the message and is woken by the send, even on a loaded machine where a
+            // receiver would otherwise often find the message there and not wait at all.
+            let pause = Duration::from_millis(1);
             let pong_task = flight_recorder::tokio::spawn(async move {
                 while let Some(n) = pong_rx.recv().await {
+                    tokio::time::sleep(pause).await;
                     if to_ping.send(n).await.is_err() {
                         break;
                     }
@@ -180,6 +185,7 @@ fn ping_pong_wakes_are_followed_by_polls_of_the_woken_task() {
             });
             let ping_task = flight_recorder::tokio::spawn(async move {
                 for n in 0..rounds {
+                    tokio::time::sleep(pause).await;
                     to_pong.send(n).await.unwrap();
                     assert_eq!(ping_rx.recv().await, Some(n));
                 }
@@ -194,8 +200,9 @@ fn ping_pong_wakes_are_followed_by_polls_of_the_woken_task() {
         let wakes: Vec<&Event> = of_kind(&trace, EventKind::TaskWake)
             .filter(|e| e.arg(0) == woken && e.arg(1) == waker)
             .collect();
-        // A receiver that finds the message already there is not woken, so on two workers not
-        // every round wakes; most do, each naming the task that woke it.
+        // A receiver that finds the message already there is not woken, so on two workers a
+        // round may pass without a wake; with the pauses, most wake, each naming the task that
+        // woke it.
         assert!(
             wakes.len() >= rounds as usize / 2,
             "task {woken} woken by {waker} only {} times",
