@@ -20,8 +20,10 @@ step "cargo clippy -D warnings (the query engine's crate included: its one check
 cargo clippy --workspace --all-features --all-targets -- -D warnings
 
 step "loom models of the chunk / window / snapshot protocol"
-# Without debug info: the models' build is a release build of the crate and its dev-dependencies.
+# Without debug info or link-time optimization: the models' build is a release build of the crate
+# and its dev-dependencies, which only has to be fast enough for loom to explore.
 RUSTFLAGS="--cfg flight_recorder_loom" CARGO_TARGET_DIR=target/loom CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_LTO=false \
     cargo test -p flight-recorder --lib --release loom
 done_with target/loom
 
