@@ -233,13 +233,15 @@ impl<R: Read> OrderedEvents<R> {
         self.next_with_reader().map(|(ev, _)| ev)
     }
 
-    /// Like [`OrderedEvents::next_event_ref`], the event to be taken apart: its payload can be
-    /// moved out (the next call decodes the following event over it).
+    /// Like [`OrderedEvents::next_with_reader`], the event to be taken apart: its payload can be
+    /// moved out (the next call decodes the following event over it); and the reader, to take
+    /// the table entries it absorbed.
     #[inline]
-    pub(crate) fn next_event_mut(&mut self) -> Option<&mut Ev> {
+    pub(crate) fn next_event_mut(&mut self) -> Option<(&mut Ev, &mut TraceReader<R>)> {
         self.queues.advance(&self.converter);
         self.fill();
-        self.queues.pop_mut()
+        let ev = self.queues.pop_mut()?;
+        Some((ev, &mut self.reader))
     }
 
     /// Like [`OrderedEvents::next_event_ref`], with the reader (for its tables).
