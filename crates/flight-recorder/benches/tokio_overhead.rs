@@ -19,6 +19,10 @@
 //!   `instrument` installs (thread start, park, unpark, task spawn, terminate, before and after
 //!   poll), each doing nothing but the two poll hooks, which read the recorder's clock once each
 //!   (`black_box`ed): what any recorder of timed polls through tokio's hooks pays.
+//! - `store` (the micro workloads only): `floor`, whose two poll hooks also keep what they read,
+//!   the time and the task's id, in a thread-local ring of words: the least a recorder that keeps
+//!   each poll's start and end can do, with no encoding, no chunk and no check. `on − store` is
+//!   what the recorder's events cost above merely storing their data.
 //!
 //! The task polls of each workload are counted in separate, untimed runs (config `count`: the
 //! floor's hooks with a shared counter), so that the recording's cost above the floor is given per
@@ -40,6 +44,7 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +72,31 @@ enum Config {
     Floor,
     /// `Floor`, counting the polls into [`POLLS`] (untimed: the shared counter is contended).
     Count,
+    /// `Floor`, whose poll hooks keep the time and the task's id in [`KEPT`].
+    Store,
+}
+
+/// Words in [`KEPT`]: 64 KiB, as large as the recorder's chunks, so that the stores leave the
+/// first-level cache as the recorder's do (a power of two: the position wraps with a mask).
+const KEPT_WORDS: usize = 8192;
+
+thread_local! {
+    /// Where config `Store`'s poll hooks keep the time and the task's id: a ring of words and
+    /// the next position, initialized at compile time (no lazy initialization on access) and
+    /// without a destructor to register.
+    static KEPT: (Cell<usize>, [Cell<u64>; KEPT_WORDS]) =
+        const { (Cell::new(0), [const { Cell::new(0) }; KEPT_WORDS]) };
+}
+
+/// Keeps `time` and `task` in this thread's [`KEPT`].
+#[inline(always)]
+fn keep(time: u64, task: u64) {
+    KEPT.with(|(pos, words)| {
+        let at = pos.get();
+        words[at & (KEPT_WORDS - 1)].set(time);
+        words[(at + 1) & (KEPT_WORDS - 1)].set(task);
+        pos.set(at.wrapping_add(2));
+    });
 }
 
 /// The polls made on runtimes of config `Count`.
@@ -229,6 +259,11 @@ fn runtime(config: Config) -> tokio::runtime::Runtime {
         Config::Bare => {}
         Config::Floor => {
             floor_hooks(&mut builder);
+        }
+        Config::Store => {
+            floor_hooks(&mut builder)
+                .on_before_task_poll(|meta| keep(recorder_clock(), task_number(meta.id())))
+                .on_after_task_poll(|meta| keep(recorder_clock(), task_number(meta.id())));
         }
         Config::Count => {
             floor_hooks(&mut builder).on_before_task_poll(|_| {
@@ -415,6 +450,8 @@ struct Row {
     forward: Option<Vec<Sample>>,
     /// The `forward-wake` configuration (micro workloads only).
     forward_wake: Option<Vec<Sample>>,
+    /// The `store` configuration (micro workloads only).
+    store: Option<Vec<Sample>>,
 }
 
 impl Row {
@@ -511,6 +548,7 @@ fn main() {
         Config::Floor,
         Config::Forward,
         Config::ForwardWake,
+        Config::Store,
     ];
     for (name, workload) in micro {
         let selected = match only.as_str() {
@@ -548,6 +586,7 @@ fn main() {
             floor: next(),
             forward: Some(next()),
             forward_wake: Some(next()),
+            store: Some(next()),
         });
     }
 
@@ -602,6 +641,7 @@ fn main() {
             spawn: None,
             forward: None,
             forward_wake: None,
+            store: None,
         });
     }
 
@@ -739,6 +779,27 @@ fn main() {
         "* per round, paired; ns/poll: (time on - time floor) / polls, wall time per run (or per \
          request) over the polls counted (config count); medians with bootstrap 95% intervals"
     );
+    if rows.iter().any(|row| row.store.is_some()) {
+        println!();
+        println!(
+            "the hooks path against storing each poll hook's time and task id (config store: the \
+             floor + two words into a thread-local ring per poll hook)"
+        );
+        println!(
+            "{:<44} {:>26} {:>26}",
+            "workload", "store-floor ns/poll [95%]", "on-store ns/poll [95%]"
+        );
+        for row in &rows {
+            if let Some(store) = &row.store {
+                println!(
+                    "{:<44} {:>26} {:>26}",
+                    row.name,
+                    fmt_ci(median_ci(&row.per_poll_ns(&row.floor, store)), 2),
+                    fmt_ci(median_ci(&row.per_poll_ns(store, &row.on)), 2),
+                );
+            }
+        }
+    }
 
     println!();
     println!("paired on/bare slowdowns over {rounds} rounds, 95% intervals");
