@@ -147,9 +147,9 @@ pin_project_lite::pin_project! {
 }
 
 /// What a [`Forwarding`] waker holds: tokio's waker of the task, and the task's id if each wake
-/// is recorded (0: none is). Aligned to 128 bytes as the instrumented spawn's state is, so that two tasks' counts never
-/// share cache lines (see `WakeState` in `src/tokio/spawn.rs`).
-#[repr(align(128))]
+/// is recorded (0: none is). Aligned to a cache line as the instrumented spawn's state is, so
+/// that no two tasks' counts share one (see `WakeState` in `src/tokio/spawn.rs`).
+#[repr(align(64))]
 struct Forward {
     waker: std::task::Waker,
     task: u64,
