@@ -33,11 +33,10 @@ pub fn drive<R: Read, O: Observer + ?Sized>(
 }
 
 /// Events per batch handed from the reading thread to the analyzing one (at most 229 KB packed,
-/// half that on most traces). Large
-/// enough that the analyzing thread is seldom put to sleep and woken (two system calls) between
-/// batches, which cost the reading thread a fifth of its time with batches of 1,024; small enough
-/// that the batches in flight (at most 1.4 MB) stay in the processors' caches: batches of 16,384 were
-/// slower again.
+/// half that on most traces). Large enough that the analyzing thread is seldom put to sleep and
+/// woken (two system calls) between batches, which cost the reading thread a fifth of its time
+/// with batches of 1,024; small enough that the batches in flight (at most 1.4 MB) stay in the
+/// processors' caches: batches of 16,384 were slower again.
 const BATCH_EVENTS: usize = 4096;
 /// Batches queued between the threads, at most: with the one each thread holds, this bounds the
 /// memory of the pipeline.
@@ -66,12 +65,15 @@ struct Batch {
     payloads: Vec<Box<[u8]>>,
 }
 
-/// Header word bits: the kind byte, then the argument count, then the flags.
+/// Where a packed event's header word holds its argument count (the kind byte is the low byte).
 const ARG_COUNT_SHIFT: u32 = 8;
+/// Header flag: the event's payload is the batch's next one.
 const HAS_PAYLOAD: u64 = 1 << 16;
+/// Header flag: the event's thread follows its arguments (else it is the event before's).
 const NEW_THREAD: u64 = 1 << 17;
 /// Words an event takes at most: header, time, arguments, thread.
 const EVENT_WORDS: usize = 3 + MAX_ARGS;
+/// Words a batch holds: `BATCH_EVENTS` events of the most words.
 const BATCH_WORDS: usize = BATCH_EVENTS * EVENT_WORDS;
 
 impl Batch {
