@@ -59,6 +59,10 @@ fn record_with(
     builder.worker_threads(workers).enable_all();
     configure(&mut builder);
     let runtime = builder.build().expect("runtime");
+    // The workers park once before the program starts: a thread is known as a worker from its
+    // first park (tokio's hooks do not say which threads are workers), and a worker kept busy
+    // from its start would be taken for a blocking-pool thread.
+    std::thread::sleep(Duration::from_millis(50));
     program(&runtime);
     let mut bytes = Vec::new();
     fr.write_to(&mut bytes).expect("snapshot");
