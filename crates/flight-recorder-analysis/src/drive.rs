@@ -106,10 +106,10 @@ impl Batch {
     /// Appends `ev`, taking its payload; `false` (and nothing appended) when the batch is full.
     #[inline(always)]
     fn push(&mut self, ev: &mut Ev) -> bool {
-        let at = self.len;
         if self.is_full() {
             return false;
         }
+        let at = self.len;
         // Never short: `BATCH_WORDS` holds `BATCH_EVENTS` events of the most words.
         let Some(slot) = self.words.get_mut(at..at + EVENT_WORDS) else {
             return false;

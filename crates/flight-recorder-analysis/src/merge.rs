@@ -247,10 +247,7 @@ impl<R: Read> OrderedEvents<R> {
     /// Like [`OrderedEvents::next_event_ref`], with the reader (for its tables).
     #[inline]
     pub fn next_with_reader(&mut self) -> Option<(&Ev, &TraceReader<R>)> {
-        self.queues.advance(&self.converter);
-        self.fill();
-        let ev = self.queues.pop()?;
-        Some((ev, &self.reader))
+        self.next_event_mut().map(|(ev, reader)| (&*ev, &*reader))
     }
 }
 
@@ -516,15 +513,8 @@ impl Queues {
         self.spent = std::mem::replace(&mut queue.front, next).map(|c| c.chunk);
     }
 
-    /// The earliest event (within the lookahead); it stays at the head of its queue until
-    /// [`Queues::advance`].
-    #[inline]
-    fn pop(&mut self) -> Option<&Ev> {
-        let queue = self.pop_queue()?;
-        self.queues[queue].front.as_ref().map(|c| &c.head)
-    }
-
-    /// Like [`Queues::pop`], for the event to be taken apart.
+    /// The earliest event (within the lookahead), to be read or taken apart; it stays at the
+    /// head of its queue until [`Queues::advance`].
     #[inline]
     fn pop_mut(&mut self) -> Option<&mut Ev> {
         let queue = self.pop_queue()?;
@@ -603,11 +593,11 @@ mod tests {
         for &(t, th) in input {
             queues.push(ev(t, th));
             while queues.held > cap {
-                out.push(queues.pop().unwrap().time);
+                out.push(queues.pop_mut().unwrap().time);
                 queues.advance(&c);
             }
         }
-        while let Some(e) = queues.pop() {
+        while let Some(e) = queues.pop_mut() {
             out.push(e.time);
             queues.advance(&c);
         }
@@ -672,13 +662,13 @@ mod tests {
             queues.push(ev(t, 1));
         }
         queues.push(ev(5, 2));
-        let mut out = vec![queues.pop().unwrap().time];
+        let mut out = vec![queues.pop_mut().unwrap().time];
         queues.advance(&c);
-        out.push(queues.pop().unwrap().time);
+        out.push(queues.pop_mut().unwrap().time);
         queues.advance(&c);
         // A new thread's head at 2 arrives during the run of thread 1.
         queues.push(ev(2, 3));
-        while let Some(e) = queues.pop() {
+        while let Some(e) = queues.pop_mut() {
             out.push(e.time);
             queues.advance(&c);
         }

@@ -142,9 +142,6 @@ struct WakeState {
     target: WakerSlot,
 }
 
-// Two tasks' states never share a cache line (see above).
-const _: () = assert!(std::mem::align_of::<WakeState>() >= 64);
-
 impl WakeState {
     /// One `task_wake` event per call, whichever clone and however it is called (`wake`,
     /// `wake_by_ref`), then the runtime's waker is woken by reference.
