@@ -70,7 +70,8 @@ fn show(stack: &Stack) -> String {
     text
 }
 
-/// Captures until a resolved frame names `function` (the thread may not be inside it yet);
+/// Captures until a resolved frame names `function` with a source line (the thread may not be
+/// inside it yet, and a sampled instruction may be one the compiler gave no line, line 0);
 /// returns that frame and the stack.
 fn capture_until(thread: &ThreadHandle, function: &str) -> (Resolved, Stack) {
     let mut last = String::new();
@@ -81,7 +82,7 @@ fn capture_until(thread: &ThreadHandle, function: &str) -> (Resolved, Stack) {
         assert_eq!(stack.frames[0].kind, FrameKind::Pc);
         let found = resolve(&stack)
             .into_iter()
-            .find(|r| r.name.ends_with(function));
+            .find(|r| r.name.ends_with(function) && r.line.is_some_and(|l| l > 0));
         if let Some(found) = found {
             eprintln!("{function} (found as {:?}):\n{}", found.kind, show(&stack));
             return (found, stack);
