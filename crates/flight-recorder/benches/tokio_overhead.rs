@@ -36,7 +36,9 @@
 //!
 //! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7,
 //! and at least 21 for intervals worth quoting;
-//! `BENCH_HTTP_SECS`, default 2; `BENCH_WINDOW_MB`, the recorder's window, default 64; `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
+//! `BENCH_HTTP_SECS`, default 2; `BENCH_WINDOW_MB`, the recorder's window, default 64; `BENCH_STORE_MB`, when set, the size of each
+//! worker's ring of config `store` instead of 64 KiB (rounded up to a power of two);
+//! `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
 //! `BENCH_ONLY=spawn`, `yield` or `ping-pong` one micro workload). The micro workloads are small
 //! by default (100k spawns, 100 tasks x 5k yields, 100 pairs x 1k round trips);
 //! `BENCH_SIZE=large` runs the overhead study's large sizes (3 M spawns in batches of 1000, 1000 tasks x
@@ -47,7 +49,7 @@ mod common;
 use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,9 +90,37 @@ thread_local! {
         const { (Cell::new(0), [const { Cell::new(0) }; KEPT_WORDS]) };
 }
 
-/// Keeps `time` and `task` in this thread's [`KEPT`].
+thread_local! {
+    /// Config `Store`'s ring when `BENCH_STORE_MB` asks for one as large as a recorder's window:
+    /// its words (allocated at the thread's first poll, never freed) and the next position.
+    static KEPT_LARGE: (Cell<*mut u64>, Cell<usize>) =
+        const { (Cell::new(std::ptr::null_mut()), Cell::new(0)) };
+}
+
+/// Words in each thread's [`KEPT_LARGE`] (a power of two), or 0 to keep in [`KEPT`].
+static KEPT_LARGE_WORDS: AtomicUsize = AtomicUsize::new(0);
+
+/// Keeps `time` and `task` in this thread's [`KEPT`], or in its [`KEPT_LARGE`] when one is asked
+/// for.
 #[inline(always)]
 fn keep(time: u64, task: u64) {
+    let large = KEPT_LARGE_WORDS.load(Ordering::Relaxed);
+    if large != 0 {
+        KEPT_LARGE.with(|(words, pos)| {
+            if words.get().is_null() {
+                words.set(Box::leak(vec![0u64; large].into_boxed_slice()).as_mut_ptr());
+            }
+            let at = pos.get();
+            // SAFETY: `words` holds `large` words, a power of two, leaked so that they live as
+            // long as the thread; the positions are masked into them; only this thread uses them.
+            unsafe {
+                *words.get().add(at & (large - 1)) = time;
+                *words.get().add((at + 1) & (large - 1)) = task;
+            }
+            pos.set(at.wrapping_add(2));
+        });
+        return;
+    }
     KEPT.with(|(pos, words)| {
         let at = pos.get();
         words[at & (KEPT_WORDS - 1)].set(time);
@@ -513,6 +543,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         println!("tokio_overhead: bench");
         return;
+    }
+    let store_words = (env_or("BENCH_STORE_MB", 0) as usize) << 20 >> 3;
+    if store_words != 0 {
+        KEPT_LARGE_WORDS.store(store_words.next_power_of_two(), Ordering::Relaxed);
     }
     let clock = init_recorder_clock();
     let rounds = env_or("BENCH_ROUNDS", 7) as usize;
