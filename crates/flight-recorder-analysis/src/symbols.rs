@@ -30,6 +30,63 @@ enum State {
     Unavailable,
 }
 
+impl Binary {
+    /// The DWARF and the ELF symbols of a parsed binary.
+    fn parse(file: &object::File<'_>) -> Binary {
+        let endian = if file.is_little_endian() {
+            gimli::RunTimeEndian::Little
+        } else {
+            gimli::RunTimeEndian::Big
+        };
+        let load_section = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+            let bytes: Cow<'_, [u8]> = file
+                .section_by_name(id.name())
+                .and_then(|s| s.uncompressed_data().ok())
+                .unwrap_or(Cow::Borrowed(&[]));
+            Ok(gimli::EndianArcSlice::new(Arc::from(&*bytes), endian))
+        };
+        let context = gimli::Dwarf::load(load_section)
+            .ok()
+            .and_then(|dwarf| addr2line::Context::from_dwarf(dwarf).ok());
+        let mut symbols: Vec<(u64, u64, String)> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+            .collect();
+        symbols.sort_unstable_by_key(|s| s.0);
+        symbols.dedup_by_key(|s| s.0);
+        Binary { context, symbols }
+    }
+
+    /// The function symbol `(start, size)` holding `address`, if one does.
+    fn function_at(&self, address: u64) -> Option<(u64, u64)> {
+        let i = self.symbols.partition_point(|s| s.0 <= address);
+        let &(start, size, _) = self.symbols.get(i.checked_sub(1)?)?;
+        (size != 0 && address < start + size).then_some((start, size))
+    }
+
+    /// The line of the nearest instruction at or before `address`, in the same function and
+    /// `file`, that has one: for an instruction the compiler gave line 0 (code of no single
+    /// source line, such as a loop's jump back), which would otherwise show a file with no line.
+    fn nearest_line(&self, address: u64, file: &str) -> Option<u32> {
+        let context = self.context.as_ref()?;
+        let (start, _) = self.function_at(address)?;
+        let mut nearest = None;
+        for (row, _, location) in context
+            .find_location_range(start, address.saturating_add(1))
+            .ok()?
+        {
+            if row <= address && location.file == Some(file) {
+                if let Some(line) = location.line.filter(|&line| line > 0) {
+                    nearest = Some(line);
+                }
+            }
+        }
+        nearest
+    }
+}
+
 /// One frame of a stack, resolved as far as possible.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResolvedFrame {
@@ -169,30 +226,7 @@ impl Symbolizer {
                 found: found.iter().map(|b| format!("{b:02x}")).collect(),
             });
         }
-        let endian = if file.is_little_endian() {
-            gimli::RunTimeEndian::Little
-        } else {
-            gimli::RunTimeEndian::Big
-        };
-        let load_section = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
-            let bytes: Cow<'_, [u8]> = file
-                .section_by_name(id.name())
-                .and_then(|s| s.uncompressed_data().ok())
-                .unwrap_or(Cow::Borrowed(&[]));
-            Ok(gimli::EndianArcSlice::new(Arc::from(&*bytes), endian))
-        };
-        let context = gimli::Dwarf::load(load_section)
-            .ok()
-            .and_then(|dwarf| addr2line::Context::from_dwarf(dwarf).ok());
-        let mut symbols: Vec<(u64, u64, String)> = file
-            .symbols()
-            .chain(file.dynamic_symbols())
-            .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
-            .collect();
-        symbols.sort_unstable_by_key(|s| s.0);
-        symbols.dedup_by_key(|s| s.0);
-        Ok(Binary { context, symbols })
+        Ok(Binary::parse(&file))
     }
 
     fn state(&mut self, names: &NameTables, module: &Module) -> &State {
@@ -319,6 +353,14 @@ fn resolve(binary: &Binary, probe: u64) -> Vec<SymbolFrame> {
                     file,
                     line,
                 });
+            }
+        }
+    }
+    // The innermost frame's line is the instruction's own, from the line table.
+    if let Some(innermost) = out.first_mut() {
+        if innermost.line == 0 && !innermost.file.is_empty() {
+            if let Some(line) = binary.nearest_line(probe, &innermost.file) {
+                innermost.line = line;
             }
         }
     }
@@ -460,6 +502,52 @@ pub fn looks_truncated(frames: &[ResolvedFrame]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An instruction of this test binary that the line table gives line 0, in a function whose
+    /// earlier instructions of the same file have lines: (its address, the file, the lines of
+    /// that file before it in the function, in order).
+    fn an_instruction_without_a_line(binary: &Binary) -> Option<(u64, String, Vec<u32>)> {
+        let context = binary.context.as_ref()?;
+        for &(start, size, _) in binary.symbols.iter().filter(|s| s.1 > 0) {
+            let Ok(rows) = context.find_location_range(start, start + size) else {
+                continue;
+            };
+            let rows: Vec<(u64, Option<&str>, u32)> = rows
+                .map(|(at, _, l)| (at, l.file, l.line.unwrap_or(0)))
+                .collect();
+            for (i, &(at, file, line)) in rows.iter().enumerate() {
+                let Some(file) = file.filter(|_| line == 0 && at >= start) else {
+                    continue;
+                };
+                let before: Vec<u32> = rows[..i]
+                    .iter()
+                    .filter(|r| r.1 == Some(file) && r.2 > 0 && r.0 >= start)
+                    .map(|r| r.2)
+                    .collect();
+                if !before.is_empty() {
+                    return Some((at, file.to_string(), before));
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn an_instruction_without_a_line_shows_the_nearest_line_before_it() {
+        let exe = std::env::current_exe().unwrap();
+        let data = std::fs::read(&exe).unwrap();
+        let binary = Binary::parse(&object::File::parse(&*data).unwrap());
+        let (address, file, before) = an_instruction_without_a_line(&binary)
+            .expect("the test binary has code the compiler gave line 0");
+        let frames = resolve(&binary, address);
+        let innermost = frames.first().expect("the address resolves");
+        assert_eq!(innermost.file, file, "{frames:?}");
+        assert_eq!(
+            innermost.line,
+            *before.last().unwrap(),
+            "the nearest line before {address:#x} in {file}: {frames:?}"
+        );
+    }
 
     fn f(function: &str, file: &str) -> SymbolFrame {
         SymbolFrame {
