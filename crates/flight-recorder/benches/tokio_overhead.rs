@@ -46,7 +46,7 @@
 
 mod common;
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -92,9 +92,10 @@ thread_local! {
 
 thread_local! {
     /// Config `Store`'s ring when `BENCH_STORE_MB` asks for one as large as a recorder's window:
-    /// its words (allocated at the thread's first poll, never freed) and the next position.
-    static KEPT_LARGE: (Cell<*mut u64>, Cell<usize>) =
-        const { (Cell::new(std::ptr::null_mut()), Cell::new(0)) };
+    /// the next position and the words (allocated at the thread's first poll, freed when it
+    /// ends).
+    static KEPT_LARGE: (Cell<usize>, UnsafeCell<Vec<u64>>) =
+        const { (Cell::new(0), UnsafeCell::new(Vec::new())) };
 }
 
 /// Words in each thread's [`KEPT_LARGE`] (a power of two), or 0 to keep in [`KEPT`].
@@ -106,17 +107,16 @@ static KEPT_LARGE_WORDS: AtomicUsize = AtomicUsize::new(0);
 fn keep(time: u64, task: u64) {
     let large = KEPT_LARGE_WORDS.load(Ordering::Relaxed);
     if large != 0 {
-        KEPT_LARGE.with(|(words, pos)| {
-            if words.get().is_null() {
-                words.set(Box::leak(vec![0u64; large].into_boxed_slice()).as_mut_ptr());
+        KEPT_LARGE.with(|(pos, words)| {
+            // SAFETY: only this thread reaches its ring, and nothing below calls `keep` again,
+            // so this is the one reference to it.
+            let words = unsafe { &mut *words.get() };
+            if words.is_empty() {
+                *words = vec![0; large];
             }
             let at = pos.get();
-            // SAFETY: `words` holds `large` words, a power of two, leaked so that they live as
-            // long as the thread; the positions are masked into them; only this thread uses them.
-            unsafe {
-                *words.get().add(at & (large - 1)) = time;
-                *words.get().add((at + 1) & (large - 1)) = task;
-            }
+            words[at & (large - 1)] = time;
+            words[(at + 1) & (large - 1)] = task;
             pos.set(at.wrapping_add(2));
         });
         return;
