@@ -59,11 +59,12 @@ impl Binary {
         Binary { context, symbols }
     }
 
-    /// The function symbol `(start, size)` holding `address`, if one does.
-    fn function_at(&self, address: u64) -> Option<(u64, u64)> {
+    /// The ELF symbol `(start, size, name)` holding `address`: the last one starting at or
+    /// before it, unless its size ends it before (a size of 0 is unknown, and holds it).
+    fn symbol_at(&self, address: u64) -> Option<&(u64, u64, String)> {
         let i = self.symbols.partition_point(|s| s.0 <= address);
-        let &(start, size, _) = self.symbols.get(i.checked_sub(1)?)?;
-        (size != 0 && address < start + size).then_some((start, size))
+        let symbol = self.symbols.get(i.checked_sub(1)?)?;
+        (symbol.1 == 0 || address < symbol.0 + symbol.1).then_some(symbol)
     }
 
     /// The line of the nearest instruction at or before `address`, in the same function and
@@ -71,7 +72,7 @@ impl Binary {
     /// source line, such as a loop's jump back), which would otherwise show a file with no line.
     fn nearest_line(&self, address: u64, file: &str) -> Option<u32> {
         let context = self.context.as_ref()?;
-        let (start, _) = self.function_at(address)?;
+        let &(start, _, _) = self.symbol_at(address).filter(|s| s.1 != 0)?;
         let mut nearest = None;
         for (row, _, location) in context
             .find_location_range(start, address.saturating_add(1))
@@ -366,20 +367,16 @@ fn resolve(binary: &Binary, probe: u64) -> Vec<SymbolFrame> {
     }
     let named = out.iter().any(|f| !f.function.is_empty());
     if !named {
-        let i = binary.symbols.partition_point(|s| s.0 <= probe);
-        if i > 0 {
-            let (start, size, name) = &binary.symbols[i - 1];
-            if size == &0 || probe < start + size {
-                let (file, line) = out
-                    .first()
-                    .map(|f| (f.file.clone(), f.line))
-                    .unwrap_or_default();
-                out = vec![SymbolFrame {
-                    function: demangle(name),
-                    file,
-                    line,
-                }];
-            }
+        if let Some((_, _, name)) = binary.symbol_at(probe) {
+            let (file, line) = out
+                .first()
+                .map(|f| (f.file.clone(), f.line))
+                .unwrap_or_default();
+            out = vec![SymbolFrame {
+                function: demangle(name),
+                file,
+                line,
+            }];
         }
     }
     out
@@ -504,9 +501,9 @@ mod tests {
     use super::*;
 
     /// An instruction of this test binary that the line table gives line 0, in a function whose
-    /// earlier instructions of the same file have lines: (its address, the file, the lines of
-    /// that file before it in the function, in order).
-    fn an_instruction_without_a_line(binary: &Binary) -> Option<(u64, String, Vec<u32>)> {
+    /// earlier instructions of the same file have lines: (its address, the file, the last of
+    /// those lines).
+    fn an_instruction_without_a_line(binary: &Binary) -> Option<(u64, String, u32)> {
         let context = binary.context.as_ref()?;
         for &(start, size, _) in binary.symbols.iter().filter(|s| s.1 > 0) {
             let Ok(rows) = context.find_location_range(start, start + size) else {
@@ -519,13 +516,12 @@ mod tests {
                 let Some(file) = file.filter(|_| line == 0 && at >= start) else {
                     continue;
                 };
-                let before: Vec<u32> = rows[..i]
+                let before = rows[..i]
                     .iter()
-                    .filter(|r| r.1 == Some(file) && r.2 > 0 && r.0 >= start)
-                    .map(|r| r.2)
-                    .collect();
-                if !before.is_empty() {
-                    return Some((at, file.to_string(), before));
+                    .rev()
+                    .find(|r| r.1 == Some(file) && r.2 > 0 && r.0 >= start);
+                if let Some(&(_, _, nearest)) = before {
+                    return Some((at, file.to_string(), nearest));
                 }
             }
         }
@@ -537,14 +533,13 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         let data = std::fs::read(&exe).unwrap();
         let binary = Binary::parse(&object::File::parse(&*data).unwrap());
-        let (address, file, before) = an_instruction_without_a_line(&binary)
+        let (address, file, nearest) = an_instruction_without_a_line(&binary)
             .expect("the test binary has code the compiler gave line 0");
         let frames = resolve(&binary, address);
         let innermost = frames.first().expect("the address resolves");
         assert_eq!(innermost.file, file, "{frames:?}");
         assert_eq!(
-            innermost.line,
-            *before.last().unwrap(),
+            innermost.line, nearest,
             "the nearest line before {address:#x} in {file}: {frames:?}"
         );
     }
