@@ -340,82 +340,125 @@ fn loom_restart_drops_old_generation() {
     });
 }
 
-/// The instrumented spawn's waker slot (`tokio/waker_slot.rs`): a wake and a register of a new
-/// waker at once. Each wake publishes a flag before waking (as a channel publishes a message);
-/// the poller registers, then reads the flags (as the task's poll does after registering). No
-/// wake is lost: every flag the poll missed has woken the new waker. After the race the slot is
-/// idle again: a register stores the next waker without waking it, and a wake reaches it.
+/// The instrumented spawn's waker slot (`tokio/waker_slot.rs`): wakes while the poller registers
+/// a new waker. Every wake reaches exactly one waker, the old or the new, and the new one is woken
+/// (by the register, for any wake that reached the old one), so no wake is lost. A wake that reads
+/// the new waker sees it written (the node's waker is a loom cell). After the race the slot is
+/// quiet again: the same waker registers with nothing to do, and a wake reaches it once; and the
+/// slot releases every waker it kept.
 mod waker_slot {
-    use std::task::{Wake, Waker};
-
-    use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use loom::sync::Arc;
     use loom::thread;
 
     use super::model;
+    use crate::waker_slot::counting::{counting, Count};
     use crate::waker_slot::WakerSlot;
 
-    /// A waker counting its wakes.
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: std::sync::Arc<Self>) {
-            self.wake_by_ref();
-        }
-
-        fn wake_by_ref(self: &std::sync::Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn counting() -> (std::sync::Arc<Count>, Waker) {
-        let count = std::sync::Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        (count, waker)
-    }
-
     fn wakes(count: &Count) -> usize {
-        count.0.load(Ordering::Relaxed)
+        count.wakes()
     }
 
-    /// `wakers` threads each publish a flag and wake while the poller registers a new waker.
+    /// `wakers` threads wake while the poller registers a new waker.
     fn race(wakers: usize) {
-        let slot = Arc::new(WakerSlot::new());
-        let (_old, old_waker) = counting();
-        slot.register(&old_waker);
-        let flags: Arc<Vec<AtomicBool>> =
-            Arc::new((0..wakers).map(|_| AtomicBool::new(false)).collect());
+        let (old, old_waker) = counting();
+        let slot = Arc::new(WakerSlot::with_waker(old_waker));
         let threads: Vec<_> = (0..wakers)
-            .map(|i| {
+            .map(|_| {
                 let slot = slot.clone();
-                let flags = flags.clone();
-                thread::spawn(move || {
-                    flags[i].store(true, Ordering::Relaxed);
-                    slot.wake();
-                })
+                thread::spawn(move || slot.wake())
             })
             .collect();
         let (new, new_waker) = counting();
         slot.register(&new_waker);
-        let seen: Vec<bool> = flags.iter().map(|f| f.load(Ordering::Relaxed)).collect();
         for t in threads {
             t.join().unwrap();
         }
-        for (i, seen) in seen.into_iter().enumerate() {
-            assert!(
-                seen || wakes(&new) > 0,
-                "wake {i} lost: the poll missed its flag and the new waker was not woken"
-            );
-        }
-        // Idle again: the same waker registers with nothing to do; a new one is stored at once.
+        assert!(
+            wakes(&new) > 0,
+            "a wake may have reached the old waker, and the new one was not woken"
+        );
+        assert_eq!(
+            wakes(&old) + wakes(&new),
+            wakers + 1,
+            "each wake reaches one waker, and the register wakes the new one once"
+        );
+        // Quiet again: the same waker registers with nothing to do; a wake reaches it once.
         let before = wakes(&new);
         slot.register(&new_waker);
         assert_eq!(wakes(&new), before);
+        slot.wake();
+        assert_eq!(wakes(&new), before + 1);
+        // A third waker, then the slot dropped: every waker it kept is released.
         let (next, next_waker) = counting();
         slot.register(&next_waker);
-        assert_eq!(wakes(&next), 0, "the slot stayed busy after the race");
         slot.wake();
-        assert_eq!(wakes(&next), 1);
+        assert_eq!(wakes(&next), 2, "woken by its register and by the wake");
+        drop(next_waker);
+        drop(new_waker);
+        drop(
+            Arc::try_unwrap(slot)
+                .ok()
+                .expect("the wakers' threads are done"),
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&old),
+            1,
+            "the first waker released"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&new),
+            1,
+            "a replaced waker released"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&next),
+            1,
+            "the latest waker released"
+        );
+    }
+
+    /// A wake while the poller registers a new waker and then the first one again (which takes
+    /// its place back with no new node): the wake reaches one of them, and the first, current at
+    /// the end, is woken.
+    fn comes_back() {
+        let (old, old_waker) = counting();
+        let slot = Arc::new(WakerSlot::with_waker(old_waker.clone()));
+        let waking = {
+            let slot = slot.clone();
+            thread::spawn(move || slot.wake())
+        };
+        let (new, new_waker) = counting();
+        slot.register(&new_waker);
+        slot.register(&old_waker);
+        waking.join().unwrap();
+        assert!(
+            wakes(&old) > 0,
+            "the waker current at the end was not woken"
+        );
+        assert_eq!(
+            wakes(&old) + wakes(&new),
+            3,
+            "the wake reaches one waker, and each register wakes its waker once"
+        );
+        let before = wakes(&old);
+        slot.wake();
+        assert_eq!(wakes(&old), before + 1, "the first waker is current again");
+        drop((old_waker, new_waker));
+        drop(
+            Arc::try_unwrap(slot)
+                .ok()
+                .expect("the waking thread is done"),
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&old),
+            1,
+            "the first waker released"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&new),
+            1,
+            "the replaced waker released"
+        );
     }
 
     #[test]
@@ -426,5 +469,10 @@ mod waker_slot {
     #[test]
     fn loom_waker_slot_two_wakes_meet_register() {
         model("waker_slot_two_wakes_meet_register", || race(2));
+    }
+
+    #[test]
+    fn loom_waker_slot_waker_comes_back() {
+        model("waker_slot_waker_comes_back", comes_back);
     }
 }

@@ -2,12 +2,12 @@
 //! when the protocol is model-checked (`--cfg flight_recorder_loom`).
 
 #[cfg(flight_recorder_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(flight_recorder_loom)]
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(not(flight_recorder_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(flight_recorder_loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 

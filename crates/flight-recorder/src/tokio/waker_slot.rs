@@ -1,24 +1,38 @@
-//! A slot holding the waker a wrapped task forwards its wakes to, with no lock: the instrumented
-//! spawn's task registers the runtime's waker on each poll and every wake of the wrapper's waker
-//! wakes it.
+//! A slot holding the waker a wrapped task forwards its wakes to, with no lock and no
+//! read-modify-write on a wake: the instrumented spawn's task registers the runtime's waker on
+//! each poll and every wake of the wrapper's waker wakes it.
 //!
 //! - **Register** runs only inside the task's poll, so polls of one task never overlap (they are
 //!   ordered by the runtime), and the poller is the slot's only writer. The common poll, whose
 //!   waker `will_wake` like the stored one, only reads the slot: no atomic operation, no clone.
-//!   A different waker is written under the `REGISTERING` bit, taken only while no waker reads.
-//! - **Wake** counts itself in as a reader, wakes the stored waker by reference, and counts itself
-//!   out: two uncontended read-modify-writes, and readers never wait for each other.
-//! - **The race.** A wake that meets a register writing is still counted when the register ends,
-//!   or has left `PENDING_WAKE`: the register sees either and wakes the new waker once stored. A register that meets readers does not wait:
-//!   it wakes the new waker itself, so the task is polled again and registers again. Either way
-//!   no wake is lost: every wake either reaches a stored waker, or is forwarded by a register
-//!   whose task will be polled after it.
+//! - **A different waker** is stored in a node of its own, published with one release store. A
+//!   node that stops being current is kept, not freed, until the slot is dropped (when no waker
+//!   of the task is left, so no wake can be reading it), and is made current again, with no new
+//!   node, when its waker comes back. So the slot keeps one node per distinct waker, not per
+//!   change. Tokio gives every poll of a task the same waker (one static vtable, so that
+//!   `will_wake` holds), so under it the slot holds the one waker it was made with.
+//! - **Wake** loads the current waker (acquire) and wakes it by reference: one load, which the
+//!   processor does not order against other work as it orders a read-modify-write.
+//! - **The race.** A wake that loaded the replaced waker just before the register stored the new
+//!   one wakes the replaced one, and the register cannot tell. So a register of a different
+//!   waker also wakes it, once, after storing it: every wake either reaches the new waker or is
+//!   followed by the register's wake of it, and no wake is lost. The cost is one extra poll per
+//!   change of waker, which tokio never makes. (A runtime whose `will_wake` failed for the same
+//!   waker on every poll would be polled again after each poll: `will_wake` is what the runtime
+//!   keeps reliable for exactly this use, as tokio's comments say.)
+//! - **Ordering.** A wake that reaches the current waker gives the poll it causes the runtime's
+//!   own ordering (tokio's wake is a read-modify-write of the task's state, which the poll
+//!   acquires). A wake that raced a change of waker reached the replaced one, and the poll the
+//!   register's wake causes is not ordered after it by the slot: the resource that woke orders
+//!   it, as every resource does between its wake and the next registration of a waker (tokio's
+//!   channels, timers and I/O register wakers with a read-modify-write that the wake's own
+//!   acquires).
 //!
 //! Model-checked with loom (`loom_tests.rs`, the `loom_waker_slot_*` models), on this code.
 
 use std::task::Waker;
 
-use crate::record::sync::{AtomicUsize, Ordering};
+use crate::record::sync::{AtomicPtr, Ordering};
 
 #[cfg(flight_recorder_loom)]
 use loom::cell::UnsafeCell;
@@ -45,68 +59,71 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-/// A register is writing the slot; readers do not read it.
-const REGISTERING: usize = 1;
-/// A wake met a register writing; the register wakes the new waker when it is done.
-const PENDING_WAKE: usize = 2;
-/// One waker reading the slot (the count of readers is in the bits above the flags).
-const READER: usize = 4;
+/// A waker registered that differs from `WakerSlot::first`.
+struct Node {
+    /// Written once, when the node is made, before it is published; only read after.
+    waker: UnsafeCell<Waker>,
+    /// The node made before this one (null for the first node): the slot's nodes, newest first,
+    /// kept until the slot is dropped.
+    older: *mut Node,
+}
 
 /// The waker a task's wakes are forwarded to. See the module's documentation.
 pub(crate) struct WakerSlot {
-    /// `REGISTERING | PENDING_WAKE | readers × READER`.
-    state: AtomicUsize,
-    /// Written only by `register`, with `REGISTERING` set and no reader; read by readers
-    /// (counted in `state`, `REGISTERING` clear) and by `register` (the only writer).
-    waker: UnsafeCell<Option<Waker>>,
+    /// The waker the slot was made with, current while `current` is null. Never changed.
+    first: Waker,
+    /// The current waker's node, null while `first` is current. Written only by `register`
+    /// (release), read by wakes (acquire).
+    current: AtomicPtr<Node>,
+    /// The newest node (`Box::into_raw`, owned by the slot, with the older ones behind it), null
+    /// while there is none. Read and written only by `register` and `drop`.
+    newest: UnsafeCell<*mut Node>,
 }
 
-// SAFETY: the `Waker` inside is `Send + Sync`; the accesses to the cell follow the protocol
-// documented on the fields: one writer at a time (the poller, under `REGISTERING`), never
-// while a reader reads, and readers only share `&Waker`, which is `Sync`.
+// SAFETY: the `Waker`s inside are `Send + Sync`; a node's waker is written once before the node
+// is published (release store of `current`) and only read after (acquire load), `first` is never
+// written after the slot is made, `newest` is touched only by the one poller and by `drop`, and
+// nodes are freed only by `drop` (`&mut self`). The raw pointers are the slot's own nodes, which
+// it owns as a `Box` would.
 unsafe impl Send for WakerSlot {}
 // SAFETY: as above.
 unsafe impl Sync for WakerSlot {}
 
-impl Default for WakerSlot {
-    fn default() -> WakerSlot {
-        WakerSlot::new()
-    }
-}
-
 impl WakerSlot {
-    pub(crate) fn new() -> WakerSlot {
-        WakerSlot {
-            state: AtomicUsize::new(0),
-            waker: UnsafeCell::new(None),
-        }
-    }
-
-    /// A slot holding `waker`, for a slot made when its first waker is known.
-    #[cfg_attr(flight_recorder_loom, allow(dead_code))]
+    /// A slot holding `waker`, made when the task's first waker is known.
     pub(crate) fn with_waker(waker: Waker) -> WakerSlot {
         WakerSlot {
-            state: AtomicUsize::new(0),
-            waker: UnsafeCell::new(Some(waker)),
+            first: waker,
+            current: AtomicPtr::new(std::ptr::null_mut()),
+            newest: UnsafeCell::new(std::ptr::null_mut()),
         }
+    }
+
+    /// Calls `f` with the current waker.
+    #[inline]
+    fn with_current<R>(&self, ordering: Ordering, f: impl FnOnce(&Waker) -> R) -> R {
+        let current = self.current.load(ordering);
+        if current.is_null() {
+            return f(&self.first);
+        }
+        // SAFETY: a non-null `current` is a node published by `register` (its waker written
+        // before the release store this load, or the poller's own write, is ordered after) and
+        // freed only when the slot is dropped; its waker is never written again, so reads may
+        // share it.
+        unsafe { (*current).waker.with(|waker| f(&*waker)) }
     }
 
     /// Makes `waker` the one that later wakes reach. Called only from the task's poll: two
     /// registers of one slot never run at the same time (the caller holds the task's
     /// `Pin<&mut _>`, and the runtime orders its polls), which is what the protocol relies on.
     ///
-    /// After it returns, either `waker` is stored and every wake from now on reaches it, or
-    /// `waker` has been woken (the task will be polled, and register, again).
+    /// After it returns, `waker` is stored and every wake from now on reaches it; if it differs
+    /// from the waker stored before, it has also been woken once (the task will be polled, and
+    /// register, again).
     #[inline]
     pub(crate) fn register(&self, waker: &Waker) {
-        // SAFETY: the only writer of the cell is `register`, and registers never overlap (see
-        // above), so nothing writes the cell during this read; readers may read it too, which is
-        // a shared read.
-        let same = self.waker.with(|stored| unsafe {
-            (*stored)
-                .as_ref()
-                .is_some_and(|stored| stored.will_wake(waker))
-        });
+        // Relaxed: the poller is the only writer of `current`, so it reads its own last store.
+        let same = self.with_current(Ordering::Relaxed, |stored| stored.will_wake(waker));
         if !same {
             self.register_slow(waker);
         }
@@ -114,66 +131,200 @@ impl WakerSlot {
 
     #[cold]
     fn register_slow(&self, waker: &Waker) {
-        // Acquire: the readers that left (their `fetch_sub`) are done with the old waker, and
-        // what they published before waking is visible to the poll that follows.
-        if self
-            .state
-            .compare_exchange(0, REGISTERING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            // A wake is reading the old waker (or another register runs, which the caller rules
-            // out). Do not wait: have the task polled again, and register then.
-            waker.wake_by_ref();
-            return;
+        // SAFETY: only the poller (this call; registers never overlap) and `drop` touch `newest`.
+        let newest = self.newest.with(|newest| unsafe { *newest });
+        let node = if self.first.will_wake(waker) {
+            std::ptr::null_mut()
+        } else if let Some(kept) = self.kept_node(newest, waker) {
+            kept
+        } else {
+            let node = Box::into_raw(Box::new(Node {
+                waker: UnsafeCell::new(waker.clone()),
+                older: newest,
+            }));
+            // SAFETY: as above; no reader reads `newest`.
+            self.newest.with_mut(|newest| unsafe { *newest = node });
+            node
+        };
+        // Release: a wake that loads the node sees its waker written.
+        self.current.store(node, Ordering::Release);
+        // A wake may have loaded the waker this one replaced just before the store, and woken
+        // only that one: wake the new one for it.
+        waker.wake_by_ref();
+    }
+
+    /// The node among `newest` and those older whose waker `will_wake` like `waker`, if any.
+    fn kept_node(&self, newest: *mut Node, waker: &Waker) -> Option<*mut Node> {
+        let mut node = newest;
+        while !node.is_null() {
+            // SAFETY: the slot's nodes live until it is dropped, and their wakers are never
+            // written after they are made.
+            let (same, older) = unsafe {
+                let same = (*node).waker.with(|kept| (*kept).will_wake(waker));
+                (same, (*node).older)
+            };
+            if same {
+                return Some(node);
+            }
+            node = older;
         }
-        let new = Some(waker.clone());
-        // SAFETY: `REGISTERING` is set and no reader was counted when it was set; readers that
-        // come now see it and do not touch the cell; registers never overlap. This is the only
-        // access to the cell.
-        let old = self
-            .waker
-            .with_mut(|stored| unsafe { std::mem::replace(&mut *stored, new) });
-        // Release: the new waker is visible to the readers that see `REGISTERING` clear.
-        // Acquire: the wakes counted in since `REGISTERING` was set published their data before.
-        let state = self
-            .state
-            .fetch_and(!(REGISTERING | PENDING_WAKE), Ordering::AcqRel);
-        drop(old);
-        // Every wake that came while `REGISTERING` was set is either still counted as a reader
-        // (it saw `REGISTERING` and has not left) or left `PENDING_WAKE`: forward it.
-        if state & !REGISTERING != 0 {
-            waker.wake_by_ref();
+        None
+    }
+
+    /// Wakes the stored waker by reference (it stays stored for later wakes). Any thread, any
+    /// number at once.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        // Acquire: the node's waker, written before `register` published it.
+        self.with_current(Ordering::Acquire, Waker::wake_by_ref);
+    }
+}
+
+impl Drop for WakerSlot {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no register or wake runs.
+        let mut node = self.newest.with_mut(|newest| unsafe { *newest });
+        while !node.is_null() {
+            // SAFETY: every node came from `Box::into_raw` in `register_slow` and is reachable
+            // once, from `newest` or from the node made after it; `&mut self` means no wake
+            // reads it now.
+            let owned = unsafe { Box::from_raw(node) };
+            node = owned.older;
+        }
+    }
+}
+
+/// Wakers that count their wakes, for the slot's tests and loom models.
+#[cfg(test)]
+pub(crate) mod counting {
+    use std::sync::Arc;
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+
+    use crate::record::sync::{AtomicUsize, Ordering};
+
+    /// A waker's count of wakes.
+    pub(crate) struct Count(AtomicUsize);
+
+    impl Count {
+        /// The wakes so far.
+        pub(crate) fn wakes(&self) -> usize {
+            self.0.load(Ordering::Relaxed)
         }
     }
 
-    /// Wakes the stored waker, if any, by reference (it stays stored for later wakes). Any thread,
-    /// any number at once.
-    #[inline]
-    pub(crate) fn wake(&self) {
-        // AcqRel: release what the waking thread published before this wake to the register
-        // that acquires the state; acquire the stored waker from the last register.
-        let state = self.state.fetch_add(READER, Ordering::AcqRel);
-        if state & REGISTERING == 0 {
-            // SAFETY: this reader is counted and `REGISTERING` was clear when it was, so no
-            // register writes the cell until it leaves (a register sets `REGISTERING` only from
-            // a state with no reader). Readers only read.
-            self.waker.with(|stored| unsafe {
-                if let Some(waker) = &*stored {
-                    waker.wake_by_ref();
-                }
-            });
-        } else {
-            // A register is writing: it wakes the new waker for this wake, having seen this
-            // reader counted or `PENDING_WAKE`.
-            let state = self.state.fetch_or(PENDING_WAKE, Ordering::AcqRel);
-            if state & REGISTERING == 0 {
-                // The register ended in between and saw this reader counted: it has woken for
-                // this wake. The flag just set is stale, and no register can start while this
-                // reader is counted, so no other wake can have set it: clear it, or the next
-                // register would find the state busy.
-                self.state.fetch_and(!PENDING_WAKE, Ordering::Relaxed);
-            }
+    /// One static vtable, as tokio's task wakers have, so that `will_wake` holds between a waker
+    /// and its clones (`Waker::from` an `Arc` uses a constant vtable, which Miri gives a new
+    /// address at each use).
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+
+    /// # Safety
+    ///
+    /// `data` is an `Arc<Count>`'s pointer the waker owns one count of (every function of
+    /// `VTABLE` has this contract).
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` is a live `Arc<Count>` (above); the clone owns the count added here.
+        unsafe { Arc::increment_strong_count(data.cast::<Count>()) };
+        RawWaker::new(data, &VTABLE)
+    }
+
+    /// # Safety
+    ///
+    /// As `clone`.
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: as `clone`; the waker's count is released once, as `wake` consumes it.
+        unsafe {
+            wake_by_ref(data);
+            drop_waker(data);
         }
-        self.state.fetch_sub(READER, Ordering::Release);
+    }
+
+    /// # Safety
+    ///
+    /// As `clone`.
+    unsafe fn wake_by_ref(data: *const ()) {
+        // SAFETY: `data` is a live `Arc<Count>` (above).
+        unsafe { (*data.cast::<Count>()).0.fetch_add(1, Ordering::Relaxed) };
+    }
+
+    /// # Safety
+    ///
+    /// As `clone`.
+    unsafe fn drop_waker(data: *const ()) {
+        // SAFETY: the waker owns one count (above), released once.
+        drop(unsafe { Arc::from_raw(data.cast::<Count>()) });
+    }
+
+    /// A count and a waker that adds to it.
+    pub(crate) fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let raw = RawWaker::new(Arc::into_raw(count.clone()).cast(), &VTABLE);
+        // SAFETY: `VTABLE`'s functions uphold `RawWaker`'s contract for an `Arc<Count>`'s
+        // pointer owning one count, which `raw` is.
+        (count, unsafe { Waker::from_raw(raw) })
+    }
+}
+
+#[cfg(all(test, not(flight_recorder_loom)))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::counting::counting;
+    use super::*;
+
+    /// The real (non-loom) build: wakes from other threads reach the current waker, a register of
+    /// a different waker wakes it once, a waker that comes back takes its kept node again, and
+    /// every waker the slot kept is released with it (Miri runs this test, and reports a node
+    /// leaked or read after being freed).
+    #[test]
+    fn wakes_reach_the_current_waker_and_the_slot_releases_every_waker_it_kept() {
+        let (first, first_waker) = counting();
+        let slot = Arc::new(WakerSlot::with_waker(first_waker.clone()));
+        slot.register(&first_waker);
+        assert_eq!(
+            first.wakes(),
+            0,
+            "the same waker registers with nothing to do"
+        );
+        let wake_twice = |slot: &Arc<WakerSlot>| {
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let slot = slot.clone();
+                    std::thread::spawn(move || slot.wake())
+                })
+                .collect();
+            for thread in threads {
+                thread.join().unwrap();
+            }
+        };
+        let mut kept = Vec::new();
+        for round in 0..3 {
+            let (count, waker) = counting();
+            slot.register(&waker);
+            assert_eq!(count.wakes(), 1, "round {round}: a new waker is woken once");
+            slot.register(&waker);
+            wake_twice(&slot);
+            assert_eq!(
+                count.wakes(),
+                3,
+                "round {round}: both wakes reach the current one"
+            );
+            kept.push((count, waker));
+        }
+        assert_eq!(first.wakes(), 0, "a replaced waker is not woken");
+        // Wakers that come back: the first, then the second kept.
+        slot.register(&first_waker);
+        wake_twice(&slot);
+        assert_eq!(first.wakes(), 3, "the first waker, current again");
+        let (second, second_waker) = &kept[0];
+        slot.register(second_waker);
+        wake_twice(&slot);
+        assert_eq!(second.wakes(), 6, "a kept waker, current again");
+        drop(first_waker);
+        let counts: Vec<_> = kept.into_iter().map(|(count, _)| count).collect();
+        drop(Arc::into_inner(slot));
+        assert_eq!(Arc::strong_count(&first), 1, "the first waker released");
+        for (i, count) in counts.iter().enumerate() {
+            assert_eq!(Arc::strong_count(count), 1, "kept waker {i} released");
+        }
     }
 }
