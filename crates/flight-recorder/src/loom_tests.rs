@@ -354,8 +354,13 @@ mod waker_slot {
     use crate::waker_slot::counting::{counting, Count};
     use crate::waker_slot::WakerSlot;
 
-    fn wakes(count: &Count) -> usize {
-        count.wakes()
+    /// Drops the slot (every thread that shared it is done) and checks that it released every
+    /// waker it kept: each count is held by the test alone again.
+    fn drop_and_check_released(slot: Arc<WakerSlot>, counts: &[&std::sync::Arc<Count>]) {
+        drop(Arc::try_unwrap(slot).ok().expect("the threads are done"));
+        for (i, count) in counts.iter().enumerate() {
+            assert_eq!(std::sync::Arc::strong_count(count), 1, "waker {i} released");
+        }
     }
 
     /// `wakers` threads wake while the poller registers a new waker.
@@ -374,47 +379,27 @@ mod waker_slot {
             t.join().unwrap();
         }
         assert!(
-            wakes(&new) > 0,
+            new.wakes() > 0,
             "a wake may have reached the old waker, and the new one was not woken"
         );
         assert_eq!(
-            wakes(&old) + wakes(&new),
+            old.wakes() + new.wakes(),
             wakers + 1,
             "each wake reaches one waker, and the register wakes the new one once"
         );
         // Quiet again: the same waker registers with nothing to do; a wake reaches it once.
-        let before = wakes(&new);
+        let before = new.wakes();
         slot.register(&new_waker);
-        assert_eq!(wakes(&new), before);
+        assert_eq!(new.wakes(), before);
         slot.wake();
-        assert_eq!(wakes(&new), before + 1);
+        assert_eq!(new.wakes(), before + 1);
         // A third waker, then the slot dropped: every waker it kept is released.
         let (next, next_waker) = counting();
         slot.register(&next_waker);
         slot.wake();
-        assert_eq!(wakes(&next), 2, "woken by its register and by the wake");
-        drop(next_waker);
-        drop(new_waker);
-        drop(
-            Arc::try_unwrap(slot)
-                .ok()
-                .expect("the wakers' threads are done"),
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&old),
-            1,
-            "the first waker released"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&new),
-            1,
-            "a replaced waker released"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&next),
-            1,
-            "the latest waker released"
-        );
+        assert_eq!(next.wakes(), 2, "woken by its register and by the wake");
+        drop((new_waker, next_waker));
+        drop_and_check_released(slot, &[&old, &new, &next]);
     }
 
     /// A wake while the poller registers a new waker and then the first one again (which takes
@@ -432,33 +417,19 @@ mod waker_slot {
         slot.register(&old_waker);
         waking.join().unwrap();
         assert!(
-            wakes(&old) > 0,
+            old.wakes() > 0,
             "the waker current at the end was not woken"
         );
         assert_eq!(
-            wakes(&old) + wakes(&new),
+            old.wakes() + new.wakes(),
             3,
             "the wake reaches one waker, and each register wakes its waker once"
         );
-        let before = wakes(&old);
+        let before = old.wakes();
         slot.wake();
-        assert_eq!(wakes(&old), before + 1, "the first waker is current again");
+        assert_eq!(old.wakes(), before + 1, "the first waker is current again");
         drop((old_waker, new_waker));
-        drop(
-            Arc::try_unwrap(slot)
-                .ok()
-                .expect("the waking thread is done"),
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&old),
-            1,
-            "the first waker released"
-        );
-        assert_eq!(
-            std::sync::Arc::strong_count(&new),
-            1,
-            "the replaced waker released"
-        );
+        drop_and_check_released(slot, &[&old, &new]);
     }
 
     #[test]
