@@ -7,7 +7,10 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsiz
 pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
 #[cfg(not(flight_recorder_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+// Only the instrumented spawn's waker slot uses it.
+#[cfg(all(not(flight_recorder_loom), feature = "tokio"))]
+pub(crate) use std::sync::atomic::AtomicPtr;
 #[cfg(not(flight_recorder_loom))]
 pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
