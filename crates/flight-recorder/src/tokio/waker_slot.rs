@@ -107,7 +107,8 @@ impl WakerSlot {
             return f(&self.first);
         }
         // SAFETY: a non-null `current` is a node published by `register` (its waker written
-        // before the release store this load, or the poller's own write, is ordered after) and
+        // before the release store this acquire load reads, or before the poll that reads it
+        // with a relaxed load, which the runtime orders after the poll that stored it) and
         // freed only when the slot is dropped; its waker is never written again, so reads may
         // share it.
         unsafe { (*current).waker.with(|waker| f(&*waker)) }
@@ -122,7 +123,8 @@ impl WakerSlot {
     /// register, again).
     #[inline]
     pub(crate) fn register(&self, waker: &Waker) {
-        // Relaxed: the poller is the only writer of `current`, so it reads its own last store.
+        // Relaxed: only polls write `current`, and the runtime orders a task's polls one after
+        // the other (on whichever threads), so this reads the last store.
         let same = self.with_current(Ordering::Relaxed, |stored| stored.will_wake(waker));
         if !same {
             self.register_slow(waker);
