@@ -27,7 +27,7 @@
 //! (`ts` + `dur`, each rounded by the importer) could pass its parent's by a nanosecond where
 //! both end together; `B`/`E` ends are one number each, so nested slices keep them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use flight_recorder_format::{Header, TraceReader};
 
@@ -35,6 +35,7 @@ use crate::dense::DenseIds;
 use crate::export::{export, Arg, ArgName, Category, ExportError, Format, Name, Track};
 use crate::ids::IdMap;
 use crate::merge::MergeOptions;
+use crate::output::BlockOutput;
 
 /// Lines are gathered in a buffer and written out when it holds this much: as much as the
 /// command's `BufWriter` holds, which then passes the writes through without copying them.
@@ -144,7 +145,7 @@ impl Padded {
 }
 
 /// The Chrome JSON [`Format`].
-pub struct ChromeJson<W: Write> {
+pub struct ChromeJson<W: BlockOutput> {
     out: W,
     origin: u64,
     pid: u64,
@@ -338,7 +339,7 @@ impl DeferredArgs {
     }
 }
 
-impl<W: Write> ChromeJson<W> {
+impl<W: BlockOutput> ChromeJson<W> {
     /// A writer of a Chrome JSON trace to `out` (buffer it).
     pub fn new(out: W) -> ChromeJson<W> {
         ChromeJson {
@@ -384,8 +385,7 @@ impl<W: Write> ChromeJson<W> {
     fn close_line(&mut self) -> io::Result<()> {
         self.buf.push(b'}');
         if self.buf.len() >= FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+            self.out.write_block(&mut self.buf)?;
         }
         Ok(())
     }
@@ -585,7 +585,7 @@ fn track_order(track: Track) -> (u8, u64) {
     }
 }
 
-impl<W: Write> Format for ChromeJson<W> {
+impl<W: BlockOutput> Format for ChromeJson<W> {
     fn process(&mut self, header: &Header, start_ns: u64) -> io::Result<()> {
         self.origin = start_ns;
         self.pid = header.pid;
@@ -718,15 +718,14 @@ impl<W: Write> Format for ChromeJson<W> {
         self.buf.extend_from_slice(
             b"\n],\"displayTimeUnit\":\"ns\",\"otherData\":{\"generator\":\"flight-recorder\"}}\n",
         );
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
+        self.out.write_block(&mut self.buf)?;
+        self.out.flush_blocks()
     }
 }
 
 /// Writes the rest of `reader`'s events to `out` as Chrome JSON. A damaged trace gives
 /// [`ExportError::Trace`] after its intact part was written (the output is valid JSON).
-pub fn write_chrome_json<R: Read, W: Write + Send>(
+pub fn write_chrome_json<R: Read, W: BlockOutput + Send>(
     reader: TraceReader<R>,
     out: W,
     merge: MergeOptions,

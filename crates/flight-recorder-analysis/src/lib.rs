@@ -16,6 +16,7 @@
 //!   where the slowest requests waited;
 //! - [`perfetto`]: export to the Perfetto protobuf format (ui.perfetto.dev);
 //! - [`chrome`]: export to the Chrome JSON trace format (chrome://tracing, speedscope);
+//! - [`output`]: where an export's bytes go, written on a thread of their own if wanted;
 //! - [`report`]: a self-contained HTML report with charts;
 //! - [`dump`]: one line of text per event;
 //! - [`histogram`]: percentiles in fixed memory;
@@ -48,6 +49,7 @@ pub mod histogram;
 mod ids;
 pub mod merge;
 pub mod model;
+pub mod output;
 pub mod perfetto;
 pub mod report;
 pub mod summary;

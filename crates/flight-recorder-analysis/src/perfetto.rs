@@ -49,7 +49,7 @@
 //! Repeated scalars are not packed. Slices on each track nest (see [`crate::export`]).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::mem::MaybeUninit;
 
 use flight_recorder_format::{Header, TraceReader};
@@ -61,6 +61,7 @@ use crate::export::{
 use crate::flow_ids::FlowIds;
 use crate::ids::IdMap;
 use crate::merge::MergeOptions;
+use crate::output::BlockOutput;
 
 /// Protobuf wire encoding into a byte vector.
 pub mod proto {
@@ -430,7 +431,7 @@ struct Sequence {
 }
 
 /// The Perfetto protobuf [`Format`].
-pub struct Perfetto<W: Write> {
+pub struct Perfetto<W: BlockOutput> {
     out: W,
     /// Whole packets not yet written out.
     buf: Vec<u8>,
@@ -452,7 +453,7 @@ pub struct Perfetto<W: Write> {
     flows: FlowIds,
 }
 
-impl<W: Write> Perfetto<W> {
+impl<W: BlockOutput> Perfetto<W> {
     /// A writer of a Perfetto trace to `out`.
     pub fn new(out: W) -> Perfetto<W> {
         Perfetto {
@@ -514,8 +515,7 @@ impl<W: Write> Perfetto<W> {
         }
         proto::close(&mut self.buf, at);
         if self.buf.len() >= FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+            self.out.write_block(&mut self.buf)?;
         }
         Ok(())
     }
@@ -592,8 +592,7 @@ impl<W: Write> Perfetto<W> {
         // the capacity reserved.
         unsafe { self.buf.set_len(self.buf.len() + n) };
         if self.buf.len() >= FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+            self.out.write_block(&mut self.buf)?;
         }
         Ok(())
     }
@@ -824,7 +823,7 @@ impl<W: Write> Perfetto<W> {
     }
 }
 
-impl<W: Write> Format for Perfetto<W> {
+impl<W: BlockOutput> Format for Perfetto<W> {
     fn process(&mut self, header: &Header, start_ns: u64) -> io::Result<()> {
         self.pid = header.pid;
         self.start_ns = start_ns;
@@ -1090,15 +1089,14 @@ impl<W: Write> Format for Perfetto<W> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
+        self.out.write_block(&mut self.buf)?;
+        self.out.flush_blocks()
     }
 }
 
 /// Writes the rest of `reader`'s events to `out` as a Perfetto trace. A damaged trace gives
 /// [`ExportError::Trace`] after its intact part was written (the output is a valid trace).
-pub fn write_perfetto<R: Read, W: Write + Send>(
+pub fn write_perfetto<R: Read, W: BlockOutput + Send>(
     reader: TraceReader<R>,
     out: W,
     merge: MergeOptions,

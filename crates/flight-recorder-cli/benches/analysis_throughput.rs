@@ -7,8 +7,10 @@
 //! each step is also given as a percentage of it. The merged reader (the events put in time order
 //! across threads, as every analysis reads them) is the floor of the steps: their reading thread
 //! does that much. Each export's output is then written again alone, as many bytes to the same
-//! place in the same round, for the floor of writing it, and the export's time above that is
-//! printed too.
+//! place in the same round, for the floor of writing it, and the export's time over that is
+//! printed too (the exports write on a thread of their own, so their writing overlaps their
+//! formatting); and each export runs once more per round to `/dev/null`, for its speed with no
+//! writing to wait for.
 //!
 //! ```text
 //! cargo bench -p flight-recorder-cli --bench analysis_throughput
@@ -152,10 +154,12 @@ fn main() {
         let mut times = Vec::new();
         let mut rss = 0f64;
         let mut written = String::new();
-        // Per round, the time to write as many bytes to the same file with nothing else, and the
-        // export's time above it.
+        // Per round, for an export: the time to write as many bytes to the same file with
+        // nothing else (the floor of writing its output), the export's time over it, and the
+        // export's time to `/dev/null` (its formatting with no writing to wait for).
         let mut write_times = Vec::new();
-        let mut above_write = Vec::new();
+        let mut over_write = Vec::new();
+        let mut null_times = Vec::new();
         for _ in 0..rounds {
             let (seconds, peak) = run_child(binary, &args);
             times.push(seconds);
@@ -172,9 +176,14 @@ fn main() {
                     let _ = std::fs::remove_file(path);
                     let write = write_alone(path, m.len());
                     write_times.push(write);
-                    above_write.push(seconds - write);
+                    over_write.push(seconds / write);
                 }
                 let _ = std::fs::remove_file(path);
+                let to_null: Vec<&str> = args
+                    .iter()
+                    .map(|&a| if Path::new(a) == path { "/dev/null" } else { a })
+                    .collect();
+                null_times.push(run_child(binary, &to_null).0);
             }
         }
         let each: Vec<String> = times.iter().map(|t| format!("{t:.2}")).collect();
@@ -188,17 +197,26 @@ fn main() {
         if !write_times.is_empty() {
             let each: Vec<String> = write_times.iter().map(|t| format!("{t:.2}")).collect();
             let write = median(&mut write_times);
-            let above = median(&mut above_write);
+            let over = median(&mut over_write);
             println!(
                 "{:<24} {write:>8.2}s   the same bytes written alone, 1 MiB at a time   runs (s): {}",
                 "  its output's writing",
                 each.join(", ")
             );
             println!(
-                "{:<24} {above:>8.2}s {:>8.1} MB/s   {:.0} % of the reader   (the median of each run's time above its writing alone)",
-                "  the export above it",
-                mb / above,
-                100.0 * reader_seconds / above
+                "{:<24} {over:>8.2}x   the median of each round's export time over its writing alone",
+                "  the export over it",
+            );
+        }
+        if !null_times.is_empty() {
+            let each: Vec<String> = null_times.iter().map(|t| format!("{t:.2}")).collect();
+            let null = median(&mut null_times);
+            println!(
+                "{:<24} {null:>8.2}s {:>8.1} MB/s   {:.0} % of the reader   runs (s): {}",
+                "  to /dev/null",
+                mb / null,
+                100.0 * reader_seconds / null,
+                each.join(", ")
             );
         }
     }

@@ -2,12 +2,13 @@
 //! `convert` and `report`. Each is a thin layer over `flight_recorder_analysis`.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use flight_recorder_analysis::chrome::write_chrome_json;
 use flight_recorder_analysis::export::ExportError;
 use flight_recorder_analysis::merge::MergeOptions;
+use flight_recorder_analysis::output::WriteBehind;
 use flight_recorder_analysis::perfetto::write_perfetto;
 use flight_recorder_analysis::report::render_html;
 use flight_recorder_analysis::{Summary, SummaryOptions};
@@ -217,7 +218,10 @@ pub fn convert(
     let (reader, len) = open(path)?;
     let output = output.unwrap_or_else(|| default_output(path, to));
     let file = File::create(&output).map_err(|e| Failure::Trace(output.clone(), e.to_string()))?;
-    let writer = BufWriter::with_capacity(1 << 20, file);
+    // Written on a thread of its own: the output is several times the trace's size, and its
+    // writing would otherwise add to the formatting's time.
+    let writer =
+        WriteBehind::new(file).map_err(|e| Failure::Trace(output.clone(), e.to_string()))?;
     let mut merge = MergeOptions::default();
     if let Some(n) = reorder_events {
         merge.reorder_events = n;
