@@ -37,7 +37,9 @@
 //! Run with `cargo bench -p flight-recorder --bench tokio_overhead` (`BENCH_ROUNDS`, default 7,
 //! and at least 21 for intervals worth quoting;
 //! `BENCH_HTTP_SECS`, default 2; `BENCH_WINDOW_MB`, the recorder's window, default 64; `BENCH_STORE_MB`, when set, the size of each
-//! worker's ring of config `store` instead of 64 KiB (rounded up to a power of two);
+//! worker's ring of config `store` instead of 64 KiB (rounded up to a power of two, its memory
+//! mapped before the runs), and with it `BENCH_STORE_BYTES`, the bytes each poll hook keeps
+//! there (default 16: the time and the task's id);
 //! `BENCH_ONLY=micro` or `BENCH_ONLY=http` runs one part,
 //! `BENCH_ONLY=spawn`, `yield` or `ping-pong` one micro workload). The micro workloads are small
 //! by default (100k spawns, 100 tasks x 5k yields, 100 pairs x 1k round trips);
@@ -46,7 +48,7 @@
 
 mod common;
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -90,34 +92,92 @@ thread_local! {
         const { (Cell::new(0), [const { Cell::new(0) }; KEPT_WORDS]) };
 }
 
+/// The large rings not in use (config `Store` with `BENCH_STORE_MB`): made and written once
+/// through in `main`, before any run, so that every run writes to memory already mapped, as a
+/// recorder's recycled chunks are (a fresh ring's first write to each page would take a page
+/// fault and measure the kernel). A worker takes one at its first poll and gives it back when it
+/// stops ([`give_back_large_ring`]).
+static RINGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
 thread_local! {
     /// Config `Store`'s ring when `BENCH_STORE_MB` asks for one as large as a recorder's window:
-    /// the next position and the words (allocated at the thread's first poll, freed when it
-    /// ends).
-    static KEPT_LARGE: (Cell<usize>, UnsafeCell<Vec<u64>>) =
-        const { (Cell::new(0), UnsafeCell::new(Vec::new())) };
+    /// the next position and the ring's address (null until the thread's first poll). Plain
+    /// cells, initialized at compile time, with no destructor: reached as cheaply as [`KEPT`].
+    static KEPT_LARGE: (Cell<usize>, Cell<*mut u8>) =
+        const { (Cell::new(0), Cell::new(std::ptr::null_mut())) };
 }
 
-/// Words in each thread's [`KEPT_LARGE`] (a power of two), or 0 to keep in [`KEPT`].
-static KEPT_LARGE_WORDS: AtomicUsize = AtomicUsize::new(0);
+/// Gives this thread's large ring back to [`RINGS`] (the thread-stop hook of config `Store`).
+fn give_back_large_ring() {
+    KEPT_LARGE.with(|(pos, ring)| {
+        let taken = ring.replace(std::ptr::null_mut());
+        pos.set(0);
+        if !taken.is_null() {
+            RINGS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(taken as usize);
+        }
+    });
+}
+
+/// A large ring for this thread: one of [`RINGS`], or a new one if none is left.
+#[cold]
+fn take_large_ring(size: usize) -> *mut u8 {
+    let taken = RINGS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    taken.map_or_else(|| new_large_ring(size), |ring| ring as *mut u8)
+}
+
+/// A ring of `size` bytes and 16 more (each store is of whole words), written once through so
+/// that its pages are mapped. Never freed: the bench makes a few and reuses them.
+fn new_large_ring(size: usize) -> *mut u8 {
+    let mut bytes = vec![0u8; size + 16].into_boxed_slice();
+    for page in bytes.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    Box::leak(bytes).as_mut_ptr()
+}
+
+/// The size of each large ring ([`KEPT_LARGE`]) in bytes (a power of two), or 0 to keep in [`KEPT`].
+static KEPT_LARGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// With [`KEPT_LARGE`]: the bytes each poll hook keeps, 16 for the time and the task's id, fewer
+/// for as many of the time's lowest bytes. A recorder writes about 3 bytes per poll hook
+/// (`BENCH_STORE_BYTES=3`): the floor of keeping that much in a window.
+static KEPT_BYTES_PER_HOOK: AtomicUsize = AtomicUsize::new(16);
+
+/// Makes `count` rings of `size` bytes (a power of two) for [`KEPT_LARGE`].
+fn make_large_rings(size: usize, count: usize) {
+    let mut rings = RINGS.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..count {
+        rings.push(new_large_ring(size) as usize);
+    }
+    KEPT_LARGE_SIZE.store(size, Ordering::Relaxed);
+}
 
 /// Keeps `time` and `task` in this thread's [`KEPT`], or in its [`KEPT_LARGE`] when one is asked
 /// for.
 #[inline(always)]
 fn keep(time: u64, task: u64) {
-    let large = KEPT_LARGE_WORDS.load(Ordering::Relaxed);
-    if large != 0 {
-        KEPT_LARGE.with(|(pos, words)| {
-            // SAFETY: only this thread reaches its ring, and nothing below calls `keep` again,
-            // so this is the one reference to it.
-            let words = unsafe { &mut *words.get() };
-            if words.is_empty() {
-                *words = vec![0; large];
+    let size = KEPT_LARGE_SIZE.load(Ordering::Relaxed);
+    if size != 0 {
+        let advance = KEPT_BYTES_PER_HOOK.load(Ordering::Relaxed);
+        KEPT_LARGE.with(|(pos, ring)| {
+            let mut base = ring.get();
+            if base.is_null() {
+                base = take_large_ring(size);
+                ring.set(base);
             }
-            let at = pos.get();
-            words[at & (large - 1)] = time;
-            words[(at + 1) & (large - 1)] = task;
-            pos.set(at.wrapping_add(2));
+            let at = pos.get() & (size - 1);
+            // SAFETY: `base` is this thread's ring of `size + 16` bytes (no other thread has it
+            // until this one gives it back), and `at < size`.
+            unsafe {
+                base.add(at).cast::<u64>().write_unaligned(time);
+                if advance >= 16 {
+                    base.add(at + 8).cast::<u64>().write_unaligned(task);
+                }
+            }
+            pos.set(at + advance);
         });
         return;
     }
@@ -294,6 +354,7 @@ fn runtime(config: Config) -> tokio::runtime::Runtime {
         }
         Config::Store => {
             floor_hooks(&mut builder)
+                .on_thread_stop(give_back_large_ring)
                 .on_before_task_poll(|meta| keep(recorder_clock(), task_number(meta.id())))
                 .on_after_task_poll(|meta| keep(recorder_clock(), task_number(meta.id())));
         }
@@ -544,9 +605,16 @@ fn main() {
         println!("tokio_overhead: bench");
         return;
     }
-    let store_words = (env_or("BENCH_STORE_MB", 0) as usize) << 20 >> 3;
-    if store_words != 0 {
-        KEPT_LARGE_WORDS.store(store_words.next_power_of_two(), Ordering::Relaxed);
+    let store_bytes = match env_or("BENCH_STORE_KB", 0) as usize {
+        0 => (env_or("BENCH_STORE_MB", 0) as usize) << 20,
+        kb => kb << 10,
+    };
+    if store_bytes != 0 {
+        let per_hook = env_or("BENCH_STORE_BYTES", 16).clamp(1, 16) as usize;
+        KEPT_BYTES_PER_HOOK.store(per_hook, Ordering::Relaxed);
+        // One ring per worker, and one for a thread that polls while another runtime's worker
+        // has not given its ring back yet.
+        make_large_rings(store_bytes.next_power_of_two(), 3);
     }
     let clock = init_recorder_clock();
     let rounds = env_or("BENCH_ROUNDS", 7) as usize;
