@@ -347,6 +347,43 @@ fn convert_and_report_write_their_files() {
 }
 
 #[test]
+fn convert_writes_the_export_byte_for_byte() {
+    use flight_recorder_analysis::chrome::write_chrome_json;
+    use flight_recorder_analysis::merge::MergeOptions;
+    use flight_recorder_analysis::perfetto::write_perfetto;
+    use flight_recorder_format::TraceReader;
+
+    // A recorded trace whose exports are many 1 MiB blocks, each handed to the writing thread.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("large.out");
+    common::synthetic::write_trace(&trace, 4_000_000);
+    for to in ["perfetto", "chrome-json"] {
+        let out = dir.path().join(format!("out.{to}"));
+        let output = run(
+            &["convert", "--to", to, "-o", out.to_str().unwrap()],
+            &trace,
+        );
+        assert!(output.status.success(), "{to}: {output:?}");
+        let reader = TraceReader::open(&trace).unwrap();
+        let merge = MergeOptions::default();
+        let expected = if to == "perfetto" {
+            write_perfetto(reader, Vec::new(), merge, &mut |_| {})
+        } else {
+            write_chrome_json(reader, Vec::new(), merge, &mut |_| {})
+        }
+        .unwrap();
+        let written = std::fs::read(&out).unwrap();
+        assert!(written.len() > 4 << 20, "{to}: {} bytes", written.len());
+        assert!(
+            written == expected,
+            "{to}: the file ({} bytes) is not the export made in memory ({} bytes)",
+            written.len(),
+            expected.len()
+        );
+    }
+}
+
+#[test]
 fn convert_of_a_damaged_file_writes_the_intact_part_and_one_error_line() {
     let bytes = sample();
     let (dir, path) = write("torn.out", &bytes[..bytes.len() - 3]);
