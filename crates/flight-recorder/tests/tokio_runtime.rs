@@ -337,17 +337,27 @@ fn application_hooks_are_chained() {
     let _serial = serial();
     let starts = Arc::new(AtomicUsize::new(0));
     let parks = Arc::new(AtomicUsize::new(0));
+    let before_polls = Arc::new(AtomicUsize::new(0));
+    let after_polls = Arc::new(AtomicUsize::new(0));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
     {
         let starts = starts.clone();
         let parks = parks.clone();
+        let before_polls = before_polls.clone();
+        let after_polls = after_polls.clone();
         flight_recorder::tokio::Instrumentation::new()
             .on_thread_start(move || {
                 starts.fetch_add(1, Ordering::SeqCst);
             })
             .on_thread_park(move || {
                 parks.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_before_task_poll(move |_| {
+                before_polls.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_after_task_poll(move |_| {
+                after_polls.fetch_add(1, Ordering::SeqCst);
             })
             .apply(&mut builder);
     }
@@ -367,6 +377,16 @@ fn application_hooks_are_chained() {
     assert!(starts.load(Ordering::SeqCst) >= 2);
     assert!(parks.load(Ordering::SeqCst) >= 1);
     assert!(of_kind(&trace, EventKind::WorkerPark).count() >= 1);
+    // The application's poll hooks run on every poll, and the recorder's still record them.
+    let polled = of_kind(&trace, EventKind::PollStart).count()
+        + of_kind(&trace, EventKind::PollStartScheduled).count();
+    assert!(polled >= 20, "{polled} polls recorded");
+    let before = before_polls.load(Ordering::SeqCst);
+    assert!(
+        before >= polled,
+        "{before} application hook calls, {polled} polls"
+    );
+    assert_eq!(before, after_polls.load(Ordering::SeqCst));
 }
 
 #[test]

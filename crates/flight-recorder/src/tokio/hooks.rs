@@ -215,20 +215,23 @@ impl Instrumentation {
                     f(meta);
                 }
             });
-            let user = self.before_poll;
-            builder.on_before_task_poll(move |meta| {
-                poll_start(meta);
-                if let Some(f) = &user {
-                    f(meta);
-                }
-            });
-            let user = self.after_poll;
-            builder.on_after_task_poll(move |meta| {
-                crate::raw::poll_end_unreported(task_id(meta.id()));
-                if let Some(f) = &user {
-                    f(meta);
-                }
-            });
+            // The poll hooks run twice per poll: without an application hook, they are the
+            // recorder's functions alone, with no test of an `Option` and nothing to do after
+            // the event (so nothing kept in registers across it).
+            match self.before_poll {
+                Some(user) => builder.on_before_task_poll(move |meta| {
+                    poll_start(meta);
+                    user(meta);
+                }),
+                None => builder.on_before_task_poll(poll_start),
+            };
+            match self.after_poll {
+                Some(user) => builder.on_after_task_poll(move |meta| {
+                    poll_end(meta);
+                    user(meta);
+                }),
+                None => builder.on_after_task_poll(poll_end),
+            };
             let user = self.task_terminate;
             builder.on_task_terminate(move |meta| {
                 raw::record(EventKind::TaskTerminate, &[task_id(meta.id())]);
@@ -241,6 +244,12 @@ impl Instrumentation {
         }
         builder
     }
+}
+
+#[cfg(tokio_unstable)]
+#[inline]
+fn poll_end(meta: &tokio::runtime::TaskMeta<'_>) {
+    raw::poll_end_unreported(super::task_id::task_id(meta.id()));
 }
 
 #[cfg(tokio_unstable)]
