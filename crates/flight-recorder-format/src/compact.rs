@@ -331,12 +331,35 @@ fn write(
     out[0] = byte;
     let mut n = 1;
     n += varint::encode(delta, &mut out[n..]);
-    for (i, &arg) in args.iter().enumerate() {
+    // The arguments one by one rather than in a loop: where this is inlined for a kind, the
+    // argument count and the indexes skipped are constants and each argument's tests fold away,
+    // whereas a loop around the varint's loop stays a loop, run on every event even when every
+    // argument is skipped.
+    #[inline(always)]
+    fn put(
+        i: usize,
+        args: &[u64],
+        skip: (usize, usize),
+        replace: (usize, u64),
+        out: &mut [u8],
+        n: &mut usize,
+    ) {
+        let Some(&arg) = args.get(i) else {
+            return;
+        };
         if i == skip.0 || i == skip.1 {
-            continue;
+            return;
         }
         let arg = if i == replace.0 { replace.1 } else { arg };
-        n += varint::encode(arg, &mut out[n..]);
+        *n += varint::encode(arg, &mut out[*n..]);
+    }
+    put(0, args, skip, replace, out, &mut n);
+    put(1, args, skip, replace, out, &mut n);
+    put(2, args, skip, replace, out, &mut n);
+    put(3, args, skip, replace, out, &mut n);
+    // No kind has more than `MAX_ARGS` (4) arguments; any further ones, as before, in order.
+    for i in MAX_ARGS..args.len() {
+        put(i, args, skip, replace, out, &mut n);
     }
     if kind.has_payload() {
         let payload = &payload[..payload.len().min(MAX_PAYLOAD)];
