@@ -337,15 +337,11 @@ fn application_hooks_are_chained() {
     let _serial = serial();
     let starts = Arc::new(AtomicUsize::new(0));
     let parks = Arc::new(AtomicUsize::new(0));
-    let before_polls = Arc::new(AtomicUsize::new(0));
-    let after_polls = Arc::new(AtomicUsize::new(0));
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(2).enable_all();
     {
         let starts = starts.clone();
         let parks = parks.clone();
-        let before_polls = before_polls.clone();
-        let after_polls = after_polls.clone();
         flight_recorder::tokio::Instrumentation::new()
             .on_thread_start(move || {
                 starts.fetch_add(1, Ordering::SeqCst);
@@ -353,6 +349,43 @@ fn application_hooks_are_chained() {
             .on_thread_park(move || {
                 parks.fetch_add(1, Ordering::SeqCst);
             })
+            .apply(&mut builder);
+    }
+    let (trace, ()) = record(builder.build().unwrap(), sleeping_tasks);
+    assert!(starts.load(Ordering::SeqCst) >= 2);
+    assert!(parks.load(Ordering::SeqCst) >= 1);
+    assert!(of_kind(&trace, EventKind::WorkerPark).count() >= 1);
+}
+
+/// Work that wakes the workers, which parked before the recorder started: 5 rounds of 4 tasks
+/// that sleep 2 ms.
+fn sleeping_tasks(rt: &tokio::runtime::Runtime) {
+    rt.block_on(async {
+        for _ in 0..5 {
+            let tasks: Vec<_> = (0..4)
+                .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(2))))
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    });
+}
+
+/// The application's poll hooks (tokio's unstable task hooks) run on every poll, and the
+/// recorder's still record them.
+#[cfg(tokio_unstable)]
+#[test]
+fn application_poll_hooks_are_chained() {
+    let _serial = serial();
+    let before_polls = Arc::new(AtomicUsize::new(0));
+    let after_polls = Arc::new(AtomicUsize::new(0));
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_all();
+    {
+        let before_polls = before_polls.clone();
+        let after_polls = after_polls.clone();
+        flight_recorder::tokio::Instrumentation::new()
             .on_before_task_poll(move |_| {
                 before_polls.fetch_add(1, Ordering::SeqCst);
             })
@@ -361,23 +394,7 @@ fn application_hooks_are_chained() {
             })
             .apply(&mut builder);
     }
-    let (trace, ()) = record(builder.build().unwrap(), |rt| {
-        // Work that wakes the workers, which parked before the recorder started.
-        rt.block_on(async {
-            for _ in 0..5 {
-                let tasks: Vec<_> = (0..4)
-                    .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(2))))
-                    .collect();
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            }
-        });
-    });
-    assert!(starts.load(Ordering::SeqCst) >= 2);
-    assert!(parks.load(Ordering::SeqCst) >= 1);
-    assert!(of_kind(&trace, EventKind::WorkerPark).count() >= 1);
-    // The application's poll hooks run on every poll, and the recorder's still record them.
+    let (trace, ()) = record(builder.build().unwrap(), sleeping_tasks);
     let polled = of_kind(&trace, EventKind::PollStart).count()
         + of_kind(&trace, EventKind::PollStartScheduled).count();
     assert!(polled >= 20, "{polled} polls recorded");
