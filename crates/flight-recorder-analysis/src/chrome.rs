@@ -37,8 +37,9 @@ use crate::ids::IdMap;
 use crate::merge::MergeOptions;
 use crate::output::BlockOutput;
 
-/// Lines are gathered in a buffer and written out when it holds this much: as much as the
-/// command's `BufWriter` holds, which then passes the writes through without copying them.
+/// Lines are gathered in a buffer and handed to the output as one block when it holds this
+/// much: few enough hand-offs to a [`WriteBehind`](crate::output::WriteBehind) thread, few
+/// enough system calls to a plain file.
 const FLUSH_AT: usize = 1 << 20;
 
 /// The pieces of a line are appended by copies of this many bytes. Most fields are a few bytes
@@ -340,7 +341,8 @@ impl DeferredArgs {
 }
 
 impl<W: BlockOutput> ChromeJson<W> {
-    /// A writer of a Chrome JSON trace to `out` (buffer it).
+    /// A writer of a Chrome JSON trace to `out`, in blocks of about a mebibyte (any `Write`, or
+    /// a [`WriteBehind`](crate::output::WriteBehind)).
     pub fn new(out: W) -> ChromeJson<W> {
         ChromeJson {
             out,

@@ -14,7 +14,7 @@
 //! - a "user tasks" track and a track per user task under it, with one slice for its life;
 //! - a counter track per counter;
 //! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints) from each wake (or spawn) to
-//!   the poll it caused. An id serves again once its flow has ended ([`FlowIds`]), so ids stay
+//!   the poll it caused. An id serves again once its flow has ended (`flow_ids::FlowIds`), so ids stay
 //!   as small as the number of wakes waiting for their poll at once.
 //!
 //! Most of the file is track events, so they are written small (about 4 to 5 bytes of output
@@ -341,8 +341,9 @@ fn thread_uuid(index: usize) -> u64 {
     index as u64 * 8 + 3
 }
 
-/// Packets are gathered in a buffer and written out when it holds this much: as much as the
-/// command's `BufWriter` holds, which then passes the writes through without copying them.
+/// Packets are gathered in a buffer and handed to the output as one block when it holds this
+/// much: few enough hand-offs to a [`WriteBehind`](crate::output::WriteBehind) thread, few
+/// enough system calls to a plain file.
 const FLUSH_AT: usize = 1 << 20;
 
 /// A `TracePacket` of at most 128 bytes (its key and its one-byte length included) written
