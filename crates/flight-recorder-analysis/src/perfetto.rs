@@ -14,8 +14,8 @@
 //! - a "user tasks" track and a track per user task under it, with one slice for its life;
 //! - a counter track per counter;
 //! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints) from each wake (or spawn) to
-//!   the poll it caused. An id serves again once its flow has ended (`flow_ids::FlowIds`), so ids stay
-//!   as small as the number of wakes waiting for their poll at once.
+//!   the poll it caused. An id serves again once its flow has ended (`flow_ids::FlowIds`), so
+//!   ids stay as small as the number of wakes waiting for their poll at once.
 //!
 //! Most of the file is track events, so they are written small (about 4 to 5 bytes of output
 //! per byte of trace):
