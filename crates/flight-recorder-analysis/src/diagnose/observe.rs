@@ -293,7 +293,7 @@ impl DiagnosisStats {
 
     /// An event of a kind in `WATCHED`.
     #[inline(never)]
-    fn watched_event(&mut self, names: &dyn Names, ev: &Ev) {
+    fn watched_event(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
         const TASK_WAKE: u8 = EventKind::TaskWake as u8;
         const TASK_SPAWN: u8 = EventKind::TaskSpawn as u8;
         const USER_TASK_BEGIN: u8 = EventKind::UserTaskBegin as u8;
@@ -307,7 +307,7 @@ impl DiagnosisStats {
                 let args::TaskWake { task, waker } = ev.args_as();
                 // Who woke it, and what had woken the waker: the waker is polled on this thread
                 // now, and may have ended by the woken task's next poll.
-                let thread = self.workers.thread(ev.thread);
+                let thread = self.workers.thread(thread_index, ev.thread);
                 let blocking = thread.is_blocking();
                 let (location, behind) = match thread.current {
                     Some(c) if c.task == waker => (c.location, c.woken_by),
@@ -334,7 +334,7 @@ impl DiagnosisStats {
                 let args::UserTaskBegin {
                     user_task, name, ..
                 } = ev.args_as();
-                let current = &mut self.workers.thread(ev.thread).current;
+                let current = &mut self.workers.thread(thread_index, ev.thread).current;
                 let (task, location) = match current {
                     Some(c) => {
                         c.tracked = true;
@@ -347,7 +347,7 @@ impl DiagnosisStats {
             }
             RUNTIME_THREAD => {
                 let args::RuntimeThread { role, .. } = ev.args_as();
-                self.workers.thread(ev.thread).role = Some(role);
+                self.workers.thread(thread_index, ev.thread).role = Some(role);
             }
             WORKER_PARK => {
                 self.workers.parks_seen = true;
@@ -426,13 +426,13 @@ static WATCHED: [bool; 256] = {
 
 impl Observer for DiagnosisStats {
     #[inline]
-    fn event(&mut self, names: &dyn Names, ev: &Ev) {
+    fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
         if self.first_time.is_none() {
             self.first_time = Some(ev.time);
             self.slices.set_origin(ev.time);
         }
         if WATCHED[usize::from(ev.kind)] {
-            self.watched_event(names, ev);
+            self.watched_event(names, ev, thread_index);
         }
     }
 
@@ -457,7 +457,7 @@ impl Observer for DiagnosisStats {
         }
         let chain = note.map_or([None; 3], |n| n.chain);
         let tracked = self.requests.tracks(id);
-        let worker = self.workers.thread(poll.thread);
+        let worker = self.workers.thread(poll.thread_index, poll.thread);
         worker.polled = true;
         worker.current = Some(Current {
             task: id,
@@ -503,7 +503,7 @@ impl Observer for DiagnosisStats {
     fn poll_end(&mut self, _names: &dyn Names, poll: &PollEnd, _: &[OpenRegion], _: &[Note]) {
         let ns = poll.duration();
         let long = ns >= self.options.blocking_poll_ns;
-        let worker = self.workers.thread(poll.thread);
+        let worker = self.workers.thread(poll.thread_index, poll.thread);
         let tracked = worker
             .current
             .is_some_and(|c| c.tracked && c.task == poll.task.id);

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 
-use crate::dense::DenseIds;
 use crate::model::{role, IdMap};
 
 /// Recent polls kept per thread to find who held it during a wait.
@@ -47,6 +46,8 @@ pub(super) struct Current {
 /// One thread.
 #[derive(Debug, Default)]
 pub(super) struct Worker {
+    /// Its id (`None` for an index the model gave a thread this never saw).
+    pub id: Option<u64>,
     /// Its role from `runtime_thread` (`None`: not said).
     pub role: Option<u64>,
     /// The poll in progress.
@@ -93,10 +94,10 @@ impl Worker {
     }
 }
 
-/// All threads, numbered densely.
+/// All threads, by the model's index of each (threads numbered densely in the order of their
+/// first events), so that no thread is looked up by its id again.
 #[derive(Default)]
 pub(super) struct Workers {
-    ids: DenseIds,
     list: Vec<Worker>,
     /// The time of the latest `worker_park`.
     pub last_park: u64,
@@ -104,19 +105,25 @@ pub(super) struct Workers {
 }
 
 impl Workers {
-    /// The thread with this id.
+    /// The thread the model numbers `index`, whose id is `id`.
     #[inline]
-    pub fn thread(&mut self, id: u64) -> &mut Worker {
-        let (index, new) = self.ids.index(id);
-        if new {
-            self.list.push(Worker::default());
+    pub fn thread(&mut self, index: usize, id: u64) -> &mut Worker {
+        if index >= self.list.len() {
+            self.grow(index);
         }
-        &mut self.list[index]
+        let worker = &mut self.list[index];
+        worker.id = Some(id);
+        worker
     }
 
-    /// Every thread, with its id.
+    #[cold]
+    fn grow(&mut self, index: usize) {
+        self.list.resize_with(index + 1, Worker::default);
+    }
+
+    /// Every thread seen, with its id.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &Worker)> {
-        self.ids.ids().iter().copied().zip(self.list.iter())
+        self.list.iter().filter_map(|w| Some((w.id?, w)))
     }
 
     /// The time each spawn location held a worker during `[from, to)`: the overlap of the

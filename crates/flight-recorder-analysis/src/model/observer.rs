@@ -50,6 +50,9 @@ pub enum PollResult {
 pub struct PollBegin {
     /// The polling thread.
     pub thread: u64,
+    /// The model's index of the polling thread, as [`Observer::event_on_thread`] gives it:
+    /// threads are numbered from 0 in the order of their first events.
+    pub thread_index: usize,
     /// The task.
     pub task: TaskRef,
     /// When.
@@ -65,6 +68,9 @@ pub struct PollBegin {
 pub struct PollEnd {
     /// The polling thread.
     pub thread: u64,
+    /// The model's index of the polling thread, as [`Observer::event_on_thread`] gives it:
+    /// threads are numbered from 0 in the order of their first events.
+    pub thread_index: usize,
     /// The task.
     pub task: TaskRef,
     /// When it began.

@@ -402,6 +402,7 @@ impl Model {
             Self::begin_poll(
                 state,
                 slot,
+                th,
                 &mut self.threads[th],
                 names,
                 id,
@@ -412,12 +413,13 @@ impl Model {
         }
     }
 
-    /// The poll of `state`'s task starts on `thread`.
+    /// The poll of `state`'s task starts on `thread`, the model's thread `th`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn begin_poll<O: Observer + ?Sized>(
         state: &mut TaskState,
         slot: usize,
+        th: usize,
         thread: &mut ThreadState,
         names: &dyn Names,
         id: u64,
@@ -477,6 +479,7 @@ impl Model {
             names,
             &PollBegin {
                 thread: thread_id,
+                thread_index: th,
                 task,
                 time: t,
                 sched_wait,
@@ -556,6 +559,7 @@ impl Model {
                 names,
                 &PollEnd {
                     thread: thread.id,
+                    thread_index: th,
                     task,
                     start: open.start,
                     end,
