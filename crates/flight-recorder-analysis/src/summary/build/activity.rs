@@ -201,6 +201,18 @@ impl Activity {
         th
     }
 
+    /// The index in `threads` of the thread the model numbers `index`, whose id is `id`: the
+    /// same number, as the model numbers threads as `thread_ids` does (by first event), which
+    /// saves the lookup.
+    #[inline]
+    fn thread_at(&mut self, index: usize, id: u64) -> usize {
+        if self.thread_ids.ids().get(index) == Some(&id) {
+            index
+        } else {
+            self.thread(id)
+        }
+    }
+
     /// [`Observer::event`] for the thread with index `th`.
     #[inline]
     fn event_at(&mut self, names: &dyn Names, ev: &Ev, th: usize) {
@@ -307,13 +319,7 @@ impl Observer for Activity {
 
     #[inline]
     fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
-        // The model numbers threads as `thread_ids` does (by first event): its index saves the
-        // lookup.
-        let th = if self.thread_ids.ids().get(thread_index) == Some(&ev.thread) {
-            thread_index
-        } else {
-            self.thread(ev.thread)
-        };
+        let th = self.thread_at(thread_index, ev.thread);
         self.event_at(names, ev, th);
     }
 
@@ -325,7 +331,7 @@ impl Observer for Activity {
         _notes: &[Note],
     ) {
         let duration = poll.duration();
-        let th = self.thread(poll.thread);
+        let th = self.thread_at(poll.thread_index, poll.thread);
         let thread = &mut self.threads[th];
         let row = match thread.poll_row {
             Some(row) => row,
