@@ -116,47 +116,18 @@ impl Observer for LongPollStats {
         stack: &[OpenRegion],
         notes: &[Note],
     ) {
-        let mut stacks = Vec::new();
-        if !self.pending_stacks.is_empty() {
-            if let Some(list) = self.pending_stacks.remove(&poll.thread) {
-                for s in list {
-                    let during = (poll.start..=poll.end).contains(&s.time_ns);
-                    if during || (s.task != 0 && s.task == poll.task.id && s.time_ns > poll.end) {
-                        stacks.push(s);
-                    } else {
-                        push_latest(&mut self.other_stacks, s);
-                    }
-                }
+        // Most polls are short and have no stack waiting: nothing is made or dropped for them.
+        let long = poll.duration() >= self.options.long_poll_ns;
+        let stacks = if self.pending_stacks.is_empty() {
+            if !long {
+                return;
             }
-        }
-        let duration = poll.duration();
-        if duration >= self.options.long_poll_ns {
-            self.long_polls.count += 1;
-            self.long_polls.total_ns = self.long_polls.total_ns.saturating_add(duration);
-            let top = self.options.top;
-            let worth = top > 0
-                && (self.long_polls.top.len() < top
-                    || duration > self.long_polls.top[top - 1].duration_ns);
-            if worth {
-                let long = LongPoll {
-                    task: poll.task.id,
-                    location: location_name(names, poll.task.location),
-                    thread: poll.thread,
-                    thread_name: thread_name(names, poll.thread),
-                    start_ns: poll.start,
-                    duration_ns: duration,
-                    result: match poll.result {
-                        PollResult::Pending => "pending",
-                        PollResult::Ready => "ready",
-                        PollResult::Unreported => "unreported",
-                        PollResult::Truncated => "running at window end",
-                    }
-                    .to_string(),
-                    annotations: self.annotations(names, poll.task.uid, stack, notes),
-                    stacks,
-                };
-                keep_top(&mut self.long_polls.top, long, top, |p| p.duration_ns);
-            }
+            Vec::new()
+        } else {
+            self.stacks_during(poll)
+        };
+        if long {
+            self.long_poll(names, poll, stack, notes, stacks);
         }
     }
 
@@ -170,6 +141,63 @@ impl Observer for LongPollStats {
 }
 
 impl LongPollStats {
+    /// Takes the stacks waiting for the poll's thread: those taken during the poll (or of its
+    /// task, after it) are returned, the others kept among the stacks taken outside polls.
+    #[cold]
+    fn stacks_during(&mut self, poll: &PollEnd) -> Vec<ThreadStack> {
+        let mut stacks = Vec::new();
+        if let Some(list) = self.pending_stacks.remove(&poll.thread) {
+            for s in list {
+                let during = (poll.start..=poll.end).contains(&s.time_ns);
+                if during || (s.task != 0 && s.task == poll.task.id && s.time_ns > poll.end) {
+                    stacks.push(s);
+                } else {
+                    push_latest(&mut self.other_stacks, s);
+                }
+            }
+        }
+        stacks
+    }
+
+    /// Counts a long poll, and keeps it if it is among the longest.
+    #[cold]
+    fn long_poll(
+        &mut self,
+        names: &dyn Names,
+        poll: &PollEnd,
+        stack: &[OpenRegion],
+        notes: &[Note],
+        stacks: Vec<ThreadStack>,
+    ) {
+        let duration = poll.duration();
+        self.long_polls.count += 1;
+        self.long_polls.total_ns = self.long_polls.total_ns.saturating_add(duration);
+        let top = self.options.top;
+        let worth = top > 0
+            && (self.long_polls.top.len() < top
+                || duration > self.long_polls.top[top - 1].duration_ns);
+        if worth {
+            let long = LongPoll {
+                task: poll.task.id,
+                location: location_name(names, poll.task.location),
+                thread: poll.thread,
+                thread_name: thread_name(names, poll.thread),
+                start_ns: poll.start,
+                duration_ns: duration,
+                result: match poll.result {
+                    PollResult::Pending => "pending",
+                    PollResult::Ready => "ready",
+                    PollResult::Unreported => "unreported",
+                    PollResult::Truncated => "running at window end",
+                }
+                .to_string(),
+                annotations: self.annotations(names, poll.task.uid, stack, notes),
+                stacks,
+            };
+            keep_top(&mut self.long_polls.top, long, top, |p| p.duration_ns);
+        }
+    }
+
     /// The long polls, the longest first, and the stacks taken outside polls (unresolved).
     pub(super) fn finish(mut self) -> (LongPolls, Vec<ThreadStack>) {
         let mut rest: Vec<ThreadStack> = self.pending_stacks.into_values().flatten().collect();
