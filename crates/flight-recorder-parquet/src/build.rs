@@ -653,8 +653,7 @@ impl Observer for Builder {
         let mut stacks = Vec::new();
         if let Some(list) = self.pending_stacks.remove(&poll.thread) {
             for s in list {
-                let during = (poll.start..=poll.end).contains(&s.time);
-                if during || (s.task != 0 && s.task == poll.task.id && s.time > poll.end) {
+                if poll.owns_stack(s.time, s.task) {
                     stacks.push(s);
                 }
             }

@@ -86,6 +86,14 @@ impl PollEnd {
     pub fn duration(&self) -> u64 {
         self.end.saturating_sub(self.start)
     }
+
+    /// Whether a stack taken on the poll's thread at `time` (while the thread was polling
+    /// `task`, 0 if none) belongs to this poll: taken during it, or naming its task after it.
+    /// The summary's long polls and the Parquet export attach stacks by this rule.
+    pub fn owns_stack(&self, time: u64, task: u64) -> bool {
+        (self.start..=self.end).contains(&time)
+            || (task != 0 && task == self.task.id && time > self.end)
+    }
 }
 
 /// A region open on a thread.

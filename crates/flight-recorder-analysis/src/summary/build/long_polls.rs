@@ -148,8 +148,7 @@ impl LongPollStats {
         let mut stacks = Vec::new();
         if let Some(list) = self.pending_stacks.remove(&poll.thread) {
             for s in list {
-                let during = (poll.start..=poll.end).contains(&s.time_ns);
-                if during || (s.task != 0 && s.task == poll.task.id && s.time_ns > poll.end) {
+                if poll.owns_stack(s.time_ns, s.task) {
                     stacks.push(s);
                 } else {
                     push_latest(&mut self.other_stacks, s);
