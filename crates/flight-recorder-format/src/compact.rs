@@ -230,7 +230,9 @@ impl Compact {
 
     /// The plain kind's arguments from the encoding's (`raw`, as decoded), with `ids` the running
     /// ids before the event; sets the running id.
-    #[inline]
+    // Always inlined, as `RawChunk::decode` is: returned through memory, the arguments would be
+    // copied with loads that wait for their stores.
+    #[inline(always)]
     pub fn expand(&self, raw: &[u64; MAX_ARGS], ids: &mut ChunkIds) -> [u64; MAX_ARGS] {
         let (family, index) = id_arg(self.kind).unwrap_or((IdFamily::Task, 0));
         let mut args = [0u64; MAX_ARGS];

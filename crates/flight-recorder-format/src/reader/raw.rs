@@ -161,7 +161,10 @@ impl RawChunk {
     /// malformed event (the same cases and messages as [`TraceReader::next_event`]) neither
     /// moves. `*pos` must be 0 or where an earlier call left it (the events are read in order;
     /// another event start works too, after a scan from the first event).
-    #[inline]
+    // Always inlined, with what it calls: out of line, the event comes back through memory, and
+    // the caller's copy of its arguments (wide loads) waits for the callee's stores of them (one
+    // word each) to complete. That wait took a seventh of the merged reader's time.
+    #[inline(always)]
     pub fn decode(&mut self, pos: &mut usize, units: &mut u64) -> Result<RawEvent, &'static str> {
         if *pos != self.ids_pos {
             self.ids = self.ids_before(*pos);
@@ -196,7 +199,8 @@ impl RawChunk {
 
     /// [`RawChunk::decode`] with the running ids before the event given and updated by the
     /// caller (`ids` moves only on success, like `*pos` and `*units`).
-    #[inline]
+    // Always inlined: see `decode`.
+    #[inline(always)]
     pub fn decode_with(
         &self,
         pos: &mut usize,
