@@ -658,3 +658,42 @@ fn polls_are_named_by_location_on_threads_and_poll_on_tasks() {
         .expect("the task's track");
     assert_eq!(task_track["args"]["name"], "task 7 src/main.rs:10:5");
 }
+
+#[test]
+fn a_task_woken_and_never_polled_again_is_a_lost_wake() {
+    let ms = 1_000_000;
+    let mut b = TraceBuilder::standard(&[], &[(1, "src/main.rs", 10, 5)], &[(1, 101, "worker")]);
+    b.chunk(
+        1,
+        ORIGIN_TICKS + 1_000,
+        &[
+            Ev::new(EventKind::RuntimeThread, 0, &[1, 0]),
+            Ev::new(EventKind::WorkerUnpark, 1, &[]),
+            Ev::new(EventKind::TaskSpawn, 1, &[5, 1, 0]),
+            Ev::new(EventKind::TaskSpawn, 1, &[6, 1, 0]),
+            Ev::new(EventKind::PollStart, 1_000, &[5]),
+            Ev::new(EventKind::PollEnd, 1_000, &[5, 0]),
+            Ev::new(EventKind::PollStart, 1_000, &[6]),
+            // Task 6 wakes task 5, which the worker never polls again though it parks.
+            Ev::new(EventKind::TaskWake, 1_000, &[5, 6]),
+            Ev::new(EventKind::PollEnd, 1_000, &[6, 1]),
+            Ev::new(EventKind::WorkerPark, 50 * ms, &[]),
+            Ev::new(EventKind::WorkerUnpark, 1_500 * ms, &[]),
+            Ev::new(EventKind::WorkerPark, 1_000, &[]),
+        ],
+    );
+    let bytes = b.finish();
+    let summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    let lost: Vec<_> = summary
+        .diagnosis
+        .of_kind(flight_recorder_analysis::FindingKind::LostWake)
+        .collect();
+    assert_eq!(lost.len(), 1, "{:#?}", summary.diagnosis.findings);
+    assert_eq!(lost[0].evidence.tasks, [5]);
+    assert_eq!(lost[0].evidence.value("unwakeable"), Some(0));
+    assert!(
+        lost[0].summary.contains("never polled"),
+        "{}",
+        lost[0].summary
+    );
+}

@@ -10,7 +10,7 @@ use super::DiagnoseOptions;
 use crate::merge::{Ev, Names};
 use crate::model::{
     EdgeStats, IdMap, Note, Observer, OpenRegion, PollBegin, PollEnd, PollResult, TaskDone,
-    UserTaskSpan,
+    TaskWoken, UserTaskSpan, WakeRef,
 };
 
 /// Delays whose holders are looked up, at most (the longest).
@@ -105,6 +105,40 @@ struct WakeNote {
     chain: WakeChain,
 }
 
+/// The first wake of each runnable task since its last poll began, by the model's index of the
+/// task: a vector rather than a map keyed by task id, as one is noted at a task's wake and taken
+/// at its next poll, for nearly every poll.
+#[derive(Default)]
+struct PendingWakes {
+    /// Per task index: the task's id and its wake, while one is pending.
+    by_index: Vec<Option<(u64, WakeNote)>>,
+}
+
+impl PendingWakes {
+    /// Notes `note()` for `task` at `index`, unless a wake of it is pending already (an entry
+    /// of another task there is stale: that task is done, and its index was given to `task`).
+    #[inline]
+    fn note(&mut self, index: usize, task: u64, note: impl FnOnce() -> WakeNote) {
+        if index >= self.by_index.len() {
+            self.by_index.resize(index + 1, None);
+        }
+        match &mut self.by_index[index] {
+            Some((pending, _)) if *pending == task => {}
+            entry => *entry = Some((task, note())),
+        }
+    }
+
+    /// Takes the wake pending for `task` at `index`, if any.
+    #[inline]
+    fn take(&mut self, index: usize, task: u64) -> Option<WakeNote> {
+        let entry = self.by_index.get_mut(index)?;
+        match entry {
+            Some((pending, _)) if *pending == task => entry.take().map(|(_, note)| note),
+            _ => None,
+        }
+    }
+}
+
 /// A task that lost its wake: (task, location, since, unwakeable).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lost {
@@ -151,8 +185,8 @@ pub(crate) struct DiagnosisStats {
     /// runnable while it drains are delayed by it.
     active_storm: Option<Storm>,
     pub(super) storms: Vec<Storm>,
-    /// Wakes not followed by a poll yet, by task.
-    pending_wakes: IdMap<WakeNote>,
+    /// Wakes not followed by a poll yet, by the model's index of the task.
+    pending_wakes: PendingWakes,
     /// Pending polls that kept no waker: task → time.
     unwakeable: IdMap<u64>,
     pub(super) lost: Vec<Lost>,
@@ -181,7 +215,7 @@ impl DiagnosisStats {
             bucket: None,
             active_storm: None,
             storms: Vec::new(),
-            pending_wakes: IdMap::default(),
+            pending_wakes: PendingWakes::default(),
             unwakeable: IdMap::default(),
             lost: Vec::new(),
             spawned: IdMap::default(),
@@ -302,27 +336,8 @@ impl DiagnosisStats {
         const COUNTER: u8 = EventKind::Counter as u8;
         const PENDING_WITHOUT_WAKER: u8 = EventKind::PendingWithoutWaker as u8;
         match ev.kind {
-            TASK_WAKE => {
-                self.wakes += 1;
-                let args::TaskWake { task, waker } = ev.args_as();
-                // Who woke it, and what had woken the waker: the waker is polled on this thread
-                // now, and may have ended by the woken task's next poll.
-                let thread = self.workers.thread(thread_index, ev.thread);
-                let blocking = thread.is_blocking();
-                let (location, behind) = match thread.current {
-                    Some(c) if c.task == waker => (c.location, c.woken_by),
-                    _ => (0, [None, None]),
-                };
-                let by = WokenBy {
-                    waker,
-                    location,
-                    blocking,
-                };
-                self.pending_wakes.entry(task).or_insert(WakeNote {
-                    time: ev.time,
-                    chain: [Some(by), behind[0], behind[1]],
-                });
-            }
+            // Noted in `task_woken`.
+            TASK_WAKE => self.wakes += 1,
             TASK_SPAWN => {
                 self.spawns += 1;
                 let args::TaskSpawn { location, .. } = ev.args_as();
@@ -384,9 +399,9 @@ impl DiagnosisStats {
         }
     }
 
-    fn note_lost(&mut self, task: u64, location: u64) {
+    fn note_lost(&mut self, task: u64, task_index: usize, location: u64) {
         let unwakeable = self.unwakeable.remove(&task);
-        let woken = self.pending_wakes.remove(&task).map(|n| n.time);
+        let woken = self.pending_wakes.take(task_index, task).map(|n| n.time);
         if let Some(since) = unwakeable {
             self.push_lost(Lost {
                 task,
@@ -436,15 +451,38 @@ impl Observer for DiagnosisStats {
         }
     }
 
+    fn task_woken(&mut self, _names: &dyn Names, woken: &TaskWoken) {
+        let WakeRef {
+            time,
+            thread,
+            waker,
+            ..
+        } = woken.wake;
+        // Who woke it, and what had woken the waker: the waker is polled on this thread now,
+        // and may have ended by the woken task's next poll.
+        let thread = self.workers.thread(woken.thread_index, thread);
+        let blocking = thread.is_blocking();
+        let (location, behind) = match thread.current {
+            Some(c) if c.task == waker => (c.location, c.woken_by),
+            _ => (0, [None, None]),
+        };
+        let by = WokenBy {
+            waker,
+            location,
+            blocking,
+        };
+        self.pending_wakes
+            .note(woken.task_index, woken.task, || WakeNote {
+                time,
+                chain: [Some(by), behind[0], behind[1]],
+            });
+    }
+
     fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {
         self.polls += 1;
         let id = poll.task.id;
         let location = poll.task.location;
-        let note = if self.pending_wakes.is_empty() {
-            None
-        } else {
-            self.pending_wakes.remove(&id)
-        };
+        let note = self.pending_wakes.take(poll.task_index, id);
         if !self.unwakeable.is_empty() {
             self.unwakeable.remove(&id);
         }
@@ -547,7 +585,7 @@ impl Observer for DiagnosisStats {
         let id = task.task.id;
         let location = task.task.location;
         if !task.ended {
-            self.note_lost(id, location);
+            self.note_lost(id, task.task_index, location);
             if task.spawned {
                 let first = self.first_time.unwrap_or(task.start);
                 let span = task.end.saturating_sub(first).max(1);
@@ -560,7 +598,7 @@ impl Observer for DiagnosisStats {
                 }
             }
         } else {
-            self.pending_wakes.remove(&id);
+            self.pending_wakes.take(task.task_index, id);
             if let Some(since) = self.unwakeable.remove(&id) {
                 // Stuck until it was dropped (aborted): still a lost wake.
                 if task.end.saturating_sub(since) >= self.options.lost_wake_ns {

@@ -39,7 +39,7 @@ mod step;
 
 pub use observer::{
     EdgeStats, Ignore, Note, Observer, OpenRegion, PollBegin, PollEnd, PollResult, RegionSpan,
-    TaskDone, TaskRef, UserTaskSpan, WakeRef,
+    TaskDone, TaskRef, TaskWoken, UserTaskSpan, WakeRef,
 };
 
 /// Roles of a runtime thread (`runtime_thread` events).
@@ -141,20 +141,23 @@ impl TaskTable {
         slot
     }
 
-    fn remove(&mut self, id: u64) -> Option<TaskState> {
+    /// Takes the task with this id out, with its slot (free again).
+    fn remove(&mut self, id: u64) -> Option<(usize, TaskState)> {
         let slot = self.index.remove(&id)?;
-        let state = self.slots.get_mut(slot)?.take();
-        if state.is_some() {
-            self.free.push(slot);
-        }
-        state
+        let state = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        Some((slot, state))
     }
 
-    /// Every task, in no particular order; the table is left empty.
-    fn drain(&mut self) -> Vec<TaskState> {
+    /// Every task with its slot, in no particular order; the table is left empty.
+    fn drain(&mut self) -> Vec<(usize, TaskState)> {
         self.index.clear();
         self.free.clear();
-        self.slots.drain(..).flatten().collect()
+        self.slots
+            .drain(..)
+            .enumerate()
+            .filter_map(|(slot, state)| Some((slot, state?)))
+            .collect()
     }
 }
 

@@ -55,12 +55,30 @@ pub struct PollBegin {
     pub thread_index: usize,
     /// The task.
     pub task: TaskRef,
+    /// The model's index of the task (see [`TaskWoken::task_index`]).
+    pub task_index: usize,
     /// When.
     pub time: u64,
     /// How long the task waited to be polled since it became runnable, when known.
     pub sched_wait: Option<u64>,
     /// The wake (or spawn) that made the task runnable, when seen.
     pub wake: Option<WakeRef>,
+}
+
+/// A wake of a task, as the model keeps it: the task is runnable from it, or already was (the
+/// first wake since its last poll began is the one [`PollBegin::wake`] gives).
+#[derive(Clone, Copy, Debug)]
+pub struct TaskWoken {
+    /// The woken task's id.
+    pub task: u64,
+    /// The model's index of the woken task: the tasks alive at once have distinct indices,
+    /// numbered from 0, and an index is given to another task only after its task is done
+    /// ([`Observer::task_done`]). An observer can keep per-task state in a vector by it.
+    pub task_index: usize,
+    /// The model's index of the waking thread, as [`Observer::event_on_thread`] gives it.
+    pub thread_index: usize,
+    /// The wake.
+    pub wake: WakeRef,
 }
 
 /// A poll that ended (or was cut by the end of the window).
@@ -173,6 +191,8 @@ pub struct UserTaskSpan {
 pub struct TaskDone {
     /// The task.
     pub task: TaskRef,
+    /// The model's index of the task (see [`TaskWoken::task_index`]), free again from now on.
+    pub task_index: usize,
     /// The parent task id (0: none or unknown).
     pub parent: u64,
     /// Whether its spawn is in the window.
@@ -228,6 +248,8 @@ pub trait Observer {
     fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
         self.event(names, ev)
     }
+    /// A task was woken (a `task_wake` event with its arguments).
+    fn task_woken(&mut self, names: &dyn Names, woken: &TaskWoken) {}
     /// A poll began.
     fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {}
     /// A poll ended; `stack` is the thread's open regions at its end, `notes` what happened on
@@ -274,6 +296,11 @@ impl<A: Observer, B: Observer> Observer for (A, B) {
     fn event_on_thread(&mut self, names: &dyn Names, ev: &Ev, thread_index: usize) {
         self.0.event_on_thread(names, ev, thread_index);
         self.1.event_on_thread(names, ev, thread_index);
+    }
+    #[inline(always)]
+    fn task_woken(&mut self, names: &dyn Names, woken: &TaskWoken) {
+        self.0.task_woken(names, woken);
+        self.1.task_woken(names, woken);
     }
     #[inline(always)]
     fn poll_begin(&mut self, names: &dyn Names, poll: &PollBegin) {

@@ -114,7 +114,7 @@ impl Model {
             }
             TASK_WAKE if ev.arg_count >= 2 => {
                 let args::TaskWake { task, waker } = ev.args_as();
-                self.wake(task, waker, th, ev.thread, t)
+                self.wake(names, task, waker, th, t, obs)
             }
             _ => self.step_other(names, ev, th, obs),
         }
@@ -151,7 +151,7 @@ impl Model {
             }
             EventKind::TaskWake => {
                 let args::TaskWake { task, waker } = ev.args_as();
-                self.wake(task, waker, th, ev.thread, t)
+                self.wake(names, task, waker, th, t, obs)
             }
             EventKind::TaskSpawn => {
                 let args::TaskSpawn {
@@ -167,8 +167,8 @@ impl Model {
                     if matches!(state.phase, Phase::Running) {
                         state.terminate_after_poll = true;
                     } else {
-                        let state = self.tasks.remove(id).expect("present");
-                        self.done(names, state, t, true, obs);
+                        let (slot, state) = self.tasks.remove(id).expect("present");
+                        self.done(names, slot, state, t, true, obs);
                     }
                 }
             }
@@ -313,8 +313,8 @@ impl Model {
                 return;
             }
             // The id was reused: the old task ended without a terminate in the window.
-            let old = self.tasks.remove(id).expect("present");
-            self.done(names, old, t, true, obs);
+            let (slot, old) = self.tasks.remove(id).expect("present");
+            self.done(names, slot, old, t, true, obs);
         }
         let mut state = self.new_task(id, t, Phase::Runnable(t, Some(wake)));
         state.spawned = true;
@@ -323,34 +323,58 @@ impl Model {
         self.tasks.insert(id, state);
     }
 
-    fn wake(&mut self, id: u64, waker: u64, th: usize, thread: u64, t: u64) {
+    fn wake<O: Observer + ?Sized>(
+        &mut self,
+        names: &dyn Names,
+        id: u64,
+        waker: u64,
+        th: usize,
+        t: u64,
+        obs: &mut O,
+    ) {
         let flow = self.flow();
         let wake = WakeRef {
             time: t,
-            thread,
+            thread: self.threads[th].id,
             waker,
             spawn: false,
             in_waker_poll: self.in_poll_of(th, waker),
             flow,
         };
-        match self.tasks.get_mut(id) {
-            Some(state) => match state.phase {
-                Phase::Idle(since) => {
-                    state.idle += t.saturating_sub(since);
-                    state.phase = Phase::Runnable(t, Some(wake));
-                }
-                Phase::Running => {
-                    if state.woken_while_running.is_none() {
-                        state.woken_while_running = Some(wake);
+        let known = self
+            .tasks
+            .slot(id)
+            .and_then(|slot| Some((slot, self.tasks.at(slot)?)));
+        let slot = match known {
+            Some((slot, state)) => {
+                match state.phase {
+                    Phase::Idle(since) => {
+                        state.idle += t.saturating_sub(since);
+                        state.phase = Phase::Runnable(t, Some(wake));
                     }
+                    Phase::Running => {
+                        if state.woken_while_running.is_none() {
+                            state.woken_while_running = Some(wake);
+                        }
+                    }
+                    Phase::Runnable(..) => {}
                 }
-                Phase::Runnable(..) => {}
-            },
+                slot
+            }
             None => {
                 let state = self.new_task(id, t, Phase::Runnable(t, Some(wake)));
-                self.tasks.insert(id, state);
+                self.tasks.insert(id, state)
             }
-        }
+        };
+        obs.task_woken(
+            names,
+            &TaskWoken {
+                task: id,
+                task_index: slot,
+                thread_index: th,
+                wake,
+            },
+        );
     }
 
     /// Makes a task ready for a poll that is not the common case: closes a poll of it still open
@@ -481,6 +505,7 @@ impl Model {
                 thread: thread_id,
                 thread_index: th,
                 task,
+                task_index: slot,
                 time: t,
                 sched_wait,
                 wake,
@@ -571,8 +596,8 @@ impl Model {
             // What `after_poll` does, without looking the task up again.
             if let Some((_, state)) = state {
                 if this_result == PollResult::Ready || state.terminate_after_poll {
-                    let state = self.tasks.remove(open.task).expect("present");
-                    self.done(names, state, end, true, obs);
+                    let (slot, state) = self.tasks.remove(open.task).expect("present");
+                    self.done(names, slot, state, end, true, obs);
                 } else {
                     state.phase = match state.woken_while_running.take() {
                         Some(wake) => Phase::Runnable(end, Some(wake)),
@@ -595,8 +620,8 @@ impl Model {
             return;
         };
         if result == PollResult::Ready || state.terminate_after_poll {
-            let state = self.tasks.remove(id).expect("present");
-            self.done(names, state, t, true, obs);
+            let (slot, state) = self.tasks.remove(id).expect("present");
+            self.done(names, slot, state, t, true, obs);
             return;
         }
         state.phase = match state.woken_while_running.take() {
@@ -660,6 +685,7 @@ impl Model {
     fn done<O: Observer + ?Sized>(
         &mut self,
         names: &dyn Names,
+        slot: usize,
         mut state: TaskState,
         t: u64,
         ended: bool,
@@ -674,6 +700,7 @@ impl Model {
             names,
             &TaskDone {
                 task: state.task,
+                task_index: slot,
                 parent: state.parent,
                 spawned: state.spawned,
                 ended,
@@ -732,11 +759,11 @@ impl Model {
             span.truncated = true;
             obs.user_task_end(names, &span);
         }
-        let mut tasks: Vec<TaskState> = self.tasks.drain();
-        tasks.sort_by_key(|s| s.task.uid);
-        for state in tasks {
+        let mut tasks = self.tasks.drain();
+        tasks.sort_by_key(|(_, s)| s.task.uid);
+        for (slot, state) in tasks {
             self.edges.tasks_alive_at_end += 1;
-            self.done(names, state, end, false, obs);
+            self.done(names, slot, state, end, false, obs);
         }
         obs.finish(names, self.window(), &self.edges);
     }
