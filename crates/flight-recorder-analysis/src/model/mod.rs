@@ -99,8 +99,14 @@ impl TaskTable {
 
     #[inline]
     fn get_mut(&mut self, id: u64) -> Option<&mut TaskState> {
+        self.find(id).map(|(_, state)| state)
+    }
+
+    /// The task with this id, and its slot.
+    #[inline]
+    fn find(&mut self, id: u64) -> Option<(usize, &mut TaskState)> {
         let slot = self.slot(id)?;
-        self.slots.get_mut(slot)?.as_mut()
+        Some((slot, self.slots.get_mut(slot)?.as_mut()?))
     }
 
     #[inline]

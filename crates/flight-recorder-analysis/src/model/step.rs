@@ -341,11 +341,7 @@ impl Model {
             in_waker_poll: self.in_poll_of(th, waker),
             flow,
         };
-        let known = self
-            .tasks
-            .slot(id)
-            .and_then(|slot| Some((slot, self.tasks.at(slot)?)));
-        let slot = match known {
+        let slot = match self.tasks.find(id) {
             Some((slot, state)) => {
                 match state.phase {
                     Phase::Idle(since) => {
