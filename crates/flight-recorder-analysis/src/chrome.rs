@@ -606,8 +606,9 @@ impl<W: BlockOutput> Format for ChromeJson<W> {
         self.metadata(self.pid, Some(thread), name)
     }
 
-    fn task_track(&mut self, uid: u64, label: &str) -> io::Result<()> {
-        self.metadata(self.pid + 1, Some(uid), label)
+    fn task_track(&mut self, uid: u64, task: u64, location: Name<'_>) -> io::Result<()> {
+        let label = format!("task {task} {}", location.text);
+        self.metadata(self.pid + 1, Some(uid), &label)
     }
 
     fn user_task_track(&mut self, id: u64, label: &str) -> io::Result<()> {

@@ -170,8 +170,9 @@ pub trait Format {
     fn process(&mut self, header: &Header, start_ns: u64) -> io::Result<()>;
     /// A thread's track, before its first use.
     fn thread_track(&mut self, thread: u64, os_tid: u64, name: &str) -> io::Result<()>;
-    /// A task's track, before its first use.
-    fn task_track(&mut self, uid: u64, label: &str) -> io::Result<()>;
+    /// A task's track, before its first use: the incarnation `uid` of the task `task`, spawned
+    /// at `location` (its label).
+    fn task_track(&mut self, uid: u64, task: u64, location: Name<'_>) -> io::Result<()>;
     /// A user task's track, before its first use.
     fn user_task_track(&mut self, id: u64, label: &str) -> io::Result<()>;
     /// A counter's track, before its first use.
@@ -659,12 +660,14 @@ impl<F: Format> Observer for Timeline<F> {
         let uid = poll.task.uid;
         if uid != 0 {
             if !self.has_task_track(uid) {
-                let label = format!("task {} {}", poll.task.id, self.names.get(name).text);
-                let r = self.format.task_track(uid, &label);
+                let r = self
+                    .format
+                    .task_track(uid, poll.task.id, self.names.get(name));
                 self.check(r);
                 self.set_task_track(uid, true);
             }
-            // No arguments and no location: the track's name says which task it is.
+            // No arguments and no location: the track says which task it is, and where it was
+            // spawned.
             let r = self.format.begin(
                 Track::Task(uid),
                 poll.time,

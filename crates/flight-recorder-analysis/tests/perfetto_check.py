@@ -9,7 +9,7 @@ protobuf classes) and fails, with one line per problem on stderr and exit status
 - packed repeated scalar fields (the Perfetto protos are proto2 and not packed);
 - track events on a track that no TrackDescriptor defines, and descriptors whose parent_uuid is
   not defined; task tracks ("task ...") whose parent is a process or thread track (the UI would
-  not nest them);
+  not nest them), or not a spawn location's group under the "tasks" track;
 - slices that do not balance on a track (an END without an open BEGIN, or a BEGIN never ended),
   after sorting each track's events by timestamp (stable, as the trace processor does);
 - interned event names, categories and debug annotation names used before the sequence defined
@@ -350,6 +350,12 @@ def main(path):
 
     if clock_snapshots == 0:
         problem("no ClockSnapshot")
+    # The plain "tasks" track(s), under which each spawn location's group holds its tasks.
+    tasks_tracks = {
+        uuid
+        for uuid, d in tracks.items()
+        if d.name == "tasks" and not d.HasField("thread") and not d.HasField("process")
+    }
     for uuid, d in tracks.items():
         if d.HasField("parent_uuid"):
             parent = tracks.get(d.parent_uuid)
@@ -359,6 +365,8 @@ def main(path):
                 parent.HasField("thread") or parent.HasField("process")
             ):
                 problem(f"task track {d.name!r} sits directly under a process or thread track")
+            elif d.name.startswith("task ") and parent.parent_uuid not in tasks_tracks:
+                problem(f"task track {d.name!r} is not in a spawn location's group under \"tasks\"")
     for uuid, events in events_by_track.items():
         if uuid not in tracks:
             problem(f"{len(events)} track events on undefined track {uuid}")
@@ -415,6 +423,8 @@ def main(path):
             kinds["counter"] += 1
         elif d.name.startswith("task "):
             kinds["task"] += 1
+        elif d.HasField("parent_uuid") and d.parent_uuid in tasks_tracks:
+            kinds["task_location"] += 1
         elif d.name.startswith("user task "):
             kinds["user_task"] += 1
         else:

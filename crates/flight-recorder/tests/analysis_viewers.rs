@@ -207,7 +207,7 @@ fn perfetto_export_passes_the_independent_decoder() {
     assert!(names.contains(&"viewer-waker"), "{stats}");
     // Polls on the thread track and on each task's track: 1 + 3 + 1 polls, twice.
     assert_eq!(stats["slices"]["poll"], 10, "{stats}");
-    // Named by spawn location on the thread's track, `poll` on the task's (whose name gives the
+    // Named by spawn location on the thread's track, `poll` on the task's (whose group gives the
     // location): summed by name, each poll counts once.
     assert_eq!(stats["task_slice_names"], json!({"poll": 5}), "{stats}");
     let polls = strings(&stats["slice_names"]["poll"]);
@@ -219,6 +219,8 @@ fn perfetto_export_passes_the_independent_decoder() {
         "{stats}"
     );
     assert_eq!(stats["tracks"]["task"], 4, "{stats}");
+    // The four tasks were spawned at one location: one group holds their tracks.
+    assert_eq!(stats["tracks"]["task_location"], 1, "{stats}");
     assert_eq!(stats["tracks"]["process"], 1, "{stats}");
     assert_eq!(stats["tracks"]["counter"], 1, "{stats}");
     assert_eq!(stats["tracks"]["user_task"], 2, "{stats}");
@@ -284,6 +286,8 @@ fn perfetto_export_of_a_tokio_runtime_passes_the_independent_decoder() {
     assert!(output.status.success(), "perfetto_check failed:\n{stderr}");
     let stats: Value = serde_json::from_slice(&output.stdout).expect("checker JSON");
     assert!(stats["tracks"]["task"].as_u64().unwrap() >= 200, "{stats}");
+    // All spawned at one place: their tracks are in one group, named once.
+    assert_eq!(stats["tracks"]["task_location"], 1, "{stats}");
     assert!(stats["flows"].as_u64().unwrap() >= 200, "{stats}");
 }
 
@@ -541,9 +545,20 @@ fn the_perfetto_checker_rejects_broken_files() {
         body.extend_from_slice(&event);
         packet(&body)
     };
+    // A task's track (descriptor, field 60: uuid 200, name, parent 9) straight under the
+    // "tasks" track, outside any spawn location's group.
+    let ungrouped = {
+        let mut descriptor = vec![0x08, 0xc8, 0x01, 0x12, 7];
+        descriptor.extend_from_slice(b"task 99");
+        descriptor.extend_from_slice(&[0x28, 0x09]);
+        let mut body = vec![0xe2, 0x03, descriptor.len() as u8];
+        body.extend_from_slice(&descriptor);
+        packet(&body)
+    };
     let dir = tempfile::tempdir().unwrap();
     for (name, extra, expected) in [
         ("unknown", unknown, "unknown field 999"),
+        ("ungrouped", ungrouped, "is not in a spawn location's group"),
         ("packed", packed, "packed repeated field"),
         ("unended", flow_begin.clone(), "flow 1 begun at packet"),
         (
