@@ -566,14 +566,14 @@ impl<F: Format> Timeline<F> {
     }
 }
 
+/// A spawn location as the summary names it (a dependency's file from its crate's directory:
+/// `axum-0.8.9/src/serve/mod.rs:389:5`), which a slice of every poll repeats in formats that
+/// cannot intern it.
 fn location_label(names: &dyn Names, id: u64) -> String {
     if id == 0 {
         return "unknown location".to_string();
     }
-    match names.location(id) {
-        Some(l) => format!("{}:{}:{}", l.file, l.line, l.column),
-        None => format!("location #{id}"),
-    }
+    crate::summary::build::location_name(names, id)
 }
 
 fn string(names: &dyn Names, id: u64) -> String {

@@ -659,6 +659,53 @@ fn polls_are_named_by_location_on_threads_and_poll_on_tasks() {
     assert_eq!(task_track["args"]["name"], "task 7 src/main.rs:10:5");
 }
 
+/// A task spawned in a dependency is named as the summary names it, from the crate's directory
+/// (the path cargo's registry gives it, 60-odd characters more, would be on every poll's line).
+#[test]
+fn a_dependency_spawn_location_is_named_from_its_crate() {
+    let registry =
+        "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/axum-0.8.9/src/serve/mod.rs";
+    let mut b = TraceBuilder::standard(&[], &[(1, registry, 389, 5)], &[(1, 101, "worker")]);
+    b.chunk(
+        1,
+        BASE,
+        &[
+            Ev::new(EventKind::TaskSpawn, 0, &[7, 1, 0]),
+            Ev::new(EventKind::PollStart, 10, &[7]),
+            Ev::new(EventKind::PollEnd, 10, &[7, 0]),
+        ],
+    );
+    let bytes = b.finish();
+    let short = "axum-0.8.9/src/serve/mod.rs:389:5";
+    let json = chrome_json(&bytes);
+    assert!(!json.contains("/registry/src/"), "{json}");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    let events = parsed["traceEvents"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["cat"] == "poll" && e["name"] == short),
+        "{json}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "M" && e["args"]["name"] == format!("task 7 {short}")),
+        "{json}"
+    );
+    let summary = Summary::from_reader(TraceReader::new(&bytes[..]).unwrap()).unwrap();
+    assert_eq!(summary.locations[0].location, short);
+    let perfetto = flight_recorder_analysis::perfetto::write_perfetto(
+        TraceReader::new(&bytes[..]).unwrap(),
+        Vec::new(),
+        MergeOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let contains = |needle: &[u8]| perfetto.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(short.as_bytes()) && !contains(b"/registry/src/"));
+}
+
 #[test]
 fn a_task_woken_and_never_polled_again_is_a_lost_wake() {
     let ms = 1_000_000;
