@@ -660,7 +660,7 @@ fn polls_are_named_by_location_on_threads_and_poll_on_tasks() {
 }
 
 /// A task spawned in a dependency is named as the summary names it, from the crate's directory
-/// (the path cargo's registry gives it, 60-odd characters more, would be on every poll's line).
+/// (the path cargo's registry gives it, 59 characters more here, would be on every poll's line).
 #[test]
 fn a_dependency_spawn_location_is_named_from_its_crate() {
     let registry =
