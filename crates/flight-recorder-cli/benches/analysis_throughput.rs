@@ -33,13 +33,13 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use flight_recorder::{FullTrace, TraceStats};
 
 use flight_recorder_analysis::merge::{MergeOptions, OrderedEvents};
 use flight_recorder_format::TraceReader;
-use flight_recorder_test_support::synthetic::{run_child, write_trace};
+use flight_recorder_test_support::synthetic::{run_child, wait_for_size, write_trace};
 
 fn main() {
     // `cargo test` runs benches with `--bench` missing: only build them then.
@@ -308,9 +308,7 @@ fn write_http_trace(path: &Path, bytes: u64) -> TraceStats {
             })
         })
         .collect();
-    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) < bytes {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_size(path, bytes);
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.join().expect("client");

@@ -96,14 +96,19 @@ pub fn write_trace(path: &Path, bytes: u64) -> TraceStats {
                 .expect("spawn a worker")
         })
         .collect();
-    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) < bytes {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_size(path, bytes);
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().expect("worker");
     }
     trace.stop().expect("stop the trace")
+}
+
+/// Returns once the file at `path` (a trace being written) holds at least `bytes`.
+pub fn wait_for_size(path: &Path, bytes: u64) {
+    while std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) < bytes {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Runs `binary` with `args`, its standard output discarded, and returns its wall time in seconds
