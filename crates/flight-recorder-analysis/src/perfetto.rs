@@ -19,7 +19,7 @@
 //!   the poll it caused. An id serves again once its flow has ended (`flow_ids::FlowIds`), so
 //!   ids stay as small as the number of wakes waiting for their poll at once.
 //!
-//! Most of the file is track events, so they are written small: about 25 to 30 bytes per event
+//! Most of the file is track events, so they are written small: about 23 to 30 bytes per event
 //! of the trace (a poll is four track events, its begin and end on its thread's track and on its
 //! task's, of 10 to 30 bytes each), which is about 4 bytes per byte of a trace of 7 bytes per
 //! event, 6 to 12 per byte of the 2.6 to 3.7 bytes per event of a runtime's snapshot:
