@@ -12,7 +12,7 @@
 //! - a plain "tasks" track under the process, a track per spawn location under it (a group,
 //!   named by the location) and a track per polled task in its location's group (`task <id>`),
 //!   with the task's polls as slices named `poll` (the track and its group give the task and its
-//!   location);
+//!   location); the groups by name, the tasks in each in the order of their first poll;
 //! - a "user tasks" track and a track per user task under it, with one slice for its life;
 //! - a counter track per counter;
 //! - flows (`flow_ids_old`, `terminating_flow_ids_old`: varints) from each wake (or spawn) to
@@ -177,6 +177,9 @@ mod field {
     pub const THREAD: u32 = 4;
     pub const PARENT_UUID: u32 = 5;
     pub const COUNTER: u32 = 8;
+    pub const CHILD_ORDERING: u32 = 11;
+    /// `ChildTracksOrdering.CHRONOLOGICAL`: children by their first event.
+    pub const CHRONOLOGICAL: u64 = 2;
     // ProcessDescriptor / ThreadDescriptor
     pub const PID: u32 = 1;
     pub const CMDLINE: u32 = 2;
@@ -529,6 +532,9 @@ impl<W: BlockOutput> Perfetto<W> {
             uint(d, field::UUID, uuid);
             uint(d, field::PARENT_UUID, TASKS_UUID);
             bytes(d, field::NAME, location.text.as_bytes());
+            // Its tasks in the order of their first poll (by name, `task 10` would come before
+            // `task 9`). The groups themselves, which hold no events, go by name.
+            uint(d, field::CHILD_ORDERING, field::CHRONOLOGICAL);
         })?;
         Ok(uuid)
     }
@@ -933,6 +939,7 @@ impl<W: BlockOutput> Format for Perfetto<W> {
                 uint(d, field::UUID, USER_TASKS_UUID);
                 uint(d, field::PARENT_UUID, PROCESS_UUID);
                 bytes(d, field::NAME, b"user tasks");
+                uint(d, field::CHILD_ORDERING, field::CHRONOLOGICAL);
             })?;
         }
         let uuid = self.track_uuid(Track::UserTask(id));

@@ -32,8 +32,8 @@ protobuf classes) and fails, with one line per problem on stderr and exit status
   build id and path components.
 
 On success prints a JSON object with counts (packets, tracks by kind, thread names, slices by
-category, instants, counters, flows, debug annotations by name) on stdout for the calling test
-to check.
+category, instants, counters, flows, debug annotations by name) and the names of the tracks
+whose children are ordered by time on stdout for the calling test to check.
 
 Usage: perfetto_check.py FILE
 """
@@ -438,6 +438,10 @@ def main(path):
             "slice_names": {k: sorted(n for n in v if n) for k, v in names_by_category.items()},
             "task_slice_names": dict(task_slice_names),
             "flows": flows,
+            # Tracks whose children the UI orders by their first event.
+            "chronological": sorted(
+                d.name for d in tracks.values() if d.child_ordering == pb.TrackDescriptor.CHRONOLOGICAL
+            ),
             "counts": dict(counts),
             "args": dict(arg_counts),
             "sample_functions": sorted(sample_functions),

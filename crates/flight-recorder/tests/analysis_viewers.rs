@@ -221,6 +221,16 @@ fn perfetto_export_passes_the_independent_decoder() {
     assert_eq!(stats["tracks"]["task"], 4, "{stats}");
     // The four tasks were spawned at one location: one group holds their tracks.
     assert_eq!(stats["tracks"]["task_location"], 1, "{stats}");
+    // The tasks of a location and the user tasks in the order they began, not by name.
+    let chronological = strings(&stats["chronological"]);
+    assert_eq!(chronological.len(), 2, "{stats}");
+    assert!(chronological.contains(&"user tasks"), "{stats}");
+    assert!(
+        chronological
+            .iter()
+            .any(|name| name.contains("analysis_viewers.rs:")),
+        "{stats}"
+    );
     assert_eq!(stats["tracks"]["process"], 1, "{stats}");
     assert_eq!(stats["tracks"]["counter"], 1, "{stats}");
     assert_eq!(stats["tracks"]["user_task"], 2, "{stats}");
