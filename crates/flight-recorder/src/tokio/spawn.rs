@@ -400,3 +400,135 @@ unsafe fn inline_waker_wake_by_ref(data: *const ()) {
 ///
 /// As `inline_waker_clone`.
 unsafe fn inline_waker_drop(_data: *const ()) {}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+
+    use super::Instrumented;
+
+    /// A runtime's waker that counts its wakes.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    /// The counting wakers' one vtable, a static as tokio's is: a waker and its clones then
+    /// `will_wake` each other in every build (the vtables std makes for `Waker::from(Arc<_>)` are
+    /// constants, which Miri gives a new address at each use).
+    static COUNT_VTABLE: RawWakerVTable =
+        RawWakerVTable::new(count_clone, count_wake, count_wake_by_ref, count_drop);
+
+    /// A waker over `count`, owning one strong count of it.
+    fn counting_waker(count: &Arc<Count>) -> Waker {
+        let data = Arc::into_raw(count.clone()).cast::<()>();
+        // SAFETY: `data` is an `Arc<Count>`'s, whose count the waker owns; the vtable's functions
+        // uphold `RawWaker`'s contract for it (each below).
+        unsafe { Waker::from_raw(RawWaker::new(data, &COUNT_VTABLE)) }
+    }
+
+    /// # Safety
+    ///
+    /// `data` is a live `Arc<Count>`'s pointer, of which the waker owns one count (the contract
+    /// of all four functions).
+    unsafe fn count_clone(data: *const ()) -> RawWaker {
+        // SAFETY: live (above); the clone owns the count added.
+        unsafe { Arc::increment_strong_count(data.cast::<Count>()) };
+        RawWaker::new(data, &COUNT_VTABLE)
+    }
+
+    /// # Safety
+    ///
+    /// As `count_clone`.
+    unsafe fn count_wake(data: *const ()) {
+        // SAFETY: as `count_clone`; the waker's count is released once, as `wake` consumes it.
+        unsafe {
+            count_wake_by_ref(data);
+            count_drop(data);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As `count_clone`.
+    unsafe fn count_wake_by_ref(data: *const ()) {
+        // SAFETY: live (above).
+        unsafe { &*data.cast::<Count>() }
+            .0
+            .fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// # Safety
+    ///
+    /// As `count_clone`.
+    unsafe fn count_drop(data: *const ()) {
+        // SAFETY: the waker's own count, released once.
+        unsafe { Arc::decrement_strong_count(data.cast::<Count>()) };
+    }
+
+    /// Under tokio a task's waker never changes; another runtime (or an executor polling by hand)
+    /// may give a poll a different one. The wakes of the waker the future kept must then reach
+    /// the waker of the latest poll, whatever the polls before it registered.
+    #[test]
+    fn wakes_reach_the_waker_of_the_latest_poll() {
+        let kept: Arc<Mutex<Option<Waker>>> = Arc::default();
+        let inner = {
+            let kept = kept.clone();
+            std::future::poll_fn(move |cx: &mut Context<'_>| {
+                kept.lock()
+                    .unwrap()
+                    .get_or_insert_with(|| cx.waker().clone());
+                Poll::<()>::Pending
+            })
+        };
+        let mut task = Box::pin(Instrumented::new(inner));
+        // As after a poll with the recorder on: the wrapper lends its own waker from now on
+        // (the recorder itself is not needed, and with none running no event is recorded).
+        task.wrapped = true;
+        let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let (waker_a, waker_b) = (counting_waker(&a), counting_waker(&b));
+        let mut poll_with = |waker: &Waker| {
+            let pending = Pin::as_mut(&mut task)
+                .poll(&mut Context::from_waker(waker))
+                .is_pending();
+            assert!(pending);
+        };
+        let wake_kept = || kept.lock().unwrap().as_ref().expect("kept").wake_by_ref();
+        let counts = || (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst));
+
+        poll_with(&waker_a);
+        poll_with(&waker_a);
+        wake_kept();
+        assert_eq!(counts(), (1, 0), "the first waker");
+        poll_with(&waker_b);
+        assert_eq!(
+            counts(),
+            (1, 1),
+            "a new waker is woken once when registered"
+        );
+        wake_kept();
+        wake_kept();
+        assert_eq!(counts(), (1, 3), "the wakes reach the latest poll's waker");
+        poll_with(&waker_a.clone());
+        assert_eq!(counts(), (2, 3), "the first waker, back, is woken once");
+        poll_with(&waker_a);
+        wake_kept();
+        assert_eq!(
+            counts(),
+            (3, 3),
+            "a poll with the same waker registers nothing"
+        );
+        drop(task);
+        wake_kept();
+        assert_eq!(counts(), (4, 3), "the kept waker outlives its task");
+        drop(kept);
+        drop((waker_a, waker_b));
+        assert_eq!(
+            (Arc::strong_count(&a), Arc::strong_count(&b)),
+            (1, 1),
+            "every waker the wrapper kept is released"
+        );
+    }
+}

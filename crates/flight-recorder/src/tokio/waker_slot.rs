@@ -18,8 +18,9 @@
 //!   waker also wakes it, once, after storing it: every wake either reaches the new waker or is
 //!   followed by the register's wake of it, and no wake is lost. The cost is one extra poll per
 //!   change of waker, which tokio never makes. (A runtime whose `will_wake` failed for the same
-//!   waker on every poll would be polled again after each poll: `will_wake` is what the runtime
-//!   keeps reliable for exactly this use, as tokio's comments say.)
+//!   waker on every poll would be polled again after each poll, and the slot would keep a node
+//!   per poll: `will_wake` is what the runtime keeps reliable for exactly this use, as tokio's
+//!   comments say, and the instrumented spawn runs its tasks on tokio alone.)
 //! - **Ordering.** A wake that reaches the current waker gives the poll it causes the runtime's
 //!   own ordering (tokio's wake is a read-modify-write of the task's state, which the poll
 //!   acquires). A wake that raced a change of waker reached the replaced one, and the poll the
