@@ -401,72 +401,15 @@ unsafe fn inline_waker_wake_by_ref(data: *const ()) {
 /// As `inline_waker_clone`.
 unsafe fn inline_waker_drop(_data: *const ()) {}
 
-#[cfg(test)]
+#[cfg(all(test, not(flight_recorder_loom)))]
 mod tests {
     use std::future::Future;
     use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+    use std::task::{Context, Poll, Waker};
 
     use super::Instrumented;
-
-    /// A runtime's waker that counts its wakes.
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    /// The counting wakers' one vtable, a static as tokio's is: a waker and its clones then
-    /// `will_wake` each other in every build (the vtables std makes for `Waker::from(Arc<_>)` are
-    /// constants, which Miri gives a new address at each use).
-    static COUNT_VTABLE: RawWakerVTable =
-        RawWakerVTable::new(count_clone, count_wake, count_wake_by_ref, count_drop);
-
-    /// A waker over `count`, owning one strong count of it.
-    fn counting_waker(count: &Arc<Count>) -> Waker {
-        let data = Arc::into_raw(count.clone()).cast::<()>();
-        // SAFETY: `data` is an `Arc<Count>`'s, whose count the waker owns; the vtable's functions
-        // uphold `RawWaker`'s contract for it (each below).
-        unsafe { Waker::from_raw(RawWaker::new(data, &COUNT_VTABLE)) }
-    }
-
-    /// # Safety
-    ///
-    /// `data` is a live `Arc<Count>`'s pointer, of which the waker owns one count (the contract
-    /// of all four functions).
-    unsafe fn count_clone(data: *const ()) -> RawWaker {
-        // SAFETY: live (above); the clone owns the count added.
-        unsafe { Arc::increment_strong_count(data.cast::<Count>()) };
-        RawWaker::new(data, &COUNT_VTABLE)
-    }
-
-    /// # Safety
-    ///
-    /// As `count_clone`.
-    unsafe fn count_wake(data: *const ()) {
-        // SAFETY: as `count_clone`; the waker's count is released once, as `wake` consumes it.
-        unsafe {
-            count_wake_by_ref(data);
-            count_drop(data);
-        }
-    }
-
-    /// # Safety
-    ///
-    /// As `count_clone`.
-    unsafe fn count_wake_by_ref(data: *const ()) {
-        // SAFETY: live (above).
-        unsafe { &*data.cast::<Count>() }
-            .0
-            .fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// # Safety
-    ///
-    /// As `count_clone`.
-    unsafe fn count_drop(data: *const ()) {
-        // SAFETY: the waker's own count, released once.
-        unsafe { Arc::decrement_strong_count(data.cast::<Count>()) };
-    }
+    use crate::tokio::waker_slot::counting::counting;
 
     /// Under tokio a task's waker never changes; another runtime (or an executor polling by hand)
     /// may give a poll a different one. The wakes of the waker the future kept must then reach
@@ -487,8 +430,7 @@ mod tests {
         // As after a poll with the recorder on: the wrapper lends its own waker from now on
         // (the recorder itself is not needed, and with none running no event is recorded).
         task.wrapped = true;
-        let (a, b) = (Arc::new(Count::default()), Arc::new(Count::default()));
-        let (waker_a, waker_b) = (counting_waker(&a), counting_waker(&b));
+        let ((a, waker_a), (b, waker_b)) = (counting(), counting());
         let mut poll_with = |waker: &Waker| {
             let pending = Pin::as_mut(&mut task)
                 .poll(&mut Context::from_waker(waker))
@@ -496,7 +438,7 @@ mod tests {
             assert!(pending);
         };
         let wake_kept = || kept.lock().unwrap().as_ref().expect("kept").wake_by_ref();
-        let counts = || (a.0.load(Ordering::SeqCst), b.0.load(Ordering::SeqCst));
+        let counts = || (a.wakes(), b.wakes());
 
         poll_with(&waker_a);
         poll_with(&waker_a);
