@@ -15,6 +15,7 @@ the ratios) into the output folder.
     python3 bench/run.py                  # the full study (7 rounds, 5 s of HTTP load)
     python3 bench/run.py --quick          # 3 rounds, 2 s of HTTP load
     python3 bench/run.py --workloads http --rounds 11
+    python3 bench/run.py --size large --connections 64   # 3 M spawns, 1,000 × 10k yields, 1,000 × 4,000 round trips
 """
 
 import argparse
@@ -35,18 +36,33 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+# Each workload's short name; its label in the reports gives its size (`workload_label`).
 WORKLOADS = {
-    "spawn": "spawn-heavy (100k tasks)",
-    "yield": "yield-heavy (100 tasks × 5k yields)",
-    "pingpong": "ping-pong (1,000 pairs × 200 round trips)",
-    "http": "HTTP server (wrk, 16 connections)",
+    "spawn": "spawn-heavy",
+    "yield": "yield-heavy",
+    "pingpong": "ping-pong",
+    "http": "HTTP server",
 }
-RUST_CONFIGS = ["none", "fr-hooks", "fr-flight", "fr-trace", "console", "dial9", "dial9-disk"]
+# The micro workloads' amount of work at each `--size`, the same in bench/compare and bench/go.
+SIZE_LABELS = {
+    "small": {
+        "spawn": "spawn-heavy (100k tasks)",
+        "yield": "yield-heavy (100 tasks × 5k yields)",
+        "pingpong": "ping-pong (1,000 pairs × 200 round trips)",
+    },
+    "large": {
+        "spawn": "spawn-heavy (3 M tasks in batches of 1,000)",
+        "yield": "yield-heavy (1,000 tasks × 10k yields)",
+        "pingpong": "ping-pong (1,000 pairs × 4,000 round trips)",
+    },
+}
+RUST_CONFIGS = ["none", "fr-hooks", "fr-flight", "fr-spawn", "fr-trace", "console", "dial9", "dial9-disk"]
 GO_CONFIGS = ["go-none", "go-trace", "go-flight"]
 LABELS = {
     "none": "no recorder",
     "fr-hooks": "flight-recorder: hooks, recorder off",
     "fr-flight": "flight-recorder: flight recorder",
+    "fr-spawn": "flight-recorder: + instrumented spawn",
     "fr-trace": "flight-recorder: full trace to a file",
     "console": "console-subscriber",
     "dial9": "dial9 (memory ring)",
@@ -58,6 +74,7 @@ LABELS = {
 COLORS = {
     "fr-hooks": "#d9f0d3",
     "fr-flight": "#1b7837",
+    "fr-spawn": "#5aae61",
     "fr-trace": "#7fbf7b",
     "console": "#c51b7d",
     "dial9": "#e08214",
@@ -115,11 +132,18 @@ def last_json(text, cmd):
     sys.exit(f"bench/run.py: no result from {' '.join(cmd)}")
 
 
-def command(binaries, workload, config, trace_dir):
+def workload_label(workload, args):
+    """A workload's name in the reports, with its size (or, for HTTP, its load)."""
+    if workload == "http":
+        return f"HTTP server (wrk, {args.connections} connections)"
+    return SIZE_LABELS[args.size][workload]
+
+
+def command(binaries, workload, config, trace_dir, size="small"):
     rust, go = binaries
     if config.startswith("go-"):
-        return [go, "-workload", workload, "-config", config, "-trace-dir", trace_dir]
-    return [rust, "--workload", workload, "--config", config, "--trace-dir", trace_dir]
+        return [go, "-workload", workload, "-config", config, "-size", size, "-trace-dir", trace_dir]
+    return [rust, "--workload", workload, "--config", config, "--size", size, "--trace-dir", trace_dir]
 
 
 def run_micro(cmd):
@@ -174,7 +198,7 @@ def measure(args, binaries):
             for round_index in range(args.rounds):
                 order = configs[round_index % len(configs):] + configs[: round_index % len(configs)]
                 for config in order:
-                    cmd = command(binaries, workload, config, trace_dir)
+                    cmd = command(binaries, workload, config, trace_dir, args.size)
                     if workload == "http":
                         sample = run_http(cmd, args.http_secs, args.connections)
                     else:
@@ -272,7 +296,8 @@ def markdown(rows, info, args):
         f"Measured {info['date']} on {info['cpus']} × {info['cpu']} ({info['kernel']}); {info['rustc']}; "
         f"tokio {info.get('tokio', '?')}, console-subscriber {info.get('console-subscriber', '?')}, "
         f"dial9 {info.get('dial9', '?')}, axum {info.get('axum', '?')}; {info['go'] or 'no Go'}; {info['wrk']}. "
-        f"{args.rounds} interleaved rounds; HTTP {args.http_secs} s of `wrk -t1 -c{args.connections}` per run.",
+        f"{args.rounds} interleaved rounds; HTTP {args.http_secs} s of `wrk -t1 -c{args.connections}` per run; "
+        f"{args.size} sizes.",
         "",
         "Slowdown against no recorder in the same language (median of per-round paired ratios; "
         "for HTTP, requests/s without the recorder over requests/s with it"
@@ -286,7 +311,7 @@ def markdown(rows, info, args):
                  "|---|" + "---:|" * len(configs)]
         for workload in rows:
             cells = [ratio_cell(rows[workload].get(c), key, interval_key, args.intervals) for c in configs]
-            table.append(f"| {WORKLOADS[workload]} | " + " | ".join(cells) + " |")
+            table.append(f"| {workload_label(workload, args)} | " + " | ".join(cells) + " |")
         return table
 
     lines += ratio_table("paired_ratio", "interval")
@@ -308,13 +333,13 @@ def markdown(rows, info, args):
             snap = (f"{r['trace_bytes'] / 1e6:.1f} MB in {r['snapshot_seconds'] * 1e3:.1f} ms"
                     if r["snapshot_seconds"] else "—")
             cpu = f"{r['cpu'] * 1e6:.1f} µs/req" if workload == "http" else f"{r['cpu'] * 1e3:,.1f} ms"
-            lines.append(f"| {WORKLOADS[workload]} | {LABELS[c]} | {value} | {cpu} | {rate} | {snap} |")
+            lines.append(f"| {workload_label(workload, args)} | {LABELS[c]} | {value} | {cpu} | {rate} | {snap} |")
     return "\n".join(lines) + "\n"
 
 
 def svg_chart(rows, key="paired_ratio", title="Slowdown against no recorder"):
     """A grouped bar chart of the paired ratios `key`, on a log scale (the peers span 1× to 100×+)."""
-    configs = [c for c in ["fr-flight", "fr-trace", "dial9", "dial9-disk", "console", "go-flight", "go-trace"]
+    configs = [c for c in ["fr-flight", "fr-spawn", "fr-trace", "dial9", "dial9-disk", "console", "go-flight", "go-trace"]
                if any(c in rows[w] for w in rows)]
     workloads = list(rows)
     top = max(max(rows[w][c][key] for c in configs if c in rows[w]) for w in workloads)
@@ -358,7 +383,7 @@ def svg_chart(rows, key="paired_ratio", title="Slowdown against no recorder"):
             out.append(f'<text x="{x + bar_w / 2 - 1:.1f}" y="{bar_top - 3:.1f}" text-anchor="middle" '
                        f'font-size="9">{v:.2f}</text>')
         out.append(f'<text x="{left + i * group_w + group_w / 2:.1f}" y="{height - bottom + 16}" '
-                   f'text-anchor="middle">{WORKLOADS[w].split(" (")[0]}</text>')
+                   f'text-anchor="middle">{WORKLOADS[w]}</text>')
     lx, ly = left, height - bottom + 36
     for j, c in enumerate(configs):
         x = lx + (j % 3) * 280
@@ -375,6 +400,9 @@ def main():
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7, quick 3)")
     parser.add_argument("--http-secs", type=int, help="seconds of load per HTTP run (default 5, quick 2)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--size", choices=list(SIZE_LABELS), default="small",
+                        help="the micro workloads' amount of work (default small; large: 3 M spawns, "
+                             "1,000 tasks × 10k yields, 1,000 pairs × 4,000 round trips)")
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--skip", nargs="*", default=[], choices=RUST_CONFIGS[1:] + GO_CONFIGS[1:],
                         help="configurations to leave out")
@@ -396,7 +424,8 @@ def main():
     info["seconds"] = round(time.time() - started)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"info": info, "rounds": args.rounds, "http_secs": args.http_secs,
+        json.dump({"info": info, "rounds": args.rounds, "http_secs": args.http_secs, "size": args.size,
+                   "connections": args.connections,
                    "rows": rows, "samples": samples}, f, indent=1)
     table = markdown(rows, info, args)
     with open(os.path.join(args.out, "overhead.md"), "w") as f:

@@ -24,6 +24,12 @@ class Args:
     rounds = 3
     http_secs = 2
     connections = 16
+    size = "small"
+
+
+class LargeArgs(Args):
+    connections = 64
+    size = "large"
 
 
 INFO = {"date": "2026-11-22 00:00 UTC", "cpus": 2, "cpu": "cpu", "kernel": "k", "rustc": "rustc",
@@ -95,6 +101,25 @@ class Reports(unittest.TestCase):
         self.assertIn("| yield-heavy (100 tasks × 5k yields) | 1.20× | 10.00× |", cpu_table)
         self.assertIn("99,500 req/s", text)
         self.assertIn("3.0 MB in 1.0 ms", text)
+
+    def test_markdown_names_the_sizes_and_the_load_it_ran(self):
+        text = run.markdown(self.rows(), INFO, LargeArgs())
+        self.assertIn("| yield-heavy (1,000 tasks × 10k yields) | 1.20× | 10.00× |", text)
+        self.assertIn("| HTTP server (wrk, 64 connections) | 1.01× | 1.67× |", text)
+        self.assertIn("`wrk -t1 -c64`", text)
+        self.assertIn("large sizes", text)
+        self.assertNotIn("5k yields", text)
+
+    def test_commands_pass_the_size_to_both_languages(self):
+        binaries = ("/bin/rust", "/bin/go")
+        self.assertEqual(
+            run.command(binaries, "yield", "fr-spawn", "/tmp", "large"),
+            ["/bin/rust", "--workload", "yield", "--config", "fr-spawn", "--size", "large",
+             "--trace-dir", "/tmp"])
+        self.assertEqual(
+            run.command(binaries, "pingpong", "go-flight", "/tmp", "large"),
+            ["/bin/go", "-workload", "pingpong", "-config", "go-flight", "-size", "large",
+             "-trace-dir", "/tmp"])
 
     def test_svg_is_well_formed_with_one_bar_per_ratio(self):
         svg = run.svg_chart(self.rows())

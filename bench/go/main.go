@@ -1,7 +1,12 @@
 // Command overhead runs one workload under one Go tracer configuration and prints the result as
 // one JSON line, for comparison with flight-recorder's tokio overhead benchmark.
 //
-//	overhead -workload spawn|yield|pingpong|http -config go-none|go-trace|go-flight [-trace-dir DIR] [-addr ADDR]
+//	overhead -workload spawn|yield|pingpong|http -config go-none|go-trace|go-flight [-size small|large] [-trace-dir DIR] [-addr ADDR]
+//
+// The sizes are the tokio side's (bench/compare): small (the default) starts 100,000 goroutines
+// at once, yields 100 goroutines × 5,000 times and runs 1,000 ping-pong pairs × 200 round trips;
+// large starts 3,000,000 goroutines in batches of 1,000, yields 1,000 goroutines × 10,000 times
+// and runs 1,000 pairs × 4,000 round trips.
 //
 // The program runs with GOMAXPROCS=2 (the tokio side's two workers) unless the GOMAXPROCS
 // environment variable says otherwise.
@@ -42,12 +47,19 @@ import (
 	"time"
 )
 
-const (
-	spawnTasks    = 100_000
-	yieldTasks    = 100
-	yieldsPerTask = 5_000
-	pingPongPairs = 1_000
-	pingPongTrips = 200
+// sizes is the amount of work of each micro workload.
+type sizes struct {
+	spawnTasks    int
+	spawnBatch    int // goroutines started before they are waited for, batch after batch
+	yieldTasks    int
+	yieldsPerTask int
+	pingPongPairs int
+	pingPongTrips int
+}
+
+var (
+	small = sizes{spawnTasks: 100_000, spawnBatch: 100_000, yieldTasks: 100, yieldsPerTask: 5_000, pingPongPairs: 1_000, pingPongTrips: 200}
+	large = sizes{spawnTasks: 3_000_000, spawnBatch: 1_000, yieldTasks: 1_000, yieldsPerTask: 10_000, pingPongPairs: 1_000, pingPongTrips: 4_000}
 )
 
 // result is the JSON line a run prints at the end.
@@ -76,9 +88,19 @@ func main() {
 	config := flag.String("config", "", "go-none, go-trace or go-flight")
 	traceDir := flag.String("trace-dir", os.TempDir(), "folder for go-trace's trace file (removed at exit)")
 	addr := flag.String("addr", "127.0.0.1:0", "address the http workload listens on")
+	size := flag.String("size", "small", "small or large")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		fail("unexpected arguments: %v", flag.Args())
+	}
+	var sz sizes
+	switch *size {
+	case "small":
+		sz = small
+	case "large":
+		sz = large
+	default:
+		fail("unknown -size %q (want small or large)", *size)
 	}
 
 	if os.Getenv("GOMAXPROCS") == "" {
@@ -88,11 +110,11 @@ func main() {
 	var run func()
 	switch *workload {
 	case "spawn":
-		run = spawnHeavy
+		run = func() { spawnHeavy(sz) }
 	case "yield":
-		run = yieldHeavy
+		run = func() { yieldHeavy(sz) }
 	case "pingpong":
-		run = pingPong
+		run = func() { pingPong(sz) }
 	case "http":
 	default:
 		fail("unknown -workload %q (want spawn, yield, pingpong or http)", *workload)
@@ -235,29 +257,33 @@ func warmUp() {
 	<-done
 }
 
-// spawnHeavy starts 100,000 goroutines that each store their index, and waits for all of them.
-func spawnHeavy() {
-	slots := make([]int, spawnTasks)
-	var wg sync.WaitGroup
-	wg.Add(spawnTasks)
-	for i := range spawnTasks {
-		go func() {
-			slots[i] = i
-			wg.Done()
-		}()
+// spawnHeavy starts goroutines that each store their index, a batch at a time, and waits for
+// each batch before it starts the next.
+func spawnHeavy(sz sizes) {
+	slots := make([]int, sz.spawnBatch)
+	for next := 0; next < sz.spawnTasks; next += sz.spawnBatch {
+		batch := min(sz.spawnBatch, sz.spawnTasks-next)
+		var wg sync.WaitGroup
+		wg.Add(batch)
+		for i := range batch {
+			go func() {
+				slots[i] = next + i
+				wg.Done()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	runtime.KeepAlive(slots)
 }
 
-// yieldHeavy starts 100 goroutines that each yield 5,000 times, and waits for all of them.
-func yieldHeavy() {
+// yieldHeavy starts goroutines that each yield, and waits for all of them.
+func yieldHeavy(sz sizes) {
 	var wg sync.WaitGroup
-	wg.Add(yieldTasks)
-	for range yieldTasks {
+	wg.Add(sz.yieldTasks)
+	for range sz.yieldTasks {
 		go func() {
 			defer wg.Done()
-			for range yieldsPerTask {
+			for range sz.yieldsPerTask {
 				runtime.Gosched()
 			}
 		}()
@@ -265,13 +291,13 @@ func yieldHeavy() {
 	wg.Wait()
 }
 
-// pingPong runs 1,000 pairs of goroutines joined by two channels of capacity 1: ping sends n and
-// waits for its echo, 200 times, then closes its channel; pong echoes until that channel closes.
-// It waits for every ping and pong.
-func pingPong() {
+// pingPong runs pairs of goroutines joined by two channels of capacity 1: ping sends n and waits
+// for its echo, round trip after round trip, then closes its channel; pong echoes until that
+// channel closes. It waits for every ping and pong.
+func pingPong(sz sizes) {
 	var wg sync.WaitGroup
-	wg.Add(2 * pingPongPairs)
-	for range pingPongPairs {
+	wg.Add(2 * sz.pingPongPairs)
+	for range sz.pingPongPairs {
 		toPong := make(chan int, 1)
 		toPing := make(chan int, 1)
 		go func() {
@@ -282,7 +308,7 @@ func pingPong() {
 		}()
 		go func() {
 			defer wg.Done()
-			for n := range pingPongTrips {
+			for n := range sz.pingPongTrips {
 				toPong <- n
 				if echo := <-toPing; echo != n {
 					fail("pingpong: sent %d, echoed %d", n, echo)

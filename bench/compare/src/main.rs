@@ -2,8 +2,15 @@
 //!
 //! ```text
 //! flight-recorder-compare --workload spawn|yield|pingpong|http \
-//!     --config none|fr-hooks|fr-flight|fr-trace|console|dial9|dial9-disk [--trace-dir DIR]
+//!     --config none|fr-hooks|fr-flight|fr-spawn|fr-trace|console|dial9|dial9-disk \
+//!     [--size small|large] [--trace-dir DIR]
 //! ```
+//!
+//! Sizes (the same as the Go programs in `bench/go`): `small` (the default) spawns 100,000 tasks
+//! in one batch, yields 100 tasks × 5,000 times and runs 1,000 ping-pong pairs × 200 round
+//! trips; `large` spawns 3,000,000 tasks in batches of 1,000, yields 1,000 tasks × 10,000 times
+//! and runs 1,000 pairs × 4,000 round trips (the large sizes of
+//! `crates/flight-recorder/benches/tokio_overhead.rs`).
 //!
 //! Every configuration runs the same code on a 2-worker multi-thread runtime; only what is
 //! attached to the runtime differs:
@@ -14,6 +21,9 @@
 //! - `fr-flight`: `flight_recorder::tokio::instrument` and a running `FlightRecorder` (10 s,
 //!   64 MiB window); after the workload the window is written out to a byte counter, and its
 //!   size and the time `write_to` took are reported;
+//! - `fr-spawn`: `fr-flight`, with the micro workloads' tasks started by
+//!   `flight_recorder::tokio::spawn` (the instrumented spawn, which records every wake with its
+//!   waker) instead of `tokio::spawn`;
 //! - `fr-trace`: `flight_recorder::tokio::instrument` and a `FullTrace` into a file;
 //! - `console`: `console_subscriber` as its README shows (`console_subscriber::init()`), which
 //!   needs tokio's `tracing` feature and `--cfg tokio_unstable`;
@@ -29,19 +39,45 @@
 //! One process runs one measurement, because the peers install process-wide state (a global
 //! `tracing` subscriber, a global dial9 handle) that cannot be taken down again.
 
+use std::future::Future;
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dial9::{Dial9HandleTokioExt, DiskBuffer, MemoryBuffer, TokioAttachOptions};
 use flight_recorder::{FlightRecorder, FlightRecorderConfig, FullTrace};
 
-/// The amount of work, the same as the Go programs in `bench/go`.
-const SPAWN_TASKS: u64 = 100_000;
-const YIELD_TASKS: usize = 100;
-const YIELDS_PER_TASK: usize = 5_000;
-const PING_PONG_PAIRS: usize = 1_000;
-const ROUND_TRIPS: u32 = 200;
+/// The amount of work of each micro workload, the same as the Go programs in `bench/go`.
+struct Sizes {
+    spawn_tasks: u64,
+    /// Tasks spawned before they are awaited, batch after batch.
+    spawn_batch: u64,
+    yield_tasks: usize,
+    yields_per_task: usize,
+    ping_pong_pairs: usize,
+    round_trips: u32,
+}
+
+/// `--size small`, the default.
+const SMALL: Sizes = Sizes {
+    spawn_tasks: 100_000,
+    spawn_batch: 100_000,
+    yield_tasks: 100,
+    yields_per_task: 5_000,
+    ping_pong_pairs: 1_000,
+    round_trips: 200,
+};
+
+/// `--size large`.
+const LARGE: Sizes = Sizes {
+    spawn_tasks: 3_000_000,
+    spawn_batch: 1_000,
+    yield_tasks: 1_000,
+    yields_per_task: 10_000,
+    ping_pong_pairs: 1_000,
+    round_trips: 4_000,
+};
 
 const WORKERS: usize = 2;
 const WINDOW_BYTES: usize = 64 << 20;
@@ -59,6 +95,7 @@ enum Config {
     None,
     FrHooks,
     FrFlight,
+    FrSpawn,
     FrTrace,
     Console,
     Dial9,
@@ -70,12 +107,14 @@ struct Args {
     workload_name: String,
     config: Config,
     config_name: String,
+    sizes: &'static Sizes,
     trace_dir: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut workload = None;
     let mut config = None;
+    let mut size = String::from("small");
     let mut trace_dir = std::env::temp_dir();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -83,6 +122,7 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--workload" => workload = Some(value()?),
             "--config" => config = Some(value()?),
+            "--size" => size = value()?,
             "--trace-dir" => trace_dir = PathBuf::from(value()?),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
@@ -101,11 +141,17 @@ fn parse_args() -> Result<Args, String> {
             "none" => Config::None,
             "fr-hooks" => Config::FrHooks,
             "fr-flight" => Config::FrFlight,
+            "fr-spawn" => Config::FrSpawn,
             "fr-trace" => Config::FrTrace,
             "console" => Config::Console,
             "dial9" => Config::Dial9,
             "dial9-disk" => Config::Dial9Disk,
             other => return Err(format!("unknown config {other:?}")),
+        },
+        sizes: match size.as_str() {
+            "small" => &SMALL,
+            "large" => &LARGE,
+            other => return Err(format!("unknown size {other:?} (want small or large)")),
         },
         workload_name,
         config_name,
@@ -113,20 +159,42 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-async fn spawn_heavy() {
-    let tasks: Vec<_> = (0..SPAWN_TASKS)
-        .map(|i| tokio::spawn(async move { std::hint::black_box(i) }))
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
+/// Whether the micro workloads start their tasks with the instrumented spawn (`fr-spawn`).
+static INSTRUMENTED_SPAWN: AtomicBool = AtomicBool::new(false);
+
+/// Starts a micro workload's task: `tokio::spawn`, or the instrumented spawn in `fr-spawn`.
+fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    if INSTRUMENTED_SPAWN.load(Ordering::Relaxed) {
+        flight_recorder::tokio::spawn(future)
+    } else {
+        tokio::spawn(future)
     }
 }
 
-async fn yield_heavy() {
-    let tasks: Vec<_> = (0..YIELD_TASKS)
+async fn spawn_heavy(sizes: &Sizes) {
+    let mut next = 0;
+    while next < sizes.spawn_tasks {
+        let end = (next + sizes.spawn_batch).min(sizes.spawn_tasks);
+        let tasks: Vec<_> = (next..end)
+            .map(|i| spawn(async move { std::hint::black_box(i) }))
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        next = end;
+    }
+}
+
+async fn yield_heavy(sizes: &Sizes) {
+    let yields = sizes.yields_per_task;
+    let tasks: Vec<_> = (0..sizes.yield_tasks)
         .map(|_| {
-            tokio::spawn(async {
-                for _ in 0..YIELDS_PER_TASK {
+            spawn(async move {
+                for _ in 0..yields {
                     tokio::task::yield_now().await;
                 }
             })
@@ -137,20 +205,21 @@ async fn yield_heavy() {
     }
 }
 
-async fn ping_pong() {
-    let pairs: Vec<_> = (0..PING_PONG_PAIRS)
+async fn ping_pong(sizes: &Sizes) {
+    let round_trips = sizes.round_trips;
+    let pairs: Vec<_> = (0..sizes.ping_pong_pairs)
         .map(|_| {
             let (to_pong, mut pong_rx) = tokio::sync::mpsc::channel::<u32>(1);
             let (to_ping, mut ping_rx) = tokio::sync::mpsc::channel::<u32>(1);
-            let pong = tokio::spawn(async move {
+            let pong = spawn(async move {
                 while let Some(n) = pong_rx.recv().await {
                     if to_ping.send(n).await.is_err() {
                         break;
                     }
                 }
             });
-            let ping = tokio::spawn(async move {
-                for n in 0..ROUND_TRIPS {
+            let ping = spawn(async move {
+                for n in 0..round_trips {
                     to_pong.send(n).await.unwrap();
                     ping_rx.recv().await.unwrap();
                 }
@@ -187,11 +256,11 @@ async fn http_server() -> io::Result<()> {
         .await
 }
 
-async fn run_workload(workload: Workload) -> io::Result<()> {
+async fn run_workload(workload: Workload, sizes: &Sizes) -> io::Result<()> {
     match workload {
-        Workload::Spawn => spawn_heavy().await,
-        Workload::Yield => yield_heavy().await,
-        Workload::PingPong => ping_pong().await,
+        Workload::Spawn => spawn_heavy(sizes).await,
+        Workload::Yield => yield_heavy(sizes).await,
+        Workload::PingPong => ping_pong(sizes).await,
         Workload::Http => http_server().await?,
     }
     Ok(())
@@ -220,7 +289,8 @@ fn attach(args: &Args) -> io::Result<(tokio::runtime::Runtime, Attached)> {
             flight_recorder::tokio::instrument(&mut b);
             (b.build()?, Attached::Nothing)
         }
-        Config::FrFlight => {
+        Config::FrFlight | Config::FrSpawn => {
+            INSTRUMENTED_SPAWN.store(args.config == Config::FrSpawn, Ordering::Relaxed);
             let mut b = builder();
             flight_recorder::tokio::instrument(&mut b);
             let rt = b.build()?;
@@ -349,7 +419,7 @@ fn run(args: &Args) -> io::Result<()> {
         .map_err(io::Error::other)?;
     let start = Instant::now();
     let cpu_start = cpu_seconds();
-    rt.block_on(run_workload(args.workload))?;
+    rt.block_on(run_workload(args.workload, args.sizes))?;
     let cpu = cpu_seconds() - cpu_start;
     let seconds = start.elapsed().as_secs_f64();
     let (trace_bytes, snapshot_seconds) = detach(attached, rt, args)?;
